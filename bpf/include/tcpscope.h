@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every tcpscope BPF program shares: ring buffers whose failed reservations are
+ * always counted, and submits that wake the reader only when enough data is waiting.
+ *
+ *   TCPSCOPE_RINGBUF(events, 1 << 22);
+ *   struct my_event *e = tcpscope_reserve(events, sizeof(*e));
+ *   if (!e) return 0;            // counted in events_lost, read by the loader
+ *   ...
+ *   tcpscope_submit(events, e);
+ *
+ * The reader also wakes itself on a short timer, so a quiet ring still reaches user space
+ * within the configured latency even when no submit crossed the threshold.
+ */
+#ifndef TCPSCOPE_H
+#define TCPSCOPE_H
+
+#include <bpf/bpf_helpers.h>
+
+/* Bytes waiting in a ring before a submit wakes the reader. 0 wakes on every submit
+ * (libbpf's default behaviour). Set from user space before load. */
+const volatile __u32 tcpscope_wakeup_bytes = 0;
+
+/* A ring buffer map plus its loss counter `<name>_lost` in .bss, which the loader finds by
+ * name and reports as `lost`. */
+#define TCPSCOPE_RINGBUF(name, bytes)                \
+	struct {                                     \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);  \
+		__uint(max_entries, bytes);          \
+	} name SEC(".maps");                         \
+	__u64 name##_lost = 0
+
+static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lost)
+{
+	void *record = bpf_ringbuf_reserve(ring, size, 0);
+
+	if (!record)
+		__sync_fetch_and_add(lost, 1);
+	return record;
+}
+
+static __always_inline __u64 tcpscope__wakeup_flags(void *ring)
+{
+	__u32 threshold = tcpscope_wakeup_bytes;
+
+	if (threshold == 0)
+		return 0;
+	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= threshold ? BPF_RB_FORCE_WAKEUP
+									: BPF_RB_NO_WAKEUP;
+}
+
+#define tcpscope_reserve(ring, size) tcpscope__reserve(&ring, size, &ring##_lost)
+#define tcpscope_submit(ring, record) bpf_ringbuf_submit(record, tcpscope__wakeup_flags(&ring))
+#define tcpscope_discard(ring, record) bpf_ringbuf_discard(record, BPF_RB_NO_WAKEUP)
+
+/* Copies `size` bytes into a fresh record; counts the loss when the ring is full. */
+#define tcpscope_output(ring, data, size)                                              \
+	({                                                                             \
+		long __ret = bpf_ringbuf_output(&ring, data, size, tcpscope__wakeup_flags(&ring)); \
+		if (__ret)                                                             \
+			__sync_fetch_and_add(&ring##_lost, 1);                         \
+		__ret;                                                                 \
+	})
+
+#endif /* TCPSCOPE_H */

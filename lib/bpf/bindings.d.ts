@@ -1,0 +1,4 @@
+declare module 'bindings' {
+  function bindings(name: string): unknown;
+  export = bindings;
+}

@@ -1,0 +1,99 @@
+// Errors carry what failed, the errno, and what the user can do about it.
+
+/** Raised when a kernel or libbpf operation fails. */
+export class BpfError extends Error {
+  override readonly name: string = 'BpfError';
+  /** Positive errno, e.g. 1 for EPERM. */
+  readonly errno: number;
+  /** Errno name, e.g. 'EPERM'. */
+  readonly code: string;
+  /** What libbpf said while the operation ran (never printed to stderr). */
+  readonly libbpfLog: string;
+
+  constructor(message: string, details: { errno?: number; code?: string; libbpfLog?: string; cause?: unknown } = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.errno = details.errno ?? 0;
+    this.code = details.code ?? 'EUNKNOWN';
+    this.libbpfLog = details.libbpfLog ?? '';
+  }
+}
+
+/** The kernel refused for lack of privilege. */
+export class BpfPermissionError extends BpfError {
+  override readonly name = 'BpfPermissionError';
+}
+
+/** The verifier rejected a program; `verifierLog` holds its explanation. */
+export class VerifierError extends BpfError {
+  override readonly name = 'VerifierError';
+  readonly program: string | undefined;
+  readonly verifierLog: string;
+  constructor(message: string, details: { errno?: number; code?: string; libbpfLog?: string; program?: string; verifierLog: string }) {
+    super(message, details);
+    this.program = details.program;
+    this.verifierLog = details.verifierLog;
+  }
+}
+
+/** The running kernel lacks what was asked for (an attach type, a map type, BTF...). */
+export class NotSupportedError extends BpfError {
+  override readonly name = 'NotSupportedError';
+}
+
+/** A name (program, map, interface, global) that does not exist. */
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+}
+
+export const PRIVILEGE_HINT =
+  'loading and attaching BPF programs needs root or the capabilities CAP_BPF, CAP_PERFMON and ' +
+  'CAP_NET_ADMIN (CAP_SYS_ADMIN on kernels before 5.8); run with sudo or grant them, e.g. ' +
+  '`setcap cap_bpf,cap_perfmon,cap_net_admin+ep $(which node)`';
+
+interface NativeErrorShape {
+  message: string;
+  errno?: number;
+  code?: string;
+  libbpfLog?: string;
+}
+
+function isNativeError(e: unknown): e is Error & NativeErrorShape {
+  return e instanceof Error && typeof (e as { errno?: unknown }).errno === 'number';
+}
+
+const VERIFIER_LOG = /prog '([^']+)': -- BEGIN PROG LOAD LOG --\n([\s\S]*?)-- END PROG LOAD LOG --/;
+
+/** Turns an addon error into the typed error a user can act on. */
+export function translateError(e: unknown, context: string): unknown {
+  if (!isNativeError(e)) return e;
+  const errno = e.errno ?? 0;
+  const code = e.code ?? 'EUNKNOWN';
+  const libbpfLog = e.libbpfLog ?? '';
+  const details = { errno, code, libbpfLog, cause: e };
+  const verifier = VERIFIER_LOG.exec(libbpfLog);
+  if (verifier) {
+    const [, program, log] = verifier;
+    const tail = (log ?? '').trim().split('\n').slice(-12).join('\n');
+    return new VerifierError(
+      `${context}: the verifier rejected program '${program}' (${code}). Last lines of the verifier log:\n${tail}`,
+      { ...details, program, verifierLog: log ?? '' },
+    );
+  }
+  if (code === 'EPERM' || code === 'EACCES') {
+    return new BpfPermissionError(`${context}: ${e.message}. ${PRIVILEGE_HINT}`, details);
+  }
+  if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP') {
+    return new NotSupportedError(`${context}: ${e.message}`, details);
+  }
+  const lastLog = libbpfLog.trim().split('\n').filter(Boolean).slice(-3).join('\n');
+  return new BpfError(`${context}: ${e.message}${lastLog ? `\nlibbpf: ${lastLog}` : ''}`, details);
+}
+
+/** Runs a native call and rethrows its failure as a typed error. */
+export function call<T>(context: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw translateError(e, context);
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * tcpscope/bpf: the generic eBPF runtime. Open and load CO-RE objects, attach programs,
+ * read maps, ring buffers and perf buffers from TypeScript.
+ */
+export { BpfObject } from './object';
+export type { OpenOptions } from './object';
+export { Program } from './program';
+export type { XdpMode, XdpOptions, TcOptions, UprobeOptions, TestRunOptions, TestRunResult } from './program';
+export { Link } from './link';
+export { BpfMap, MapType, UpdateFlags } from './map';
+export type { MapCodecs } from './map';
+export { RecordReader } from './ringbuf';
+export type { RecordDecoder, ReaderOptions, ReaderStats } from './ringbuf';
+export { RecordBatch } from './batch';
+export * as codecs from './codec';
+export type { Codec } from './codec';
+export { BpfError, BpfPermissionError, VerifierError, NotSupportedError, NotFoundError } from './errors';
+export { interfaceIndex, interfaceName } from './netif';
+export type { InterfaceRef } from './netif';
+export { tracePipe } from './tracepipe';
+export type { TraceLine } from './tracepipe';
+export { tcpFrame, parseIp, TCP_FLAGS } from './packet';
+export type { TcpFrameOptions } from './packet';
+export { ensureBpffs, ensureTracefs, cgroup2Root, bpfPrivilege, PIN_ROOT } from './sys';
+export { Btf } from './btf/parse';
+export { decoderFor, encoderFor } from './btf/codec';

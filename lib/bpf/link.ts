@@ -1,0 +1,47 @@
+import { call } from './errors';
+import type { NativeLink } from './native';
+
+/** One attachment of a program. Detached by detach(), `using`, or when its object closes. */
+export class Link implements Disposable {
+  /** What holds the attachment: 'tracepoint', 'xdp', 'tcx', 'tc', 'cgroup', 'socket_filter'... */
+  readonly kind: string;
+  readonly program: string;
+  private handle: NativeLink | undefined;
+  private readonly onDetach: ((link: Link) => void) | undefined;
+
+  /** @internal */
+  constructor(handle: NativeLink, program: string, onDetach?: (link: Link) => void) {
+    this.handle = handle;
+    this.kind = handle.kind;
+    this.program = program;
+    this.onDetach = onDetach;
+  }
+
+  get attached(): boolean {
+    return this.handle?.attached ?? false;
+  }
+
+  /** The link's fd, or -1 for attachments that have none (legacy tc, netlink XDP, socket filters). */
+  get fd(): number {
+    return this.handle?.fd ?? -1;
+  }
+
+  /** Pins a BPF link in bpffs so it outlives this process; `tcpscope cleanup` removes it. */
+  pin(path: string): void {
+    const handle = this.handle;
+    if (!handle) throw new Error(`link of '${this.program}' is detached`);
+    call(`pin link of '${this.program}'`, () => handle.pin(path));
+  }
+
+  detach(): void {
+    const handle = this.handle;
+    if (!handle) return;
+    this.handle = undefined;
+    this.onDetach?.(this);
+    call(`detach '${this.program}' (${this.kind})`, () => handle.detach());
+  }
+
+  [Symbol.dispose](): void {
+    this.detach();
+  }
+}

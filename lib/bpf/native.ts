@@ -1,0 +1,144 @@
+// Typed view of the N-API addon. Nothing outside lib/bpf imports the addon directly.
+import bindings from 'bindings';
+
+export interface NativeProgramInfo {
+  name: string;
+  section: string;
+  type: number;
+  typeName: string;
+  expectedAttachType: number;
+  attachTypeName: string;
+  autoload: boolean;
+  fd: number;
+}
+
+export interface NativeMapInfo {
+  name: string;
+  type: number;
+  typeName: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  internal?: boolean;
+  fd?: number;
+  id?: number;
+  btfValueTypeId: number;
+  btfKeyTypeId: number;
+}
+
+export interface NativeAttachSpec {
+  kind: string;
+  [key: string]: string | number | boolean | undefined;
+}
+
+export interface NativeLink {
+  detach(): void;
+  pin(path: string): void;
+  readonly fd: number;
+  readonly kind: string;
+  readonly attached: boolean;
+}
+
+export interface NativeObject {
+  programs(): NativeProgramInfo[];
+  maps(): NativeMapInfo[];
+  btf(): Buffer | null;
+  initialValue(map: string): Buffer | null;
+  setInitialValue(map: string, value: Uint8Array): void;
+  setAutoload(program: string, autoload: boolean): void;
+  setMaxEntries(map: string, maxEntries: number): void;
+  load(): string;
+  programFd(program: string): number;
+  mapFd(map: string): number;
+  attach(program: string, spec: NativeAttachSpec): NativeLink;
+  close(): void;
+}
+
+export interface NativeRingReader {
+  consume(target: Uint8Array): number;
+  pending(): number;
+  close(): void;
+  readonly size: number;
+}
+
+export interface NativePerfReader {
+  consume(target: Uint8Array): number;
+  close(): void;
+  readonly epollFd: number;
+  readonly lost: number;
+}
+
+export interface NativeFdWatcher {
+  start(): void;
+  stop(): void;
+  close(): void;
+}
+
+export interface NativeTestRunOptions {
+  data?: Uint8Array;
+  dataOutSize?: number;
+  ctx?: Uint8Array;
+  repeat?: number;
+  flags?: number;
+  cpu?: number;
+}
+
+export interface NativeTestRunResult {
+  retval: number;
+  durationNs: number;
+  data?: Buffer;
+  ctx?: Buffer;
+}
+
+export interface NativeProgInfo {
+  id: number;
+  type: number;
+  name: string;
+  runCount: number;
+  runTimeNs: number;
+}
+
+export interface NativeAddon {
+  NativeObject: new (source: string | Uint8Array, options: { name?: string; btfCustomPath?: string; kernelLogLevel?: number }) => NativeObject;
+  NativeRingReader: new (mapFd: number) => NativeRingReader;
+  NativePerfReader: new (mapFd: number, pagesPerCpu: number) => NativePerfReader;
+  FdWatcher: new (fd: number, onReadable: (status: number) => void) => NativeFdWatcher;
+  mapLookup(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): boolean;
+  mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): void;
+  mapDelete(fd: number, key: Uint8Array): boolean;
+  mapNextKey(fd: number, key: Uint8Array | null, out: Uint8Array): boolean;
+  mapDumpBatch(fd: number, keys: Uint8Array, values: Uint8Array, keySize: number, valueStride: number, capacity: number): number;
+  mapInfo(fd: number): NativeMapInfo & { id: number };
+  mapCreate(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number): number;
+  progInfo(fd: number): NativeProgInfo;
+  objPin(fd: number, path: string): void;
+  objGet(path: string): number;
+  closeFd(fd: number): void;
+  testRun(fd: number, options: NativeTestRunOptions): NativeTestRunResult;
+  numPossibleCpus(): number;
+  ifNameToIndex(name: string): number;
+  ifIndexToName(index: number): string | null;
+  probeProgType(type: number): number;
+  probeMapType(type: number): number;
+  probeHelper(progType: number, helperId: number): number;
+  libbpfVersion(): string;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The loaded addon; loading is deferred so importing tcpscope never fails by itself. */
+export function native(): NativeAddon {
+  if (!addon) {
+    try {
+      addon = bindings('tcpscope') as NativeAddon;
+    } catch (cause) {
+      throw new Error(
+        'tcpscope: the native addon is not built (build/Release/tcpscope.node). ' +
+          'Run `npm run build` in the tcpscope package; scripts/setup-debian.sh installs what it needs.',
+        { cause },
+      );
+    }
+  }
+  return addon;
+}

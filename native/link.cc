@@ -1,0 +1,243 @@
+#include "link.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+
+#include "common.h"
+
+#ifndef SO_DETACH_BPF
+#define SO_DETACH_BPF 27
+#endif
+
+namespace tcpscope {
+
+namespace {
+
+class LibbpfLinkAttachment : public Attachment {
+ public:
+  LibbpfLinkAttachment(struct bpf_link* link, std::string kind) : link_(link), kind_(std::move(kind)) {}
+  ~LibbpfLinkAttachment() override { Detach(); }
+  int Detach() override {
+    if (link_ == nullptr) return 0;
+    int err = bpf_link__destroy(link_);
+    link_ = nullptr;
+    return err;
+  }
+  int Fd() const override { return link_ ? bpf_link__fd(link_) : -1; }
+  int Pin(const std::string& path) override { return link_ ? bpf_link__pin(link_, path.c_str()) : -EBADF; }
+  std::string Kind() const override { return kind_; }
+
+ private:
+  struct bpf_link* link_;
+  std::string kind_;
+};
+
+class RawFdAttachment : public Attachment {
+ public:
+  RawFdAttachment(int fd, std::string kind) : fd_(fd), kind_(std::move(kind)) {}
+  ~RawFdAttachment() override { Detach(); }
+  int Detach() override {
+    if (fd_ < 0) return 0;
+    int err = close(fd_) == 0 ? 0 : -errno;
+    fd_ = -1;
+    return err;
+  }
+  int Fd() const override { return fd_; }
+  int Pin(const std::string& path) override {
+    return fd_ >= 0 ? (bpf_obj_pin(fd_, path.c_str()) == 0 ? 0 : -errno) : -EBADF;
+  }
+  std::string Kind() const override { return kind_; }
+
+ private:
+  int fd_;
+  std::string kind_;
+};
+
+class ClsactFilterAttachment : public Attachment {
+ public:
+  ClsactFilterAttachment(int ifindex, bool ingress, uint32_t handle, uint32_t priority)
+      : ifindex_(ifindex), ingress_(ingress), handle_(handle), priority_(priority) {}
+  ~ClsactFilterAttachment() override { Detach(); }
+  int Detach() override {
+    if (detached_) return 0;
+    detached_ = true;
+    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_,
+                        .attach_point = ingress_ ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle_, .priority = priority_);
+    int err = bpf_tc_detach(&hook, &opts);
+    ReleaseClsact(ifindex_);
+    // The interface may be gone already (a deleted veth takes its filters with it).
+    return err == -ENODEV || err == -ENOENT ? 0 : err;
+  }
+  std::string Kind() const override { return "tc"; }
+
+ private:
+  int ifindex_;
+  bool ingress_;
+  uint32_t handle_;
+  uint32_t priority_;
+  bool detached_ = false;
+};
+
+class XdpNetlink : public Attachment {
+ public:
+  XdpNetlink(int ifindex, uint32_t flags, int prog_fd) : ifindex_(ifindex), flags_(flags), prog_fd_(prog_fd) {}
+  ~XdpNetlink() override { Detach(); }
+  int Detach() override {
+    if (detached_) return 0;
+    detached_ = true;
+    DECLARE_LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd_);
+    int err = bpf_xdp_detach(ifindex_, flags_ | XDP_FLAGS_REPLACE, &opts);
+    return err == -ENODEV ? 0 : err;
+  }
+  std::string Kind() const override { return "xdp"; }
+
+ private:
+  int ifindex_;
+  uint32_t flags_;
+  int prog_fd_;
+  bool detached_ = false;
+};
+
+class SocketFilter : public Attachment {
+ public:
+  explicit SocketFilter(int socket_fd) : socket_fd_(socket_fd) {}
+  ~SocketFilter() override { Detach(); }
+  int Detach() override {
+    if (socket_fd_ < 0) return 0;
+    int unused = 0;
+    int err = setsockopt(socket_fd_, SOL_SOCKET, SO_DETACH_BPF, &unused, sizeof(unused)) == 0 ? 0 : -errno;
+    socket_fd_ = -1;
+    // A socket closed before its filter was detached took the filter with it.
+    return err == -EBADF || err == -ENOENT || err == -ENOTSOCK ? 0 : err;
+  }
+  std::string Kind() const override { return "socket_filter"; }
+
+ private:
+  int socket_fd_;
+};
+
+struct ClsactUse {
+  int users = 0;
+  bool created = false;
+};
+std::map<int, ClsactUse>& ClsactUses() {
+  static std::map<int, ClsactUse> uses;
+  return uses;
+}
+
+class Link : public Napi::ObjectWrap<Link> {
+ public:
+  static Napi::FunctionReference constructor;
+
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function fn = DefineClass(env, "NativeLink",
+                                    {InstanceMethod("detach", &Link::DetachJs),
+                                     InstanceMethod("pin", &Link::PinJs),
+                                     InstanceAccessor("fd", &Link::FdJs, nullptr),
+                                     InstanceAccessor("kind", &Link::KindJs, nullptr),
+                                     InstanceAccessor("attached", &Link::AttachedJs, nullptr)});
+    constructor = Napi::Persistent(fn);
+    exports.Set("NativeLink", fn);
+  }
+
+  explicit Link(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Link>(info) {}
+
+  void Adopt(std::unique_ptr<Attachment> attachment) {
+    kind_ = attachment->Kind();
+    attachment_ = std::move(attachment);
+  }
+
+ private:
+  Napi::Value DetachJs(const Napi::CallbackInfo& info) {
+    if (!attachment_) return info.Env().Undefined();
+    LogCapture capture;
+    int err = attachment_->Detach();
+    attachment_.reset();
+    if (err < 0) throw MakeBpfError(info.Env(), "detach " + kind_, err, capture.Take());
+    return info.Env().Undefined();
+  }
+  Napi::Value PinJs(const Napi::CallbackInfo& info) {
+    if (!attachment_) throw Napi::Error::New(info.Env(), "link is detached");
+    std::string path = info[0].As<Napi::String>();
+    LogCapture capture;
+    int err = attachment_->Pin(path);
+    if (err < 0) throw MakeBpfError(info.Env(), "pin link " + kind_ + " at " + path, err, capture.Take());
+    return info.Env().Undefined();
+  }
+  Napi::Value FdJs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), attachment_ ? attachment_->Fd() : -1);
+  }
+  Napi::Value KindJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kind_); }
+  Napi::Value AttachedJs(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), attachment_ != nullptr);
+  }
+
+  std::unique_ptr<Attachment> attachment_;
+  std::string kind_;
+};
+
+Napi::FunctionReference Link::constructor;
+
+}  // namespace
+
+int AcquireClsact(int ifindex, std::string* log) {
+  ClsactUse& use = ClsactUses()[ifindex];
+  if (use.users == 0) {
+    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    int err = bpf_tc_hook_create(&hook);
+    if (err < 0 && err != -EEXIST) {
+      ClsactUses().erase(ifindex);
+      (void)log;
+      return err;
+    }
+    use.created = err == 0;
+  }
+  use.users++;
+  return 0;
+}
+
+void ReleaseClsact(int ifindex) {
+  auto it = ClsactUses().find(ifindex);
+  if (it == ClsactUses().end()) return;
+  if (--it->second.users > 0) return;
+  if (it->second.created) {
+    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+                        .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    bpf_tc_hook_destroy(&hook);
+  }
+  ClsactUses().erase(it);
+}
+
+std::unique_ptr<Attachment> LibbpfAttachment(struct bpf_link* link, std::string kind) {
+  return std::make_unique<LibbpfLinkAttachment>(link, std::move(kind));
+}
+std::unique_ptr<Attachment> FdAttachment(int fd, std::string kind) {
+  return std::make_unique<RawFdAttachment>(fd, std::move(kind));
+}
+std::unique_ptr<Attachment> TcAttachment(int ifindex, bool ingress, uint32_t handle, uint32_t priority) {
+  return std::make_unique<ClsactFilterAttachment>(ifindex, ingress, handle, priority);
+}
+std::unique_ptr<Attachment> XdpNetlinkAttachment(int ifindex, uint32_t flags, int prog_fd) {
+  return std::make_unique<XdpNetlink>(ifindex, flags, prog_fd);
+}
+std::unique_ptr<Attachment> SocketFilterAttachment(int socket_fd) {
+  return std::make_unique<SocketFilter>(socket_fd);
+}
+
+Napi::Object NewLink(Napi::Env env, std::unique_ptr<Attachment> attachment) {
+  Napi::Object object = Link::constructor.New({});
+  Link::Unwrap(object)->Adopt(std::move(attachment));
+  (void)env;
+  return object;
+}
+
+void InitLink(Napi::Env env, Napi::Object exports) { Link::Init(env, exports); }
+
+}  // namespace tcpscope

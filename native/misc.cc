@@ -1,0 +1,186 @@
+// Small kernel facilities the JS layer needs: fd readiness through libuv, program test
+// runs, feature probes and interface names.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "common.h"
+
+namespace tcpscope {
+
+namespace {
+
+// Watches an fd for readability on the Node event loop: no thread, no busy polling.
+// The owner stops it while it is not waiting, so level-triggered readiness never spins.
+class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function fn = DefineClass(env, "FdWatcher",
+                                    {InstanceMethod("start", &FdWatcher::Start), InstanceMethod("stop", &FdWatcher::Stop),
+                                     InstanceMethod("close", &FdWatcher::CloseJs)});
+    exports.Set("FdWatcher", fn);
+  }
+
+  // new FdWatcher(fd, onReadable)
+  explicit FdWatcher(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<FdWatcher>(info), context_(info.Env(), "tcpscope:FdWatcher") {
+    Napi::Env env = info.Env();
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    handle_ = new uv_poll_t();
+    int err = uv_poll_init(loop, handle_, info[0].As<Napi::Number>().Int32Value());
+    if (err != 0) {
+      delete handle_;
+      handle_ = nullptr;
+      throw Napi::Error::New(env, std::string("watch fd: ") + uv_strerror(err));
+    }
+    handle_->data = this;
+  }
+
+  ~FdWatcher() override { Release(); }
+
+ private:
+  static void OnReady(uv_poll_t* handle, int status, int events) {
+    (void)events;
+    auto* self = static_cast<FdWatcher*>(handle->data);
+    if (self == nullptr) return;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    self->callback_.MakeCallback(env.Undefined(), {Napi::Number::New(env, status)}, self->context_);
+  }
+
+  void Release() {
+    if (handle_ == nullptr) return;
+    uv_poll_stop(handle_);
+    handle_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    handle_ = nullptr;
+    if (active_) Unref();
+    active_ = false;
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (handle_ == nullptr) throw Napi::Error::New(info.Env(), "watcher is closed");
+    int err = uv_poll_start(handle_, UV_READABLE, &FdWatcher::OnReady);
+    if (err != 0) throw Napi::Error::New(info.Env(), std::string("watch fd: ") + uv_strerror(err));
+    if (!active_) Ref();  // the JS object must outlive a pending callback
+    active_ = true;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_poll_stop(handle_);
+    if (active_) Unref();
+    active_ = false;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value CloseJs(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  uv_poll_t* handle_ = nullptr;
+  bool active_ = false;
+  Napi::FunctionReference callback_;
+  Napi::AsyncContext context_;
+};
+
+// testRun(progFd, { data?, dataOutSize?, ctx?, ctxOutSize?, repeat?, flags?, cpu? })
+Napi::Value TestRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Object options = info[1].As<Napi::Object>();
+  DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts);
+  std::vector<uint8_t> data_out, ctx_out;
+  if (options.Has("data") && !options.Get("data").IsUndefined()) {
+    Bytes data = BytesArg(options.Get("data"), "data");
+    opts.data_in = data.data;
+    opts.data_size_in = static_cast<__u32>(data.length);
+    uint32_t out_size = options.Get("dataOutSize").IsNumber()
+                            ? options.Get("dataOutSize").As<Napi::Number>().Uint32Value()
+                            : static_cast<uint32_t>(data.length) + 256;
+    data_out.resize(out_size);
+    opts.data_out = data_out.data();
+    opts.data_size_out = out_size;
+  }
+  if (options.Has("ctx") && !options.Get("ctx").IsUndefined()) {
+    Bytes ctx = BytesArg(options.Get("ctx"), "ctx");
+    opts.ctx_in = ctx.data;
+    opts.ctx_size_in = static_cast<__u32>(ctx.length);
+    ctx_out.resize(ctx.length);
+    opts.ctx_out = ctx_out.data();
+    opts.ctx_size_out = static_cast<__u32>(ctx_out.size());
+  }
+  if (options.Get("repeat").IsNumber()) opts.repeat = options.Get("repeat").As<Napi::Number>().Uint32Value();
+  if (options.Get("flags").IsNumber()) opts.flags = options.Get("flags").As<Napi::Number>().Uint32Value();
+  if (options.Get("cpu").IsNumber()) opts.cpu = options.Get("cpu").As<Napi::Number>().Uint32Value();
+  LogCapture capture;
+  if (bpf_prog_test_run_opts(fd, &opts) != 0) throw MakeBpfError(env, "test run", errno, capture.Take());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("retval", opts.retval);
+  out.Set("durationNs", opts.duration);
+  if (opts.data_out != nullptr)
+    out.Set("data", Napi::Buffer<uint8_t>::Copy(env, data_out.data(), opts.data_size_out));
+  if (opts.ctx_out != nullptr)
+    out.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, ctx_out.data(), opts.ctx_size_out));
+  return out;
+}
+
+Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) throw MakeBpfError(info.Env(), "count possible CPUs", n, "");
+  return Napi::Number::New(info.Env(), n);
+}
+
+Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>();
+  return Napi::Number::New(info.Env(), if_nametoindex(name.c_str()));
+}
+
+Napi::Value IfIndexToName(const Napi::CallbackInfo& info) {
+  char name[IF_NAMESIZE] = {0};
+  if (if_indextoname(info[0].As<Napi::Number>().Uint32Value(), name) == nullptr) return info.Env().Null();
+  return Napi::String::New(info.Env(), name);
+}
+
+Napi::Value ProbeProgType(const Napi::CallbackInfo& info) {
+  int r = libbpf_probe_bpf_prog_type(static_cast<enum bpf_prog_type>(info[0].As<Napi::Number>().Uint32Value()), nullptr);
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value ProbeMapType(const Napi::CallbackInfo& info) {
+  int r = libbpf_probe_bpf_map_type(static_cast<enum bpf_map_type>(info[0].As<Napi::Number>().Uint32Value()), nullptr);
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
+  int r = libbpf_probe_bpf_helper(static_cast<enum bpf_prog_type>(info[0].As<Napi::Number>().Uint32Value()),
+                                  static_cast<enum bpf_func_id>(info[1].As<Napi::Number>().Uint32Value()), nullptr);
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
+}  // namespace
+
+void InitMisc(Napi::Env env, Napi::Object exports) {
+  FdWatcher::Init(env, exports);
+  exports.Set("testRun", Napi::Function::New(env, TestRun));
+  exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
+  exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
+  exports.Set("ifIndexToName", Napi::Function::New(env, IfIndexToName));
+  exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType));
+  exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType));
+  exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));
+  exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
+}
+
+}  // namespace tcpscope

@@ -1,0 +1,129 @@
+// A BPF ring buffer consumer of our own: libbpf's ring_buffer__consume calls a C function
+// per record and cannot stop before a record without consuming it. Here one call copies
+// every committed record that fits, in kernel layout, into a JS-owned buffer with a single
+// memcpy (the kernel maps the data area twice, so a wrapped run is contiguous), then
+// releases them all with one store to the consumer position.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include <bpf/bpf.h>
+
+#include "common.h"
+
+namespace tcpscope {
+
+namespace {
+
+constexpr uint32_t kBusyBit = 1u << 31;
+constexpr uint32_t kDiscardBit = 1u << 30;
+constexpr uint32_t kHeaderSize = 8;
+
+class RingReader : public Napi::ObjectWrap<RingReader> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function fn = DefineClass(env, "NativeRingReader",
+                                    {InstanceMethod("consume", &RingReader::Consume),
+                                     InstanceMethod("pending", &RingReader::Pending),
+                                     InstanceMethod("close", &RingReader::CloseJs),
+                                     InstanceAccessor("size", &RingReader::SizeJs, nullptr)});
+    exports.Set("NativeRingReader", fn);
+  }
+
+  // new NativeRingReader(mapFd)
+  explicit RingReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingReader>(info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    struct bpf_map_info map_info = {};
+    __u32 len = sizeof(map_info);
+    if (bpf_obj_get_info_by_fd(fd, &map_info, &len) != 0) throw MakeBpfError(env, "ring buffer info", errno, "");
+    if (map_info.type != BPF_MAP_TYPE_RINGBUF)
+      throw Napi::TypeError::New(env, std::string("map '") + map_info.name + "' is not a BPF_MAP_TYPE_RINGBUF");
+    page_size_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_ = map_info.max_entries;
+    mask_ = size_ - 1;
+    void* consumer = mmap(nullptr, page_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (consumer == MAP_FAILED) throw MakeBpfError(env, "mmap ring buffer consumer page", errno, "");
+    void* producer = mmap(nullptr, page_size_ + 2 * size_, PROT_READ, MAP_SHARED, fd, page_size_);
+    if (producer == MAP_FAILED) {
+      int err = errno;
+      munmap(consumer, page_size_);
+      throw MakeBpfError(env, "mmap ring buffer data", err, "");
+    }
+    consumer_ = static_cast<uint8_t*>(consumer);
+    producer_ = static_cast<uint8_t*>(producer);
+    data_ = producer_ + page_size_;
+  }
+
+  ~RingReader() override { Unmap(); }
+
+ private:
+  std::atomic<unsigned long>* ConsumerPos() { return reinterpret_cast<std::atomic<unsigned long>*>(consumer_); }
+  std::atomic<unsigned long>* ProducerPos() { return reinterpret_cast<std::atomic<unsigned long>*>(producer_); }
+
+  void Unmap() {
+    if (consumer_ != nullptr) munmap(consumer_, page_size_);
+    if (producer_ != nullptr) munmap(producer_, page_size_ + 2 * size_);
+    consumer_ = producer_ = data_ = nullptr;
+  }
+
+  // consume(target: Uint8Array) -> bytes written; records keep the kernel's 8-byte header
+  // (length with busy/discard bits, page offset) and 8-byte alignment.
+  Napi::Value Consume(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (data_ == nullptr) throw Napi::Error::New(env, "ring buffer reader is closed");
+    Bytes target = BytesArg(info[0], "target");
+    unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
+    unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
+    unsigned long pos = cons;
+    while (pos < prod) {
+      auto* header = reinterpret_cast<std::atomic<uint32_t>*>(data_ + (pos & mask_));
+      uint32_t len = header->load(std::memory_order_acquire);
+      if (len & kBusyBit) break;
+      uint32_t record = ((len & ~kDiscardBit) + kHeaderSize + 7) & ~7u;
+      if (pos - cons + record > target.length) {
+        if (pos == cons)
+          throw Napi::RangeError::New(env, "a ring buffer record (" + std::to_string(record) +
+                                               " bytes) is larger than the batch buffer");
+        break;
+      }
+      pos += record;
+    }
+    size_t bytes = pos - cons;
+    if (bytes > 0) {
+      memcpy(target.data, data_ + (cons & mask_), bytes);
+      ConsumerPos()->store(pos, std::memory_order_release);
+    }
+    return Napi::Number::New(env, static_cast<double>(bytes));
+  }
+
+  Napi::Value Pending(const Napi::CallbackInfo& info) {
+    if (data_ == nullptr) return Napi::Number::New(info.Env(), 0);
+    unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
+    unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
+    return Napi::Number::New(info.Env(), static_cast<double>(prod - cons));
+  }
+
+  Napi::Value CloseJs(const Napi::CallbackInfo& info) {
+    Unmap();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SizeJs(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
+
+  size_t page_size_ = 0;
+  size_t size_ = 0;
+  size_t mask_ = 0;
+  uint8_t* consumer_ = nullptr;
+  uint8_t* producer_ = nullptr;
+  uint8_t* data_ = nullptr;
+};
+
+}  // namespace
+
+void InitRingBuf(Napi::Env env, Napi::Object exports) { RingReader::Init(env, exports); }
+
+}  // namespace tcpscope

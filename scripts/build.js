@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// Builds everything `npm install` must produce: the BPF objects (clang, CO-RE against the
+// running kernel's BTF), the N-API addon (node-gyp) and the TypeScript output (tsc).
+// Each missing prerequisite fails with the packages that provide it.
+'use strict';
+const { spawnSync, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const outDir = path.join(root, 'build', 'bpf');
+const steps = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['bpf', 'addon', 'ts']);
+
+const PACKAGES = {
+  clang: { debian: 'clang llvm', fedora: 'clang llvm' },
+  bpftool: { debian: 'bpftool (Ubuntu: linux-tools-common linux-tools-$(uname -r))', fedora: 'bpftool' },
+  libbpf: { debian: 'libbpf-dev', fedora: 'libbpf-devel' },
+  libelf: { debian: 'libelf-dev', fedora: 'elfutils-libelf-devel' },
+  zlib: { debian: 'zlib1g-dev', fedora: 'zlib-devel' },
+  'pkg-config': { debian: 'pkg-config', fedora: 'pkgconf-pkg-config' },
+};
+
+function missing(what, detail) {
+  const p = PACKAGES[what];
+  const hint = p ? `\n  Debian/Ubuntu: apt-get install ${p.debian}\n  Fedora:        dnf install ${p.fedora}` : '';
+  console.error(`tcpscope build: ${detail}${hint}\n  (scripts/setup-debian.sh installs every prerequisite on Debian/Ubuntu)`);
+  process.exit(1);
+}
+
+function which(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) {
+    console.error(`tcpscope build: ${cmd} ${args.join(' ')} failed (exit ${r.status})`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+function findClang() {
+  for (const c of [process.env.CLANG, 'clang', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang-15', 'clang-14']) {
+    if (c && which(c)) return c;
+  }
+  return missing('clang', 'clang is needed to compile the BPF programs (bpf/*.bpf.c)');
+}
+
+function findBpftool() {
+  for (const c of [process.env.BPFTOOL, 'bpftool', '/usr/sbin/bpftool']) {
+    if (c && (which(c) || fs.existsSync(c))) return c;
+  }
+  return missing('bpftool', 'bpftool is needed to generate vmlinux.h from the kernel BTF');
+}
+
+function vmlinuxHeader() {
+  const header = path.join(outDir, 'vmlinux.h');
+  if (process.env.TCPSCOPE_VMLINUX_H) return process.env.TCPSCOPE_VMLINUX_H;
+  if (fs.existsSync(header)) return header;
+  const btf = process.env.TCPSCOPE_BTF ?? '/sys/kernel/btf/vmlinux';
+  if (!fs.existsSync(btf)) {
+    console.error(`tcpscope build: ${btf} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF.\n` +
+      '  Point TCPSCOPE_BTF at a BTF file for it, or TCPSCOPE_VMLINUX_H at a vmlinux.h made elsewhere.');
+    process.exit(1);
+  }
+  const text = execFileSync(findBpftool(), ['btf', 'dump', 'file', btf, 'format', 'c'], { maxBuffer: 1 << 30 });
+  fs.writeFileSync(header, text);
+  return header;
+}
+
+function bpfSources() {
+  const dirs = ['bpf', 'examples', path.join('test', 'bpf')];
+  const sources = [];
+  for (const dir of dirs) {
+    const abs = path.join(root, dir);
+    if (!fs.existsSync(abs)) continue;
+    for (const entry of fs.readdirSync(abs, { recursive: true })) {
+      if (String(entry).endsWith('.bpf.c')) sources.push(path.join(abs, String(entry)));
+    }
+  }
+  return sources;
+}
+
+function newestHeader() {
+  let newest = 0;
+  const include = path.join(root, 'bpf', 'include');
+  for (const f of fs.existsSync(include) ? fs.readdirSync(include) : []) {
+    newest = Math.max(newest, fs.statSync(path.join(include, f)).mtimeMs);
+  }
+  return newest;
+}
+
+function buildBpf() {
+  fs.mkdirSync(outDir, { recursive: true });
+  const clang = findClang();
+  if (!fs.existsSync('/usr/include/bpf/bpf_helpers.h') && !fs.existsSync('/usr/local/include/bpf/bpf_helpers.h')) {
+    missing('libbpf', 'libbpf headers (bpf/bpf_helpers.h) are missing');
+  }
+  const header = vmlinuxHeader();
+  const headersTime = Math.max(newestHeader(), fs.statSync(header).mtimeMs);
+  const arch = { x64: 'x86', arm64: 'arm64', s390x: 's390', ppc64: 'powerpc', riscv64: 'riscv' }[process.arch] ?? 'x86';
+  const seen = new Map();
+  for (const src of bpfSources()) {
+    const name = path.basename(src).replace(/\.bpf\.c$/, '.bpf.o');
+    if (seen.has(name)) {
+      console.error(`tcpscope build: ${src} and ${seen.get(name)} would both build ${name}; rename one`);
+      process.exit(1);
+    }
+    seen.set(name, src);
+    const obj = path.join(outDir, name);
+    if (fs.existsSync(obj)) {
+      const built = fs.statSync(obj).mtimeMs;
+      if (built > fs.statSync(src).mtimeMs && built > headersTime) continue;
+    }
+    run(clang, ['-target', 'bpf', `-D__TARGET_ARCH_${arch}`, '-g', '-O2', '-Wall', '-Wno-unused-function',
+      '-I', path.dirname(header), '-I', path.join(root, 'bpf', 'include'), '-I', path.dirname(src),
+      '-c', src, '-o', obj]);
+  }
+}
+
+function buildAddon() {
+  const pc = which('pkg-config');
+  if (!pc) missing('pkg-config', 'pkg-config is needed to find libbpf');
+  for (const [lib, what] of [['libbpf', 'libbpf'], ['libelf', 'libelf'], ['zlib', 'zlib']]) {
+    if (spawnSync('pkg-config', ['--exists', lib]).status !== 0) missing(what, `${lib} development files are missing (pkg-config ${lib})`);
+  }
+  const gyp = process.env.npm_config_node_gyp ??
+    (() => { try { return require.resolve('node-gyp/bin/node-gyp.js'); } catch { return null; } })() ??
+    path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const args = [gyp, fs.existsSync(path.join(root, 'build', 'Makefile')) ? 'build' : 'rebuild'];
+  // Build against the headers of the running Node when they are installed beside it, so
+  // nothing is downloaded.
+  const localHeaders = path.join(path.dirname(process.execPath), '..');
+  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(localHeaders, 'include', 'node', 'node_api.h'))) {
+    args.push(`--nodedir=${localHeaders}`);
+  }
+  if (args[1] === 'rebuild') {
+    // node-gyp rebuild wipes build/, which also holds the BPF objects: keep them aside.
+    const keep = fs.existsSync(outDir) ? fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'tcpscope-bpf-')) : null;
+    if (keep) fs.cpSync(outDir, keep, { recursive: true });
+    run(process.execPath, args);
+    if (keep) { fs.cpSync(keep, outDir, { recursive: true }); fs.rmSync(keep, { recursive: true, force: true }); }
+  } else {
+    run(process.execPath, args);
+  }
+}
+
+function buildTs() {
+  let tsc;
+  try { tsc = require.resolve('typescript/bin/tsc', { paths: [root] }); } catch { tsc = null; }
+  if (!tsc) {
+    if (fs.existsSync(path.join(root, 'dist', 'lib', 'index.js'))) return; // installed from a packed tarball
+    console.error('tcpscope build: typescript is not installed; run `npm install` in the package directory');
+    process.exit(1);
+  }
+  run(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')]);
+  const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+  if (fs.existsSync(cli)) fs.chmodSync(cli, 0o755);
+}
+
+if (steps.has('addon')) buildAddon();
+if (steps.has('bpf')) buildBpf();
+if (steps.has('ts')) buildTs();

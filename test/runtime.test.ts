@@ -1,0 +1,475 @@
+// Integration tests of the generic runtime: real programs, real attachments, real traffic
+// over loopback and over a veth pair into a namespace the test creates.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
+import {
+  BpfObject, BpfMap, BpfError, VerifierError, NotFoundError, NotSupportedError, MapType, UpdateFlags,
+  codecs, tcpFrame, tracePipe, ensureBpffs, PIN_ROOT,
+} from '../lib/bpf';
+import { bpfAvailable, objectPath, eventually } from './helpers/bpf';
+import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+
+const enabled = bpfAvailable('runtime');
+const HOOK_XDP = 1, HOOK_TC = 2;
+const AF_INET = 2, AF_INET6 = 10;
+const TCP_ESTABLISHED = 1;
+
+interface StateEvent {
+  ts_ns: bigint; pid: number; oldstate: number; newstate: number;
+  sport: number; dport: number; family: number; saddr: Uint8Array; daddr: Uint8Array; comm: string;
+}
+
+/** A TCP server that accepts, reads everything and closes. */
+async function listen(port: number, host = '127.0.0.1'): Promise<net.Server> {
+  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
+  server.listen(port, host);
+  await once(server, 'listening');
+  return server;
+}
+
+async function connectAndWrite(port: number, bytes: number, host = '127.0.0.1'): Promise<void> {
+  const socket = net.connect({ port, host });
+  await once(socket, 'connect');
+  socket.end(Buffer.alloc(bytes, 0x62));
+  socket.resume();
+  await once(socket, 'close');
+}
+
+function freePort(): number {
+  return 20000 + Math.floor(Math.random() * 20000);
+}
+
+function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): void {
+  const r = spawnSync('ip', ['netns', 'exec', tn.ns, process.execPath, TRAFFIC_SCRIPT, host, String(port), String(connections), String(bytes)], { encoding: 'utf8', timeout: 20000 });
+  if (r.status !== 0) throw new Error(`traffic failed: ${r.stderr}`);
+}
+
+describe.skipIf(!enabled)('BpfObject: open, globals, programs, maps', () => {
+  it('lists programs and maps by name and reports types', () => {
+    using obj = BpfObject.open(objectPath('rt_attach'));
+    const progs = obj.programInfos().map((p) => p.name);
+    expect(progs).toEqual(expect.arrayContaining(['xdp_count_syn', 'tc_count_syn', 'tp_state', 'raw_tp_state', 'btf_tp_state', 'cgroup_ingress', 'sockops_count', 'socket_count', 'uprobe_hit']));
+    const maps = Object.fromEntries(obj.mapInfos().map((m) => [m.name, m]));
+    expect(maps['syn_count']?.typeName).toBe('hash');
+    expect(maps['state_events']?.typeName).toBe('ringbuf');
+    expect(maps['percpu_packets']?.typeName).toBe('percpu_array');
+    expect(obj.program('tp_state').section).toBe('tracepoint/sock/inet_sock_set_state');
+  });
+
+  it('sets and reads globals type-checked against BTF', () => {
+    using obj = BpfObject.open(objectPath('rt_attach'), { globals: { target_port: 4242 } });
+    expect(obj.global('target_port')).toBe(4242);
+    expect(() => obj.setGlobal('target_port', 70000)).toThrow(/target_port.*65535/);
+    expect(() => obj.setGlobal('target_port', 'http')).toThrow(/target_port/);
+    expect(() => obj.setGlobal('no_such_global', 1)).toThrow(NotFoundError);
+    obj.load();
+    expect(obj.global('target_port')).toBe(4242);
+    expect(() => obj.setGlobal('target_port', 1)).toThrow(/read-only once loaded/);
+    obj.setGlobal('bytes_seen', 77n);
+    expect(obj.global('bytes_seen')).toBe(77n);
+  });
+
+  it('names what is missing: program, map, interface, object file', () => {
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    expect(() => obj.program('nope')).toThrow(/no program named 'nope'.*tp_state/);
+    expect(() => obj.map('nope')).toThrow(/no map named 'nope'.*syn_count/);
+    expect(() => obj.program('xdp_count_syn').attachXdp('no-such-if0')).toThrow(/no network interface named 'no-such-if0'/);
+    expect(() => BpfObject.open('/nonexistent/x.bpf.o')).toThrow(/does not exist/);
+  });
+
+  it('raises a VerifierError carrying the verifier log', () => {
+    let error: unknown;
+    try {
+      BpfObject.load(objectPath('rt_bad'));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(VerifierError);
+    const v = error as VerifierError;
+    expect(v.program).toBe('xdp_unchecked_read');
+    expect(v.verifierLog).toMatch(/invalid access to packet/);
+    expect(v.message).toMatch(/verifier rejected program 'xdp_unchecked_read'/);
+    expect(v.errno).toBeGreaterThan(0);
+  });
+
+  it('reads and writes hash, array, per-CPU, LRU and LPM maps', () => {
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    const syn = obj.map<{ hook: number; dport: number; family: number }, bigint>('syn_count');
+    syn.set({ hook: 1, dport: 80, family: AF_INET }, 5n);
+    syn.set({ hook: 2, dport: 443, family: AF_INET6 }, 7n);
+    expect(syn.get({ hook: 1, dport: 80, family: AF_INET })).toBe(5n);
+    expect(syn.has({ hook: 9, dport: 1, family: 2 })).toBe(false);
+    expect(() => syn.set({ hook: 1, dport: 80, family: AF_INET }, 1n, UpdateFlags.NOEXIST)).toThrow(/EEXIST|exists/);
+    const entries = syn.entries().map(([k, v]) => `${k.hook}/${k.dport}/${k.family}=${v}`).sort();
+    expect(entries).toEqual(['1/80/2=5', '2/443/10=7']);
+    expect([...syn].length).toBe(2);
+    expect(syn.delete({ hook: 1, dport: 80, family: AF_INET })).toBe(true);
+    expect(syn.delete({ hook: 1, dport: 80, family: AF_INET })).toBe(false);
+
+    const array = obj.map<number, bigint>('array_map');
+    array.set(3, 99n);
+    expect(array.get(3)).toBe(99n);
+    expect(array.entries()).toHaveLength(8);
+
+    const percpu = obj.map<number, bigint>('percpu_packets');
+    const cpus = percpu.getPerCpu(0)!.length;
+    expect(cpus).toBeGreaterThanOrEqual(1);
+    percpu.set(1, Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
+    expect(percpu.getPerCpu(1)).toEqual(Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
+
+    const lru = obj.map<number, bigint>('lru_map');
+    for (let i = 0; i < 300; i++) lru.set(i, BigInt(i));
+    const lruSize = lru.entries().length;
+    expect(lruSize).toBeGreaterThan(0);
+    expect(lruSize).toBeLessThanOrEqual(128 + 2 * cpus * 8);
+
+    const lpm = obj.map<{ prefixlen: number; addr: Uint8Array }, number>('v4_prefixes');
+    lpm.set({ prefixlen: 8, addr: Uint8Array.from([10, 0, 0, 0]) }, 1);
+    lpm.set({ prefixlen: 24, addr: Uint8Array.from([10, 1, 2, 0]) }, 2);
+    expect(lpm.get({ prefixlen: 32, addr: Uint8Array.from([10, 1, 2, 3]) })).toBe(2);
+    expect(lpm.get({ prefixlen: 32, addr: Uint8Array.from([10, 9, 9, 9]) })).toBe(1);
+    expect(lpm.get({ prefixlen: 32, addr: Uint8Array.from([11, 0, 0, 1]) })).toBeUndefined();
+  });
+
+  it('refuses codecs whose size differs from the map key', () => {
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    expect(() => obj.map('syn_count', { key: codecs.u32, value: codecs.u64 })).toThrow(/key codec is 4 bytes but the map's key is 8 bytes/);
+  });
+
+  it('pins a map to bpffs and opens it again', () => {
+    ensureBpffs();
+    const pin = `${PIN_ROOT}/test-${process.pid}-array`;
+    {
+      using obj = BpfObject.load(objectPath('rt_attach'));
+      const array = obj.map<number, bigint>('array_map');
+      array.set(2, 1234n);
+      array.pin(pin);
+    }
+    try {
+      const reopened = BpfMap.openPinned<number, bigint>(pin, { key: codecs.u32, value: codecs.u64 });
+      expect(reopened.typeName).toBe('array');
+      expect(reopened.get(2)).toBe(1234n);
+      reopened.close();
+    } finally {
+      fs.rmSync(pin, { force: true });
+    }
+  });
+
+  it('runs a packet program on built frames (BPF_PROG_TEST_RUN)', () => {
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: 8080 } });
+    const xdp = obj.program('xdp_count_syn');
+    const v4 = tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 5555, dport: 8080, flags: { syn: true }, options: { mss: 1460 } });
+    const v6 = tcpFrame({ src: '2001:db8::1', dst: '2001:db8::2', sport: 5555, dport: 8080, flags: { syn: true } });
+    const r = xdp.testRun({ data: v4, repeat: 10 });
+    expect(r.retval).toBe(2); // XDP_PASS
+    xdp.testRun({ data: v6, repeat: 3 });
+    xdp.testRun({ data: tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 1, dport: 8080, flags: { syn: true, ack: true } }) });
+    const syn = obj.map<{ hook: number; dport: number; family: number }, bigint>('syn_count');
+    expect(syn.get({ hook: HOOK_XDP, dport: 8080, family: AF_INET })).toBe(10n);
+    expect(syn.get({ hook: HOOK_XDP, dport: 8080, family: AF_INET6 })).toBe(3n);
+  });
+});
+
+describe.skipIf(!enabled)('ring buffers and perf buffers', () => {
+  it('delivers every record in batches and counts received', async () => {
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: 7 } });
+    const ring = obj.ringBuffer<StateEvent>('state_events', { decoder: 'state_event' });
+    obj.program('tc_emit_event').testRun({ data: new Uint8Array(64), repeat: 500 });
+    const seen: StateEvent[] = [];
+    for await (const event of ring) {
+      seen.push(event);
+      if (seen.length === 500) break;
+    }
+    expect(seen[0]).toMatchObject({ pid: 42, sport: 1234, dport: 7, comm: 'test-run', family: AF_INET });
+    expect(typeof seen[0]!.ts_ns).toBe('bigint');
+    expect(ring.stats()).toEqual({ received: 500, lost: 0, lossCounted: true });
+  });
+
+  it('counts every record the producer could not reserve', () => {
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    const ring = obj.ringBuffer('state_events');
+    const total = 5000; // 5000 x 88-byte records cannot fit a 64 KiB ring unread
+    obj.program('tc_emit_event').testRun({ data: new Uint8Array(64), repeat: total });
+    let received = 0;
+    for (let batch = ring.readAvailable(); batch; batch = ring.readAvailable()) received += batch.count;
+    const stats = ring.stats();
+    expect(stats.received).toBe(received);
+    expect(stats.lost).toBeGreaterThan(0);
+    expect(stats.received + stats.lost).toBe(total);
+  });
+
+  it('stops on AbortSignal while waiting, without a record', async () => {
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    const controller = new AbortController();
+    const ring = obj.ringBuffer('state_events', { signal: controller.signal, wakeupMs: 1000 });
+    setTimeout(() => controller.abort(), 50);
+    const started = Date.now();
+    let n = 0;
+    for await (const _ of ring) n++;
+    expect(n).toBe(0);
+    expect(Date.now() - started).toBeLessThan(900);
+  });
+
+  it('reads a perf event array with the kernel lost count', async () => {
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: 9 } });
+    const perf = obj.perfBuffer<StateEvent>('perf_events', { decoder: 'state_event', pagesPerCpu: 8 });
+    obj.program('tc_emit_perf').testRun({ data: new Uint8Array(64), repeat: 100 });
+    let n = 0;
+    for await (const e of perf) {
+      expect(e.pid).toBe(43);
+      expect(e.dport).toBe(9);
+      if (++n === 100) break;
+    }
+    expect(perf.stats().received).toBe(100);
+    expect(perf.stats().lossCounted).toBe(true);
+    expect(perf.stats().lost).toBe(0);
+  });
+});
+
+describe.skipIf(!enabled)('attach over loopback', () => {
+  it('tracepoint: connection state changes arrive decoded with pid and comm', async () => {
+    const port = freePort();
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });
+    const link = obj.program('tp_state').attachTracepoint('sock', 'inet_sock_set_state');
+    expect(link.kind).toBe('tracepoint');
+    const ring = obj.ringBuffer<StateEvent>('state_events', { decoder: 'state_event' });
+    const server = await listen(port);
+    try {
+      await connectAndWrite(port, 100);
+      const established: StateEvent[] = [];
+      for await (const e of ring) {
+        if (e.newstate === TCP_ESTABLISHED) established.push(e);
+        if (established.length >= 2) break; // the client and the accepted socket
+      }
+      const client = established.find((e) => e.dport === port)!;
+      expect(client.pid).toBe(process.pid);
+      expect(client.comm.length).toBeGreaterThan(0);
+      expect(client.family).toBe(AF_INET);
+      expect(Array.from(client.daddr.slice(0, 4))).toEqual([127, 0, 0, 1]);
+      expect(obj.global<bigint>('tracepoint_hits')).toBeGreaterThanOrEqual(2n);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('auto-attach from SEC(), raw tracepoint and tp_btf', async () => {
+    const port = freePort();
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });
+    expect(obj.program('tp_state').attach().kind).toBe('auto');
+    obj.program('raw_tp_state').attachRawTracepoint('inet_sock_set_state');
+    obj.program('btf_tp_state').attachTracing();
+    const server = await listen(port);
+    try {
+      await connectAndWrite(port, 10);
+      await eventually(() => obj.global<bigint>('raw_tracepoint_hits') > 0n && obj.global<bigint>('tp_btf_hits') > 0n, 3000, 'raw/btf tracepoint hits');
+      expect(obj.global<bigint>('tracepoint_hits')).toBeGreaterThan(0n);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('cgroup_skb, cgroup/sock_create and sock_ops on the root cgroup', async () => {
+    const port = freePort();
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });
+    const links = [obj.program('cgroup_ingress').attachCgroup(), obj.program('cgroup_sock_create').attachCgroup(), obj.program('sockops_count').attachCgroup()];
+    expect(links.map((l) => l.kind)).toEqual(['cgroup', 'cgroup', 'cgroup']);
+    const server = await listen(port);
+    try {
+      await connectAndWrite(port, 1000);
+      await eventually(() => obj.global<bigint>('cgroup_skb_hits') > 0n && obj.global<bigint>('sock_ops_hits') > 0n, 3000, 'cgroup hits');
+      expect(obj.global<bigint>('sock_create_hits')).toBeGreaterThan(0n);
+    } finally {
+      server.close();
+    }
+    for (const l of links) l.detach();
+    const before = obj.global<bigint>('cgroup_skb_hits');
+    const server2 = await listen(port);
+    await connectAndWrite(port, 1000);
+    server2.close();
+    expect(obj.global<bigint>('cgroup_skb_hits')).toBe(before);
+  });
+
+  it('socket filter on a Node socket sees the bytes it receives', async () => {
+    const port = freePort();
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    const server = net.createServer((s) => { s.end(Buffer.alloc(5000, 0x63)); });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      await once(socket, 'connect');
+      const link = obj.program('socket_count').attachSocket(socket);
+      let got = 0;
+      socket.on('data', (d: Buffer) => { got += d.length; });
+      await once(socket, 'end');
+      expect(got).toBe(5000);
+      expect(obj.global<bigint>('socket_filter_bytes')).toBeGreaterThanOrEqual(5000n);
+      link.detach();
+      socket.destroy();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('tc ingress on loopback counts SYNs of a connection', async () => {
+    const port = freePort();
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });
+    const link = obj.program('tc_count_syn').attachTc('lo');
+    expect(['tcx', 'tc']).toContain(link.kind);
+    const server = await listen(port);
+    try {
+      await connectAndWrite(port, 10);
+      await connectAndWrite(port, 10, '::1').catch(() => undefined);
+    } finally {
+      server.close();
+    }
+    const syn = obj.map<{ hook: number; dport: number; family: number }, bigint>('syn_count');
+    expect(syn.get({ hook: HOOK_TC, dport: port, family: AF_INET })).toBe(1n);
+  });
+
+  it('uprobe on a libc function counts calls from a child process', () => {
+    const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/libc.so.6'].find((p) => fs.existsSync(p));
+    if (!libc) throw new Error('no libc found for the uprobe test');
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    obj.program('uprobe_hit').attachUprobe(libc, { function: 'opendir' });
+    execFileSync('ls', ['/'], { stdio: 'ignore' });
+    expect(obj.global<bigint>('uprobe_hits')).toBeGreaterThan(0n);
+  });
+
+  it('bpf_printk output reaches the trace pipe iterator', async () => {
+    const port = freePort();
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port, trace_printk_enabled: 1 } });
+    obj.program('tp_state').attach();
+    const controller = new AbortController();
+    const lines = tracePipe({ signal: controller.signal });
+    const found = (async () => {
+      for await (const line of lines) if (line.message?.includes(`tcpscope-test state`) && line.message.includes(`port ${port}`)) return line;
+      return undefined;
+    })();
+    const server = await listen(port);
+    await new Promise((r) => setTimeout(r, 100));
+    await connectAndWrite(port, 1);
+    server.close();
+    const timer = setTimeout(() => controller.abort(), 5000);
+    const line = await found;
+    clearTimeout(timer);
+    controller.abort();
+    expect(line?.message).toMatch(/state \d+->\d+ port/);
+  });
+});
+
+describe.skipIf(!enabled)('attach on a veth pair into a test namespace', () => {
+  let tn: TestNet;
+  beforeAll(() => { tn = createTestNet(); });
+  afterAll(() => tn?.destroy());
+
+  for (const mode of ['skb', 'native'] as const) {
+    it(`XDP (${mode} mode) counts incoming SYNs over IPv4 and IPv6`, async () => {
+      const port = freePort();
+      using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });
+      const link = obj.program('xdp_count_syn').attachXdp(tn.hostIf, { mode });
+      expect(link.kind).toBe('xdp');
+      const ip = execFileSync('ip', ['-d', 'link', 'show', tn.hostIf], { encoding: 'utf8' });
+      expect(ip).toMatch(mode === 'skb' ? /xdpgeneric/ : /xdp[^g]/);
+      const server4 = await listen(port, tn.hostV4);
+      const server6 = await listen(port, tn.hostV6);
+      try {
+        runTraffic(tn, tn.hostV4, port, 3);
+        runTraffic(tn, tn.hostV6, port, 2);
+      } finally {
+        server4.close();
+        server6.close();
+      }
+      const syn = obj.map<{ hook: number; dport: number; family: number }, bigint>('syn_count');
+      expect(syn.get({ hook: HOOK_XDP, dport: port, family: AF_INET })).toBe(3n);
+      expect(syn.get({ hook: HOOK_XDP, dport: port, family: AF_INET6 })).toBe(2n);
+      link.detach();
+      expect(execFileSync('ip', ['link', 'show', tn.hostIf], { encoding: 'utf8' })).not.toMatch(/xdp/);
+    });
+  }
+
+  for (const mechanism of ['tcx', 'clsact'] as const) {
+    it(`tc ingress via ${mechanism} counts incoming SYNs and detaches`, async () => {
+      const port = freePort();
+      using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });
+      const link = obj.program('tc_count_syn').attachTc(tn.hostIf, { mechanism });
+      expect(link.kind).toBe(mechanism === 'tcx' ? 'tcx' : 'tc');
+      const server = await listen(port, tn.hostV4);
+      try {
+        runTraffic(tn, tn.hostV4, port, 4);
+      } finally {
+        server.close();
+      }
+      const syn = obj.map<{ hook: number; dport: number; family: number }, bigint>('syn_count');
+      expect(syn.get({ hook: HOOK_TC, dport: port, family: AF_INET })).toBe(4n);
+      obj.close();
+      const net = execFileSync('bpftool', ['net', 'show', 'dev', tn.hostIf], { encoding: 'utf8' });
+      expect(net).not.toMatch(/tc_count_syn/);
+      if (mechanism === 'clsact') expect(execFileSync('tc', ['qdisc', 'show', 'dev', tn.hostIf], { encoding: 'utf8' })).not.toMatch(/clsact/);
+    });
+  }
+});
+
+describe.skipIf(!enabled)('kprobe and fentry', () => {
+  const hasKprobes = fs.existsSync('/sys/bus/event_source/devices/kprobe');
+
+  it.runIf(!hasKprobes)('fail with a clear error on a kernel without kprobes', () => {
+    using obj = BpfObject.open(objectPath('rt_kprobe'));
+    for (const p of ['fentry_connect', 'fexit_connect']) obj.program(p).autoload = false;
+    obj.load();
+    expect(() => obj.program('kprobe_connect').attach()).toThrow(NotSupportedError);
+    expect(() => obj.program('kprobe_connect').attachKprobe('tcp_v4_connect')).toThrow(/no kprobes.*tracepoint/s);
+  });
+
+  it('fentry: attaches and counts, or fails clearly where the kernel refuses', async () => {
+    const obj = BpfObject.open(objectPath('rt_kprobe'));
+    for (const p of ['kprobe_connect', 'kretprobe_connect']) obj.program(p).autoload = false;
+    try {
+      obj.load();
+      obj.program('fentry_connect').attach();
+      obj.program('fexit_connect').attach();
+    } catch (e) {
+      obj.close();
+      expect(e).toBeInstanceOf(BpfError);
+      expect((e as Error).message).toMatch(/fentry|tp_btf|EPERM|refuse/);
+      expect(hasKprobes).toBe(false); // kernels with kprobes here also allow fentry
+      return;
+    }
+    const port = freePort();
+    const server = await listen(port);
+    await connectAndWrite(port, 1);
+    server.close();
+    expect(obj.global<bigint>('fentry_hits')).toBeGreaterThan(0n);
+    expect(obj.global<bigint>('fexit_hits')).toBeGreaterThan(0n);
+    obj.close();
+  });
+
+  it.runIf(hasKprobes)('kprobe and kretprobe attach and count', async () => {
+    using obj = BpfObject.open(objectPath('rt_kprobe'));
+    for (const p of ['fentry_connect', 'fexit_connect']) obj.program(p).autoload = false;
+    obj.load();
+    obj.program('kprobe_connect').attachKprobe('tcp_v4_connect');
+    obj.program('kretprobe_connect').attach();
+    const port = freePort();
+    const server = await listen(port);
+    await connectAndWrite(port, 1);
+    server.close();
+    expect(obj.global<bigint>('kprobe_hits')).toBeGreaterThan(0n);
+    expect(obj.global<bigint>('kretprobe_hits')).toBeGreaterThan(0n);
+  });
+});
+
+describe.skipIf(!enabled)('cleanup', () => {
+  it('closing an object detaches its links and unloads its programs', async () => {
+    const obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: 1 } });
+    obj.program('tp_state').attach();
+    obj.program('tc_count_syn').attachTc('lo');
+    const id = obj.program('tc_count_syn').info().id;
+    obj.close();
+    await eventually(() => !execFileSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).includes(`${id}: `), 3000, 'program unloaded');
+    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/tc_count_syn/);
+  });
+});
