@@ -1,0 +1,33 @@
+#!/bin/bash
+# Runs in the guest (through vmtest/run) from the repo root:
+#   vmtest/guest/vitest.sh [--selftest] [FILE...]
+# --selftest runs vmtest/selftest with its own config; FILEs run with the
+# project's vitest.config.ts. Each vitest run writes a JSON report to the
+# results share ($VMTEST_OUT/selftest.json, $VMTEST_OUT/vitest.json) and its
+# wall time to $VMTEST_OUT/timings. Exit status: non-zero if any run failed.
+set -u
+out=${VMTEST_OUT:-/run/vmtest}
+selftest=0
+if [[ ${1:-} == --selftest ]]; then selftest=1; shift; fi
+
+if [[ ! -e node_modules/.bin/vitest ]]; then
+  echo "vmtest: node_modules/.bin/vitest not found in $PWD: run 'npm ci' on the host first" >&2
+  exit 3
+fi
+export CI=${CI:-true}
+
+rc=0
+run() { # name, vitest args...
+  local name=$1 t0 t1 r
+  shift
+  t0=$(date +%s.%N)
+  npx vitest run --reporter=default --reporter=json --outputFile.json="$out/$name.json" "$@"
+  r=$?
+  t1=$(date +%s.%N)
+  echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') $r" >>"$out/timings"
+  ((r == 0)) || rc=$r
+}
+
+if ((selftest)); then run selftest --config vmtest/selftest/vitest.config.ts; fi
+if (($# > 0)); then run vitest "$@"; fi
+exit $rc
