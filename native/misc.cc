@@ -42,7 +42,9 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     handle_->data = this;
   }
 
-  ~FdWatcher() override { Release(); }
+  // At environment teardown finalizers run even for referenced objects; their references
+  // are already being torn down, so the destructor must not touch them.
+  ~FdWatcher() override { Release(false); }
 
  private:
   static void OnReady(uv_poll_t* handle, int status, int events) {
@@ -51,16 +53,22 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     if (self == nullptr) return;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
-    self->callback_.MakeCallback(env.Undefined(), {Napi::Number::New(env, status)}, self->context_);
+    // An exception must not unwind through libuv: hand a JS error to Node's uncaught
+    // exception handling, and ignore failures while the environment shuts down.
+    try {
+      self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, status)}, self->context_);
+    } catch (const Napi::Error& e) {
+      if (!e.Value().IsEmpty()) napi_fatal_exception(env, e.Value());
+    }
   }
 
-  void Release() {
+  void Release(bool unref = true) {
     if (handle_ == nullptr) return;
     uv_poll_stop(handle_);
     handle_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     handle_ = nullptr;
-    if (active_) Unref();
+    if (active_ && unref) Unref();
     active_ = false;
   }
 

@@ -1,7 +1,7 @@
 // Integration tests of the generic runtime: real programs, real attachments, real traffic
 // over loopback and over a veth pair into a namespace the test creates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -42,9 +42,13 @@ function freePort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
 }
 
-function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): void {
-  const r = spawnSync('ip', ['netns', 'exec', tn.ns, process.execPath, TRAFFIC_SCRIPT, host, String(port), String(connections), String(bytes)], { encoding: 'utf8', timeout: 20000 });
-  if (r.status !== 0) throw new Error(`traffic failed: ${r.stderr}`);
+/** Connects from inside the namespace; async, so servers in this process keep accepting. */
+async function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): Promise<void> {
+  const child = tn.spawnNode(TRAFFIC_SCRIPT, [host, String(port), String(connections), String(bytes)]);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`traffic from ${tn.ns} to ${host}:${port} failed (exit ${code}): ${stderr}`);
 }
 
 describe.skipIf(!enabled)('BpfObject: open, globals, programs, maps', () => {
@@ -295,7 +299,8 @@ describe.skipIf(!enabled)('attach over loopback', () => {
   it('socket filter on a Node socket sees the bytes it receives', async () => {
     const port = freePort();
     using obj = BpfObject.load(objectPath('rt_attach'));
-    const server = net.createServer((s) => { s.end(Buffer.alloc(5000, 0x63)); });
+    // The server answers only after the filter is attached and the client has spoken.
+    const server = net.createServer((s) => { s.once('data', () => s.end(Buffer.alloc(5000, 0x63))); });
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
     try {
@@ -304,6 +309,7 @@ describe.skipIf(!enabled)('attach over loopback', () => {
       const link = obj.program('socket_count').attachSocket(socket);
       let got = 0;
       socket.on('data', (d: Buffer) => { got += d.length; });
+      socket.write('x');
       await once(socket, 'end');
       expect(got).toBe(5000);
       expect(obj.global<bigint>('socket_filter_bytes')).toBeGreaterThanOrEqual(5000n);
@@ -377,8 +383,8 @@ describe.skipIf(!enabled)('attach on a veth pair into a test namespace', () => {
       const server4 = await listen(port, tn.hostV4);
       const server6 = await listen(port, tn.hostV6);
       try {
-        runTraffic(tn, tn.hostV4, port, 3);
-        runTraffic(tn, tn.hostV6, port, 2);
+        await runTraffic(tn, tn.hostV4, port, 3);
+        await runTraffic(tn, tn.hostV6, port, 2);
       } finally {
         server4.close();
         server6.close();
@@ -399,7 +405,7 @@ describe.skipIf(!enabled)('attach on a veth pair into a test namespace', () => {
       expect(link.kind).toBe(mechanism === 'tcx' ? 'tcx' : 'tc');
       const server = await listen(port, tn.hostV4);
       try {
-        runTraffic(tn, tn.hostV4, port, 4);
+        await runTraffic(tn, tn.hostV4, port, 4);
       } finally {
         server.close();
       }

@@ -3,7 +3,7 @@
  * What every tcpscope BPF program shares: ring buffers whose failed reservations are
  * always counted, and submits that wake the reader only when enough data is waiting.
  *
- *   TCPSCOPE_RINGBUF(events, 1 << 22);
+ *   TCPSCOPE_RINGBUF(events, 1 << 22, struct my_event);
  *   struct my_event *e = tcpscope_reserve(events, sizeof(*e));
  *   if (!e) return 0;            // counted in events_lost, read by the loader
  *   ...
@@ -21,14 +21,17 @@
  * (libbpf's default behaviour). Set from user space before load. */
 const volatile __u32 tcpscope_wakeup_bytes = 0;
 
-/* A ring buffer map plus its loss counter `<name>_lost` in .bss, which the loader finds by
- * name and reports as `lost`. */
-#define TCPSCOPE_RINGBUF(name, bytes)                \
+/* A ring buffer map plus two globals the loader finds by name: its loss counter
+ * `<name>_lost` (.bss), reported as `lost`, and `<name>_record_type`, a pointer whose
+ * BTF type tells the loader how to decode records (clang emits BTF only for types that
+ * globals or function signatures use). */
+#define TCPSCOPE_RINGBUF(name, bytes, record_type)   \
 	struct {                                     \
 		__uint(type, BPF_MAP_TYPE_RINGBUF);  \
 		__uint(max_entries, bytes);          \
 	} name SEC(".maps");                         \
-	__u64 name##_lost = 0
+	__u64 name##_lost = 0;                       \
+	record_type *name##_record_type __attribute__((unused)) = 0
 
 static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lost)
 {

@@ -24,3 +24,4 @@ export type { TcpFrameOptions } from './packet';
 export { ensureBpffs, ensureTracefs, cgroup2Root, bpfPrivilege, PIN_ROOT } from './sys';
 export { Btf } from './btf/parse';
 export { decoderFor, encoderFor } from './btf/codec';
+export { packageRoot, builtObjectPath } from './paths';

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { Btf } from './btf/parse';
 import { decoderFor, encoderFor } from './btf/codec';
 import type { Codec } from './codec';
-import { BpfError, NotFoundError, call } from './errors';
+import { BpfError, NotFoundError, NotSupportedError, VerifierError, call, translateError } from './errors';
+import { bpfPrivilege } from './sys';
 import { Link } from './link';
 import { BpfMap, MapCodecs, MapType } from './map';
 import { native } from './native';
@@ -108,8 +109,30 @@ export class BpfObject implements Disposable {
   /** Loads every program (with autoload) and creates the maps. */
   load(): void {
     if (this.loadedFlag) throw new Error('BPF object is already loaded');
-    call(`load ${this.path ?? 'BPF object'}`, () => this.native.load());
+    try {
+      this.native.load();
+    } catch (e) {
+      throw this.explainLoadError(translateError(e, `load ${this.path ?? 'BPF object'}`));
+    }
     this.loadedFlag = true;
+  }
+
+  /** Names the failing program and, where privileges are not the cause, what is. */
+  private explainLoadError(e: unknown): unknown {
+    if (!(e instanceof BpfError)) return e;
+    const failing = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(e.libbpfLog)?.[1];
+    const section = failing ? this.native.programs().find((p) => p.name === failing)?.section ?? '' : '';
+    if (failing && (e.code === 'EPERM' || e.code === 'ENOTSUPP' || e.code === 'EOPNOTSUPP') && bpfPrivilege().ok) {
+      const kind = section.split('/')[0] ?? '';
+      const advice = ['fentry', 'fexit', 'fmod_ret', 'lsm', 'freplace'].includes(kind)
+        ? `This kernel refuses ${kind} programs (no BPF trampolines, or forbidden by its configuration). Use tp_btf or a tracepoint instead, or skip the program: BpfObject.open(path, { skipPrograms: ['${failing}'] }).`
+        : `The kernel refused program '${failing}' (${section}) although this process has full BPF privileges: the program type or a helper it calls is not available on this kernel. Skip it with skipPrograms: ['${failing}'].`;
+      return new NotSupportedError(`load ${this.path ?? 'BPF object'}: program '${failing}' (${section}): ${e.code}. ${advice}`, e);
+    }
+    if (failing && !(e instanceof VerifierError)) {
+      return new BpfError(`${e.message}\n(failing program: '${failing}', section ${section})`, e);
+    }
+    return e;
   }
 
   programInfos(): NativeProgramInfo[] {
@@ -187,15 +210,26 @@ export class BpfObject implements Disposable {
     return decoderFor(btf, typeName.replace(/^struct\s+/, '')) as RecordDecoder<T> & { size: number };
   }
 
+  /** The decoder of `<ring>_record_type`'s pointee, as declared by TCPSCOPE_RINGBUF. */
+  private recordDecoder<T>(ring: string): RecordDecoder<T> | undefined {
+    const marker = this.globalSections().get(`${ring}_record_type`);
+    if (!marker) return undefined;
+    const btf = this.requireBtf(`records of '${ring}'`);
+    const pointer = btf.resolve(marker.type);
+    if (pointer.kind !== 'ptr') return undefined;
+    return decoderFor(btf, pointer.type) as RecordDecoder<T>;
+  }
+
   private globalSections(): Map<string, GlobalSection & { offset: number; size: number; type: number }> {
     const btf = this.requireBtf('globals');
     const out = new Map<string, GlobalSection & { offset: number; size: number; type: number }>();
+    const sections = new Map(btf.datasecs().map((d) => [d.name, d]));
     for (const m of this.native.maps()) {
       if (!m.internal) continue;
       const dot = m.name.indexOf('.');
       if (dot < 0) continue;
       const section = m.name.slice(dot);
-      const sec = btf.datasec(section);
+      const sec = sections.get(section);
       if (!sec) continue;
       for (const v of sec.vars) out.set(v.name, { mapName: m.name, section, offset: v.offset, size: v.size, type: v.type });
     }
@@ -267,14 +301,15 @@ export class BpfObject implements Disposable {
   }
 
   /**
-   * Reads a ring buffer map as an async iterator. Loss is counted when the map was declared
-   * with TCPSCOPE_RINGBUF (its `<name>_lost` counter).
+   * Reads a ring buffer map as an async iterator. With TCPSCOPE_RINGBUF, records decode to
+   * objects of the declared record type (unless `raw` or another decoder is given) and
+   * loss is counted (its `<name>_lost` counter). Other ring buffers give raw bytes.
    */
-  ringBuffer<T = Uint8Array>(name: string, options: ReaderOptions & { decoder?: RecordDecoder<T> | string } = {}): RecordReader<T> {
+  ringBuffer<T = Uint8Array>(name: string, options: ReaderOptions & { decoder?: RecordDecoder<T> | string; raw?: boolean } = {}): RecordReader<T> {
     this.requireLoaded(`ring buffer '${name}'`);
     const info = this.mapInfo(name);
     if (info.type !== MapType.RINGBUF) throw new TypeError(`map '${name}' is a ${info.typeName}, not a ringbuf`);
-    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder;
+    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name));
     const lostName = `${name}_lost`;
     const lostCounter = this.hasGlobal(lostName) ? () => Number(this.global<bigint>(lostName)) : undefined;
     const init: Parameters<typeof openRingReader<T>>[2] = { options, onClose: () => this.resources.delete(reader) };

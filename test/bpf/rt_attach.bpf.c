@@ -42,7 +42,7 @@ struct state_event {
 	char comm[16];
 };
 
-TCPSCOPE_RINGBUF(state_events, 1 << 16);
+TCPSCOPE_RINGBUF(state_events, 1 << 16, struct state_event);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -199,8 +199,8 @@ static __always_inline void copy_addrs(struct state_event *e, const struct trace
 	if (e->family == AF_INET) {
 		__builtin_memset(e->saddr, 0, 16);
 		__builtin_memset(e->daddr, 0, 16);
-		BPF_CORE_READ_INTO(&e->saddr[0], ctx, saddr);
-		BPF_CORE_READ_INTO(&e->daddr[0], ctx, daddr);
+		bpf_core_read(e->saddr, 4, &ctx->saddr);
+		bpf_core_read(e->daddr, 4, &ctx->daddr);
 	} else {
 		BPF_CORE_READ_INTO(&e->saddr, ctx, saddr_v6);
 		BPF_CORE_READ_INTO(&e->daddr, ctx, daddr_v6);
