@@ -76,6 +76,12 @@ class ClsactFilterAttachment : public Attachment {
     return err == -ENODEV || err == -ENOENT ? 0 : err;
   }
   std::string Kind() const override { return "tc"; }
+  void Describe(Napi::Object out) const override {
+    out.Set("ifindex", ifindex_);
+    out.Set("direction", ingress_ ? "ingress" : "egress");
+    out.Set("handle", handle_);
+    out.Set("priority", priority_);
+  }
 
  private:
   int ifindex_;
@@ -97,6 +103,11 @@ class XdpNetlink : public Attachment {
     return err == -ENODEV ? 0 : err;
   }
   std::string Kind() const override { return "xdp"; }
+  void Describe(Napi::Object out) const override {
+    out.Set("ifindex", ifindex_);
+    out.Set("flags", flags_);
+    out.Set("netlink", true);
+  }
 
  private:
   int ifindex_;
@@ -140,6 +151,7 @@ class Link : public Napi::ObjectWrap<Link> {
     Napi::Function fn = DefineClass(env, "NativeLink",
                                     {InstanceMethod("detach", &Link::DetachJs),
                                      InstanceMethod("pin", &Link::PinJs),
+                                     InstanceMethod("describe", &Link::DescribeJs),
                                      InstanceAccessor("fd", &Link::FdJs, nullptr),
                                      InstanceAccessor("kind", &Link::KindJs, nullptr),
                                      InstanceAccessor("attached", &Link::AttachedJs, nullptr)});
@@ -170,6 +182,12 @@ class Link : public Napi::ObjectWrap<Link> {
     int err = attachment_->Pin(path);
     if (err < 0) throw MakeBpfError(info.Env(), "pin link " + kind_ + " at " + path, err, capture.Take());
     return info.Env().Undefined();
+  }
+  Napi::Value DescribeJs(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("kind", kind_);
+    if (attachment_) attachment_->Describe(out);
+    return out;
   }
   Napi::Value FdJs(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), attachment_ ? attachment_->Fd() : -1);
@@ -215,6 +233,33 @@ void ReleaseClsact(int ifindex) {
   ClsactUses().erase(it);
 }
 
+int DetachTcFilter(int ifindex, bool ingress, uint32_t handle, uint32_t priority) {
+  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+  return bpf_tc_detach(&hook, &opts);
+}
+
+int DetachXdp(int ifindex, uint32_t flags, uint32_t expected_prog_id) {
+  __u32 current = 0;
+  int err = bpf_xdp_query_id(ifindex, static_cast<int>(flags), &current);
+  if (err) return err;
+  if (current == 0 || (expected_prog_id != 0 && current != expected_prog_id)) return -ENOENT;
+  return bpf_xdp_detach(ifindex, flags, nullptr);
+}
+
+namespace {
+Napi::Value DetachTcFilterJs(const Napi::CallbackInfo& info) {
+  int err = DetachTcFilter(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Boolean>().Value(),
+                           info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(info.Env(), err);
+}
+Napi::Value DetachXdpJs(const Napi::CallbackInfo& info) {
+  int err = DetachXdp(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                      info[2].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(info.Env(), err);
+}
+}  // namespace
+
 std::unique_ptr<Attachment> LibbpfAttachment(struct bpf_link* link, std::string kind) {
   return std::make_unique<LibbpfLinkAttachment>(link, std::move(kind));
 }
@@ -238,6 +283,10 @@ Napi::Object NewLink(Napi::Env env, std::unique_ptr<Attachment> attachment) {
   return object;
 }
 
-void InitLink(Napi::Env env, Napi::Object exports) { Link::Init(env, exports); }
+void InitLink(Napi::Env env, Napi::Object exports) {
+  Link::Init(env, exports);
+  exports.Set("detachTcFilter", Napi::Function::New(env, DetachTcFilterJs));
+  exports.Set("detachXdp", Napi::Function::New(env, DetachXdpJs));
+}
 
 }  // namespace tcpscope

@@ -18,7 +18,14 @@ class Attachment {
   virtual int Fd() const { return -1; }
   virtual int Pin(const std::string& path) { (void)path; return -95; /* -EOPNOTSUPP */ }
   virtual std::string Kind() const = 0;
+  // Where the attachment lives, for attachments that outlive the process (legacy tc,
+  // netlink XDP): what `tcpscope cleanup` needs to remove them after a SIGKILL.
+  virtual void Describe(Napi::Object out) const { (void)out; }
 };
+
+// Removes a clsact filter or a netlink XDP program left by a process that died.
+int DetachTcFilter(int ifindex, bool ingress, uint32_t handle, uint32_t priority);
+int DetachXdp(int ifindex, uint32_t flags, uint32_t expected_prog_id);
 
 std::unique_ptr<Attachment> LibbpfAttachment(struct bpf_link* link, std::string kind);
 std::unique_ptr<Attachment> FdAttachment(int fd, std::string kind);

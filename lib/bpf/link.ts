@@ -1,5 +1,6 @@
 import { call } from './errors';
 import type { NativeLink } from './native';
+import { forgetAttachment, recordAttachment } from './registry';
 
 /** One attachment of a program. Detached by detach(), `using`, or when its object closes. */
 export class Link implements Disposable {
@@ -8,13 +9,15 @@ export class Link implements Disposable {
   readonly program: string;
   private handle: NativeLink | undefined;
   private readonly onDetach: ((link: Link) => void) | undefined;
+  private readonly registryFile: string | undefined;
 
   /** @internal */
-  constructor(handle: NativeLink, program: string, onDetach?: (link: Link) => void) {
+  constructor(handle: NativeLink, program: string, programId: number, onDetach?: (link: Link) => void) {
     this.handle = handle;
     this.kind = handle.kind;
     this.program = program;
     this.onDetach = onDetach;
+    this.registryFile = recordAttachment(handle.describe(), program, programId);
   }
 
   get attached(): boolean {
@@ -39,6 +42,7 @@ export class Link implements Disposable {
     this.handle = undefined;
     this.onDetach?.(this);
     call(`detach '${this.program}' (${this.kind})`, () => handle.detach());
+    forgetAttachment(this.registryFile);
   }
 
   [Symbol.dispose](): void {

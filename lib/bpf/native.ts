@@ -32,8 +32,19 @@ export interface NativeAttachSpec {
   [key: string]: string | number | boolean | undefined;
 }
 
+export interface NativeLinkDescription {
+  kind: string;
+  ifindex?: number;
+  direction?: 'ingress' | 'egress';
+  handle?: number;
+  priority?: number;
+  flags?: number;
+  netlink?: boolean;
+}
+
 export interface NativeLink {
   detach(): void;
+  describe(): NativeLinkDescription;
   pin(path: string): void;
   readonly fd: number;
   readonly kind: string;
@@ -123,6 +134,10 @@ export interface NativeAddon {
   probeMapType(type: number): number;
   probeHelper(progType: number, helperId: number): number;
   libbpfVersion(): string;
+  /** Returns 0 or a negative errno. */
+  detachTcFilter(ifindex: number, ingress: boolean, handle: number, priority: number): number;
+  /** Returns 0 or a negative errno (-ENOENT when another program is attached now). */
+  detachXdp(ifindex: number, flags: number, expectedProgId: number): number;
 }
 
 let addon: NativeAddon | undefined;

@@ -91,15 +91,14 @@ export class Program {
   }
 
   private attachWith(spec: NativeAttachSpec): Link {
-    const fd = this.fd; // fails clearly when not loaded
-    void fd;
+    void this.fd; // fails clearly when not loaded
     let handle;
     try {
       handle = this.object.native.attach(this.name, spec);
     } catch (e) {
       throw explainAttachError(translateError(e, `attach '${this.name}' (${spec.kind})`), spec, this.section);
     }
-    const link = new Link(handle, this.name, (l) => this.object.resources.delete(l));
+    const link = new Link(handle, this.name, this.info().id, (l) => this.object.resources.delete(l));
     this.object.resources.add(link);
     return link;
   }

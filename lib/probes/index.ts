@@ -1,0 +1,2 @@
+// Built-in probes. One line per probe module.
+export {};

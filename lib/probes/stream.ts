@@ -1,0 +1,114 @@
+// The shape every built-in probe shares: a loaded object, its links, one ring buffer read
+// as typed events, stats, and a close that releases it all.
+import { BpfObject, OpenOptions } from '../bpf/object';
+import type { RecordReader, ReaderOptions, ReaderStats } from '../bpf/ringbuf';
+import type { Link } from '../bpf/link';
+import { builtObjectPath } from '../bpf/paths';
+
+export interface ProbeOptions {
+  /** Stops the probe when aborted. */
+  signal?: AbortSignal;
+  /** Longest delay between an event and its delivery, in ms (reader wake-up timer). Default 10. */
+  latencyMs?: number;
+  /** Ring buffer size in bytes (power of two). */
+  ringBytes?: number;
+}
+
+/** Default wake-up threshold: the reader is woken when this many bytes wait. */
+export const DEFAULT_WAKEUP_BYTES = 64 * 1024;
+
+export interface ProbeSpec<Raw, Event> {
+  /** Built object name: build/bpf/<object>.bpf.o */
+  object: string;
+  /** Ring buffer map read for events. */
+  ring: string;
+  open?: OpenOptions;
+  /** Called after load; returns the links it made (closed with the probe). */
+  attach(obj: BpfObject): Link[];
+  /** Turns a decoded record into the public event; undefined drops it. */
+  toEvent(raw: Raw): Event | undefined;
+}
+
+/**
+ * A running probe: async iterable of events, stats(), close().
+ *
+ * @example
+ * await using probe = await connections();
+ * for await (const c of probe) console.log(c.state);
+ */
+export class ProbeStream<Raw, Event> implements AsyncIterable<Event>, AsyncDisposable {
+  readonly object: BpfObject;
+  readonly links: Link[];
+  private readonly reader: RecordReader<Raw>;
+  private readonly toEvent: (raw: Raw) => Event | undefined;
+  private closed = false;
+
+  /** @internal use openProbe */
+  constructor(object: BpfObject, links: Link[], reader: RecordReader<Raw>, toEvent: (raw: Raw) => Event | undefined) {
+    this.object = object;
+    this.links = links;
+    this.reader = reader;
+    this.toEvent = toEvent;
+  }
+
+  /** Events in batches: one array per kernel read (the fast path for high rates). */
+  async *batches(): AsyncIterableIterator<Event[]> {
+    try {
+      for await (const raws of this.reader.decodedBatches()) {
+        const events: Event[] = [];
+        for (const raw of raws) {
+          const event = this.toEvent(raw);
+          if (event !== undefined) events.push(event);
+        }
+        if (events.length) yield events;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Event> {
+    for await (const events of this.batches()) {
+      for (const event of events) yield event;
+    }
+  }
+
+  /** Events delivered and lost so far. */
+  stats(): ReaderStats {
+    return this.reader.stats();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Detaches everything; idempotent. Events already read stay valid. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reader.close();
+    this.object.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}
+
+/** Loads, attaches and starts reading one probe; on any failure nothing stays attached. */
+export function openProbe<Raw, Event>(spec: ProbeSpec<Raw, Event>, options: ProbeOptions = {}): ProbeStream<Raw, Event> {
+  const open: OpenOptions = { ...spec.open, globals: { tcpscope_wakeup_bytes: DEFAULT_WAKEUP_BYTES, ...spec.open?.globals } };
+  const obj = BpfObject.open(builtObjectPath(spec.object), open);
+  try {
+    if (options.ringBytes !== undefined) obj.setMaxEntries(spec.ring, options.ringBytes);
+    obj.load();
+    const links = spec.attach(obj);
+    const readerOptions: ReaderOptions = { wakeupMs: options.latencyMs ?? 10 };
+    if (options.signal) readerOptions.signal = options.signal;
+    const reader = obj.ringBuffer<Raw>(spec.ring, readerOptions);
+    return new ProbeStream(obj, links, reader, spec.toEvent);
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
