@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Makes TCP connections to host:port and writes `bytes` on each; run inside a test netns.
+// Makes TCP connections to host:port and writes `bytes` on each; run inside a netns made
+// by the demo or a test (never aimed anywhere else).
 // usage: traffic.js HOST PORT CONNECTIONS BYTES
 'use strict';
 const net = require('node:net');
