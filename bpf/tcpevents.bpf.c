@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: GPL-2.0
+// TCP trouble events from tracepoints only: retransmissions (tcp:tcp_retransmit_skb,
+// tcp:tcp_retransmit_synack), RTT (tcp:tcp_probe, events and log2 histograms), resets sent
+// and received (tcp:tcp_send_reset, tcp:tcp_receive_reset), drops (skb:kfree_skb, TCP only,
+// with the drop reason) and bad checksums (tcp:tcp_bad_csum).
+//
+// One object, one ring: each probe loads only its programs (the others get autoload off),
+// and user space turns programs off whose tracepoint the running kernel lacks.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "tcpscope.h"
+#include "tp_compat.h"
+#include "port_filter.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+enum tcp_event_kind {
+	EV_RETRANSMIT = 1,
+	EV_RETRANSMIT_SYNACK = 2,
+	EV_RTT = 3,
+	EV_RESET_SENT = 4,
+	EV_RESET_RECEIVED = 5,
+	EV_DROP = 6,
+	EV_BAD_CSUM = 7,
+};
+
+/* Flags of struct tcp_event */
+#define TEV_REASON_KNOWN 1   /* the kernel's tracepoint carries a reason */
+#define TEV_PORTS_KNOWN 2    /* a packet event whose headers were parsed */
+
+struct tcp_event {
+	__u64 ts_ns;
+	__u64 cookie;
+	__u32 kind;
+	__u32 flags;
+	__s32 state;
+	__u32 reason;
+	__u32 seq;
+	__u32 srtt_us;
+	__u32 snd_cwnd;
+	__u32 pid;
+	__s32 err;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 tcp_flags;
+	__u8 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[16];
+};
+
+TCPSCOPE_RINGBUF(tcp_events, 1 << 22, struct tcp_event);
+
+/* RTT: emit one event per tcp_probe sample (else only histograms are kept). */
+const volatile __u8 rtt_events = 1;
+/* RTT histograms: 0 none, 1 per local port, 2 per remote address, 3 one for everything. */
+const volatile __u8 rtt_hist_by = 0;
+
+#define RTT_SLOTS 32
+
+struct rtt_hist_key {
+	__u8 addr[16];
+	__u16 port;
+	__u16 family;
+};
+
+struct rtt_hist {
+	__u64 slots[RTT_SLOTS];
+	__u64 count;
+	__u64 sum_us;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rtt_hist_key);
+	__type(value, struct rtt_hist);
+} rtt_hists SEC(".maps");
+
+static __always_inline struct tcp_event *new_event(__u32 kind)
+{
+	struct tcp_event *e = tcpscope_reserve(tcp_events, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	return e;
+}
+
+static __always_inline void fill_endpoints(struct tcp_event *e, const struct tp_endpoints *ep)
+{
+	e->family = ep->family;
+	e->sport = ep->sport;
+	e->dport = ep->dport;
+	__builtin_memcpy(e->saddr, ep->saddr, 16);
+	__builtin_memcpy(e->daddr, ep->daddr, 16);
+}
+
+static __always_inline void fill_current(struct tcp_event *e)
+{
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* --- retransmissions --------------------------------------------------------------- */
+
+static __always_inline __u32 skb_seq(const struct sk_buff *skb)
+{
+	/* TCP_SKB_CB(skb)->seq: the first word of skb->cb. */
+	__u32 seq = 0;
+
+	if (skb)
+		bpf_probe_read_kernel(&seq, sizeof(seq), &skb->cb[0]);
+	return seq;
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tev_retransmit(void *raw)
+{
+	struct tp_endpoints ep = {};
+	const void *sk, *skb;
+	struct tcp_event *e;
+	int state, err = 0;
+
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb___new)) {
+		struct trace_event_raw_tcp_retransmit_skb___new *ctx = raw;
+
+		TP_READ_ENDPOINTS_4_6(ctx, &ep);
+		sk = ctx->skaddr;
+		skb = ctx->skbaddr;
+		state = ctx->state;
+		if (bpf_core_field_exists(ctx->err))
+			err = ctx->err;
+	} else {
+		struct trace_event_raw_tcp_event_sk_skb___old *ctx = raw;
+
+		TP_READ_ENDPOINTS_4_6(ctx, &ep);
+		sk = ctx->skaddr;
+		skb = ctx->skbaddr;
+		state = ctx->state;
+	}
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	e = new_event(EV_RETRANSMIT);
+	if (!e)
+		return 0;
+	fill_endpoints(e, &ep);
+	e->state = state;
+	e->err = err;
+	e->cookie = tp_sk_cookie(sk);
+	e->seq = skb_seq(skb);
+	e->snd_cwnd = BPF_CORE_READ((struct tcp_sock *)sk, snd_cwnd);
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_synack")
+int tev_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
+{
+	struct tp_endpoints ep = {};
+	struct tcp_event *e;
+
+	TP_READ_ENDPOINTS_4_6(ctx, &ep);
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	e = new_event(EV_RETRANSMIT_SYNACK);
+	if (!e)
+		return 0;
+	fill_endpoints(e, &ep);
+	e->state = 12; /* TCP_NEW_SYN_RECV: the request socket */
+	/* The SYN-ACK's sequence number: the request's initial send sequence. */
+	e->seq = BPF_CORE_READ((struct tcp_request_sock *)ctx->req, snt_isn);
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+/* --- RTT --------------------------------------------------------------------------- */
+
+static __always_inline __u32 log2_slot(__u32 v)
+{
+	__u32 slot = 0;
+
+	/* floor(log2(v)) + 1 for v > 0: slot s holds [2^(s-1), 2^s) */
+	while (v && slot < RTT_SLOTS - 1) {
+		v >>= 1;
+		slot++;
+	}
+	return slot;
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int tev_rtt(struct trace_event_raw_tcp_probe___compat *ctx)
+{
+	struct tp_endpoints ep = {};
+	__u16 family2 = 0;
+	__u32 srtt = ctx->srtt;
+	struct tcp_event *e;
+
+	tp_read_sockaddr(&ctx->saddr, &ep.family, &ep.sport, ep.saddr);
+	tp_read_sockaddr(&ctx->daddr, &family2, &ep.dport, ep.daddr);
+	if (srtt == 0 || !port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+
+	if (rtt_hist_by) {
+		struct rtt_hist_key key = {};
+		struct rtt_hist *h;
+
+		key.family = ep.family;
+		if (rtt_hist_by == 1)
+			key.port = ep.sport;
+		else if (rtt_hist_by == 2)
+			__builtin_memcpy(key.addr, ep.daddr, 16);
+		else
+			key.family = 0;
+		h = bpf_map_lookup_elem(&rtt_hists, &key);
+		if (!h) {
+			struct rtt_hist zero = {};
+
+			bpf_map_update_elem(&rtt_hists, &key, &zero, BPF_NOEXIST);
+			h = bpf_map_lookup_elem(&rtt_hists, &key);
+		}
+		if (h) {
+			__u32 slot = log2_slot(srtt);
+
+			if (slot < RTT_SLOTS)
+				__sync_fetch_and_add(&h->slots[slot], 1);
+			__sync_fetch_and_add(&h->count, 1);
+			__sync_fetch_and_add(&h->sum_us, srtt);
+		}
+	}
+	if (!rtt_events)
+		return 0;
+	e = new_event(EV_RTT);
+	if (!e)
+		return 0;
+	fill_endpoints(e, &ep);
+	e->srtt_us = srtt;
+	e->snd_cwnd = ctx->snd_cwnd;
+	if (bpf_core_field_exists(ctx->sock_cookie))
+		e->cookie = ctx->sock_cookie;
+	if (!e->cookie && bpf_core_field_exists(ctx->skaddr))
+		e->cookie = tp_sk_cookie(ctx->skaddr);
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+/* --- resets ------------------------------------------------------------------------ */
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tev_send_reset(void *raw)
+{
+	struct tp_endpoints ep = {};
+	struct tcp_event *e;
+	const void *sk;
+	__u32 reason = 0, flags = 0;
+	int state;
+
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset___new)) {
+		/* 6.10+: own layout, sockaddr fields, a reason, fires without a socket too. */
+		struct trace_event_raw_tcp_send_reset___new *ctx = raw;
+		__u16 family2 = 0;
+
+		tp_read_sockaddr(&ctx->saddr, &ep.family, &ep.sport, ep.saddr);
+		tp_read_sockaddr(&ctx->daddr, &family2, &ep.dport, ep.daddr);
+		sk = ctx->skaddr;
+		state = ctx->state;
+		if (bpf_core_field_exists(ctx->reason)) {
+			reason = ctx->reason;
+			flags |= TEV_REASON_KNOWN;
+		}
+	} else {
+		struct trace_event_raw_tcp_event_sk_skb___old *ctx = raw;
+
+		TP_READ_ENDPOINTS_4_6(ctx, &ep);
+		sk = ctx->skaddr;
+		state = ctx->state;
+	}
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	e = new_event(EV_RESET_SENT);
+	if (!e)
+		return 0;
+	fill_endpoints(e, &ep);
+	e->flags = flags;
+	e->reason = reason;
+	e->state = state;
+	e->cookie = tp_sk_cookie(sk);
+	fill_current(e);
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tev_receive_reset(struct trace_event_raw_tcp_event_sk___compat *ctx)
+{
+	struct tp_endpoints ep = {};
+	struct tcp_event *e;
+	const void *sk = ctx->skaddr;
+
+	TP_READ_ENDPOINTS_4_6(ctx, &ep);
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	e = new_event(EV_RESET_RECEIVED);
+	if (!e)
+		return 0;
+	fill_endpoints(e, &ep);
+	e->state = BPF_CORE_READ((struct sock *)sk, __sk_common.skc_state);
+	if (bpf_core_field_exists(ctx->sock_cookie))
+		e->cookie = ctx->sock_cookie;
+	if (!e->cookie)
+		e->cookie = tp_sk_cookie(sk);
+	fill_current(e);
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+/* --- drops and bad checksums ------------------------------------------------------- */
+
+/* Parses the IP and TCP headers of an skb with CO-RE reads of its offsets. Returns 1 when
+ * the packet is TCP (ports filled when the TCP header could be read), 0 otherwise. */
+static __always_inline int parse_skb(const struct sk_buff *skb, __u16 protocol, struct tp_endpoints *ep, __u8 *tcp_flags, __u32 *seq, __u32 *flags)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u32 th_off;
+
+	if (!head || nh == (__u16)~0U)
+		return 0;
+	if (protocol == ETH_P_IP) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return 0;
+		if (ip.version != 4 || ip.protocol != IPPROTO_TCP)
+			return 0;
+		ep->family = AF_INET;
+		__builtin_memcpy(ep->saddr, &ip.saddr, 4);
+		__builtin_memcpy(ep->daddr, &ip.daddr, 4);
+		th_off = nh + ip.ihl * 4;
+	} else if (protocol == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return 0;
+		if (ip6.version != 6 || ip6.nexthdr != IPPROTO_TCP)
+			return 0;
+		ep->family = AF_INET6;
+		bpf_probe_read_kernel(ep->saddr, 16, &ip6.saddr);
+		bpf_probe_read_kernel(ep->daddr, 16, &ip6.daddr);
+		th_off = nh + sizeof(ip6);
+	} else {
+		return 0;
+	}
+	if (th != (__u16)~0U && th > nh)
+		th_off = th;
+	{
+		struct tcphdr tcp;
+
+		if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th_off) == 0) {
+			ep->sport = bpf_ntohs(tcp.source);
+			ep->dport = bpf_ntohs(tcp.dest);
+			*seq = bpf_ntohl(tcp.seq);
+			*tcp_flags = ((__u8 *)&tcp)[13];
+			*flags |= TEV_PORTS_KNOWN;
+		}
+	}
+	return 1;
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
+{
+	__u16 protocol = ctx->protocol;
+	struct tp_endpoints ep = {};
+	__u32 flags = 0, seq = 0, reason = 0;
+	__u8 tcp_flags = 0;
+	struct tcp_event *e;
+
+	if (protocol != ETH_P_IP && protocol != ETH_P_IPV6)
+		return 0;
+	if (!parse_skb(ctx->skbaddr, protocol, &ep, &tcp_flags, &seq, &flags))
+		return 0;
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	if (bpf_core_field_exists(ctx->reason)) {
+		reason = ctx->reason;
+		flags |= TEV_REASON_KNOWN;
+	}
+	e = new_event(EV_DROP);
+	if (!e)
+		return 0;
+	fill_endpoints(e, &ep);
+	e->flags = flags;
+	e->reason = reason;
+	e->seq = seq;
+	e->tcp_flags = tcp_flags;
+	if (bpf_core_field_exists(ctx->rx_sk) && ctx->rx_sk)
+		e->cookie = tp_sk_cookie(ctx->rx_sk);
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_bad_csum")
+int tev_bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
+{
+	struct tp_endpoints ep = {};
+	__u16 family2 = 0;
+	__u32 flags = TEV_PORTS_KNOWN, seq = 0, pflags = 0;
+	__u8 tcp_flags = 0;
+	struct tcp_event *e;
+	const struct sk_buff *skb = ctx->skbaddr;
+
+	/* saddr/daddr are the packet's source and destination. */
+	tp_read_sockaddr(&ctx->saddr, &ep.family, &ep.sport, ep.saddr);
+	tp_read_sockaddr(&ctx->daddr, &family2, &ep.dport, ep.daddr);
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	e = new_event(EV_BAD_CSUM);
+	if (!e)
+		return 0;
+	{
+		struct tp_endpoints parsed = {};
+		__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+
+		if (parse_skb(skb, proto, &parsed, &tcp_flags, &seq, &pflags)) {
+			e->seq = seq;
+			e->tcp_flags = tcp_flags;
+		}
+	}
+	fill_endpoints(e, &ep);
+	e->flags = flags;
+	tcpscope_submit(tcp_events, e);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
