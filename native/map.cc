@@ -125,6 +125,57 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// progInfoById(id) -> info, or null when no such program exists (any more).
+Napi::Value ProgInfoById(const Napi::CallbackInfo& info) {
+  int fd = bpf_prog_get_fd_by_id(info[0].As<Napi::Number>().Uint32Value());
+  if (fd < 0) {
+    if (errno == ENOENT) return info.Env().Null();
+    throw MakeBpfError(info.Env(), "open program by id", errno, "");
+  }
+  struct bpf_prog_info prog_info = {};
+  __u32 len = sizeof(prog_info);
+  int err = bpf_obj_get_info_by_fd(fd, &prog_info, &len) == 0 ? 0 : errno;
+  close(fd);
+  if (err) throw MakeBpfError(info.Env(), "program info", err, "");
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("id", prog_info.id);
+  out.Set("type", prog_info.type);
+  out.Set("name", prog_info.name);
+  out.Set("runCount", static_cast<double>(prog_info.run_cnt));
+  out.Set("runTimeNs", static_cast<double>(prog_info.run_time_ns));
+  return out;
+}
+
+// progQuery(targetFdOrIfindex, attachType) -> program ids attached there (tcx, cgroup...).
+Napi::Value ProgQuery(const Napi::CallbackInfo& info) {
+  __u32 ids[64];
+  __u32 count = 64;
+  __u32 attach_flags = 0;
+  int err = bpf_prog_query(info[0].As<Napi::Number>().Int32Value(),
+                           static_cast<enum bpf_attach_type>(info[1].As<Napi::Number>().Uint32Value()), 0,
+                           &attach_flags, ids, &count);
+  if (err) {
+    // An interface without any tcx program, or a kernel without tcx, has nothing attached.
+    if (errno == ENOENT || errno == EINVAL) return Napi::Array::New(info.Env());
+    throw MakeBpfError(info.Env(), "query attached programs", errno, "");
+  }
+  Napi::Array out = Napi::Array::New(info.Env(), count);
+  for (__u32 i = 0; i < count; i++) out.Set(i, ids[i]);
+  return out;
+}
+
+// xdpQuery(ifindex) -> { skb, drv, hw } program ids (0 when none).
+Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
+  DECLARE_LIBBPF_OPTS(bpf_xdp_query_opts, opts);
+  int err = bpf_xdp_query(info[0].As<Napi::Number>().Int32Value(), 0, &opts);
+  if (err) throw MakeBpfError(info.Env(), "query XDP", err, "");
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("skb", opts.skb_prog_id);
+  out.Set("drv", opts.drv_prog_id);
+  out.Set("hw", opts.hw_prog_id);
+  return out;
+}
+
 Napi::Value Pin(const Napi::CallbackInfo& info) {
   std::string path = info[1].As<Napi::String>();
   if (bpf_obj_pin(FdArg(info[0]), path.c_str()) != 0)
@@ -170,6 +221,9 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapInfo", Napi::Function::New(env, Info));
   exports.Set("mapCreate", Napi::Function::New(env, MapCreate));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
+  exports.Set("progInfoById", Napi::Function::New(env, ProgInfoById));
+  exports.Set("progQuery", Napi::Function::New(env, ProgQuery));
+  exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery));
   exports.Set("objPin", Napi::Function::New(env, Pin));
   exports.Set("objGet", Napi::Function::New(env, GetPinned));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));

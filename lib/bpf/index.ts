@@ -25,3 +25,5 @@ export { ensureBpffs, ensureTracefs, cgroup2Root, bpfPrivilege, PIN_ROOT } from 
 export { Btf } from './btf/parse';
 export { decoderFor, encoderFor } from './btf/codec';
 export { packageRoot, builtObjectPath } from './paths';
+export { attachedPrograms } from './introspect';
+export type { AttachedProgram } from './introspect';

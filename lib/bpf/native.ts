@@ -123,6 +123,9 @@ export interface NativeAddon {
   mapInfo(fd: number): NativeMapInfo & { id: number };
   mapCreate(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number): number;
   progInfo(fd: number): NativeProgInfo;
+  progInfoById(id: number): NativeProgInfo | null;
+  progQuery(target: number, attachType: number): number[];
+  xdpQuery(ifindex: number): { skb: number; drv: number; hw: number };
   objPin(fd: number, path: string): void;
   objGet(path: string): number;
   closeFd(fd: number): void;

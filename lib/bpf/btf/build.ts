@@ -27,18 +27,34 @@ const LINKAGE: Readonly<Record<BtfLinkage, number>> = { static: 0, global: 1, ex
  */
 export class BtfBuilder {
   private readonly words: number[] = [];
-  private readonly strs: Buffer[] = [Buffer.alloc(1)];
+  private readonly strs: Buffer[] = [];
   private readonly strIndex = new Map<string, number>([['', 0]]);
-  private strLen = 1;
-  private nextId = 1;
+  private strLen = 0;
+  private readonly strBase: number;
+  private nextId: number;
   private arrayIndexType = 0;
+
+  /**
+   * @param base for split BTF (like kernel module BTF): new ids continue after
+   * the base's types and new strings after its string section.
+   */
+  constructor(base?: { readonly typeCount: number; readonly stringsLength: number }) {
+    this.nextId = base ? base.typeCount : 1;
+    this.strBase = base ? base.stringsLength : 0;
+    // Base BTF starts its string section with the empty string; split BTF
+    // reuses the base's, as libbpf does.
+    if (!base) {
+      this.strs.push(Buffer.alloc(1));
+      this.strLen = 1;
+    }
+  }
 
   /** Intern a string, returning its offset. */
   str(s: string): number {
     let off = this.strIndex.get(s);
     if (off === undefined) {
       const b = Buffer.from(`${s}\0`, 'utf8');
-      off = this.strLen;
+      off = this.strBase + this.strLen;
       this.strs.push(b);
       this.strLen += b.length;
       this.strIndex.set(s, off);

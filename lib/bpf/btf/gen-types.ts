@@ -107,7 +107,6 @@ class TypeGen {
         const target = this.stripQualifiers(t.type);
         const tt = this.btf.type(target);
         if ((tt.kind === 'struct' || tt.kind === 'union' || tt.kind === 'enum' || tt.kind === 'enum64') && !tt.name) {
-          this.tsNames.set(target, this.allocate(t.name, 'typedef'));
           this.need(target);
           return;
         }
@@ -234,7 +233,7 @@ class TypeGen {
     const name = this.tsNames.get(t.id)!;
     const title = `enum ${t.name || name} (${t.size} bytes)`;
     if (t.size === 8) {
-      const vals = t.values.map((v) => [v.name, BigInt(v.value)] as const);
+      const vals = t.values.map((v) => [v.name, asDecoded(BigInt(v.value), t.size, t.signed)] as const);
       this.out.push(`/** ${title}; values are bigint */`, `export const ${name} = {`);
       for (const [n, v] of vals) this.out.push(`  ${propName(n)}: ${v}n,`);
       this.out.push('} as const;', `export type ${name} = bigint;`);
@@ -249,11 +248,18 @@ class TypeGen {
       return;
     }
     this.out.push(`/** ${title} */`, `export enum ${name} {`);
-    for (const v of t.values) this.out.push(`  ${propName(v.name)} = ${Number(v.value)},`);
+    for (const v of t.values) this.out.push(`  ${propName(v.name)} = ${asDecoded(BigInt(v.value), t.size, t.signed)},`);
     this.out.push('}', '');
   }
 }
 
 function propName(name: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
+}
+
+// The value a decoder reads back for this enumerator: BTF stores ENUM values as
+// 32 bits, but a 1- or 2-byte enum in memory holds only its low bytes.
+function asDecoded(v: bigint, size: number, signed: boolean): bigint {
+  const bits = size * 8;
+  return signed ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v);
 }

@@ -181,11 +181,14 @@ export class Btf {
 
   /**
    * The running kernel's BTF (/sys/kernel/btf/vmlinux), parsed once and cached.
+   * Pass `path` to read it from elsewhere (e.g. a host /sys mounted into a
+   * container); such loads are not cached.
    *
    * @example
    * Btf.kernel().enumValues('skb_drop_reason').get(2n); // 'SKB_DROP_REASON_NO_SOCKET'
    */
-  static kernel(): Btf {
+  static kernel(path?: string): Btf {
+    if (path !== undefined && path !== KERNEL_BTF_PATH) return Btf.parse(readKernelBtf(path));
     if (!kernelCache) kernelCache = Btf.parse(readKernelBtf(KERNEL_BTF_PATH));
     return kernelCache;
   }
@@ -245,6 +248,11 @@ export class Btf {
       return Btf.fromElf(buf);
     }
     return Btf.parse(buf, base);
+  }
+
+  /** Total string-section bytes, base included (where a split BTF's own string offsets start). */
+  get stringsLength(): number {
+    return this.strBase + (this.strEnd - this.strStart);
   }
 
   /** Number of types stored in this blob itself (excluding base and void). */
@@ -425,7 +433,7 @@ export class Btf {
    * Enumerator name → value (the reverse of {@link Btf.enumValues}).
    *
    * @example
-   * Btf.kernel().enumByName('tcp_state').get('TCP_LISTEN'); // 10n
+   * Btf.kernel().enumByName('skb_drop_reason').get('SKB_DROP_REASON_NO_SOCKET'); // 2n
    */
   enumByName(ref: BtfTypeRef): Map<string, bigint> {
     const out = new Map<string, bigint>();
@@ -523,6 +531,8 @@ export class Btf {
       if (v.kind === 'func') return { name: v.name, offset: si.offset, size: si.size, type: v.type, varId: v.id, linkage: v.linkage };
       throw new BtfError(`DATASEC ${sec.name} entry refers to ${v.kind} ${v.id}`);
     });
+    // libbpf's linker also orders a section's variables by offset.
+    vars.sort((x, y) => x.offset - y.offset);
     return { name: sec.name, id: sec.id, size: sec.size, vars };
   }
 

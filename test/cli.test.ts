@@ -1,0 +1,57 @@
+// The CLI as a user runs it: a separate process, exit codes, messages.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, objectPath } from './helpers/bpf';
+
+const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
+
+function tcpscope(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('tcpscope CLI', () => {
+  it('lists its commands and exits 2 without one', () => {
+    const r = tcpscope();
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(/usage: tcpscope COMMAND/);
+    expect(r.stdout).toMatch(/gen-types/);
+    expect(r.stdout).toMatch(/cleanup/);
+  });
+
+  it('names an unknown command and an unknown option', () => {
+    expect(tcpscope('frobnicate')).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown command 'frobnicate'/) });
+    const r = tcpscope('cleanup', '--bogus');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/bogus/);
+    expect(r.stderr).toMatch(/usage: tcpscope cleanup/);
+  });
+
+  it('gen-types writes declarations that match the object and compile', () => {
+    const r = tcpscope('gen-types', objectPath('rt_attach'));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/interface state_event\b/);
+    expect(r.stdout).toMatch(/ts_ns: bigint/);
+    expect(r.stdout).toMatch(/comm: string/);
+    expect(r.stdout).toMatch(/saddr: Uint8Array/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-gentypes-'));
+    try {
+      const file = path.join(dir, 'types.ts');
+      expect(tcpscope('gen-types', objectPath('rt_attach'), '-t', 'state_event', '-o', file).status).toBe(0);
+      const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--strict', file], { encoding: 'utf8' });
+      expect(tsc.stdout + tsc.stderr).toBe('');
+      expect(tsc.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gen-types names a missing file', () => {
+    const r = tcpscope('gen-types', '/nonexistent.bpf.o');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no such file: \/nonexistent\.bpf\.o/);
+  });
+});
