@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: GPL-2.0
+// The packets probe: every incoming TCP segment at XDP or tc ingress, filtered in the
+// kernel by a small jump program (see struct filter_prog), sampled 1-in-N, sent as one
+// ring record per packet (fixed header + optional frame or payload bytes). The same
+// program keeps SYN counts per source address, source prefix and destination port in
+// LRU maps when asked. All configuration lives in maps and can change while attached.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "tcpscope.h"
+#include "tcp_parse.h"
+
+#define HOOK_XDP 1
+#define HOOK_TC 2
+
+#define XDP_PASS_ 2
+#define TC_ACT_UNSPEC_ (-1)
+
+/* ---- configuration (user space writes; the program only reads) ---- */
+
+#define FEATURE_EVENTS 0x1   /* emit ring records */
+#define FEATURE_SYNS 0x2     /* count SYNs in the syn_by_* maps */
+
+struct packets_config {
+	__u32 features;      /* FEATURE_* */
+	__u32 sample_rate;   /* emit 1 in N matching packets (0 and 1: all) */
+	__u32 snaplen;       /* frame bytes to copy after the header (0: none) */
+	__u32 payload_bytes; /* TCP payload bytes to copy when snaplen is 0 (0: none) */
+	__u32 filter_slot;   /* which of the two filter programs is active */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct packets_config);
+} packets_config SEC(".maps");
+
+/*
+ * The filter: a program of up to FILTER_MAX_INSNS tests, each with a jump target for
+ * "matched" (jt) and "not matched" (jf), like classic BPF. Targets only go forward, so
+ * the interpreter runs at most FILTER_MAX_INSNS steps. and/or/not compile to jumps with
+ * no blow-up (not swaps the targets). Two slots: user space writes the idle one, then
+ * flips packets_config.filter_slot, so a running packet never sees half a program.
+ */
+#define FILTER_MAX_INSNS 32
+#define FILTER_ACCEPT 254
+#define FILTER_REJECT 255
+
+enum filter_op {
+	FOP_SRC_NET = 1,  /* source address in family/addr/mask */
+	FOP_DST_NET = 2,
+	FOP_SPORT = 3,    /* lo <= sport <= hi */
+	FOP_DPORT = 4,
+	FOP_FLAGS_ANY = 5,/* (flags & lo) != 0 */
+	FOP_FLAGS_EQ = 6, /* (flags & lo) == hi */
+	FOP_FAMILY = 7,   /* family == family */
+	FOP_TRUE = 8,
+};
+
+struct filter_insn {
+	__u8 op;
+	__u8 jt;
+	__u8 jf;
+	__u8 family;
+	__u16 lo;
+	__u16 hi;
+	__u32 addr[4];
+	__u32 mask[4];
+};
+
+struct filter_prog {
+	__u32 len;         /* 0: accept everything */
+	__u32 _pad;
+	struct filter_insn insns[FILTER_MAX_INSNS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct filter_prog);
+} packets_filter SEC(".maps");
+
+/* ---- counters ---- */
+
+struct packets_stats {
+	__u64 tcp;          /* TCP segments parsed */
+	__u64 matched;      /* passed the filter */
+	__u64 sampled_out;  /* matched but skipped by sampling */
+	__u64 emitted;      /* records submitted */
+	__u64 capture_errors;
+	__u64 syns;         /* SYNs counted */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct packets_stats);
+} packets_stats SEC(".maps");
+
+/* ---- SYN accounting ---- */
+
+struct syn_addr_key {
+	__u32 addr[4];     /* network order, host bits zeroed for prefixes */
+	__u16 family;
+	__u8 prefix_len;   /* 32/128 in syn_by_addr; 24/64 in syn_by_prefix */
+	__u8 _pad;
+};
+
+struct syn_count {
+	__u64 count;
+	__u64 last_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct syn_addr_key);
+	__type(value, struct syn_count);
+} syn_by_addr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct syn_addr_key);
+	__type(value, struct syn_count);
+} syn_by_prefix SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct syn_count);
+} syn_by_port SEC(".maps");
+
+/* ---- events ---- */
+
+#define CAP_NONE 0
+#define CAP_FRAME 1    /* bytes from the start of the frame (link header) */
+#define CAP_PAYLOAD 2  /* bytes from the start of the TCP payload */
+
+struct packet_event {
+	__u64 ts_ns;        /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u32 ifindex;
+	__u32 frame_len;    /* bytes of the frame as received (link header included) */
+	__u8 saddr[16];     /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u32 seq;
+	__u32 ack;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 window;
+	__u16 ip_len;
+	__u16 payload_len;  /* TCP payload bytes (from the IP length) */
+	__u8 ttl;
+	__u8 flags;
+	__u8 doff;          /* TCP header length in bytes */
+	__u8 hook;          /* 1 XDP, 2 tc */
+	__u16 mss;
+	__u8 wscale;
+	__u8 opt_present;   /* TCP_OPT_HAS_* */
+	__u32 ts_val;
+	__u32 ts_ecr;
+	__u32 opt_kinds_lo; /* option kinds in wire order, a nibble each (TCP_OK_*) */
+	__u32 opt_kinds_hi;
+	__u32 cap_len;      /* bytes following this header */
+	__u8 cap_kind;      /* CAP_* */
+	__u8 sack_blocks;
+	__u16 l3_off;       /* offset of the IP header in the frame */
+};
+
+TCPSCOPE_RINGBUF(packets, 1 << 23, struct packet_event);
+
+#define CAP_MAX 65536
+
+/* A global function: the verifier checks it once, on its own, instead of once per path
+ * of the caller. */
+__attribute__((noinline)) int packets_filter_match(const struct filter_prog *prog, const struct tcp_packet *pkt)
+{
+	if (!prog || !pkt)
+		return 0;
+	__u32 pc = 0;
+	__u32 len = prog->len;
+
+	if (len == 0)
+		return 1;
+	for (int i = 0; i < FILTER_MAX_INSNS; i++) {
+		if (pc >= FILTER_MAX_INSNS)
+			break;
+		const struct filter_insn *in = &prog->insns[pc];
+		int m = 0;
+		switch (in->op) {
+		case FOP_SRC_NET:
+			m = pkt->family == in->family && tcp_addr_match(pkt->saddr, in->addr, in->mask, in->family == AF_INET6);
+			break;
+		case FOP_DST_NET:
+			m = pkt->family == in->family && tcp_addr_match(pkt->daddr, in->addr, in->mask, in->family == AF_INET6);
+			break;
+		case FOP_SPORT:
+			m = pkt->sport >= in->lo && pkt->sport <= in->hi;
+			break;
+		case FOP_DPORT:
+			m = pkt->dport >= in->lo && pkt->dport <= in->hi;
+			break;
+		case FOP_FLAGS_ANY:
+			m = (pkt->flags & in->lo) != 0;
+			break;
+		case FOP_FLAGS_EQ:
+			m = (pkt->flags & in->lo) == in->hi;
+			break;
+		case FOP_FAMILY:
+			m = pkt->family == in->family;
+			break;
+		case FOP_TRUE:
+			m = 1;
+			break;
+		}
+		pc = m ? in->jt : in->jf;
+	}
+	return pc == FILTER_ACCEPT;
+}
+
+static __always_inline void syn_bump(void *map, const void *key, __u64 now)
+{
+	struct syn_count *c = bpf_map_lookup_elem(map, key);
+	if (c) {
+		c->count++;
+		c->last_ns = now;
+		return;
+	}
+	struct syn_count init = { .count = 1, .last_ns = now };
+	bpf_map_update_elem(map, key, &init, BPF_NOEXIST);
+}
+
+static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now)
+{
+	struct syn_addr_key key = {};
+	__u32 port = pkt->dport;
+
+	key.family = pkt->family;
+	key.addr[0] = pkt->saddr[0];
+	if (pkt->family == AF_INET6) {
+		key.addr[1] = pkt->saddr[1];
+		key.addr[2] = pkt->saddr[2];
+		key.addr[3] = pkt->saddr[3];
+		key.prefix_len = 128;
+	} else {
+		key.prefix_len = 32;
+	}
+	syn_bump(&syn_by_addr, &key, now);
+	if (pkt->family == AF_INET6) {
+		key.addr[2] = key.addr[3] = 0;
+		key.prefix_len = 64;
+	} else {
+		key.addr[0] &= bpf_htonl(0xffffff00);
+		key.prefix_len = 24;
+	}
+	syn_bump(&syn_by_prefix, &key, now);
+	syn_bump(&syn_by_port, &port, now);
+}
+
+/* Copies `len` bytes at `off` of the packet to `to`; `len` is already bounded. */
+static __always_inline long load_bytes(void *ctx, const int hook, __u64 off, void *to, __u64 len)
+{
+	if (hook == HOOK_TC)
+		return bpf_skb_load_bytes(ctx, off, to, len);
+	return bpf_xdp_load_bytes(ctx, off, to, len);
+}
+
+/* Reserves a record with room for `want` captured bytes, in power-of-two size classes so
+ * every reservation has a constant size; copies the bytes. */
+#define CAPTURE_CLASS(size)                                                               \
+	else if (want <= (size)) {                                                        \
+		e = tcpscope_reserve(packets, sizeof(*e) + (size));                      \
+		if (!e)                                                                   \
+			return 0;                                                         \
+		if (load_bytes(ctx, hook, cap_off, (void *)(e + 1), want) < 0)            \
+			e->cap_kind = 0xff;                                               \
+	}
+
+static __always_inline int emit(void *ctx, const int hook, const struct tcp_packet *pkt, void *data, void *data_end,
+				 const struct packets_config *cfg, __u32 frame_len, __u32 ifindex, __u64 now)
+{
+	struct packet_event *e;
+	struct tcp_opts opts;
+	__u64 want = 0, cap_off = 0; /* 64-bit so clang bounds-checks the register it passes */
+	__u8 cap_kind = CAP_NONE;
+
+	tcp_parse_options(pkt, data, data_end, &opts);
+
+	if (cfg->snaplen) {
+		want = cfg->snaplen < frame_len ? cfg->snaplen : frame_len;
+		cap_kind = CAP_FRAME;
+	} else if (cfg->payload_bytes && pkt->payload_len) {
+		__u64 avail = pkt->payload_len;
+		cap_off = pkt->l4_off + pkt->doff;
+		if (cap_off + avail > frame_len)
+			avail = frame_len > cap_off ? frame_len - cap_off : 0;
+		want = cfg->payload_bytes < avail ? cfg->payload_bytes : avail;
+		cap_kind = CAP_PAYLOAD;
+	}
+	if (want > CAP_MAX)
+		want = CAP_MAX;
+
+	if (want == 0) {
+		e = tcpscope_reserve(packets, sizeof(*e));
+		if (!e)
+			return 0;
+	}
+	CAPTURE_CLASS(64)
+	CAPTURE_CLASS(128)
+	CAPTURE_CLASS(256)
+	CAPTURE_CLASS(512)
+	CAPTURE_CLASS(1024)
+	CAPTURE_CLASS(2048)
+	CAPTURE_CLASS(4096)
+	CAPTURE_CLASS(8192)
+	CAPTURE_CLASS(16384)
+	CAPTURE_CLASS(32768)
+	CAPTURE_CLASS(65536)
+	else
+		return 0;
+
+	if (e->cap_kind == 0xff) { /* the copy failed: keep the header, drop the bytes */
+		want = 0;
+		cap_kind = CAP_NONE;
+	}
+	e->ts_ns = now;
+	e->ifindex = ifindex;
+	e->frame_len = frame_len;
+	__builtin_memcpy(e->saddr, pkt->saddr, 16);
+	__builtin_memcpy(e->daddr, pkt->daddr, 16);
+	e->seq = pkt->seq;
+	e->ack = pkt->ack;
+	e->family = pkt->family;
+	e->sport = pkt->sport;
+	e->dport = pkt->dport;
+	e->window = pkt->window;
+	e->ip_len = pkt->ip_len;
+	e->payload_len = pkt->payload_len;
+	e->ttl = pkt->ttl;
+	e->flags = pkt->flags;
+	e->doff = pkt->doff;
+	e->hook = hook;
+	e->mss = opts.mss;
+	e->wscale = opts.wscale;
+	e->opt_present = opts.present;
+	e->ts_val = opts.ts_val;
+	e->ts_ecr = opts.ts_ecr;
+	e->opt_kinds_lo = opts.kinds_lo;
+	e->opt_kinds_hi = opts.kinds_hi;
+	e->cap_len = want;
+	e->cap_kind = cap_kind;
+	e->sack_blocks = opts.sack_blocks;
+	e->l3_off = pkt->l3_off;
+	tcpscope_submit(packets, e);
+	return 1;
+}
+
+static __always_inline void handle(void *ctx, const int hook, void *data, void *data_end, __u32 frame_len, __u32 ifindex)
+{
+	struct tcp_packet pkt;
+	__u32 zero = 0;
+
+	if (tcp_parse(data, data_end, &pkt) < 0)
+		return;
+	struct packets_config *cfg = bpf_map_lookup_elem(&packets_config, &zero);
+	struct packets_stats *st = bpf_map_lookup_elem(&packets_stats, &zero);
+	if (!cfg || !st)
+		return;
+	st->tcp++;
+	__u32 slot = cfg->filter_slot & 1;
+	struct filter_prog *prog = bpf_map_lookup_elem(&packets_filter, &slot);
+	if (!prog || !packets_filter_match(prog, &pkt))
+		return;
+	st->matched++;
+
+	__u64 now = bpf_ktime_get_ns();
+	if ((cfg->features & FEATURE_SYNS) && (pkt.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
+		count_syn(&pkt, now);
+		st->syns++;
+	}
+	if (!(cfg->features & FEATURE_EVENTS))
+		return;
+	__u32 rate = cfg->sample_rate;
+	if (rate > 1 && st->matched % rate != 0) {
+		st->sampled_out++;
+		return;
+	}
+	if (emit(ctx, hook, &pkt, data, data_end, cfg, frame_len, ifindex, now))
+		st->emitted++;
+}
+
+SEC("xdp")
+int packets_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	handle(ctx, HOOK_XDP, data, data_end, (__u32)(data_end - data), ctx->ingress_ifindex);
+	return XDP_PASS_;
+}
+
+SEC("tc")
+int packets_tc(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	/* Headers beyond the linear part (rare after GRO): pull them in once. */
+	if (data + TCP_PARSE_HEADROOM > data_end && skb->len > (__u32)(data_end - data)) {
+		bpf_skb_pull_data(skb, skb->len < TCP_PARSE_HEADROOM ? skb->len : TCP_PARSE_HEADROOM);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
+	handle(skb, HOOK_TC, data, data_end, skb->len, skb->ifindex);
+	return TC_ACT_UNSPEC_;
+}
+
+/* Types user space encodes into the maps (BTF keeps them). */
+struct packets_config *packets__config_type __attribute__((unused));
+struct filter_prog *packets__filter_type __attribute__((unused));
+
+char LICENSE[] SEC("license") = "GPL";
