@@ -19,8 +19,19 @@
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_FIN_WAIT2 5
 #define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
+#define TCP_CLOSING 11
+
+/* conn_info.seq_flags: control flags that tcp_sock bytes_received/bytes_acked count as
+ * one byte of sequence space each, subtracted at close so the totals are payload bytes. */
+#define SEEN_FIN_IN 1     /* the peer's FIN arrived */
+#define SEEN_FIN_ACKED 2  /* our FIN was acknowledged */
+#define SEEN_SYN_ACKED 4  /* our SYN was acknowledged (active opens) */
 
 enum conn_event_type { CONN_OPEN = 1, CONN_STATE = 2, CONN_CLOSE = 3 };
 enum conn_direction { DIR_UNKNOWN = 0, DIR_PASSIVE = 1, DIR_ACTIVE = 2 };
@@ -37,7 +48,7 @@ struct conn_info {
 	__u8 direction;
 	__u8 owner_source;
 	__u8 opened;
-	__u8 pad;
+	__u8 seq_flags;
 };
 
 struct conn_event {
@@ -108,10 +119,42 @@ static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
 		e->duration_ns = info->start_ns ? now - info->start_ns : 0;
-		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
-		e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+		__u64 received = BPF_CORE_READ(tp, bytes_received);
+		__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+
+		if ((info->seq_flags & SEEN_FIN_IN) && received)
+			received--;
+		if ((info->seq_flags & SEEN_FIN_ACKED) && acked)
+			acked--;
+		if ((info->seq_flags & SEEN_SYN_ACKED) && acked)
+			acked--;
+		e->bytes_received = received;
+		e->bytes_acked = acked;
 	}
 	tcpscope_submit(conn_events, e);
+}
+
+/* Which SYN/FIN the kernel's byte counters include, from the transitions seen. Closing from
+ * FIN_WAIT2/CLOSING/LAST_ACK without a socket error is the normal path, taken when the
+ * FIN arrived (FIN_WAIT2) or our FIN was acked (CLOSING, LAST_ACK); a reset sets sk_err. */
+static __always_inline void track_seq_flags(struct conn_info *info, const struct sock *sk, int oldstate, int newstate)
+{
+	int err = 0;
+
+	if (newstate == TCP_CLOSE)
+		err = BPF_CORE_READ(sk, sk_err);
+	if (newstate == TCP_CLOSE_WAIT || newstate == TCP_CLOSING)
+		info->seq_flags |= SEEN_FIN_IN;
+	if (oldstate == TCP_FIN_WAIT1 && newstate == TCP_FIN_WAIT2)
+		info->seq_flags |= SEEN_FIN_ACKED;
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED)
+		info->seq_flags |= SEEN_SYN_ACKED;
+	if (newstate == TCP_CLOSE && !err) {
+		if (oldstate == TCP_FIN_WAIT2)
+			info->seq_flags |= SEEN_FIN_IN;
+		if (oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
+			info->seq_flags |= SEEN_FIN_ACKED;
+	}
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -169,6 +212,7 @@ int conns_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	}
 	if (!cur.cookie)
 		cur.cookie = tp_sk_cookie(sk);
+	track_seq_flags(&cur, sk, oldstate, newstate);
 
 	if (newstate == TCP_CLOSE) {
 		emit(ctx, sk, &cur, CONN_STATE, now, netns);

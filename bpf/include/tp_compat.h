@@ -8,6 +8,8 @@
  * 6.13, tcp_send_reset in 6.10) the old class is declared here as a `___old` flavour and the
  * program picks the one the kernel has with bpf_core_type_exists(). Fields added later
  * (family, reason, rx_sk, err) are read only when bpf_core_field_exists() says so.
+ * Enum-typed fields are declared with their enum type: CO-RE does not match an int field
+ * against an enum one.
  */
 #ifndef TCPSCOPE_TP_COMPAT_H
 #define TCPSCOPE_TP_COMPAT_H
@@ -63,7 +65,7 @@ struct trace_event_raw_tcp_send_reset___new {
 	const void *skbaddr;
 	const void *skaddr;
 	int state;
-	unsigned int reason;
+	enum sk_rst_reason reason;
 	__u8 saddr[28];
 	__u8 daddr[28];
 } __attribute__((preserve_access_index));
@@ -108,7 +110,7 @@ struct trace_event_raw_kfree_skb___compat {
 	void *location;
 	void *rx_sk;
 	unsigned short protocol;
-	unsigned int reason;
+	enum skb_drop_reason reason;
 } __attribute__((preserve_access_index));
 
 struct trace_event_raw_tcp_event_skb___compat {

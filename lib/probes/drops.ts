@@ -1,0 +1,71 @@
+// Dropped TCP packets with the kernel's drop reason (skb:kfree_skb, filtered to TCP in the
+// kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
+import { kernelEnum } from '../kernel/names';
+import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common';
+import { EV, TcpEventBase, baseFields, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+
+export interface DropEvent extends TcpEventBase {
+  /** drop: skb freed with a drop reason; bad_csum: a segment failed its checksum. */
+  type: 'drop' | 'bad_csum';
+  /**
+   * The drop reason named from the running kernel's BTF (enum skb_drop_reason: NO_SOCKET,
+   * TCP_CSUM, ...). undefined before 5.17 (no reason in kfree_skb) and for bad_csum events.
+   * saddr/sport are the packet's source, daddr/dport its destination.
+   */
+  reason: string | undefined;
+  reasonCode: number | undefined;
+  /** False when the TCP header could not be read (ports are then 0). */
+  portsKnown: boolean;
+  seq: number;
+  /** tcpdump-style TCP flags ('S', 'S.', 'P.', 'R'...). */
+  tcpFlags: string;
+}
+
+export interface DropsOptions extends TcpFilterOptions {
+  /** Also report tcp:tcp_bad_csum. Default true. */
+  badChecksums?: boolean;
+  /** Only these drop reasons (names of enum skb_drop_reason without the prefix, e.g. NO_SOCKET). */
+  reasons?: string[];
+}
+
+/**
+ * TCP packets the kernel dropped, with why.
+ *
+ * @example
+ * await using d = drops({ reasons: ['NO_SOCKET', 'TCP_CSUM'] });
+ * for await (const e of d) console.log(e.reason, e.saddr, e.dport);
+ */
+export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
+  const filter = compileFilter(options, 'drops', ['badChecksums', 'reasons']);
+  if (options.badChecksums !== undefined && typeof options.badChecksums !== 'boolean') throw new TypeError('drops(): badChecksums must be a boolean');
+  let reasons: Set<string> | undefined;
+  if (options.reasons !== undefined) {
+    const known = new Set(kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_').values());
+    reasons = new Set(asArray(options.reasons, 'drops(): reasons').map((r) => {
+      const name = String(r).toUpperCase().replace(/^SKB_DROP_REASON_/, '');
+      if (known.size && !known.has(name)) throw new TypeError(`drops(): unknown drop reason '${String(r)}' on this kernel (known: ${[...known].slice(0, 12).join(', ')}, ...)`);
+      return name;
+    }));
+  }
+  const programs = [{ program: 'tev_drop', tracepoint: 'skb/kfree_skb', provides: 'dropped packets' }];
+  if (options.badChecksums ?? true) programs.push({ program: 'tev_bad_csum', tracepoint: 'tcp/tcp_bad_csum', provides: 'bad checksum events (tcp:tcp_bad_csum appeared in Linux 5.12)' });
+  return openTcpEvents<DropEvent>({
+    probe: 'drops',
+    filter,
+    programs,
+    toEvent: (r) => {
+      const drop = r.kind === EV.DROP;
+      const reason = drop ? reasonOf(r, 'drop') : undefined;
+      if (reasons && (reason === undefined || !reasons.has(reason)) && !(reasons.has('TCP_CSUM') && !drop)) return undefined;
+      return {
+        type: drop ? 'drop' : 'bad_csum',
+        ...baseFields(r),
+        reason,
+        reasonCode: reason === undefined ? undefined : r.reason,
+        portsKnown: portsKnown(r),
+        seq: r.seq,
+        tcpFlags: tcpFlagsText(r.tcp_flags),
+      };
+    },
+  }, options);
+}

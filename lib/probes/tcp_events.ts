@@ -1,0 +1,96 @@
+// The object the retransmits, rtt, resets and drops probes share (bpf/tcpevents.bpf.c):
+// one ring of `struct tcp_event`, each probe loading only its own programs.
+import { dropReasonName, resetReasonName, tcpStateName } from '../kernel/names';
+import type { BpfObject } from '../bpf/object';
+import type { ProbeOptions } from './stream';
+import {
+  CompiledFilter, ProgramNeed, TcpProbe, addr, cidrPass, familyName, fillPortFilter, filterGlobals,
+  monoToDate, openTcpProbe,
+} from './tcp_common';
+
+export interface RawTcpEvent {
+  ts_ns: bigint; cookie: bigint; kind: number; flags: number; state: number; reason: number; seq: number;
+  srtt_us: number; snd_cwnd: number; pid: number; err: number; sport: number; dport: number; family: number;
+  tcp_flags: number; saddr: Uint8Array; daddr: Uint8Array; comm: string;
+}
+
+export const EV = { RETRANSMIT: 1, RETRANSMIT_SYNACK: 2, RTT: 3, RESET_SENT: 4, RESET_RECEIVED: 5, DROP: 6, BAD_CSUM: 7 } as const;
+const REASON_KNOWN = 1;
+const PORTS_KNOWN = 2;
+
+export const TCP_EVENT_PROGRAMS = ['tev_retransmit', 'tev_retransmit_synack', 'tev_rtt', 'tev_send_reset', 'tev_receive_reset', 'tev_drop', 'tev_bad_csum'] as const;
+
+/** Fields every tcpevents-based event has. */
+export interface TcpEventBase {
+  time: Date;
+  tsNs: bigint;
+  /** Kernel socket cookie; 0n when the socket never had one or there is no socket. */
+  cookie: bigint;
+  family: 'ipv4' | 'ipv6';
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+}
+
+export function baseFields(r: RawTcpEvent): TcpEventBase {
+  return {
+    time: monoToDate(r.ts_ns),
+    tsNs: r.ts_ns,
+    cookie: r.cookie,
+    family: familyName(r.family),
+    saddr: addr(r.saddr, r.family),
+    sport: r.sport,
+    daddr: addr(r.daddr, r.family),
+    dport: r.dport,
+  };
+}
+
+export function stateName(state: number): string {
+  return tcpStateName(state);
+}
+
+/** The kernel's name of a reason, or undefined when the tracepoint has no reason field. */
+export function reasonOf(r: RawTcpEvent, kind: 'drop' | 'reset'): string | undefined {
+  if (!(r.flags & REASON_KNOWN)) return undefined;
+  return kind === 'drop' ? dropReasonName(r.reason) : resetReasonName(r.reason);
+}
+
+export function portsKnown(r: RawTcpEvent): boolean {
+  return (r.flags & PORTS_KNOWN) !== 0;
+}
+
+const TCP_FLAG_LETTERS = ['F', 'S', 'R', 'P', '.', 'U', 'E', 'C'];
+/** tcpdump-style flags: 'S', 'S.', 'R.', 'P.', ... */
+export function tcpFlagsText(flags: number): string {
+  let out = '';
+  for (let i = 0; i < 8; i++) if (flags & (1 << i)) out += TCP_FLAG_LETTERS[i];
+  return out || 'none';
+}
+
+export function openTcpEvents<Event>(spec: {
+  probe: string;
+  filter: CompiledFilter;
+  programs: ProgramNeed[];
+  globals?: Record<string, unknown>;
+  setup?(obj: BpfObject): void;
+  toEvent(r: RawTcpEvent): Event | undefined;
+}, options: ProbeOptions): TcpProbe<Event> {
+  return openTcpProbe<Event>({
+    probe: spec.probe,
+    object: 'tcpevents',
+    ring: 'tcp_events',
+    allPrograms: TCP_EVENT_PROGRAMS,
+    programs: spec.programs,
+    globals: { ...filterGlobals(spec.filter), ...spec.globals },
+    setup(obj) {
+      fillPortFilter(obj, spec.filter);
+      spec.setup?.(obj);
+    },
+    toEvent(raw) {
+      const r = raw as RawTcpEvent;
+      if (!cidrPass(spec.filter, r.family, r.saddr, r.daddr)) return undefined;
+      return spec.toEvent(r);
+    },
+  }, options);
+}
