@@ -15,19 +15,25 @@ if [[ ! -e node_modules/.bin/vitest ]]; then
   exit 3
 fi
 export CI=${CI:-true}
+# Plain output in the log files unless the caller asked for colour.
+[[ -n ${FORCE_COLOR:-} ]] || export NO_COLOR=1
+# The binary that `npx vitest` resolves to, run directly: under TCG npx itself
+# costs ~10 s per call (it scans the whole node_modules tree). Set
+# VMTEST_VITEST='npx vitest' to go through npx anyway.
+read -r -a vitest <<<"${VMTEST_VITEST:-node_modules/.bin/vitest}"
 
 rc=0
 run() { # name, vitest args...
   local name=$1 t0 t1 r
   shift
   t0=$(date +%s.%N)
-  npx vitest run --reporter=default --reporter=json --outputFile.json="$out/$name.json" "$@"
+  "${vitest[@]}" run --reporter=default --reporter=json --outputFile.json="$out/$name.json" "$@"
   r=$?
   t1=$(date +%s.%N)
   echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') $r" >>"$out/timings"
   ((r == 0)) || rc=$r
 }
 
-if ((selftest)); then run selftest --config vmtest/selftest/vitest.config.ts; fi
+if ((selftest)); then run selftest --config vmtest/selftest/vitest.config.mts; fi
 if (($# > 0)); then run vitest "$@"; fi
 exit $rc

@@ -1,11 +1,11 @@
 // Config for the vmtest self-test only (the project's suite uses the root
-// vitest.config.ts): vmtest/guest/vitest.sh runs it with
-//   npx vitest run --config vmtest/selftest/vitest.config.ts
-import path from 'node:path';
+// vitest.config.ts, whose include does not cover vmtest/). vmtest/guest/vitest.sh
+// runs it as: vitest run --config vmtest/selftest/vitest.config.mts
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  root: path.resolve(__dirname, '../..'),
+  root: fileURLToPath(new URL('../..', import.meta.url)),
   test: {
     include: ['vmtest/selftest/**/*.test.ts'],
     pool: 'forks',
