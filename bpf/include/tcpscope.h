@@ -31,6 +31,7 @@ const volatile __u32 tcpscope_wakeup_bytes = 0;
 		__uint(max_entries, bytes);          \
 	} name SEC(".maps");                         \
 	__u64 name##_lost = 0;                       \
+	__u64 name##_woken_at = ~0ULL;               \
 	record_type *name##_record_type __attribute__((unused)) = 0
 
 static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lost)
@@ -42,24 +43,32 @@ static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lo
 	return record;
 }
 
-static __always_inline __u64 tcpscope__wakeup_flags(void *ring)
+/* Forces a wake-up once per consumer position: while the reader has not consumed since
+ * the last forced wake-up, another one would only cost an IPI per record (microseconds
+ * in a VM) without waking anybody new. */
+static __always_inline __u64 tcpscope__wakeup_flags(void *ring, __u64 *woken_at)
 {
 	__u32 threshold = tcpscope_wakeup_bytes;
 
 	if (threshold == 0)
 		return 0;
-	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= threshold ? BPF_RB_FORCE_WAKEUP
-									: BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) < threshold)
+		return BPF_RB_NO_WAKEUP;
+	__u64 cons = bpf_ringbuf_query(ring, BPF_RB_CONS_POS);
+	if (*woken_at == cons)
+		return BPF_RB_NO_WAKEUP;
+	*woken_at = cons;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 #define tcpscope_reserve(ring, size) tcpscope__reserve(&ring, size, &ring##_lost)
-#define tcpscope_submit(ring, record) bpf_ringbuf_submit(record, tcpscope__wakeup_flags(&ring))
+#define tcpscope_submit(ring, record) bpf_ringbuf_submit(record, tcpscope__wakeup_flags(&ring, &ring##_woken_at))
 #define tcpscope_discard(ring, record) bpf_ringbuf_discard(record, BPF_RB_NO_WAKEUP)
 
 /* Copies `size` bytes into a fresh record; counts the loss when the ring is full. */
 #define tcpscope_output(ring, data, size)                                              \
 	({                                                                             \
-		long __ret = bpf_ringbuf_output(&ring, data, size, tcpscope__wakeup_flags(&ring)); \
+		long __ret = bpf_ringbuf_output(&ring, data, size, tcpscope__wakeup_flags(&ring, &ring##_woken_at)); \
 		if (__ret)                                                             \
 			__sync_fetch_and_add(&ring##_lost, 1);                         \
 		__ret;                                                                 \
