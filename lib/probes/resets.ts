@@ -13,7 +13,7 @@ export interface ResetEvent extends TcpEventBase {
    */
   reason: string | undefined;
   reasonCode: number | undefined;
-  /** State of the socket involved (CLOSE when there was none). */
+  /** State of the socket involved; NONE when the reset answered a packet without a socket. */
   state: string;
   /** The current task when the event fired (the socket's user if in process context, else
    * whatever ran; 0 in softirq on an idle CPU). */
@@ -53,7 +53,7 @@ export function resets(options: ResetsOptions = {}): TcpProbe<ResetEvent> {
         ...baseFields(r),
         reason,
         reasonCode: reason === undefined ? undefined : r.reason,
-        state: stateName(r.state),
+        state: r.state === 0 ? 'NONE' : stateName(r.state),
         pid: r.pid,
         comm: r.comm,
       };

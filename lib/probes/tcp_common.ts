@@ -228,7 +228,21 @@ export function openTcpProbe<Event>(spec: TcpProbeSpec<Event>, options: ProbeOpt
     },
     toEvent: spec.toEvent,
   }, options);
-  return Object.assign(stream, { unavailable: Object.freeze(unavailable) }) as TcpProbe<Event>;
+  // Keep stats readable after close (the loop's end closes the probe, and the loss counter
+  // lives in the object close() frees): snapshot them on the way out.
+  const baseStats = stream.stats.bind(stream);
+  const baseClose = stream.close.bind(stream);
+  let final: ReturnType<typeof baseStats> | undefined;
+  return Object.assign(stream, {
+    unavailable: Object.freeze(unavailable),
+    stats: () => final ?? baseStats(),
+    close: () => {
+      if (!final && !stream.isClosed) {
+        try { final = baseStats(); } catch { /* object already gone */ }
+      }
+      baseClose();
+    },
+  }) as TcpProbe<Event>;
 }
 
 let release: string | undefined;

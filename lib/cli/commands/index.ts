@@ -2,8 +2,18 @@
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
+import { connsCommand } from './conns';
+import { retransCommand } from './retrans';
+import { rttCommand } from './rtt';
+import { resetsCommand } from './resets';
+import { dropsCommand } from './drops';
 
 export const commands: Command[] = [
   genTypesCommand,
   cleanupCommand,
+  connsCommand,
+  retransCommand,
+  rttCommand,
+  resetsCommand,
+  dropsCommand,
 ];
