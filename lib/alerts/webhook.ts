@@ -1,0 +1,154 @@
+// Webhook alert sink: POSTs each alert as JSON, in order, one request at a time, retrying
+// with exponential backoff. send() only queues: a slow or dead receiver never stalls the
+// detectors. The queue is bounded; when it is full the oldest alert is dropped and counted.
+import { Alert, AlertSink, UndeliveredHandler, alertToJson } from './types';
+
+export interface WebhookSinkOptions {
+  url: string;
+  /** Extra request headers (e.g. Authorization). */
+  headers?: Record<string, string>;
+  /** Alerts waiting beyond the one in flight. Default 1000. */
+  maxQueue?: number;
+  /** Attempts per alert, the first included. Default 5. */
+  maxAttempts?: number;
+  /** First retry delay; doubles each retry (with jitter). Default 500 ms. */
+  initialBackoffMs?: number;
+  /** Longest retry delay, also the cap on a Retry-After. Default 30 s. */
+  maxBackoffMs?: number;
+  /** Per-request timeout. Default 5 s. */
+  timeoutMs?: number;
+  /** How long close() waits for the queue to drain. Default 5 s. */
+  closeTimeoutMs?: number;
+  host?: string;
+  onUndelivered?: UndeliveredHandler;
+}
+
+export interface WebhookSink extends AlertSink {
+  /** Alerts waiting (not counting the one in flight). */
+  readonly queued: number;
+  /** Alerts delivered (2xx). */
+  readonly delivered: number;
+  /** Alerts given up on. */
+  readonly dropped: number;
+}
+
+/** Statuses worth retrying; other 4xx mean the receiver rejects this alert for good. */
+function retryable(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+export function webhookSink(options: WebhookSinkOptions): WebhookSink {
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw new TypeError(`alerts webhook: bad URL '${options.url}'`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`alerts webhook: URL must be http(s), got '${options.url}'`);
+  const maxQueue = options.maxQueue ?? 1000;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const initialBackoff = options.initialBackoffMs ?? 500;
+  const maxBackoff = options.maxBackoffMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const closeTimeout = options.closeTimeoutMs ?? 5000;
+  const headers = { 'content-type': 'application/json', 'user-agent': 'tcpscope', ...options.headers };
+
+  const queue: Alert[] = [];
+  let running: Promise<void> | undefined;
+  let closed = false;
+  let delivered = 0;
+  let dropped = 0;
+  /** Aborts the request in flight and the backoff wait when close() gives up. */
+  const stop = new AbortController();
+  const idle: Array<() => void> = [];
+
+  function giveUp(count: number, reason: string): void {
+    dropped += count;
+    options.onUndelivered?.('webhook', count, reason);
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (stop.signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        stop.signal.removeEventListener('abort', done);
+        resolve();
+      }
+      stop.signal.addEventListener('abort', done);
+    });
+  }
+
+  /** Delivers one alert; resolves true when done with it (delivered or given up). */
+  async function deliver(alert: Alert): Promise<void> {
+    const body = JSON.stringify(alertToJson(alert, options.host));
+    let lastError = '';
+    for (let attempt = 1; attempt <= maxAttempts && !stop.signal.aborted; attempt++) {
+      let retryAfterMs: number | undefined;
+      try {
+        const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]) });
+        // Drain the body so the connection can be reused.
+        await res.arrayBuffer().catch(() => undefined);
+        if (res.ok) {
+          delivered++;
+          return;
+        }
+        lastError = `HTTP ${res.status}`;
+        if (!retryable(res.status)) break;
+        const after = Number(res.headers.get('retry-after'));
+        if (Number.isFinite(after) && after >= 0) retryAfterMs = after * 1000;
+      } catch (e) {
+        lastError = (e as Error).message;
+      }
+      if (attempt < maxAttempts) {
+        // Full jitter around the exponential step, so many agents do not retry in lockstep.
+        const step = Math.min(maxBackoff, initialBackoff * 2 ** (attempt - 1));
+        await sleep(Math.min(maxBackoff, retryAfterMs ?? step / 2 + Math.random() * step / 2));
+      }
+    }
+    giveUp(1, `${url.origin}: ${stop.signal.aborted ? 'closed before delivery' : lastError}`);
+  }
+
+  async function run(): Promise<void> {
+    while (queue.length && !stop.signal.aborted) await deliver(queue.shift()!);
+    running = undefined;
+    for (const resolve of idle.splice(0)) resolve();
+  }
+
+  function flush(): Promise<void> {
+    if (!running) return Promise.resolve();
+    return new Promise((resolve) => idle.push(resolve));
+  }
+
+  return {
+    name: 'webhook',
+    get queued() { return queue.length; },
+    get delivered() { return delivered; },
+    get dropped() { return dropped; },
+    send(alert: Alert): void {
+      if (closed) return giveUp(1, 'sink closed');
+      if (queue.length >= maxQueue) {
+        queue.shift();
+        giveUp(1, `queue full (${maxQueue}): oldest alert dropped`);
+      }
+      queue.push(alert);
+      running ??= run();
+    },
+    flush,
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([flush(), new Promise<void>((resolve) => { timer = setTimeout(resolve, closeTimeout); })]);
+      clearTimeout(timer);
+      if (running) {
+        const left = queue.length;
+        queue.length = 0;
+        if (left) giveUp(left, 'closed before delivery');
+        stop.abort();
+        await flush();
+      }
+    },
+  };
+}

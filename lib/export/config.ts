@@ -1,0 +1,196 @@
+// The exporters' configuration (the `exporters` part of a `tcpscope serve` config file) and
+// its validation: every mistake is reported with its path in the file and what was expected,
+// before anything listens or connects.
+import type { MetricsOptions } from './metrics';
+
+export interface PrometheusConfig {
+  /** Port of the /metrics endpoint (0: any free port). */
+  port: number;
+  /** Listen address. Default 0.0.0.0. */
+  host?: string;
+  /** Default /metrics. */
+  path?: string;
+}
+
+export interface OtlpConfig {
+  /** OTLP/HTTP base URL, e.g. http://otel-collector:4318. Default: $OTEL_EXPORTER_OTLP_ENDPOINT. */
+  url?: string;
+  /** Metrics push interval. Default 15000. */
+  intervalMs?: number;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  /** Push metrics. Default true. */
+  metrics?: boolean;
+  /** Send alerts as OTLP log records. Default true. */
+  logs?: boolean;
+  resourceAttributes?: Record<string, string>;
+}
+
+export interface WebhookConfig {
+  url: string;
+  headers?: Record<string, string>;
+  maxQueue?: number;
+  maxAttempts?: number;
+  timeoutMs?: number;
+}
+
+export interface AlertsConfig {
+  /** A file to append NDJSON alerts to, or '-' for stdout. */
+  ndjson?: string;
+  /** A URL to POST each alert to (JSON), or its full settings. */
+  webhook?: string | WebhookConfig;
+}
+
+export interface ExportersConfig {
+  prometheus?: PrometheusConfig;
+  otlp?: OtlpConfig;
+  alerts?: AlertsConfig;
+  /** Label caps of the metrics model. */
+  metrics?: MetricsOptions;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Obj = Record<string, unknown>;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+function object(v: unknown, at: string, known: readonly string[]): Obj {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`${at}: expected an object, got ${describe(v)}`);
+  for (const key of Object.keys(v)) {
+    if (!known.includes(key)) throw new ConfigError(`${at}: unknown key '${key}' (known: ${known.join(', ')})`);
+  }
+  return v as Obj;
+}
+
+function integer(v: unknown, at: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(`${at}: expected an integer ${min}-${max}, got ${describe(v)}`);
+  return v;
+}
+
+function string(v: unknown, at: string): string {
+  if (typeof v !== 'string' || !v) throw new ConfigError(`${at}: expected a non-empty string, got ${describe(v)}`);
+  return v;
+}
+
+function boolean(v: unknown, at: string): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(`${at}: expected true or false, got ${describe(v)}`);
+  return v;
+}
+
+function httpUrl(v: unknown, at: string, example: string): string {
+  const s = string(v, at);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new ConfigError(`${at}: not a URL: ${JSON.stringify(s)} (expected e.g. ${example})`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${at}: expected an http:// or https:// URL, got ${JSON.stringify(s)}`);
+  return s;
+}
+
+function stringMap(v: unknown, at: string): Record<string, string> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`${at}: expected an object of strings, got ${describe(v)}`);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string') throw new ConfigError(`${at}.${k}: expected a string, got ${describe(val)}`);
+    out[k] = val;
+  }
+  return out;
+}
+
+/** Copies the keys of `src` that `read` accepts; absent keys stay absent (exactOptionalPropertyTypes-friendly). */
+function opt<T>(src: Obj, key: string, at: string, read: (v: unknown, at: string) => T): T | undefined {
+  return src[key] === undefined ? undefined : read(src[key], `${at}.${key}`);
+}
+
+function assign<T extends object>(target: T, values: Partial<T>): T {
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) (target as Obj)[k] = v;
+  return target;
+}
+
+/**
+ * Checks an exporters configuration (parsed JSON/YAML) and returns it typed.
+ * Throws ConfigError naming the offending key, e.g. `exporters.prometheus.port: expected
+ * an integer 0-65535, got "9100x"`. `at` is the prefix used in messages.
+ */
+export function validateExportersConfig(value: unknown, at = 'exporters'): ExportersConfig {
+  const root = object(value ?? {}, at, ['prometheus', 'otlp', 'alerts', 'metrics']);
+  const config: ExportersConfig = {};
+
+  if (root['prometheus'] !== undefined) {
+    const p = `${at}.prometheus`;
+    const o = object(root['prometheus'], p, ['port', 'host', 'path']);
+    if (o['port'] === undefined) throw new ConfigError(`${p}.port: required (e.g. 9464)`);
+    const path = opt(o, 'path', p, string);
+    if (path !== undefined && !path.startsWith('/')) throw new ConfigError(`${p}.path: must start with '/', got ${JSON.stringify(path)}`);
+    config.prometheus = assign<PrometheusConfig>({ port: integer(o['port'], `${p}.port`, 0, 65535) }, { host: opt(o, 'host', p, string), path });
+  }
+
+  if (root['otlp'] !== undefined) {
+    const p = `${at}.otlp`;
+    const o = object(root['otlp'], p, ['url', 'intervalMs', 'timeoutMs', 'headers', 'metrics', 'logs', 'resourceAttributes']);
+    const url = opt(o, 'url', p, (v, a) => httpUrl(v, a, 'http://otel-collector:4318')) ?? process.env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+    if (url === undefined) throw new ConfigError(`${p}.url: required (e.g. http://otel-collector:4318) unless OTEL_EXPORTER_OTLP_ENDPOINT is set`);
+    httpUrl(url, `${p}.url`, 'http://otel-collector:4318');
+    const otlp = assign<OtlpConfig>({ url }, {
+      intervalMs: opt(o, 'intervalMs', p, (v, a) => integer(v, a, 100, 3_600_000)),
+      timeoutMs: opt(o, 'timeoutMs', p, (v, a) => integer(v, a, 100, 600_000)),
+      headers: opt(o, 'headers', p, stringMap),
+      metrics: opt(o, 'metrics', p, boolean),
+      logs: opt(o, 'logs', p, boolean),
+      resourceAttributes: opt(o, 'resourceAttributes', p, stringMap),
+    });
+    if (otlp.metrics === false && otlp.logs === false) throw new ConfigError(`${p}: metrics and logs are both false: remove the otlp section instead`);
+    config.otlp = otlp;
+  }
+
+  if (root['alerts'] !== undefined) {
+    const p = `${at}.alerts`;
+    const o = object(root['alerts'], p, ['ndjson', 'webhook']);
+    const alerts: AlertsConfig = {};
+    const ndjson = opt(o, 'ndjson', p, string);
+    if (ndjson !== undefined) alerts.ndjson = ndjson;
+    if (o['webhook'] !== undefined) {
+      const w = `${p}.webhook`;
+      if (typeof o['webhook'] === 'string') alerts.webhook = httpUrl(o['webhook'], w, 'https://hooks.example.com/tcpscope');
+      else {
+        const wo = object(o['webhook'], w, ['url', 'headers', 'maxQueue', 'maxAttempts', 'timeoutMs']);
+        if (wo['url'] === undefined) throw new ConfigError(`${w}.url: required`);
+        alerts.webhook = assign<WebhookConfig>({ url: httpUrl(wo['url'], `${w}.url`, 'https://hooks.example.com/tcpscope') }, {
+          headers: opt(wo, 'headers', w, stringMap),
+          maxQueue: opt(wo, 'maxQueue', w, (v, a) => integer(v, a, 1, 1_000_000)),
+          maxAttempts: opt(wo, 'maxAttempts', w, (v, a) => integer(v, a, 1, 100)),
+          timeoutMs: opt(wo, 'timeoutMs', w, (v, a) => integer(v, a, 100, 600_000)),
+        });
+      }
+    }
+    config.alerts = alerts;
+  }
+
+  if (root['metrics'] !== undefined) {
+    const p = `${at}.metrics`;
+    const o = object(root['metrics'], p, ['ports', 'maxPorts', 'maxInterfaces', 'maxReasons', 'maxAlertKinds']);
+    const ports = o['ports'] === undefined ? undefined : (() => {
+      if (!Array.isArray(o['ports'])) throw new ConfigError(`${p}.ports: expected an array of ports, got ${describe(o['ports'])}`);
+      return o['ports'].map((v, i) => integer(v, `${p}.ports[${i}]`, 1, 65535));
+    })();
+    config.metrics = assign<MetricsOptions>({}, {
+      ports,
+      maxPorts: opt(o, 'maxPorts', p, (v, a) => integer(v, a, 0, 1000)),
+      maxInterfaces: opt(o, 'maxInterfaces', p, (v, a) => integer(v, a, 0, 1000)),
+      maxReasons: opt(o, 'maxReasons', p, (v, a) => integer(v, a, 0, 1000)),
+      maxAlertKinds: opt(o, 'maxAlertKinds', p, (v, a) => integer(v, a, 0, 1000)),
+    });
+  }
+  return config;
+}

@@ -1,0 +1,246 @@
+// OpenTelemetry export: the metrics model through the OTel metrics SDK (a MeterProvider
+// whose periodic reader pushes OTLP/HTTP JSON), and alerts as OTLP log records through the
+// logs SDK. Names are the model's (tcpscope_*); an OpenTelemetry Collector exporting to
+// Prometheus adds `_total` to monotonic sums, so both paths give the dashboard the same names.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { HrTime } from '@opentelemetry/api';
+import { ValueType } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import type { AnyValueMap, Logger } from '@opentelemetry/api-logs';
+import { Resource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AggregationTemporality, CollectionResult, DataPointType, MeterProvider, MetricData, MetricProducer,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
+import { MetricSnapshot, TcpscopeMetrics } from './metrics';
+import { packageRoot } from '../bpf/paths';
+import { Alert, AlertSink, alertSeverity, jsonSafe } from '../alerts/types';
+
+export interface OtlpOptions {
+  /** Base URL of an OTLP/HTTP receiver, e.g. http://localhost:4318 (/v1/metrics and /v1/logs are appended). */
+  url: string;
+  /** Metrics push interval. Default 15000 ms. */
+  intervalMs?: number;
+  /** Per-export timeout. Default 10000 ms (capped to intervalMs). */
+  timeoutMs?: number;
+  /** Extra headers (e.g. an API key). */
+  headers?: Record<string, string>;
+  /** Send metrics. Default true. */
+  metrics?: boolean;
+  /** Send alerts as log records (use `alertSink`). Default true. */
+  logs?: boolean;
+  /** Resource attributes added to service.name=tcpscope, host.name and OTEL_RESOURCE_ATTRIBUTES. */
+  resourceAttributes?: Record<string, string>;
+}
+
+export interface OtlpExporter {
+  readonly meterProvider: MeterProvider | undefined;
+  readonly loggerProvider: LoggerProvider | undefined;
+  /** Alerts as OTLP log records (a no-op sink when logs are off). */
+  readonly alertSink: AlertSink;
+  /** Exports pending metrics and logs now. */
+  forceFlush(): Promise<void>;
+  /** Flushes and stops. */
+  shutdown(): Promise<void>;
+}
+
+const SCOPE = { name: 'tcpscope', version: packageVersion() };
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function hrTime(ms: number): HrTime {
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
+/** Model snapshots as OTel MetricData: cumulative sums, gauges and explicit-bucket histograms. */
+export function toMetricData(families: readonly MetricSnapshot[], nowMs = Date.now()): MetricData[] {
+  const endTime = hrTime(nowMs);
+  const out: MetricData[] = [];
+  for (const f of families) {
+    if (!f.series.length) continue;
+    const descriptor = { name: f.name, description: f.help, unit: f.unit, valueType: f.type === 'histogram' ? ValueType.DOUBLE : ValueType.INT };
+    if (f.type === 'histogram') {
+      out.push({
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints: f.series.map((s) => ({
+          startTime: hrTime(s.startMs),
+          endTime,
+          attributes: { ...s.labels },
+          value: { buckets: { boundaries: [...f.bounds], counts: [...s.counts] }, sum: s.sum, count: s.count },
+        })),
+      });
+    } else if (f.type === 'counter') {
+      out.push({
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.SUM,
+        isMonotonic: true,
+        dataPoints: f.series.map((s) => ({ startTime: hrTime(s.startMs), endTime, attributes: { ...s.labels }, value: s.value })),
+      });
+    } else {
+      out.push({
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.GAUGE,
+        dataPoints: f.series.map((s) => ({ startTime: endTime, endTime, attributes: { ...s.labels }, value: s.value })),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Feeds the model to the SDK's reader. The model already aggregates (and its histograms
+ * have fixed buckets), so a producer hands over finished data points instead of replaying
+ * every event into SDK instruments.
+ */
+class ModelProducer implements MetricProducer {
+  constructor(private readonly metrics: TcpscopeMetrics, private readonly resource: Resource) {}
+  async collect(): Promise<CollectionResult> {
+    return {
+      resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: SCOPE, metrics: toMetricData(this.metrics.collect()) }] },
+      errors: [],
+    };
+  }
+}
+
+/** Normalizes the base URL: no trailing slash, no /v1/... suffix. */
+export function otlpBaseUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`otlp: bad URL '${url}' (expected e.g. http://localhost:4318)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`otlp: URL must be http(s), got '${url}' (OTLP/gRPC is not supported: use the collector's HTTP port, 4318)`);
+  return u.href.replace(/\/+$/, '').replace(/\/v1\/(metrics|logs|traces)$/, '');
+}
+
+function resourceFor(extra: Record<string, string> = {}): Resource {
+  const base = resourceFromAttributes({
+    'service.name': 'tcpscope',
+    'service.version': SCOPE.version,
+    // In Kubernetes the pod's host name is the pod's; the downward API gives the node.
+    'host.name': process.env['NODE_NAME'] || os.hostname(),
+  });
+  // OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME win over the defaults, explicit options over both.
+  return base.merge(detectResources({ detectors: [envDetector] })).merge(resourceFromAttributes(extra));
+}
+
+/**
+ * Attributes of an alert's log record: flat `tcpscope.alert.*` keys a collector can filter
+ * on. Evidence is flattened with dotted keys (`tcpscope.alert.evidence.rates.syn`); arrays of
+ * plain values stay arrays, anything else becomes its JSON text.
+ */
+export function alertAttributes(alert: Alert): AnyValueMap {
+  const a: AnyValueMap = {
+    'tcpscope.alert.kind': alert.kind,
+    'tcpscope.alert.state': alert.state,
+    'tcpscope.alert.key': alert.key ?? alert.kind,
+    'tcpscope.alert.severity': alertSeverity(alert),
+  };
+  const flatten = (prefix: string, value: unknown, depth: number): void => {
+    if (value === null || value === undefined) return;
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      a[prefix] = value;
+    } else if (Array.isArray(value) && value.every((v) => typeof v === 'string') ) {
+      a[prefix] = [...value] as string[];
+    } else if (Array.isArray(value) && value.every((v) => typeof v === 'number')) {
+      a[prefix] = [...value] as number[];
+    } else if (typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date) && depth < 3) {
+      for (const [k, v] of Object.entries(value)) flatten(`${prefix}.${k}`, v, depth + 1);
+    } else {
+      const safe = jsonSafe(value, 0, new Set());
+      a[prefix] = typeof safe === 'string' ? safe : JSON.stringify(safe);
+    }
+  };
+  for (const [k, v] of Object.entries(alert.evidence)) flatten(`tcpscope.alert.evidence.${k}`, v, 0);
+  return a;
+}
+
+function alertLogSink(logger: Logger | undefined, provider: LoggerProvider | undefined): AlertSink {
+  return {
+    name: 'otlp',
+    send(alert: Alert): void {
+      if (!logger) return;
+      const severity = alertSeverity(alert);
+      logger.emit({
+        eventName: 'tcpscope.alert',
+        timestamp: alert.at,
+        severityNumber: severity === 'critical' ? SeverityNumber.ERROR : severity === 'warning' ? SeverityNumber.WARN : SeverityNumber.INFO,
+        severityText: severity.toUpperCase(),
+        body: alert.summary,
+        attributes: alertAttributes(alert),
+      });
+    },
+    flush: async () => { await provider?.forceFlush(); },
+    close: async () => { await provider?.forceFlush(); },
+  };
+}
+
+/** Starts pushing `metrics` (every intervalMs) and makes alertSink send OTLP logs to `url`. */
+export function startOtlpExporter(metrics: TcpscopeMetrics, options: OtlpOptions): OtlpExporter {
+  const base = otlpBaseUrl(options.url);
+  const intervalMs = options.intervalMs ?? 15_000;
+  const timeoutMs = Math.min(options.timeoutMs ?? 10_000, intervalMs);
+  const resource = resourceFor(options.resourceAttributes);
+  const headers = options.headers ?? {};
+
+  let meterProvider: MeterProvider | undefined;
+  if (options.metrics !== false) {
+    const reader = new PeriodicExportingMetricReader({
+      // JSON keeps the wire format readable for debugging and needs no protobuf runtime.
+      exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics`, headers, timeoutMillis: timeoutMs }),
+      exportIntervalMillis: intervalMs,
+      exportTimeoutMillis: timeoutMs,
+      metricProducers: [new ModelProducer(metrics, resource)],
+    });
+    meterProvider = new MeterProvider({ resource, readers: [reader] });
+  }
+
+  let loggerProvider: LoggerProvider | undefined;
+  let logger: Logger | undefined;
+  if (options.logs !== false) {
+    loggerProvider = new LoggerProvider({
+      resource,
+      processors: [new BatchLogRecordProcessor({
+        exporter: new OTLPLogExporter({ url: `${base}/v1/logs`, headers, timeoutMillis: timeoutMs }),
+        // Alerts are rare and urgent: ship them within a second rather than the default 5.
+        scheduledDelayMillis: 1000,
+        maxQueueSize: 2048,
+      })],
+    });
+    logger = loggerProvider.getLogger(SCOPE.name, SCOPE.version);
+  }
+
+  let stopped = false;
+  return {
+    meterProvider,
+    loggerProvider,
+    alertSink: alertLogSink(logger, loggerProvider),
+    async forceFlush(): Promise<void> {
+      if (stopped) return;
+      await Promise.all([meterProvider?.forceFlush(), loggerProvider?.forceFlush()]);
+    },
+    async shutdown(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      // shutdown() exports what is pending first.
+      await Promise.all([meterProvider?.shutdown(), loggerProvider?.shutdown()]);
+    },
+  };
+}
