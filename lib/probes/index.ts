@@ -7,3 +7,4 @@ export * from './resets';
 export * from './drops';
 export type { TcpFilterOptions, TcpProbe, Unavailable } from './tcp_common';
 export { tracepointAvailable } from './tcp_common';
+export * from './packets'; export * from './syn-counts';

@@ -7,6 +7,7 @@ import { retransCommand } from './retrans';
 import { rttCommand } from './rtt';
 import { resetsCommand } from './resets';
 import { dropsCommand } from './drops';
+import { packetsCommand } from './packets';
 
 export const commands: Command[] = [
   genTypesCommand,
@@ -16,4 +17,5 @@ export const commands: Command[] = [
   rttCommand,
   resetsCommand,
   dropsCommand,
+  packetsCommand,
 ];
