@@ -2,20 +2,20 @@
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
+import { guardCommand } from './guard';
 import { connsCommand } from './conns';
 import { retransCommand } from './retrans';
 import { rttCommand } from './rtt';
 import { resetsCommand } from './resets';
 import { dropsCommand } from './drops';
-import { packetsCommand } from './packets';
 
 export const commands: Command[] = [
   genTypesCommand,
   cleanupCommand,
+  guardCommand,
   connsCommand,
   retransCommand,
   rttCommand,
   resetsCommand,
   dropsCommand,
-  packetsCommand,
 ];

@@ -1,0 +1,121 @@
+// tcpscope guard: drop or rate-limit incoming TCP from listed sources (XDP), printing drop
+// counters periodically and a summary when stopped.
+import { Guard, GuardAction, GuardEntry, GuardStats } from '../../guard';
+import type { XdpMode } from '../../bpf/program';
+import type { Command } from '../command';
+import { UsageError, parseDuration, toJson } from '../command';
+
+function list(values: unknown): string[] {
+  const raw = Array.isArray(values) ? (values as string[]) : typeof values === 'string' ? [values] : [];
+  return raw.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+function parseRate(text: string): number {
+  const m = /^(\d+)(?:\/s)?$/.exec(text.trim());
+  if (!m || Number(m[1]) < 1) throw new UsageError(`bad rate '${text}': expected packets per second, e.g. 100/s`);
+  return Number(m[1]);
+}
+
+function bytes(n: bigint): string {
+  const v = Number(n);
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB`;
+  return `${(v / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function top(entries: GuardEntry[], n: number): GuardEntry[] {
+  return entries
+    .filter((e) => e.droppedPackets > 0n || e.passedPackets > 0n)
+    .sort((a, b) => (b.droppedPackets > a.droppedPackets ? 1 : b.droppedPackets < a.droppedPackets ? -1 : 0))
+    .slice(0, n);
+}
+
+function entryText(e: GuardEntry): string {
+  const action = e.action === 'rate' ? `rate ${e.ratePerSec}/s burst ${e.burst}` : e.action;
+  return `  ${e.cidr.padEnd(24)} ${action.padEnd(22)} dropped ${e.droppedPackets} (${bytes(e.droppedBytes)}) passed ${e.passedPackets}`;
+}
+
+export const guardCommand: Command = {
+  name: 'guard',
+  summary: 'drop or rate-limit incoming TCP from listed sources (XDP, opt-in enforcement)',
+  usage: '-i IFACE --deny CIDR[,CIDR] [--allow CIDR] [--rate N/s [--burst M]] [--ttl 60s] [--syn-only] [--mode auto|native|skb] [--interval 1s] [--duration 10s] [--json]',
+  options: {
+    interface: { type: 'string', short: 'i', multiple: true },
+    deny: { type: 'string', multiple: true },
+    allow: { type: 'string', multiple: true },
+    rate: { type: 'string' },
+    burst: { type: 'string' },
+    ttl: { type: 'string' },
+    'syn-only': { type: 'boolean', default: false },
+    mode: { type: 'string', default: 'auto' },
+    interval: { type: 'string', default: '1s' },
+    json: { type: 'boolean', default: false },
+    duration: { type: 'string', short: 'd' },
+  },
+  async run(ctx) {
+    const interfaces = list(ctx.values['interface']);
+    if (!interfaces.length) throw new UsageError('guard needs an interface: -i IFACE');
+    const deny = list(ctx.values['deny']);
+    const allow = list(ctx.values['allow']);
+    if (!deny.length) throw new UsageError('guard needs something to deny: --deny CIDR[,CIDR]');
+    const mode = ctx.values['mode'] as string;
+    if (!['auto', 'native', 'skb'].includes(mode)) throw new UsageError(`bad --mode '${mode}': auto, native or skb`);
+    let action: GuardAction = 'drop';
+    if (ctx.values['rate'] !== undefined) {
+      const ratePerSec = parseRate(ctx.values['rate'] as string);
+      const burstText = ctx.values['burst'] as string | undefined;
+      if (burstText !== undefined && !/^\d+$/.test(burstText)) throw new UsageError(`bad --burst '${burstText}': expected a positive integer`);
+      action = burstText === undefined ? { ratePerSec } : { ratePerSec, burst: Number(burstText) };
+    } else if (ctx.values['burst'] !== undefined) {
+      throw new UsageError('--burst needs --rate');
+    }
+    const ttlMs = ctx.values['ttl'] !== undefined ? parseDuration(ctx.values['ttl'] as string) : undefined;
+    const intervalMs = parseDuration(ctx.values['interval'] as string);
+    if (!(intervalMs > 0)) throw new UsageError('--interval must be positive');
+    const json = Boolean(ctx.values['json']);
+
+    const guard = Guard.start({ interfaces, mode: mode as XdpMode, synOnly: Boolean(ctx.values['syn-only']) });
+    try {
+      for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action } : { action, ttlMs });
+      for (const cidr of allow) guard.allow(cidr);
+      guard.on('expire', (e: GuardEntry) => {
+        if (json) ctx.out.write(`${toJson({ type: 'expire', ts: new Date().toISOString(), ...e })}\n`);
+        else ctx.out.write(`expired ${e.cidr} (dropped ${e.droppedPackets})\n`);
+      });
+      if (!json) ctx.err.write(`guarding ${interfaces.join(', ')}: ${guard.size} entries (${action === 'drop' ? 'drop' : `rate ${action.ratePerSec}/s`}${ttlMs ? `, ttl ${ttlMs / 1000}s` : ''}); Ctrl-C stops\n`);
+
+      let last: GuardStats = guard.stats();
+      const tick = (): void => {
+        const s = guard.stats();
+        const dDropped = s.dropped - last.dropped;
+        const dPassed = s.passed - last.passed;
+        const changed = top(guard.list(), 10);
+        if (json) {
+          ctx.out.write(`${toJson({ type: 'interval', ts: new Date().toISOString(), ...s, droppedDelta: dDropped, passedDelta: dPassed, entries: changed })}\n`);
+        } else {
+          const rate = (Number(dDropped) * 1000) / intervalMs;
+          ctx.out.write(`${new Date().toISOString().slice(11, 19)} dropped ${s.dropped} (+${dDropped}, ${rate.toFixed(0)}/s, ${bytes(s.droppedBytes)}) passed ${s.passed} (+${dPassed}) entries ${s.entries}\n`);
+          if (dDropped > 0n) for (const e of changed) ctx.out.write(`${entryText(e)}\n`);
+        }
+        last = s;
+      };
+      const timer = setInterval(tick, intervalMs);
+      try {
+        if (!ctx.signal.aborted) await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      } finally {
+        clearInterval(timer);
+      }
+      const s = guard.stats();
+      const entries = top(guard.list(), 100);
+      if (json) {
+        ctx.out.write(`${toJson({ type: 'summary', ...s, entries })}\n`);
+      } else {
+        ctx.out.write(`summary: dropped ${s.dropped} packets (${bytes(s.droppedBytes)}), passed ${s.passed} (${bytes(s.passedBytes)}), rate-limited passes ${s.ratePassed}, ${s.entries} entries, ${s.expired} expired\n`);
+        for (const e of entries) ctx.out.write(`${entryText(e)}\n`);
+      }
+      return 0;
+    } finally {
+      guard.close();
+    }
+  },
+};

@@ -1,0 +1,271 @@
+// The guard: unit tests of its pieces, test runs of the XDP program on built frames, and
+// real connections from two source addresses in a namespace the test creates.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
+import { once } from 'node:events';
+import { Guard } from '../lib/guard';
+import { ExpiryQueue } from '../lib/guard/expiry';
+import { attachedPrograms, tcpFrame } from '../lib/bpf';
+import { main } from '../lib/cli/main';
+import { bpfAvailable, eventually } from './helpers/bpf';
+import { createTestNet, TestNet } from './helpers/netns';
+
+const enabled = bpfAvailable('guard');
+const XDP_DROP = 1, XDP_PASS = 2;
+
+describe('ExpiryQueue', () => {
+  it('pops what is due in order, honours extensions and deletions', () => {
+    const q = new ExpiryQueue<string>();
+    q.set('a', 30, 'A');
+    q.set('b', 10, 'B');
+    q.set('c', 20, 'C');
+    q.set('b', 40, 'B2'); // extended: the old time is stale
+    q.delete('c');
+    expect(q.next()).toBe(30);
+    expect(q.popDue(35)).toEqual([['a', 'A']]);
+    expect(q.popDue(39)).toEqual([]);
+    expect(q.popDue(100)).toEqual([['b', 'B2']]);
+    expect(q.next()).toBeUndefined();
+    expect(q.size).toBe(0);
+  });
+
+  it('stays ordered over many random ids', () => {
+    const q = new ExpiryQueue<number>();
+    const times = Array.from({ length: 5000 }, (_, i) => [i, Math.floor(Math.random() * 1e6)] as const);
+    for (const [i, t] of times) q.set(String(i), t, i);
+    const popped = q.popDue(Infinity).map(([id]) => times[Number(id)]![1]);
+    expect(popped).toEqual([...popped].sort((a, b) => a - b));
+    expect(popped).toHaveLength(5000);
+  });
+});
+
+describe.skipIf(!enabled)('guard XDP program (test runs)', () => {
+  const syn = (src: string, dst = src.includes(':') ? '2001:db8::ff' : '192.0.2.254') =>
+    tcpFrame({ src, dst, sport: 40000, dport: 80, flags: { syn: true }, options: { mss: 1460 } });
+
+  it('drops listed IPv4/IPv6 prefixes, passes the rest, non-TCP and non-IP', () => {
+    using guard = Guard.start({ interfaces: [] });
+    const prog = guard.object.program('guard_xdp');
+    guard.deny('198.51.100.0/24');
+    guard.deny('2001:db8:bad::/48');
+    guard.allow('198.51.100.7');
+    expect(prog.testRun({ data: syn('198.51.100.1') }).retval).toBe(XDP_DROP);
+    expect(prog.testRun({ data: syn('198.51.100.7') }).retval).toBe(XDP_PASS);
+    expect(prog.testRun({ data: syn('198.51.101.1') }).retval).toBe(XDP_PASS);
+    expect(prog.testRun({ data: syn('2001:db8:bad:1::5') }).retval).toBe(XDP_DROP);
+    expect(prog.testRun({ data: syn('2001:db8:bae::5') }).retval).toBe(XDP_PASS);
+    // A UDP datagram from a denied source (IP protocol 17) and an ARP frame pass.
+    const udp = syn('198.51.100.1');
+    udp[14 + 9] = 17;
+    expect(prog.testRun({ data: udp }).retval).toBe(XDP_PASS);
+    const arp = new Uint8Array(60);
+    arp.set([0x08, 0x06], 12);
+    expect(prog.testRun({ data: arp }).retval).toBe(XDP_PASS);
+    expect(prog.testRun({ data: new Uint8Array(14) }).retval).toBe(XDP_PASS); // a bare Ethernet header
+
+    const s = guard.stats();
+    expect(s.dropped).toBe(2n);
+    expect(s.packets).toBe(8n);
+    expect(s.passed).toBe(6n);
+    expect(s.matched).toBe(3n);
+    expect(s.entries).toBe(3);
+    const byCidr = Object.fromEntries(guard.list().map((e) => [e.cidr, e]));
+    expect(Object.keys(byCidr).sort()).toEqual(['198.51.100.0/24', '198.51.100.7/32', '2001:db8:bad::/48']);
+    expect(byCidr['198.51.100.0/24']!.droppedPackets).toBe(1n);
+    expect(byCidr['198.51.100.0/24']!.droppedBytes).toBe(BigInt(syn('198.51.100.1').length));
+    expect(byCidr['198.51.100.7/32']!.action).toBe('allow');
+    expect(byCidr['198.51.100.7/32']!.passedPackets).toBe(1n);
+    expect(guard.remove('198.51.100.0/24')).toBe(true);
+    expect(guard.remove('198.51.100.0/24')).toBe(false);
+    expect(prog.testRun({ data: syn('198.51.100.1') }).retval).toBe(XDP_PASS);
+    expect(guard.size).toBe(2);
+  });
+
+  it('SYN-only mode lets established traffic from a denied source through', () => {
+    using guard = Guard.start({ interfaces: [], synOnly: true });
+    const prog = guard.object.program('guard_xdp');
+    guard.deny('198.51.100.0/24');
+    expect(prog.testRun({ data: syn('198.51.100.1') }).retval).toBe(XDP_DROP);
+    const ack = tcpFrame({ src: '198.51.100.1', dst: '192.0.2.254', sport: 40000, dport: 80, flags: { ack: true } });
+    expect(prog.testRun({ data: ack }).retval).toBe(XDP_PASS);
+  });
+
+  it('a token bucket passes the burst, then the rate', async () => {
+    using guard = Guard.start({ interfaces: [] });
+    const prog = guard.object.program('guard_xdp');
+    guard.deny('198.51.100.9', { action: { ratePerSec: 20, burst: 10 } });
+    const r = prog.testRun({ data: syn('198.51.100.9'), repeat: 1000 }); // ~1 ms: the burst only
+    expect([XDP_PASS, XDP_DROP]).toContain(r.retval);
+    let e = guard.get('198.51.100.9')!;
+    expect(e.action).toBe('rate');
+    expect(e.ratePerSec).toBe(20);
+    expect(e.burst).toBe(10);
+    expect(e.passedPackets).toBeGreaterThanOrEqual(10n);
+    expect(e.passedPackets).toBeLessThanOrEqual(11n);
+    expect(e.passedPackets + e.droppedPackets).toBe(1000n);
+    await new Promise((res) => setTimeout(res, 500)); // refills ~10 tokens
+    prog.testRun({ data: syn('198.51.100.9'), repeat: 1000 });
+    const before = e.passedPackets;
+    e = guard.get('198.51.100.9')!;
+    const refilled = Number(e.passedPackets - before);
+    expect(refilled).toBeGreaterThanOrEqual(9);
+    expect(refilled).toBeLessThanOrEqual(13);
+    // Changing the action to drop keeps the counters.
+    guard.deny('198.51.100.9');
+    expect(guard.get('198.51.100.9')!.passedPackets).toBe(e.passedPackets);
+    expect(prog.testRun({ data: syn('198.51.100.9') }).retval).toBe(XDP_DROP);
+  });
+
+  it('expires entries after their TTL, keeps the later expiry, emits expire', async () => {
+    using guard = Guard.start({ interfaces: [] });
+    const prog = guard.object.program('guard_xdp');
+    const expired: string[] = [];
+    guard.on('expire', (e: { cidr: string }) => expired.push(e.cidr));
+    guard.deny('198.51.100.1', { ttlMs: 150 });
+    guard.deny('198.51.100.2', { ttlMs: 150 });
+    guard.deny('198.51.100.2', { ttlMs: 50 });  // shorter: keeps 150
+    guard.deny('198.51.100.3', { ttlMs: 100 });
+    guard.deny('198.51.100.3');                  // no TTL: permanent
+    expect(guard.get('198.51.100.3')!.expiresAt).toBeUndefined();
+    expect(prog.testRun({ data: syn('198.51.100.1') }).retval).toBe(XDP_DROP);
+    await new Promise((r) => setTimeout(r, 90));
+    expect(guard.size).toBe(3);
+    await eventually(() => guard.size === 1, 2000, 'TTL expiry');
+    expect(expired.sort()).toEqual(['198.51.100.1/32', '198.51.100.2/32']);
+    expect(prog.testRun({ data: syn('198.51.100.1') }).retval).toBe(XDP_PASS);
+    expect(guard.stats().expired).toBe(2);
+  });
+
+  it('rejects bad input', () => {
+    using guard = Guard.start({ interfaces: [] });
+    expect(() => guard.deny('10.0.0.0/33')).toThrow(/prefix/);
+    expect(() => guard.deny('nope')).toThrow(/address/);
+    expect(() => guard.deny('10.0.0.1', { action: { ratePerSec: 0 } })).toThrow(/ratePerSec/);
+    expect(() => guard.deny('10.0.0.1', { ttlMs: -1 })).toThrow(/ttlMs/);
+    guard.close();
+    expect(() => guard.deny('10.0.0.1')).toThrow(/closed/);
+  });
+});
+
+/** Connects from `local` inside the namespace; prints {ok, fail}. */
+const CLIENT = `
+const net = require('node:net');
+const [host, port, local, n, timeout, spacing] = process.argv.slice(1);
+let ok = 0, fail = 0, left = Number(n);
+const done = () => { if (--left === 0) { console.log(JSON.stringify({ ok, fail })); process.exit(0); } };
+for (let i = 0; i < Number(n); i++) setTimeout(() => {
+  const s = net.connect({ host, port: Number(port), localAddress: local });
+  const t = setTimeout(() => { fail++; s.destroy(); done(); }, Number(timeout));
+  s.on('connect', () => { clearTimeout(t); ok++; s.destroy(); done(); });
+  s.on('error', () => { clearTimeout(t); fail++; done(); });
+}, i * Number(spacing));
+`;
+
+async function connectFrom(tn: TestNet, host: string, port: number, local: string, n = 1, timeoutMs = 700, spacingMs = 0): Promise<{ ok: number; fail: number }> {
+  const child = spawn('ip', ['netns', 'exec', tn.ns, process.execPath, '-e', CLIENT, host, String(port), local, String(n), String(timeoutMs), String(spacingMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`client in ${tn.ns} failed (${code}): ${err}`);
+  return JSON.parse(out) as { ok: number; fail: number };
+}
+
+async function listen(port: number, host: string): Promise<net.Server> {
+  const server = net.createServer((s) => { s.on('error', () => {}); s.destroy(); });
+  server.listen({ port, host, backlog: 1024 });
+  await once(server, 'listening');
+  return server;
+}
+
+describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)', () => {
+  let tn: TestNet;
+  let second4: string, second6: string;
+  let port: number;
+  const servers: net.Server[] = [];
+
+  beforeAll(async () => {
+    tn = createTestNet();
+    second4 = tn.nsV4.replace(/\.2$/, '.3');
+    second6 = tn.nsV6.replace(/::2$/, '::3');
+    execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${second4}/24`, 'dev', tn.nsIf]);
+    execFileSync('ip', ['-n', tn.ns, '-6', 'addr', 'add', `${second6}/64`, 'dev', tn.nsIf, 'nodad']);
+    port = 30000 + Math.floor(Math.random() * 20000);
+    servers.push(await listen(port, tn.hostV4), await listen(port, tn.hostV6));
+    // Neighbours resolved before any guard is attached.
+    expect(await connectFrom(tn, tn.hostV4, port, second4)).toEqual({ ok: 1, fail: 0 });
+    expect(await connectFrom(tn, tn.hostV6, port, second6)).toEqual({ ok: 1, fail: 0 });
+  });
+  afterAll(() => {
+    for (const s of servers) s.close();
+    tn?.destroy();
+  });
+
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    it(`drops the SYNs of a listed ${family} source and not the other's; counters match`, async () => {
+      const host = family === 'IPv4' ? tn.hostV4 : tn.hostV6;
+      const good = family === 'IPv4' ? tn.nsV4 : tn.nsV6;
+      const bad = family === 'IPv4' ? second4 : second6;
+      using guard = Guard.start({ interfaces: [tn.hostIf], mode: 'native' });
+      expect(attachedPrograms(tn.hostIf).map((p) => p.name)).toEqual(['guard_xdp']);
+      guard.deny(bad);
+      const [fromGood, fromBad] = await Promise.all([connectFrom(tn, host, port, good, 3), connectFrom(tn, host, port, bad, 3, 1500)]);
+      expect(fromGood).toEqual({ ok: 3, fail: 0 });
+      expect(fromBad).toEqual({ ok: 0, fail: 3 });
+      const entry = guard.get(bad)!;
+      const stats = guard.stats();
+      // Three SYNs plus one retransmission each (after 1 s, within the 1.5 s timeout).
+      expect(entry.droppedPackets).toBe(6n);
+      expect(stats.dropped).toBe(entry.droppedPackets);
+      expect(stats.droppedBytes).toBe(entry.droppedBytes);
+      const synFrame = family === 'IPv4' ? 14 + 20 + 40 : 14 + 40 + 40;
+      expect(entry.droppedBytes).toBe(entry.droppedPackets * BigInt(synFrame));
+      expect(stats.passed).toBeGreaterThanOrEqual(3n * 3n); // SYN, ACK, RST at least per good connection
+      expect(stats.packets).toBe(stats.passed + stats.dropped);
+      guard.close();
+      expect(attachedPrograms(tn.hostIf)).toEqual([]);
+      expect(await connectFrom(tn, host, port, bad)).toEqual({ ok: 1, fail: 0 });
+    });
+  }
+
+  it('a rate limit lets about the rate through', async () => {
+    using guard = Guard.start({ interfaces: [tn.hostIf], synOnly: true });
+    guard.deny(`${second4}/32`, { action: { ratePerSec: 20, burst: 5 } });
+    // 150 attempts over 1.5 s: expect the burst plus 20/s, about 35.
+    const [res, good] = await Promise.all([connectFrom(tn, tn.hostV4, port, second4, 150, 600, 10), connectFrom(tn, tn.hostV4, port, tn.nsV4, 20, 600, 50)]);
+    expect(good).toEqual({ ok: 20, fail: 0 });
+    expect(res.ok + res.fail).toBe(150);
+    expect(res.ok).toBeGreaterThanOrEqual(25);
+    expect(res.ok).toBeLessThanOrEqual(45);
+    const entry = guard.get(second4)!;
+    expect(entry.passedPackets).toBe(BigInt(res.ok));
+    expect(entry.droppedPackets).toBe(BigInt(res.fail));
+    expect(guard.stats().ratePassed).toBe(BigInt(res.ok));
+  });
+
+  it('TTL expiry lifts the block', async () => {
+    using guard = Guard.start({ interfaces: [tn.hostIf] });
+    guard.deny(second6, { ttlMs: 1500 });
+    expect(await connectFrom(tn, tn.hostV6, port, second6, 1, 500)).toEqual({ ok: 0, fail: 1 });
+    await eventually(() => guard.size === 0, 3000, 'the entry to expire');
+    expect(await connectFrom(tn, tn.hostV6, port, second6, 1, 1500)).toEqual({ ok: 1, fail: 0 });
+    expect(guard.stats().expired).toBe(1);
+  });
+
+  it('tcpscope guard --json prints counters and a summary, then detaches', async () => {
+    const out: string[] = [], err: string[] = [];
+    const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
+    const run = main(['guard', '-i', tn.hostIf, '--deny', `${second4},${second6}/128`, '--interval', '300ms', '--duration', '2s', '--json'], io);
+    await eventually(() => attachedPrograms(tn.hostIf).length === 1, 3000, 'guard attached');
+    await connectFrom(tn, tn.hostV4, port, second4, 2, 500);
+    expect(await run).toBe(0);
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+    const lines = out.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const summary = lines.at(-1)!;
+    expect(summary['type']).toBe('summary');
+    expect(summary['dropped']).toBe(2);
+    expect((summary['entries'] as Array<{ cidr: string; droppedPackets: number }>).find((e) => e.cidr === `${second4}/32`)?.droppedPackets).toBe(2);
+    expect(lines.some((l) => l['type'] === 'interval')).toBe(true);
+  });
+});
