@@ -2,14 +2,17 @@
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
+import { watchCommand } from './watch';
 import { guardCommand } from './guard';
 import { connsCommand } from './conns';
 import { retransCommand } from './retrans';
 import { rttCommand } from './rtt';
 import { resetsCommand } from './resets';
 import { dropsCommand } from './drops';
+import { packetsCommand } from './packets';
 
 export const commands: Command[] = [
+  watchCommand,
   genTypesCommand,
   cleanupCommand,
   guardCommand,
@@ -18,4 +21,5 @@ export const commands: Command[] = [
   rttCommand,
   resetsCommand,
   dropsCommand,
+  packetsCommand,
 ];
