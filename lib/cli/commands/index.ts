@@ -2,7 +2,6 @@
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
-import { watchCommand } from './watch';
 import { guardCommand } from './guard';
 import { connsCommand } from './conns';
 import { retransCommand } from './retrans';
@@ -12,7 +11,6 @@ import { dropsCommand } from './drops';
 import { packetsCommand } from './packets';
 
 export const commands: Command[] = [
-  watchCommand,
   genTypesCommand,
   cleanupCommand,
   guardCommand,
