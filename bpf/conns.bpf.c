@@ -15,6 +15,7 @@
 #include "tp_compat.h"
 #include "sock_owner.h"
 #include "port_filter.h"
+#include "sock_cookie.h"
 
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
@@ -261,16 +262,6 @@ int conns_send_length(struct trace_event_raw_sock_msg_length___compat *ctx)
 }
 
 /* Gives sockets a cookie before they reach ESTABLISHED: tracepoints can only read it. */
-SEC("sockops")
-int conns_sockops(struct bpf_sock_ops *skops)
-{
-	switch (skops->op) {
-	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		bpf_get_socket_cookie(skops);
-		break;
-	}
-	return 1;
-}
+TCPSCOPE_COOKIE_SOCKOPS(conns_sockops)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -14,6 +14,7 @@
 #include "tcpscope.h"
 #include "tp_compat.h"
 #include "port_filter.h"
+#include "sock_cookie.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -440,5 +441,8 @@ int tev_bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
 	tcpscope_submit(tcp_events, e);
 	return 0;
 }
+
+/* Cookies for connections made while a probe runs (see sock_cookie.h). */
+TCPSCOPE_COOKIE_SOCKOPS(tev_sockops)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -18,7 +18,10 @@ export const EV = { RETRANSMIT: 1, RETRANSMIT_SYNACK: 2, RTT: 3, RESET_SENT: 4, 
 const REASON_KNOWN = 1;
 const PORTS_KNOWN = 2;
 
-export const TCP_EVENT_PROGRAMS = ['tev_retransmit', 'tev_retransmit_synack', 'tev_rtt', 'tev_send_reset', 'tev_receive_reset', 'tev_drop', 'tev_bad_csum'] as const;
+export const TCP_EVENT_PROGRAMS = ['tev_retransmit', 'tev_retransmit_synack', 'tev_rtt', 'tev_send_reset', 'tev_receive_reset', 'tev_drop', 'tev_bad_csum', 'tev_sockops'] as const;
+
+/** The sock_ops program that gives new connections a cookie (optional: cookies stay 0 without it). */
+export const COOKIE_PROGRAM: ProgramNeed = { program: 'tev_sockops', provides: 'socket cookies for new connections (cookie stays 0)', cgroup: true, optional: true };
 
 /** Fields every tcpevents-based event has. */
 export interface TcpEventBase {
@@ -81,7 +84,7 @@ export function openTcpEvents<Event>(spec: {
     object: 'tcpevents',
     ring: 'tcp_events',
     allPrograms: TCP_EVENT_PROGRAMS,
-    programs: spec.programs,
+    programs: [...spec.programs, COOKIE_PROGRAM],
     globals: { ...filterGlobals(spec.filter), ...spec.globals },
     setup(obj) {
       fillPortFilter(obj, spec.filter);

@@ -1,0 +1,193 @@
+// retransmits(), rtt(), resets(), drops() on real traffic: loopback, and a veth pair into a
+// namespace the test creates (bad checksums crafted there, segments dropped on the veth by
+// a tc program of the test so the host retransmits).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BpfObject } from '../lib/bpf';
+import { drops, resets, retransmits, rtt, tracepointAvailable } from '../lib/probes';
+import { tracepointFields } from '../lib/probes/tcp_common';
+import { log2Buckets } from '../lib/probes/rtt';
+import { bpfAvailable, eventually, objectPath } from './helpers/bpf';
+import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { once } from 'node:events';
+import { collect, connectAndWrite, connectRefused, freePort, sleep, startServer } from './helpers/tcpprobe';
+
+const enabled = bpfAvailable('tcpevents');
+const hasResetReason = enabled && (tracepointFields('tcp', 'tcp_send_reset')?.has('reason') ?? false);
+const hasDropReason = enabled && (tracepointFields('skb', 'kfree_skb')?.has('reason') ?? false);
+
+describe.skipIf(!enabled)('TCP event probes: options and kernel support', () => {
+  it('validates options before attaching', () => {
+    expect(() => resets({ directions: ['sideways' as never] })).toThrow(/bad direction 'sideways'/);
+    expect(() => drops({ reasons: ['NOT_A_REASON'] })).toThrow(/unknown drop reason 'NOT_A_REASON'/);
+    expect(() => rtt({ histogram: 'bogus' as never })).toThrow(/histogram must be/);
+    expect(() => rtt({ events: false })).toThrow(/choose a histogram key/);
+    expect(() => retransmits({ ports: ['http'] })).toThrow(/bad port 'http'/);
+    expect(() => drops({ cidrs: ['not-an-ip'] })).toThrow(/bad address/);
+  });
+
+  it('detects tracepoints from tracefs', () => {
+    expect(tracepointAvailable('sock', 'inet_sock_set_state')).toBe(true);
+    expect(tracepointAvailable('tcp', 'tcp_no_such_event')).toBe(false);
+  });
+
+  it('buckets log2 histogram slots', () => {
+    expect(log2Buckets([0, 0, 0, 0, 0, 2, 0, 1])).toEqual([
+      { lowUs: 16, highUs: 31, count: 2 }, { lowUs: 32, highUs: 63, count: 0 }, { lowUs: 64, highUs: 127, count: 1 },
+    ]);
+  });
+});
+
+describe.skipIf(!enabled)('resets() and drops() on loopback', () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    it(`${host}: a SYN to a closed port gives a reset sent (NO_SOCKET), one received, and a NO_SOCKET drop`, async () => {
+      const port = freePort();
+      await using r = resets({ ports: [port] });
+      await using d = drops({ ports: [port] });
+      const rs = collect(r);
+      const ds = collect(d);
+      await connectRefused(host, port);
+      const sent = await eventually(() => rs.events.find((e) => e.type === 'sent'), 5000, 'reset sent');
+      expect(sent.saddr).toBe(host);
+      expect(sent.sport).toBe(port);
+      expect(sent.state).toBe('NONE');
+      if (hasResetReason) expect(sent.reason).toBe('NO_SOCKET');
+      else expect(sent.reason).toBeUndefined();
+      const received = await eventually(() => rs.events.find((e) => e.type === 'received'), 5000, 'reset received');
+      expect(received.dport).toBe(port);
+      expect(received.sport).toBe(sent.dport);
+      expect(received.state).toBe('SYN_SENT');
+      expect(received.cookie).toBeGreaterThan(0n);
+      const drop = await eventually(() => ds.events.find((e) => e.type === 'drop' && e.dport === port), 5000, 'drop');
+      expect(drop.portsKnown).toBe(true);
+      expect(drop.tcpFlags).toBe('S');
+      expect(drop.family).toBe(host === '::1' ? 'ipv6' : 'ipv4');
+      if (hasDropReason) expect(drop.reason).toBe('NO_SOCKET');
+      expect(r.stats().lost).toBe(0);
+      expect(r.unavailable).toEqual([]);
+    });
+  }
+
+  it('only the directions and reasons asked for', async () => {
+    const port = freePort();
+    await using r = resets({ ports: [port], directions: ['received'] });
+    await using d = drops({ ports: [port], reasons: ['TCP_CSUM'], badChecksums: false });
+    const rs = collect(r);
+    const ds = collect(d);
+    await connectRefused('127.0.0.1', port);
+    await eventually(() => rs.events.length > 0, 5000, 'reset received');
+    await sleep(100);
+    expect(rs.events.every((e) => e.type === 'received')).toBe(true);
+    expect(ds.events).toEqual([]);
+  });
+});
+
+describe.skipIf(!enabled)('rtt() on loopback', () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    it(`${host}: samples > 0 and a histogram per local port`, async () => {
+      const port = freePort();
+      const server = await startServer(host, port, 'tcps-rtt');
+      try {
+        await using probe = rtt({ ports: [port], histogram: 'local-port' });
+        const { events } = collect(probe);
+        for (let i = 0; i < 3; i++) await connectAndWrite(host, port, 64 * 1024);
+        await eventually(() => events.length >= 3, 5000, 'RTT samples');
+        for (const e of events) {
+          expect(e.srttUs).toBeGreaterThan(0);
+          expect(e.sport === port || e.dport === port).toBe(true);
+        }
+        const rows = probe.histogram();
+        const serverRow = rows.find((row) => row.port === port);
+        expect(serverRow).toBeDefined();
+        expect(serverRow!.count).toBeGreaterThan(0);
+        expect(serverRow!.avgUs).toBeGreaterThan(0);
+        expect(serverRow!.buckets.reduce((n, b) => n + b.count, 0)).toBe(serverRow!.count);
+        probe.resetHistogram();
+        expect(probe.histogram()).toEqual([]);
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+
+  it('histogram by remote address without per-sample events', async () => {
+    const port = freePort();
+    const server = await startServer('127.0.0.1', port, 'tcps-rtt2');
+    try {
+      await using probe = rtt({ ports: [port], histogram: 'remote-addr', events: false });
+      const { events } = collect(probe);
+      await connectAndWrite('127.0.0.1', port, 32 * 1024);
+      const rows = await eventually(() => { const h = probe.histogram(); return h.length ? h : undefined; }, 5000, 'histogram rows');
+      expect(rows[0]!.addr).toBe('127.0.0.1');
+      expect(events).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe.skipIf(!enabled)('over a veth pair into a namespace', () => {
+  let tn: TestNet;
+  beforeAll(() => { tn = createTestNet(); });
+  afterAll(() => tn?.destroy());
+
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    it(`${family}: segments dropped on the veth are retransmitted, with seq and state`, async () => {
+      // The client in the namespace sends; the host's ingress drops its first data segments
+      // silently (a drop at the sender's own egress would be reported to TCP as local
+      // congestion and resent as new data, not retransmitted).
+      const port = freePort();
+      const hostAddr = family === 'ipv4' ? tn.hostV4 : tn.hostV6;
+      const nsAddr = family === 'ipv4' ? tn.nsV4 : tn.nsV6;
+      const server = await startServer(hostAddr, port, 'tcps-retr');
+      using lossy = BpfObject.open(objectPath('tcpevents_lossy'), { globals: { target_port: port } });
+      try {
+        lossy.load();
+        lossy.map<number, number>('lossy_counts').set(0, 2);
+        lossy.program('lossy_egress').attachTc(tn.hostIf, { direction: 'ingress' });
+        await using probe = retransmits({ ports: [port] });
+        const { events } = collect(probe);
+        const child = tn.spawnNode(TRAFFIC_SCRIPT, [hostAddr, String(port), '1', '8192']);
+        const [code] = (await once(child, 'exit')) as [number];
+        expect(code).toBe(0);
+        const retrans = await eventually(() => { const r = events.filter((e) => e.type === 'retransmit'); return r.length >= 1 ? r : undefined; }, 8000, 'retransmissions');
+        expect(lossy.map<number, number>('lossy_counts').get(1)).toBe(2);
+        for (const e of retrans) {
+          expect(e.family).toBe(family);
+          expect(e.saddr).toBe(nsAddr);
+          expect(e.daddr).toBe(hostAddr);
+          expect(e.dport).toBe(port);
+          expect(['ESTABLISHED', 'FIN_WAIT1', 'CLOSE_WAIT', 'LAST_ACK', 'CLOSING']).toContain(e.state);
+          expect(e.seq).toBeGreaterThan(0);
+          expect(e.cookie).toBeGreaterThan(0n);
+        }
+      } finally {
+        await server.stop();
+      }
+    });
+
+    it(`${family}: a segment with a bad checksum from the namespace: bad_csum and a TCP_CSUM drop`, async () => {
+      const port = freePort();
+      const hostAddr = family === 'ipv4' ? tn.hostV4 : tn.hostV6;
+      await using probe = drops({ ports: [port] });
+      const { events } = collect(probe);
+      await sleep(50);
+      // hping3 exits 1 when nothing answers, which is what a bad checksum gets.
+      try {
+        if (family === 'ipv4') tn.exec('hping3', ['-c', '1', '-S', '-p', String(port), '--badcksum', hostAddr]);
+        else tn.exec('nping', ['--tcp', '-6', '-p', String(port), '--flags', 'syn', '--badsum', '-c', '1', hostAddr]);
+      } catch { /* no answer */ }
+      const drop = await eventually(() => events.find((e) => e.type === 'drop'), 5000, 'TCP_CSUM drop');
+      expect(drop.saddr).toBe(family === 'ipv4' ? tn.nsV4 : tn.nsV6);
+      expect(drop.daddr).toBe(hostAddr);
+      expect(drop.dport).toBe(port);
+      if (hasDropReason) expect(drop.reason).toBe('TCP_CSUM');
+      if (tracepointAvailable('tcp', 'tcp_bad_csum')) {
+        const bad = await eventually(() => events.find((e) => e.type === 'bad_csum'), 5000, 'bad_csum');
+        expect(bad.dport).toBe(port);
+        expect(bad.saddr).toBe(drop.saddr);
+      } else {
+        expect(probe.unavailable.map((u) => u.tracepoint)).toContain('tcp/tcp_bad_csum');
+      }
+    });
+  }
+});
