@@ -80,7 +80,7 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
     });
   }
 
-  /** Delivers one alert; resolves true when done with it (delivered or given up). */
+  /** Delivers one alert, or gives up on it after its attempts. */
   async function deliver(alert: Alert): Promise<void> {
     const body = JSON.stringify(alertToJson(alert, options.host));
     let lastError = '';
@@ -96,7 +96,9 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
         }
         lastError = `HTTP ${res.status}`;
         if (!retryable(res.status)) break;
-        const after = Number(res.headers.get('retry-after'));
+        // Retry-After in seconds (the HTTP-date form is rare for webhooks and ignored).
+        const header = res.headers.get('retry-after');
+        const after = header === null || header.trim() === '' ? Number.NaN : Number(header);
         if (Number.isFinite(after) && after >= 0) retryAfterMs = after * 1000;
       } catch (e) {
         lastError = (e as Error).message;
