@@ -1,0 +1,320 @@
+// detect(): opens the probes the detectors need, feeds their events and the kernel's SYN
+// counters into the DetectionEngine, and delivers alerts as an async iterator (and to an
+// onAlert hook). Counting happens in the kernel; decisions in TypeScript.
+import os from 'node:os';
+import type { InterfaceRef } from '../bpf/netif';
+import { interfaceName } from '../bpf/netif';
+import type { XdpMode } from '../bpf/program';
+import { packets, PacketStream, PacketEvent } from '../probes/packets';
+import { readSynTables } from '../probes/syn-counts';
+import { connections } from '../probes/connections';
+import { resets } from '../probes/resets';
+import { retransmits } from '../probes/retransmits';
+import { drops } from '../probes/drops';
+import type { Unavailable } from '../probes/tcp_common';
+import { formatAddress } from '../net/addr';
+import type { DetectAlert } from './alert';
+import { DETECTORS, DetectionEngine, DetectorName } from './engine';
+import { counterDelta, ListenCounters, readListenCounters } from './netstat';
+import { resolveThresholds, ThresholdOptions, Thresholds } from './thresholds';
+
+export interface DetectOptions {
+  /** Interfaces whose incoming traffic is watched (tc ingress or XDP). At least one. */
+  interfaces: InterfaceRef[];
+  /** Any subset of the thresholds; the rest keep their defaults (DEFAULT_THRESHOLDS). */
+  thresholds?: ThresholdOptions;
+  /** Stops detection when aborted; the iterator then ends. */
+  signal?: AbortSignal;
+  /** Called with every alert as it is made (e.g. to plug in a guard). Errors are counted, not thrown. */
+  onAlert?: (alert: DetectAlert) => void | Promise<void>;
+  /** Turn detectors off: { anomaly: false }. Default: all on. */
+  detectors?: Partial<Record<DetectorName, boolean>>;
+  /** Packet hook: tc ingress (default) or XDP. */
+  hook?: 'tc' | 'xdp';
+  xdpMode?: XdpMode;
+  /** How often windows are evaluated and kernel counters read, ms. @defaultValue 500 */
+  tickMs?: number;
+  /**
+   * Addresses that are "this host" for the tracepoint probes (resets sent, connections,
+   * retransmits, drops), which see every namespace: events of other addresses are
+   * ignored. Default: the addresses of `interfaces`, refreshed every 5 s.
+   */
+  localAddresses?: string[];
+  /** Most alerts kept for a slow reader; the oldest are dropped beyond it. @defaultValue 10000 */
+  maxQueued?: number;
+}
+
+export interface DetectStats {
+  /** Events read per source probe. */
+  events: Record<string, number>;
+  /** Events lost in ring buffers, per probe. */
+  lost: Record<string, number>;
+  alerts: { raised: number; cleared: number; dropped: number };
+  hookErrors: number;
+  ticks: number;
+  /** Kernel packet counters of the packet program. */
+  packets?: { tcp: number; matched: number; emitted: number; syns: number };
+}
+
+/** A running detector: async iterable of alerts. */
+export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
+  readonly thresholds: Thresholds;
+  /** Parts a probe could not provide on this kernel (and the signal that is lost). */
+  readonly unavailable: readonly Unavailable[];
+  /** Raised alerts not cleared yet. */
+  active(): DetectAlert[];
+  stats(): DetectStats;
+  /** Detaches everything and ends the iterator; idempotent. */
+  close(): void;
+  /** The engine (for tests and advanced use: feed synthetic signals, read baselines). */
+  readonly engine: DetectionEngine;
+}
+
+const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued'];
+
+/** Packets the detectors look at: SYNs (attribution of counts) and segments with no SYN, ACK or RST (FIN/NULL/XMAS probes). */
+export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == tcp-syn or tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == 0';
+
+interface Closable { close(): void; stats?(): { received: number; lost: number } }
+
+/**
+ * Watches incoming TCP traffic for SYN floods, port scans, rate anomalies and sequence
+ * anomalies; yields alerts ({ kind, state: 'raised' | 'cleared', at, summary, evidence, key }).
+ *
+ * @example
+ * const ac = new AbortController();
+ * for await (const alert of detect({ interfaces: ['eth0'], signal: ac.signal })) {
+ *   console.log(alert.state, alert.kind, alert.summary);
+ * }
+ */
+export function detect(options: DetectOptions): Detector {
+  if (options === null || typeof options !== 'object') throw new TypeError('detect(): options must be an object');
+  for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) throw new TypeError(`detect(): unknown option '${key}' (known: ${OPTION_KEYS.join(', ')})`);
+  if (!Array.isArray(options.interfaces) || options.interfaces.length === 0) throw new TypeError('detect(): interfaces must name at least one interface, e.g. { interfaces: [\'eth0\'] }');
+  const thresholds = resolveThresholds(options.thresholds);
+  const enabled: Partial<Record<DetectorName, boolean>> = {};
+  for (const [k, v] of Object.entries(options.detectors ?? {})) {
+    if (!DETECTORS.includes(k as DetectorName)) throw new TypeError(`detect(): unknown detector '${k}' (known: ${DETECTORS.join(', ')})`);
+    if (typeof v !== 'boolean') throw new TypeError(`detect(): detectors.${k} must be a boolean`);
+    enabled[k as DetectorName] = v;
+  }
+  const on = (d: DetectorName) => enabled[d] ?? true;
+  const tickMs = options.tickMs ?? 500;
+  if (!(typeof tickMs === 'number' && tickMs >= 10)) throw new TypeError('detect(): tickMs must be a number >= 10');
+  if (options.onAlert !== undefined && typeof options.onAlert !== 'function') throw new TypeError('detect(): onAlert must be a function');
+  const maxQueued = options.maxQueued ?? 10000;
+
+  // ---- alert delivery -----------------------------------------------------------------
+  const queue: DetectAlert[] = [];
+  let wake: (() => void) | undefined;
+  let closed = false;
+  let failure: Error | undefined;
+  const stats: DetectStats = { events: {}, lost: {}, alerts: { raised: 0, cleared: 0, dropped: 0 }, hookErrors: 0, ticks: 0 };
+  const deliver = (alert: DetectAlert): void => {
+    stats.alerts[alert.state]++;
+    if (options.onAlert) {
+      try {
+        const r = options.onAlert(alert);
+        if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).catch(() => { stats.hookErrors++; });
+      } catch {
+        stats.hookErrors++;
+      }
+    }
+    queue.push(alert);
+    if (queue.length > maxQueued) { queue.shift(); stats.alerts.dropped++; }
+    wake?.();
+  };
+  const engine = new DetectionEngine(thresholds, deliver, enabled);
+
+  // ---- what is "this host" ------------------------------------------------------------
+  const ifnames = options.interfaces.map((i) => (typeof i === 'number' ? interfaceName(i) ?? String(i) : i));
+  let local = new Set<string>();
+  const refreshLocal = (): void => {
+    if (options.localAddresses) { local = new Set(options.localAddresses); return; }
+    const all = os.networkInterfaces();
+    const next = new Set<string>();
+    for (const name of ifnames) for (const a of all[name] ?? []) next.add(a.address.replace(/%.*$/, ''));
+    local = next;
+  };
+  refreshLocal();
+  const isLocal = (address: string): boolean => local.has(address);
+
+  // ---- probes -------------------------------------------------------------------------
+  const closables: Array<[string, Closable]> = [];
+  const pumps: Array<Promise<void>> = [];
+  const unavailable: Unavailable[] = [];
+  const fail = (e: unknown): void => {
+    if (closed) return;
+    failure = e instanceof Error ? e : new Error(String(e));
+    detector.close();
+  };
+  const pump = <E>(name: string, stream: { batches(): AsyncIterableIterator<E[]> }, handle: (e: E) => void): void => {
+    stats.events[name] = 0;
+    pumps.push((async () => {
+      for await (const batch of stream.batches()) {
+        stats.events[name]! += batch.length;
+        for (const e of batch) handle(e);
+      }
+    })().catch(fail));
+  };
+
+  let packetStream: PacketStream | undefined;
+  try {
+    const needPackets = on('synFlood') || on('portScan') || on('anomaly');
+    if (needPackets) {
+      packetStream = packets({
+        interfaces: options.interfaces,
+        hook: options.hook ?? 'tc',
+        ...(options.xdpMode ? { xdpMode: options.xdpMode } : {}),
+        filter: DETECT_PACKET_FILTER,
+        countSyns: true,
+        latencyMs: 50,
+      });
+      closables.push(['packets', packetStream]);
+      const ps = packetStream;
+      pump<PacketEvent>('packets', ps, (p) => {
+        const now = ps.timeOf(p);
+        const src = formatAddress(p.saddr, p.family);
+        if ((p.flags & 0x16) === 0x02) engine.synSample(now, src, p.dport);
+        else engine.stealthSegment(now, src, formatAddress(p.daddr, p.family), p.dport, p.flags);
+      });
+    }
+    const tcpProbe = <P extends Closable & { unavailable: readonly Unavailable[] }>(name: string, open: () => P): P | undefined => {
+      try {
+        const p = open();
+        unavailable.push(...p.unavailable);
+        closables.push([name, p]);
+        return p;
+      } catch (e) {
+        if ((e as Error).name !== 'NotSupportedError') throw e;
+        unavailable.push({ program: name, tracepoint: '', reason: (e as Error).message });
+        return undefined;
+      }
+    };
+    if (on('synFlood') || on('anomaly')) {
+      const conns = tcpProbe('connections', () => connections({ events: ['open'], seedListeners: false, latencyMs: 50 }));
+      if (conns) pump('connections', conns, (c) => {
+        if (c.direction === 'passive' && isLocal(c.saddr)) engine.passiveOpen(c.time.getTime(), c.daddr, c.sport);
+      });
+      const rtx = tcpProbe('retransmits', () => retransmits({ latencyMs: 50 }));
+      if (rtx) pump('retransmits', rtx, (r) => {
+        if (isLocal(r.saddr)) engine.retransmit(r.time.getTime(), r.daddr, r.sport, r.type === 'synack');
+      });
+    }
+    if (on('portScan') || on('anomaly')) {
+      const rst = tcpProbe('resets', () => resets({ directions: ['sent'], latencyMs: 50 }));
+      if (rst) pump('resets', rst, (r) => {
+        if (isLocal(r.saddr)) engine.resetSent(r.time.getTime(), r.saddr, r.sport, r.daddr, r.reason);
+      });
+    }
+    if (on('sequence')) {
+      const dr = tcpProbe('drops', () => drops({ badChecksums: true, latencyMs: 50 }));
+      if (dr) pump('drops', dr, (d) => {
+        if (!isLocal(d.daddr)) return;
+        const seg = { source: d.saddr, sport: d.sport, dest: d.daddr, dport: d.dport, seq: d.seq, flags: d.tcpFlags };
+        if (d.type === 'bad_csum') engine.badChecksum(d.time.getTime(), seg);
+        else engine.drop(d.time.getTime(), d.reason, seg);
+      });
+    }
+  } catch (e) {
+    for (const [, c] of closables) c.close();
+    throw e;
+  }
+
+  // ---- periodic work: kernel SYN counters, netstat, evaluation -----------------------
+  const prevSyn = { sources: new Map<string, number>(), prefixes: new Map<string, number>(), ports: new Map<number, number>() };
+  let prevNetstat: ListenCounters | undefined = readListenCounters();
+  let lastLocalRefresh = Date.now();
+  const pollSyns = (now: number): void => {
+    if (!packetStream) return;
+    const snap = readSynTables(packetStream.program);
+    const delta = <K>(rows: Array<{ key: K; count: number }>, prev: Map<K, number>): Array<[K, number]> => {
+      const out: Array<[K, number]> = [];
+      const seen = new Set<K>();
+      for (const { key, count } of rows) {
+        seen.add(key);
+        const before = prev.get(key) ?? 0;
+        const d = count >= before ? count - before : count;
+        if (d > 0) out.push([key, d]);
+        prev.set(key, count);
+      }
+      for (const k of prev.keys()) if (!seen.has(k)) prev.delete(k);
+      return out;
+    };
+    engine.synCounts(now, {
+      sources: delta(snap.sources.map((r) => ({ key: r.address, count: r.count })), prevSyn.sources),
+      prefixes: delta(snap.prefixes.map((r) => ({ key: r.cidr, count: r.count })), prevSyn.prefixes),
+      ports: delta(snap.ports.map((r) => ({ key: r.port, count: r.count })), prevSyn.ports),
+    });
+  };
+  const tick = (): void => {
+    if (closed) return;
+    try {
+      const now = Date.now();
+      stats.ticks++;
+      if (now - lastLocalRefresh > 5000) { refreshLocal(); lastLocalRefresh = now; }
+      if (on('synFlood') || on('anomaly')) pollSyns(now);
+      const nextNetstat = readListenCounters();
+      if (prevNetstat && nextNetstat) engine.netstat(now, counterDelta(prevNetstat, nextNetstat));
+      prevNetstat = nextNetstat ?? prevNetstat;
+      engine.tick(now);
+    } catch (e) {
+      fail(e);
+    }
+  };
+  const timer = setInterval(tick, tickMs);
+
+  const onAbort = (): void => detector.close();
+
+  const detector: Detector = {
+    thresholds,
+    engine,
+    unavailable: Object.freeze(unavailable),
+    active: () => engine.activeAlerts(),
+    stats() {
+      for (const [name, c] of closables) {
+        const s = c.stats?.();
+        if (s) stats.lost[name] = s.lost;
+      }
+      if (packetStream && !packetStream.isClosed) {
+        try {
+          const k = packetStream.counters();
+          stats.packets = { tcp: k.tcp, matched: k.matched, emitted: k.emitted, syns: k.syns };
+        } catch { /* closed meanwhile */ }
+      }
+      return structuredClone(stats);
+    },
+    close() {
+      if (closed) return;
+      stats.lost = detector.stats().lost;
+      closed = true;
+      clearInterval(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      for (const [, c] of closables) {
+        try { c.close(); } catch { /* already closed */ }
+      }
+      wake?.();
+    },
+    async *[Symbol.asyncIterator](): AsyncIterator<DetectAlert> {
+      try {
+        for (;;) {
+          while (queue.length) yield queue.shift()!;
+          if (closed) break;
+          await new Promise<void>((resolve) => { wake = resolve; });
+          wake = undefined;
+        }
+        while (queue.length) yield queue.shift()!;
+        if (failure) throw failure;
+      } finally {
+        detector.close();
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      detector.close();
+      await Promise.allSettled(pumps);
+    },
+  };
+  if (options.signal?.aborted) detector.close();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+  return detector;
+}
