@@ -5,6 +5,7 @@
  */
 import { BTF_KIND_NUMBERS, BtfError, type BtfKind, type BtfLinkage } from './types';
 
+/** @example b.struct('pair', 8, [{ name: 'a', type: u32, bitOffset: 0 }, { name: 'b', type: u32, bitOffset: 32 }]) */
 export interface BuildMember {
   name: string;
   type: number;

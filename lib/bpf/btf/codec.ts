@@ -7,13 +7,24 @@
 import type { Btf, BtfTypeRef } from './parse';
 import { enumIsBig, shapeOf, type FieldShape, type RecordShape, type Shape } from './shape';
 
-/** What decoders produce: see the mapping table in {@link decoderFor}. */
+/**
+ * What decoders produce: see the mapping table in {@link decoderFor}.
+ *
+ * @example
+ * const v: DecodedValue = decoderFor(btf, 'ev').decode(view);
+ */
 export type DecodedValue = number | bigint | boolean | string | Uint8Array | DecodedValue[] | DecodedRecord;
+/** A decoded struct, union or DATASEC. @example (dec.decode(view) as DecodedRecord).pid */
 export interface DecodedRecord {
   [field: string]: DecodedValue;
 }
 
-/** What encoders accept (a superset of {@link DecodedValue}). */
+/**
+ * What encoders accept (a superset of {@link DecodedValue}).
+ *
+ * @example
+ * const v: EncodableValue = { pid: 1, comm: 'curl', kind: 'EV_CONNECT' };
+ */
 export type EncodableValue =
   | number
   | bigint
@@ -23,6 +34,13 @@ export type EncodableValue =
   | readonly EncodableValue[]
   | { readonly [field: string]: EncodableValue | undefined };
 
+/**
+ * A generated decoder; see {@link decoderFor}.
+ *
+ * @example
+ * const dec: Decoder<conn_event> = decoderFor(btf, 'conn_event');
+ * for (let off = 0; off + dec.size <= view.byteLength; off += dec.size) out.push(dec.decode(view, off));
+ */
 export interface Decoder<T = DecodedValue> {
   /** Bytes read per value (C sizeof). */
   readonly size: number;
@@ -36,6 +54,12 @@ export interface Decoder<T = DecodedValue> {
   readonly source: string;
 }
 
+/**
+ * A generated, type-checking encoder; see {@link encoderFor}.
+ *
+ * @example
+ * const key = encoderFor(btf, 'tcp_tuple').encodeToBytes({ sport: 80, dport: 443 });
+ */
 export interface Encoder<T = EncodableValue> {
   readonly size: number;
   readonly typeId: number;
@@ -51,10 +75,21 @@ export interface Encoder<T = EncodableValue> {
   readonly source: string;
 }
 
+/** @example decoderFor(btf, 'ev', { strings: 'latin1' }) */
 export interface DecoderOptions {
   /**
    * How char arrays become strings. 'utf8' (default) decodes UTF-8 with an
    * ASCII fast path; 'latin1' maps each byte to one code unit.
+   */
+  strings?: 'utf8' | 'latin1';
+}
+
+/** @example encoderFor(btf, 'ev', { strings: 'latin1' }) */
+export interface EncoderOptions {
+  /**
+   * How strings become char-array bytes: 'utf8' (default), or 'latin1' (one byte
+   * per code unit, rejecting code units above 0xff), which round-trips arbitrary
+   * bytes decoded with `{ strings: 'latin1' }`.
    */
   strings?: 'utf8' | 'latin1';
 }
@@ -115,14 +150,17 @@ export function decoderFor<T = DecodedValue>(btf: Btf, ref: BtfTypeRef, options:
  * // enc.encode({ tcpscope_port: 70000 }, view) throws
  * // TypeError: tcpscope_port: expected integer 0..65535 (u16), got 70000
  */
-export function encoderFor<T = EncodableValue>(btf: Btf, ref: BtfTypeRef): Encoder<T> {
+export function encoderFor<T = EncodableValue>(btf: Btf, ref: BtfTypeRef, options: EncoderOptions = {}): Encoder<T> {
   const t = btf.lookup(ref);
-  const key = String(t.id);
+  const strings = options.strings ?? 'utf8';
+  const key = `${t.id}:${strings}`;
   let cache = encoderCache.get(btf);
   if (!cache) encoderCache.set(btf, (cache = new Map()));
   let enc = cache.get(key);
   if (!enc) {
-    enc = buildEncoder(btf, t.id, btf.typeName(t.id), t.name || btf.typeName(t.id), shapeOf(btf, t.id));
+    const shape = shapeOf(btf, t.id);
+    // Errors about the value as a whole are prefixed with its type, minus qualifiers.
+    enc = buildEncoder(btf, t.id, btf.typeName(t.id), t.name || shape.ctype, shape, strings);
     cache.set(key, enc);
   }
   return enc as Encoder<T>;
@@ -365,7 +403,10 @@ class EncodeGen {
   private n = 0;
   /** Constants handed to the generated code (known-field sets, enum tables). */
   readonly consts: unknown[] = [];
-  constructor(private readonly btf: Btf) {}
+  constructor(
+    private readonly btf: Btf,
+    private readonly latin1: boolean,
+  ) {}
 
   private tmp(prefix: string): string {
     return `${prefix}${this.n++}`;
@@ -376,9 +417,14 @@ class EncodeGen {
     return `C[${this.consts.length - 1}]`;
   }
 
-  stmts(s: Shape, x: string, p: Pos, path: Path, out: string[]): void {
+  /**
+   * Append statements writing value `x` of shape `s` at `p`. `only` restricts
+   * output to lossy or lossless leaves (see the union case).
+   */
+  stmts(s: Shape, x: string, p: Pos, path: Path, out: string[], only: Only = 'all'): void {
     const P = path.js;
     const T = JSON.stringify(s.ctype);
+    if (only !== 'all' && s.k !== 'array' && s.k !== 'record' && isLossy(s) !== (only === 'lossy')) return;
     switch (s.k) {
       case 'int': {
         const [min, max] = intRange(s.size * 8, s.signed);
@@ -414,7 +460,7 @@ class EncodeGen {
         return;
       }
       case 'string':
-        out.push(`H.str(u8, ${at(p)}, ${s.len}, ${x}, ${P}, ${T});`);
+        out.push(`H.str(u8, ${at(p)}, ${s.len}, ${x}, ${P}, ${T}, ${this.latin1});`);
         return;
       case 'bytes':
         out.push(`H.bytes(u8, ${at(p)}, ${s.len}, ${x}, ${P}, ${T});`);
@@ -425,7 +471,11 @@ class EncodeGen {
         const q = this.tmp('q');
         const e = this.tmp('x');
         const inner: string[] = [];
-        this.stmts(s.elem, e, { base: q, k: 0 }, indexPath(path, i), inner);
+        this.stmts(s.elem, e, { base: q, k: 0 }, indexPath(path, i), inner, only);
+        if (inner.length === 0) {
+          out.push(`H.arr(${x}, ${s.len}, ${P}, ${T});`);
+          return;
+        }
         out.push(
           `{ const ${a} = H.arr(${x}, ${s.len}, ${P}, ${T});`,
           `  for (let ${i} = 0, ${q} = ${at(p)}; ${i} < ${a}.length; ${i}++, ${q} += ${s.stride}) {`,
@@ -436,22 +486,30 @@ class EncodeGen {
       case 'record': {
         const known = this.constant(new Set(s.fields.map((f) => f.name)));
         out.push(`H.obj(${x}, ${known}, ${P}, ${T});`);
-        for (const f of s.fields) {
-          const fx = this.tmp('x');
-          const inner: string[] = [];
-          const fp = childPath(path, f.name);
-          if (f.bit) this.bitfield(f, fx, shifted(p, f.offset), fp, inner);
-          else this.stmts(f.shape, fx, shifted(p, f.offset), fp, inner);
-          out.push(`{ const ${fx} = ${x}[${JSON.stringify(f.name)}]; if (${fx} !== undefined) { ${inner.join(' ')} } }`);
+        // Union members overlap, so with several given (as in a decoded value)
+        // the last write wins. Writing every lossy leaf (bool, string, float)
+        // before every lossless one makes re-encoding a decoded union reproduce
+        // its bytes wherever any lossless member covers them.
+        const passes: Only[] = only === 'all' && (s.union || hasOverlap(s.fields)) ? ['lossy', 'lossless'] : [only];
+        for (const pass of passes) {
+          for (const f of s.fields) {
+            const fx = this.tmp('x');
+            const inner: string[] = [];
+            const fp = childPath(path, f.name);
+            if (f.bit) this.bitfield(f, fx, shifted(p, f.offset), fp, inner, pass);
+            else this.stmts(f.shape, fx, shifted(p, f.offset), fp, inner, pass);
+            if (inner.length > 0) out.push(`{ const ${fx} = ${x}[${JSON.stringify(f.name)}]; if (${fx} !== undefined) { ${inner.join(' ')} } }`);
+          }
         }
         return;
       }
     }
   }
 
-  private bitfield(f: FieldShape, x: string, p: Pos, path: Path, out: string[]): void {
+  private bitfield(f: FieldShape, x: string, p: Pos, path: Path, out: string[], only: Only): void {
     const { shift, bits } = f.bit!;
     const s = f.shape;
+    if (only !== 'all' && isLossy(s) !== (only === 'lossy')) return;
     const nbytes = Math.ceil((shift + bits) / 8);
     const P = path.js;
     const T = JSON.stringify(`${s.ctype}:${bits}`);
@@ -478,6 +536,27 @@ class EncodeGen {
   }
 }
 
+type Only = 'all' | 'lossy' | 'lossless';
+
+/** Do any fields share bytes? (Members of an anonymous union flattened into a struct do.) */
+function hasOverlap(fields: readonly FieldShape[]): boolean {
+  const spans = fields
+    .map((f) => (f.bit ? [f.offset * 8 + f.bit.shift, f.offset * 8 + f.bit.shift + f.bit.bits] : [f.offset * 8, (f.offset + sizeOfShape(f.shape)) * 8]) as [number, number])
+    .sort((a, b) => a[0] - b[0]);
+  let end = 0;
+  for (const [from, to] of spans) {
+    if (from < end) return true;
+    end = Math.max(end, to);
+  }
+  return false;
+}
+
+// Leaves whose decoded JS value may not re-encode to the same bytes: bools
+// other than 0/1, bytes after a string's NUL or invalid UTF-8, NaN payloads.
+function isLossy(s: Shape): boolean {
+  return s.k === 'bool' || s.k === 'string' || s.k === 'float';
+}
+
 function intRange(bits: number, signed: boolean): [number, number] {
   return signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
 }
@@ -487,9 +566,9 @@ function bigRange(bits: number, signed: boolean): [string, string] {
   return signed ? [String(-(1n << (b - 1n))), String((1n << (b - 1n)) - 1n)] : ['0', String((1n << b) - 1n)];
 }
 
-function buildEncoder(btf: Btf, typeId: number, ctype: string, rootLabel: string, shape: Shape): AnyEncoder {
+function buildEncoder(btf: Btf, typeId: number, ctype: string, rootLabel: string, shape: Shape, strings: 'utf8' | 'latin1'): AnyEncoder {
   const size = sizeOfShape(shape);
-  const gen = new EncodeGen(btf);
+  const gen = new EncodeGen(btf, strings === 'latin1');
   const body: string[] = [];
   gen.stmts(shape, 'x', { base: 'p', k: 0 }, { js: JSON.stringify(rootLabel), lit: rootLabel, root: true }, body);
   const src =
@@ -595,10 +674,13 @@ const encodeHelpers = {
     const cur = readUintLE(dv, p, n);
     writeUintLE(dv, p, n, (cur & ~mask) | ((BigInt.asUintN(bits, BigInt(v)) << BigInt(shift)) & mask));
   },
-  str(u8: Uint8Array, p: number, len: number, x: unknown, path: string, ctype: string): void {
+  str(u8: Uint8Array, p: number, len: number, x: unknown, path: string, ctype: string, latin1: boolean): void {
     let bytes: Uint8Array;
-    if (typeof x === 'string') bytes = Buffer.from(x, 'utf8');
-    else if (x instanceof Uint8Array) bytes = x;
+    if (typeof x === 'string') {
+      // Buffer's latin1 encoder silently truncates code units above 0xff.
+      if (latin1 && /[^\u0000-\u00ff]/.test(x)) throw fail(path, `latin1 string of at most ${len} characters`, ctype, x);
+      bytes = Buffer.from(x, latin1 ? 'latin1' : 'utf8');
+    } else if (x instanceof Uint8Array) bytes = x;
     else throw fail(path, `string or Uint8Array of at most ${len} bytes`, ctype, x);
     if (bytes.length > len) throw fail(path, `string or Uint8Array of at most ${len} bytes`, ctype, x, ` (${bytes.length} bytes)`);
     u8.set(bytes, p);

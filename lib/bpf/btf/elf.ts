@@ -3,6 +3,7 @@
  * symbol table out of a clang-built BPF object without linking libbpf.
  */
 
+/** A section header. @example readElfSections(obj).find((s) => s.name === '.rodata')?.size */
 export interface ElfSection {
   readonly index: number;
   readonly name: string;
@@ -17,6 +18,7 @@ export interface ElfSection {
   readonly entsize: number;
 }
 
+/** A .symtab entry. @example readElfSymbols(obj).find((s) => s.name === 'target_pid')?.value */
 export interface ElfSymbol {
   readonly name: string;
   readonly value: number;
@@ -29,6 +31,7 @@ export interface ElfSymbol {
   readonly shndx: number;
 }
 
+/** Malformed or unsupported ELF. @example try { readElfSections(buf); } catch (e) { if (e instanceof ElfError) ... } */
 export class ElfError extends Error {
   override readonly name = 'ElfError';
 }
@@ -53,7 +56,7 @@ function cstring(buf: Uint8Array, start: number, end: number): string {
   return Buffer.from(buf.buffer, buf.byteOffset + start, e - start).toString('utf8');
 }
 
-/** True when `buf` starts with the ELF magic. */
+/** True when `buf` starts with the ELF magic. @example isElf(fs.readFileSync('x.bpf.o')); // true */
 export function isElf(buf: Uint8Array): boolean {
   return buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46;
 }
@@ -111,7 +114,13 @@ export function readElfSections(buf: Uint8Array): ElfSection[] {
   return raw.map((s, i) => ({ ...s, name: cstring(buf, strtab.offset + nameOffs[i]!, strEnd) }));
 }
 
-/** The file bytes of a section (a view into `buf`, not a copy). */
+/**
+ * The file bytes of a section (a view into `buf`, not a copy).
+ *
+ * @example
+ * const ro = readElfSections(obj).find((s) => s.name === '.rodata')!;
+ * elfSectionData(obj, ro); // initial .rodata contents
+ */
 export function elfSectionData(buf: Uint8Array, sec: ElfSection): Uint8Array {
   if (sec.type === SHT_NOBITS) return new Uint8Array(0);
   if (sec.offset + sec.size > buf.length) throw new ElfError(`section ${sec.name} out of bounds`);

@@ -6,6 +6,7 @@ import type { Btf } from './parse';
 import { enumIsBig, ShapePlanner, type RecordShape, type Shape } from './shape';
 import { BtfError, type BtfEnum, type BtfEnum64, type BtfType } from './types';
 
+/** @example genTypes(btf, ['conn_event'], { header: '' }) */
 export interface GenTypesOptions {
   /**
    * Also emit an interface per `.rodata*` / `.data*` / `.bss*` DATASEC, matching

@@ -16,7 +16,12 @@ import {
   type BtfTypeOfKind,
 } from './types';
 
-/** A type given by id, by name (optionally `struct x` / `union x` / `enum x`), or as a type object. */
+/**
+ * A type given by id, by name (optionally `struct x` / `union x` / `enum x`), or as a type object.
+ *
+ * @example
+ * btf.sizeof(42); btf.sizeof('ev'); btf.sizeof('struct ev'); btf.sizeof(btf.find('ev')!);
+ */
 export type BtfTypeRef = number | string | BtfType;
 
 const MAGIC = 0xeb9f;
@@ -82,6 +87,7 @@ const SCAN_LOOKUPS = 16;
 let kernelCache: Btf | undefined;
 const moduleCache = new Map<string, Btf>();
 
+/** @example Btf.fromElf(obj, { fixupDatasec: false }) // raw clang output */
 export interface BtfFromElfOptions {
   /**
    * Fill in DATASEC sizes and variable offsets from the ELF section headers and
@@ -185,7 +191,7 @@ export class Btf {
    * container); such loads are not cached.
    *
    * @example
-   * Btf.kernel().enumValues('skb_drop_reason').get(2n); // 'SKB_DROP_REASON_NO_SOCKET'
+   * Btf.kernel().enumValues('skb_drop_reason').get(3n); // 'SKB_DROP_REASON_NO_SOCKET' on 6.x
    */
   static kernel(path?: string): Btf {
     if (path !== undefined && path !== KERNEL_BTF_PATH) return Btf.parse(readKernelBtf(path));
@@ -250,17 +256,22 @@ export class Btf {
     return Btf.parse(buf, base);
   }
 
-  /** Total string-section bytes, base included (where a split BTF's own string offsets start). */
+  /**
+   * Total string-section bytes, base included (where a split BTF's own string offsets start).
+   *
+   * @example
+   * new BtfBuilder(Btf.kernel()); // uses typeCount and stringsLength
+   */
   get stringsLength(): number {
     return this.strBase + (this.strEnd - this.strStart);
   }
 
-  /** Number of types stored in this blob itself (excluding base and void). */
+  /** Number of types stored in this blob itself (excluding base and void). @example Btf.kernel().localTypeCount */
   get localTypeCount(): number {
     return this.offsets.length;
   }
 
-  /** String at `offset` in the (base + local) string section. */
+  /** String at `offset` in the (base + local) string section. @example btf.str(1) */
   str(offset: number): string {
     if (offset < this.strBase) {
       if (!this.base) throw new BtfError(`string offset ${offset} out of range`);
@@ -294,12 +305,22 @@ export class Btf {
     return t;
   }
 
-  /** Iterate every type (base types first for split BTF), excluding void. */
+  /**
+   * Iterate every type (base types first for split BTF), excluding void.
+   *
+   * @example
+   * for (const t of btf.types()) if (t.kind === 'struct' && t.name) console.log(t.name);
+   */
   *types(): IterableIterator<BtfType> {
     for (let id = 1; id < this.typeCount; id++) yield this.type(id);
   }
 
-  /** BTF_KIND_* number of a type id without materializing it. */
+  /**
+   * Kind of a type id without building its type object (cheap for scans).
+   *
+   * @example
+   * let structs = 0; for (let id = 1; id < btf.typeCount; id++) if (btf.kindOf(id) === 'struct') structs++;
+   */
   kindOf(id: number): BtfKind {
     if (id === 0) return 'void';
     if (id < this.startId && this.base) return this.base.kindOf(id);
@@ -312,7 +333,7 @@ export class Btf {
    * All types named `name` (optionally of one kind), in id order.
    *
    * @example
-   * btf.findAll('sock').map((t) => t.kind); // ['struct', 'func'?...]
+   * btf.findAll('sock').map((t) => t.kind); // e.g. ['struct', 'fwd'] in a module's BTF
    */
   findAll<K extends BtfKind>(name: string, kind?: K): BtfTypeOfKind<K>[] {
     const out: BtfType[] = this.base ? this.base.findAll(name, kind) : [];
@@ -433,7 +454,7 @@ export class Btf {
    * Enumerator name → value (the reverse of {@link Btf.enumValues}).
    *
    * @example
-   * Btf.kernel().enumByName('skb_drop_reason').get('SKB_DROP_REASON_NO_SOCKET'); // 2n
+   * Btf.kernel().enumByName('skb_drop_reason').get('SKB_DROP_REASON_NO_SOCKET'); // e.g. 3n
    */
   enumByName(ref: BtfTypeRef): Map<string, bigint> {
     const out = new Map<string, bigint>();
@@ -458,7 +479,7 @@ export class Btf {
     return this.datasecInfo(sec);
   }
 
-  /** All DATASECs with their variables. */
+  /** All DATASECs with their variables. @example btf.datasecs().map((d) => d.name); // ['.bss', '.rodata', ...] */
   datasecs(): BtfDatasecInfo[] {
     return this.findAllOfKind('datasec').map((d) => this.datasecInfo(d));
   }

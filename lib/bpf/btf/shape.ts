@@ -6,6 +6,13 @@
 import type { Btf, BtfTypeRef } from './parse';
 import { BtfError, type BtfType } from './types';
 
+/**
+ * How a type maps to JS values; shared by the codecs and gen-types.
+ *
+ * @example
+ * const s = shapeOf(btf, 'ev');
+ * if (s.k === 'record') s.fields.map((f) => `${f.name}@${f.offset}`);
+ */
 export type Shape =
   /** number; size 1, 2 or 4 */
   | { readonly k: 'int'; readonly size: 1 | 2 | 4; readonly signed: boolean; readonly ctype: string }
@@ -30,6 +37,7 @@ export type Shape =
   | { readonly k: 'array'; readonly len: number; readonly stride: number; readonly elem: Shape; readonly ctype: string }
   | RecordShape;
 
+/** @example (shapeOf(btf, 'ev') as RecordShape).size; // 208 */
 export interface RecordShape {
   readonly k: 'record';
   readonly union: boolean;
@@ -40,6 +48,7 @@ export interface RecordShape {
   readonly fields: readonly FieldShape[];
 }
 
+/** @example recordShape.fields.filter((f) => f.bit).map((f) => f.name); // bitfields */
 export interface FieldShape {
   /** JS property name (C member name; anonymous members are flattened into the parent). */
   readonly name: string;
@@ -50,6 +59,7 @@ export interface FieldShape {
   readonly shape: Shape;
 }
 
+/** @example const s: ScalarShape = { k: 'int', size: 4, signed: false, ctype: 'u32' }; */
 export type ScalarShape = Extract<Shape, { k: 'int' | 'bigint' | 'bool' | 'enum' }>;
 
 // Byte arrays of these typedefs are numbers, not text.
@@ -60,12 +70,21 @@ const MAX_DEPTH = 64;
 /**
  * Compute the shape of a type. Throws a BtfError naming the member path for
  * types that have no value representation (functions, incomplete types, long double).
+ *
+ * @example
+ * shapeOf(btf, 'tcp_tuple'); // { k: 'record', size: 8, fields: [{ name: 'sport', offset: 0, ... }, ...] }
  */
 export function shapeOf(btf: Btf, ref: BtfTypeRef): Shape {
   return new ShapePlanner(btf).shapeOf(ref);
 }
 
-/** Computes shapes, sharing the work for records reached more than once. */
+/**
+ * Computes shapes, sharing the work for records reached more than once.
+ *
+ * @example
+ * const planner = new ShapePlanner(btf);
+ * const shapes = names.map((n) => planner.shapeOf(n));
+ */
 export class ShapePlanner {
   private readonly records = new Map<number, RecordShape>();
   constructor(private readonly btf: Btf) {}
@@ -216,7 +235,13 @@ function intShape(size: number, signed: boolean, bool: boolean, ctype: string, p
   throw new BtfError(`${path}: ${ctype} has unsupported size ${size}`);
 }
 
-/** Does an 8-byte enum decode to bigint? (Yes: 64-bit storage cannot round-trip through number.) */
+/**
+ * Whether an enum decodes to bigint: yes when 8 bytes wide, since 64-bit storage
+ * cannot round-trip through number.
+ *
+ * @example
+ * enumIsBig({ k: 'enum', size: 8, signed: false, enumId: 7, ctype: 'enum big' }); // true
+ */
 export function enumIsBig(s: Extract<Shape, { k: 'enum' }>): boolean {
   return s.size === 8;
 }

@@ -1,8 +1,14 @@
 /**
- * Plain-data view of BTF types. Every type object is immutable and carries its
- * own id so that callers can pass it back to {@link Btf} methods.
+ * Plain-data view of BTF types. Every type object is frozen and carries its
+ * own id so that callers can pass it back to Btf methods.
  */
 
+/**
+ * Lower-case BTF kind names (BTF_KIND_INT → 'int').
+ *
+ * @example
+ * if (btf.kindOf(id) === 'struct') console.log(btf.type(id).name);
+ */
 export type BtfKind =
   | 'void'
   | 'int'
@@ -25,7 +31,12 @@ export type BtfKind =
   | 'type_tag'
   | 'enum64';
 
-/** Numeric BTF_KIND_* value for each kind name, as in <linux/btf.h>. */
+/**
+ * Numeric BTF_KIND_* value for each kind name, as in <linux/btf.h>.
+ *
+ * @example
+ * BTF_KIND_NUMBERS.enum64; // 19
+ */
 export const BTF_KIND_NUMBERS: Readonly<Record<BtfKind, number>> = {
   void: 0,
   int: 1,
@@ -49,6 +60,12 @@ export const BTF_KIND_NUMBERS: Readonly<Record<BtfKind, number>> = {
   enum64: 19,
 };
 
+/**
+ * Kind name for each BTF_KIND_* number.
+ *
+ * @example
+ * BTF_KIND_NAMES[4]; // 'struct'
+ */
 export const BTF_KIND_NAMES: readonly BtfKind[] = [
   'void',
   'int',
@@ -79,10 +96,12 @@ interface BtfTypeBase {
   readonly name: string;
 }
 
+/** Type id 0. @example btf.type(0); // { id: 0, kind: 'void', name: '' } */
 export interface BtfVoid extends BtfTypeBase {
   readonly kind: 'void';
 }
 
+/** @example btf.resolve('__u16'); // { kind: 'int', name: 'unsigned short', size: 2, signed: false, ... } */
 export interface BtfInt extends BtfTypeBase {
   readonly kind: 'int';
   /** Storage size in bytes. */
@@ -96,12 +115,14 @@ export interface BtfInt extends BtfTypeBase {
   readonly bool: boolean;
 }
 
+/** @example btf.typeName(ptr.id); // 'struct sock *' */
 export interface BtfPtr extends BtfTypeBase {
   readonly kind: 'ptr';
   /** Pointee type id. */
   readonly type: number;
 }
 
+/** @example const a = btf.resolve(member.type); if (a.kind === 'array') a.nelems; // 16 */
 export interface BtfArray extends BtfTypeBase {
   readonly kind: 'array';
   /** Element type id. */
@@ -110,6 +131,12 @@ export interface BtfArray extends BtfTypeBase {
   readonly nelems: number;
 }
 
+/**
+ * A struct/union member.
+ *
+ * @example
+ * for (const m of btf.find('ev', 'struct')!.members) console.log(m.name, m.bitOffset / 8);
+ */
 export interface BtfMember {
   /** Member name, '' for anonymous struct/union members and unnamed bitfields. */
   readonly name: string;
@@ -120,17 +147,20 @@ export interface BtfMember {
   readonly bitfieldSize: number;
 }
 
+/** A struct or union. @example btf.find('tcp_sock', 'struct')!.members.length */
 export interface BtfComposite extends BtfTypeBase {
   readonly kind: 'struct' | 'union';
   readonly size: number;
   readonly members: readonly BtfMember[];
 }
 
+/** One enumerator. @example btf.find('ev_kind', 'enum')!.values[0]; // { name: 'EV_CONNECT', value: 1 } */
 export interface BtfEnumValue<V extends number | bigint = number | bigint> {
   readonly name: string;
   readonly value: V;
 }
 
+/** @example btf.find('sk_rst_reason', 'enum')!.values.map((v) => v.name) */
 export interface BtfEnum extends BtfTypeBase {
   readonly kind: 'enum';
   readonly size: number;
@@ -139,6 +169,7 @@ export interface BtfEnum extends BtfTypeBase {
   readonly values: readonly BtfEnumValue<number>[];
 }
 
+/** @example (btf.type(id) as BtfEnum64).values[0].value; // a bigint */
 export interface BtfEnum64 extends BtfTypeBase {
   readonly kind: 'enum64';
   readonly size: number;
@@ -146,20 +177,28 @@ export interface BtfEnum64 extends BtfTypeBase {
   readonly values: readonly BtfEnumValue<bigint>[];
 }
 
+/** Forward declaration (`struct foo;`). @example btf.find('opaque'); // { kind: 'fwd', fwdKind: 'struct' } */
 export interface BtfFwd extends BtfTypeBase {
   readonly kind: 'fwd';
   /** Whether the forward declaration is for a struct or a union. */
   readonly fwdKind: 'struct' | 'union';
 }
 
-/** Types that only wrap another type: typedef and the qualifiers. */
+/**
+ * Types that only wrap another type: typedef and the qualifiers.
+ *
+ * @example
+ * btf.find('__u32', 'typedef')!.type; // id of 'unsigned int'
+ */
 export interface BtfRef extends BtfTypeBase {
   readonly kind: 'typedef' | 'volatile' | 'const' | 'restrict' | 'type_tag';
   readonly type: number;
 }
 
+/** @example btf.find('handle', 'func')!.linkage; // 'global' */
 export type BtfLinkage = 'static' | 'global' | 'extern';
 
+/** @example btf.typeName(btf.find('tcp_v4_rcv', 'func')!.type); // 'int (struct sk_buff *)' */
 export interface BtfFunc extends BtfTypeBase {
   readonly kind: 'func';
   /** FUNC_PROTO type id. */
@@ -167,11 +206,13 @@ export interface BtfFunc extends BtfTypeBase {
   readonly linkage: BtfLinkage;
 }
 
+/** @example proto.params.map((p) => p.name); // ['ctx'] */
 export interface BtfParam {
   readonly name: string;
   readonly type: number;
 }
 
+/** @example const p = btf.type(fn.type); if (p.kind === 'func_proto') p.returnType; */
 export interface BtfFuncProto extends BtfTypeBase {
   readonly kind: 'func_proto';
   readonly returnType: number;
@@ -180,12 +221,14 @@ export interface BtfFuncProto extends BtfTypeBase {
   readonly variadic: boolean;
 }
 
+/** A global variable. @example btf.find('target_pid', 'var')!.type */
 export interface BtfVar extends BtfTypeBase {
   readonly kind: 'var';
   readonly type: number;
   readonly linkage: BtfLinkage;
 }
 
+/** A DATASEC entry, as stored. @example btf.find('.rodata', 'datasec')!.vars[0].offset */
 export interface BtfVarSecinfo {
   /** VAR (or FUNC for extern ksyms) type id. */
   readonly type: number;
@@ -193,17 +236,20 @@ export interface BtfVarSecinfo {
   readonly size: number;
 }
 
+/** @example btf.find('.bss', 'datasec')!.size */
 export interface BtfDatasec extends BtfTypeBase {
   readonly kind: 'datasec';
   readonly size: number;
   readonly vars: readonly BtfVarSecinfo[];
 }
 
+/** @example btf.resolve('double'); // { kind: 'float', size: 8, ... } */
 export interface BtfFloat extends BtfTypeBase {
   readonly kind: 'float';
   readonly size: number;
 }
 
+/** `__attribute__((btf_decl_tag("x")))`. @example btf.findAll('bpf_kfunc', 'decl_tag').length */
 export interface BtfDeclTag extends BtfTypeBase {
   readonly kind: 'decl_tag';
   /** Tagged type (struct, union, func, var or typedef). */
@@ -212,6 +258,13 @@ export interface BtfDeclTag extends BtfTypeBase {
   readonly componentIdx: number;
 }
 
+/**
+ * Any BTF type; switch on `kind` to narrow.
+ *
+ * @example
+ * const t = btf.resolve('conn_event');
+ * if (t.kind === 'struct') t.members.forEach((m) => console.log(m.name));
+ */
 export type BtfType =
   | BtfVoid
   | BtfInt
@@ -229,10 +282,22 @@ export type BtfType =
   | BtfFloat
   | BtfDeclTag;
 
-/** Narrow a {@link BtfType} by kind. */
-export type BtfTypeOfKind<K extends BtfKind> = Extract<BtfType, { kind: K }>;
+type KindMatch<T, K> = T extends { readonly kind: infer TK } ? (K extends TK ? T : never) : never;
 
-/** A variable found in a DATASEC, with its VAR resolved. */
+/**
+ * Narrow a {@link BtfType} by kind.
+ *
+ * @example
+ * const s: BtfTypeOfKind<'struct'> = btf.find('sock', 'struct')!; // BtfComposite
+ */
+export type BtfTypeOfKind<K extends BtfKind> = KindMatch<BtfType, K>;
+
+/**
+ * A variable found in a DATASEC, with its VAR resolved.
+ *
+ * @example
+ * btf.datasec('.rodata').vars.find((v) => v.name === 'target_pid')?.offset;
+ */
 export interface BtfDatasecVar {
   readonly name: string;
   /** Byte offset inside the section. */
@@ -245,6 +310,7 @@ export interface BtfDatasecVar {
   readonly linkage: BtfLinkage;
 }
 
+/** @example const { size, vars } = btf.datasec('.rodata'); */
 export interface BtfDatasecInfo {
   readonly name: string;
   readonly id: number;
@@ -253,6 +319,12 @@ export interface BtfDatasecInfo {
   readonly vars: readonly BtfDatasecVar[];
 }
 
+/**
+ * Malformed BTF, unknown types and unsupported layouts.
+ *
+ * @example
+ * try { btf.lookup('struct nope'); } catch (e) { if (e instanceof BtfError) console.warn(e.message); }
+ */
 export class BtfError extends Error {
   override readonly name = 'BtfError';
 }
