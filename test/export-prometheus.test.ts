@@ -133,6 +133,23 @@ describe.skipIf(!prometheusAvailable())('real Prometheus scrapes /metrics', () =
     expect(Number(median!.value[1])).toBeLessThanOrEqual(0.004096);
   }, 60_000);
 
+  it('evaluates every query of the Grafana dashboard without error', async () => {
+    interface Panel { title: string; targets?: Array<{ expr: string }>; panels?: Panel[] }
+    const flat = (ps: Panel[]): Panel[] => ps.flatMap((p) => [p, ...flat(p.panels ?? [])]);
+    const dash = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'deploy', 'grafana', 'tcpscope.json'), 'utf8')) as { panels: Panel[] };
+    const failures: string[] = [];
+    for (const panel of flat(dash.panels)) {
+      for (const t of panel.targets ?? []) {
+        // Grafana's variables as Grafana would expand them.
+        const expr = t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*');
+        const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
+        const body = (await res.json()) as { status: string; error?: string };
+        if (body.status !== 'success') failures.push(`${panel.title}: ${expr}: ${body.error}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 30_000);
+
   it('sees later increments on the next scrape', async () => {
     metrics.observeConnection({ type: 'open', direction: 'passive', sport: 443, dport: 60000 });
     await expectValue('tcpscope_connections_opened_total{direction="passive",port="443"}', 8);
