@@ -41,6 +41,10 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  process.once('SIGHUP', onSignal);
+  // A closed pipe (`tcpscope ... | head`) ends the command cleanly, detaching everything.
+  const onPipeError = (e: NodeJS.ErrnoException): void => { if (e.code === 'EPIPE') controller.abort(); };
+  (io.out as NodeJS.WriteStream).on?.('error', onPipeError);
   let timer: NodeJS.Timeout | undefined;
   try {
     const { values, positionals } = parseCommandArgs(command, rest);
@@ -65,6 +69,8 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
     if (timer) clearTimeout(timer);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGHUP', onSignal);
+    (io.out as NodeJS.WriteStream).removeListener?.('error', onPipeError);
   }
 }
 

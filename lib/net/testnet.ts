@@ -26,12 +26,15 @@ function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
 }
 
+/** Namespace names carry the creating pid so `tcpscope cleanup` can tell orphans apart. */
+export const TESTNET_PATTERN = /^tcps-(\d+)-(\d+)$/;
+
 export function createTestNet(): TestNet {
-  const id = `${process.pid % 10000}${counter++}`;
-  const octet = (process.pid + counter * 7) % 200 + 20;
-  const ns = `tcps-${id}`;
-  const hostIf = `tsh${id}`.slice(0, 15);
-  const nsIf = `tsn${id}`.slice(0, 15);
+  const n = counter++;
+  const octet = (process.pid + n * 7) % 200 + 20;
+  const ns = `tcps-${process.pid}-${n}`;
+  const hostIf = `tsh${process.pid}x${n}`;
+  const nsIf = `tsn${process.pid}x${n}`;
   const net: TestNet = {
     ns,
     hostIf,
@@ -70,3 +73,25 @@ export function createTestNet(): TestNet {
 
 /** Node script that opens connections and writes bytes: `client.js HOST PORT CONNECTIONS BYTES`. */
 export const TRAFFIC_SCRIPT = path.join(packageRoot(), 'lib', 'demo', 'client.js');
+
+/** Removes test/demo namespaces (and their host-side veths) whose creating process is gone. */
+export function removeOrphanTestNets(all = false): string[] {
+  let names: string[] = [];
+  try {
+    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0] ?? '');
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const ns of names) {
+    const m = TESTNET_PATTERN.exec(ns);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try { process.kill(pid, 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    if (alive && !all) continue;
+    try { ip(['link', 'del', `tsh${m[1]}x${m[2]}`]); } catch { /* went with the namespace */ }
+    try { ip(['netns', 'del', ns]); removed.push(ns); } catch { /* already gone */ }
+  }
+  return removed;
+}

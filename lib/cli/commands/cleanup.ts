@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import { cleanupAttachments } from '../../bpf/registry';
 import { PIN_ROOT } from '../../bpf/sys';
+import { removeOrphanTestNets } from '../../net/testnet';
 import type { Command } from '../command';
 
 export const cleanupCommand: Command = {
   name: 'cleanup',
-  summary: 'remove what a killed tcpscope left: tc filters, netlink XDP programs, pins',
+  summary: 'remove what a killed tcpscope left: tc filters, netlink XDP programs, pins, demo namespaces',
   usage: '[--all]',
   options: { all: { type: 'boolean', default: false } },
   async run(ctx) {
@@ -14,6 +15,7 @@ export const cleanupCommand: Command = {
     for (const e of result.removed) ctx.out.write(`removed ${e.kind} program ${e.program} from ${e.ifname ?? `ifindex ${e.ifindex}`} (pid ${e.pid})\n`);
     for (const e of result.kept) ctx.out.write(`kept ${e.kind} program ${e.program} on ${e.ifname ?? e.ifindex}: pid ${e.pid} is still running (--all removes it)\n`);
     for (const f of result.failed) ctx.err.write(`could not remove ${f.entry.kind} program ${f.entry.program} on ${f.entry.ifname ?? f.entry.ifindex}: ${f.error}\n`);
+    for (const ns of removeOrphanTestNets(all)) ctx.out.write(`removed demo/test network namespace ${ns} and its veth\n`);
     let pins = 0;
     if (fs.existsSync(PIN_ROOT)) {
       for (const name of fs.readdirSync(PIN_ROOT)) {

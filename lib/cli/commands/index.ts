@@ -2,6 +2,7 @@
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
+import { watchCommand } from './watch';
 import { guardCommand } from './guard';
 import { connsCommand } from './conns';
 import { retransCommand } from './retrans';
@@ -9,8 +10,10 @@ import { rttCommand } from './rtt';
 import { resetsCommand } from './resets';
 import { dropsCommand } from './drops';
 import { packetsCommand } from './packets';
+import { detectCommand } from './detect';
 
 export const commands: Command[] = [
+  watchCommand,
   genTypesCommand,
   cleanupCommand,
   guardCommand,
@@ -20,4 +23,5 @@ export const commands: Command[] = [
   resetsCommand,
   dropsCommand,
   packetsCommand,
+  detectCommand,
 ];

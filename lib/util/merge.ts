@@ -1,0 +1,34 @@
+/**
+ * Interleaves several async iterables as their values arrive, tagging each with its source.
+ * Ends when every source has ended; returning early (break) returns every source, so probes
+ * behind them close.
+ *
+ * @example
+ * for await (const { source, value } of merge({ conns: connections(), pkts: packets({ interfaces: ['lo'] }) })) ...
+ */
+export async function* merge<T extends Record<string, AsyncIterable<unknown>>>(
+  sources: T,
+): AsyncIterableIterator<{ [K in keyof T]: { source: K; value: T[K] extends AsyncIterable<infer V> ? V : never } }[keyof T]> {
+  type Item = { [K in keyof T]: { source: K; value: T[K] extends AsyncIterable<infer V> ? V : never } }[keyof T];
+  const iterators = new Map<keyof T, AsyncIterator<unknown>>();
+  for (const key of Object.keys(sources) as Array<keyof T>) iterators.set(key, sources[key]![Symbol.asyncIterator]());
+  const pending = new Map<keyof T, Promise<{ key: keyof T; result: IteratorResult<unknown> }>>();
+  const pull = (key: keyof T): void => {
+    pending.set(key, iterators.get(key)!.next().then((result) => ({ key, result })));
+  };
+  for (const key of iterators.keys()) pull(key);
+  try {
+    while (pending.size > 0) {
+      const { key, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(key);
+        iterators.delete(key);
+        continue;
+      }
+      pull(key);
+      yield { source: key, value: result.value } as Item;
+    }
+  } finally {
+    await Promise.allSettled([...iterators.values()].map((it) => it.return?.()));
+  }
+}
