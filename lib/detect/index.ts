@@ -3,7 +3,7 @@ export { detect, DETECT_PACKET_FILTER } from './detect';
 export type { DetectOptions, Detector, DetectStats } from './detect';
 export { DetectionEngine, DETECTORS } from './engine';
 export type { DetectorName, SynDeltas } from './engine';
-export type { DetectAlert, AlertKind, AlertEmitter } from './alert';
+export type { DetectAlert, AlertEmitter } from './alert';
 export { DEFAULT_THRESHOLDS, resolveThresholds } from './thresholds';
 export type { Thresholds, ThresholdOptions, SynFloodThresholds, PortScanThresholds, AnomalyThresholds, SequenceThresholds, AnomalyMetric } from './thresholds';
 export { SlidingCounter, Hysteresis } from './window';

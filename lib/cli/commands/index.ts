@@ -11,6 +11,7 @@ import { resetsCommand } from './resets';
 import { dropsCommand } from './drops';
 import { packetsCommand } from './packets';
 import { detectCommand } from './detect';
+import { detectCommand } from './detect';
 
 export const commands: Command[] = [
   watchCommand,
