@@ -11,7 +11,6 @@ import { resetsCommand } from './resets';
 import { dropsCommand } from './drops';
 import { packetsCommand } from './packets';
 import { detectCommand } from './detect';
-import { detectCommand } from './detect';
 
 export const commands: Command[] = [
   watchCommand,
