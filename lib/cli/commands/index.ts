@@ -3,7 +3,9 @@ import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
 import { watchCommand } from './watch';
+import { timelineCommand } from './timeline';
 import { guardCommand } from './guard';
+import { flowsCommand } from './flows';
 import { connsCommand } from './conns';
 import { retransCommand } from './retrans';
 import { rttCommand } from './rtt';
@@ -14,9 +16,11 @@ import { detectCommand } from './detect';
 
 export const commands: Command[] = [
   watchCommand,
+  timelineCommand,
   genTypesCommand,
   cleanupCommand,
   guardCommand,
+  flowsCommand,
   connsCommand,
   retransCommand,
   rttCommand,

@@ -1,0 +1,40 @@
+// `tcpscope timeline`: each connection's packets, state changes, retransmits, RTT samples,
+// resets and drops in order, printed when the connection closes.
+import { timelines } from '../../timeline/stream';
+import { describeEntry } from '../../timeline';
+import type { Command } from '../command';
+import { STREAM_OPTIONS, UsageError, counter, toJson } from '../command';
+import { parsePort } from '../../net/addr';
+import { upInterfaces } from './watch';
+
+export const timelineCommand: Command = {
+  name: 'timeline',
+  summary: "one view per connection: its packets, states, retransmits, RTT, resets and drops in order",
+  usage: '[-i IFACE]... [-p PORT]... [--json] [-c N] [-d DURATION]',
+  options: { ...STREAM_OPTIONS, interface: { type: 'string', short: 'i', multiple: true }, port: { type: 'string', short: 'p', multiple: true } },
+  async run(ctx) {
+    const interfaces = (ctx.values['interface'] as string[] | undefined) ?? upInterfaces();
+    let ports: number[];
+    try {
+      ports = ((ctx.values['port'] as string[] | undefined) ?? []).map((p) => parsePort(p));
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const more = counter(ctx);
+    let n = 0;
+    for await (const t of timelines({ interfaces, ports, signal: ctx.signal })) {
+      n++;
+      if (ctx.values['json']) {
+        ctx.out.write(`${toJson({ cookie: t.cookie, local: t.local, remote: t.remote, pid: t.pid, comm: t.comm, truncated: t.truncated, entries: t.entries.map((e) => ({ kind: e.kind, tsNs: e.tsNs, ...('packet' in e ? { flags: e.packet.flags, seq: e.packet.seq, ack: e.packet.ack, len: e.packet.payload_len } : 'connection' in e ? { from: e.connection.oldstate, to: e.connection.newstate } : { ...e.event }) })) })}\n`);
+      } else {
+        const start = t.entries[0]?.tsNs ?? 0n;
+        ctx.out.write(`connection ${t.local} <-> ${t.remote} ${t.comm ? `${t.comm}[${t.pid}]` : ''} cookie ${t.cookie}\n`);
+        for (const e of t.entries) ctx.out.write(`${describeEntry(e, start)}\n`);
+        if (t.truncated) ctx.out.write(`  (${t.truncated} more entries not kept)\n`);
+      }
+      if (!more()) break;
+    }
+    ctx.err.write(`${n} connection timelines\n`);
+    return 0;
+  },
+};
