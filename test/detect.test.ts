@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
+import path from 'node:path';
 import { detect, Detector, DetectAlert } from '../lib/detect';
-import { bpfAvailable, eventually } from './helpers/bpf';
+import { packets } from '../lib/probes/packets';
+import { ROOT, bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 
 const enabled = bpfAvailable('detect');
@@ -124,5 +126,72 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       d.close();
       server.close();
     }
-  }, 30000);
+  }, 45000);
+
+  it.skipIf(!have('nmap'))('an nmap FIN scan is seen from the FIN probes themselves', async () => {
+    const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, anomaly: false, sequence: false } });
+    const alerts = collect(d);
+    try {
+      const r = await nsRun(tn, 'nmap', ['-sF', '-n', '-Pn', '-p', '1000-1040', '--max-rate', '2000', '--max-retries', '0', tn.hostV4], 30000);
+      expect(r.out).toMatch(/Nmap done/);
+      const raised = await eventually(() => alerts.find((a) => a.kind === 'port_scan' && a.state === 'raised'), 8000, 'port_scan raised');
+      expect(raised.evidence.sources).toEqual([tn.nsV4]);
+      expect((raised.evidence['probeKinds'] as Record<string, number>)['fin']).toBeGreaterThan(0);
+    } finally {
+      d.close();
+    }
+  }, 45000);
+
+  it.skipIf(!have('hping3'))('segments far outside the receive window and replayed data raise sequence_anomaly', async () => {
+    const server = await listen(tn.hostV4);
+    const port = (server.address() as net.AddressInfo).port;
+    const clientPort = 40000 + Math.floor(Math.random() * 20000);
+    // The client's first data segment gives a sequence number and an acceptable ACK.
+    const probe = packets({ interfaces: [tn.hostIf], filter: `src port ${clientPort} and psh` });
+    const firstData = (async () => { for await (const p of probe) return p; return undefined; })();
+    const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, portScan: false, anomaly: false } });
+    const alerts = collect(d);
+    const client = tn.spawnNode('-e', [`const s=require('net').connect({host:'${tn.hostV4}',port:${port},localPort:${clientPort}},()=>s.write('hello'));s.on('error',()=>{});setTimeout(()=>s.destroy(),15000);`]);
+    try {
+      const seg = await Promise.race([firstData, new Promise<undefined>((r) => setTimeout(() => r(undefined), 8000))]);
+      probe.close();
+      expect(seg).toBeDefined();
+      const common = ['-A', '-s', String(clientPort), '-k', '-p', String(port), '-L', String(seg!.ack)];
+      // 12 segments 2^30 beyond the window.
+      await nsRun(tn, 'hping3', [...common, '-M', String((seg!.seq + 2 ** 30) >>> 0), '-d', '20', '-c', '12', '-i', 'u10000', tn.hostV4], 10000);
+      const oow = await eventually(() => alerts.find((a) => a.key === `sequence_anomaly/out_of_window/${tn.nsV4}`), 8000, 'out_of_window alert');
+      expect(oow.evidence).toMatchObject({ type: 'out_of_window', sources: [tn.nsV4], ports: [port] });
+      expect(oow.summary).toContain(tn.nsV4);
+      // The already-received 'hello' three more times within 60 ms: faster than any retransmission timer.
+      await nsRun(tn, 'hping3', [...common, '-P', '-M', String(seg!.seq), '-d', '5', '-c', '3', '-i', 'u20000', tn.hostV4], 10000);
+      const replay = await eventually(() => alerts.find((a) => a.key === `sequence_anomaly/replay/${tn.nsV4}`), 8000, 'replay alert');
+      expect(replay.evidence['samples']).toEqual(expect.arrayContaining([expect.objectContaining({ seq: seg!.seq, copies: 3 })]));
+    } finally {
+      probe.close();
+      client.kill();
+      d.close();
+      server.close();
+    }
+  }, 45000);
+
+  it.skipIf(!have('nmap'))('tcpscope detect --json prints the alerts as NDJSON', async () => {
+    const { spawn } = await import('node:child_process');
+    const cli = spawn(process.execPath, [path.join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'detect', '-i', tn.hostIf, '--json', '-c', '1', '-d', '40s', '--disable', 'anomaly,sequence'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    cli.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    cli.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    try {
+      await eventually(() => err.includes('detecting on'), 30000, 'the CLI to attach');
+      await nsRun(tn, 'nmap', ['-sS', '-n', '-Pn', '-p', '1-60', '--max-rate', '2000', '--max-retries', '0', tn.hostV4], 30000);
+      const [code] = await once(cli, 'exit');
+      expect(code).toBe(0);
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; state: string; key: string; evidence: { sources: string[] } });
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ kind: 'port_scan', state: 'raised', key: `port_scan/${tn.nsV4}`, evidence: { sources: [tn.nsV4] } });
+      expect(err).toMatch(/1 raised, 0 cleared/);
+    } finally {
+      cli.kill();
+    }
+  }, 60000);
 });
