@@ -519,7 +519,7 @@ class EncodeGen {
     } else if (s.k === 'enum') {
       const [min] = bigRange(bits, true);
       const [, umax] = bigRange(bits, false);
-      v = `H.enumv(${x}, ${this.enumTable(s)}, ${min}n, ${umax}n, true, ${P}, ${T})`;
+      v = `H.enumv(${x}, ${this.enumTable(s)}, ${min}n, ${umax}n, ${enumIsBig(s)}, ${P}, ${T})`;
     } else {
       const signed = s.k === 'int' || s.k === 'bigint' ? s.signed : false;
       const [min, max] = bigRange(bits, signed);
