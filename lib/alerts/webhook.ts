@@ -53,6 +53,10 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
   const closeTimeout = options.closeTimeoutMs ?? 5000;
   const headers = { 'content-type': 'application/json', 'user-agent': 'tcpscope', ...options.headers };
 
+  // Node loads its fetch implementation on the first call, which takes a while: do it now,
+  // at set-up, rather than in the middle of the first alert. A data: URL needs no network.
+  fetch('data:,').catch(() => undefined);
+
   const queue: Alert[] = [];
   let running: Promise<void> | undefined;
   let closed = false;
@@ -135,7 +139,8 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
         giveUp(1, `queue full (${maxQueue}): oldest alert dropped`);
       }
       queue.push(alert);
-      running ??= run();
+      // Started on the next turn so that send() itself only ever queues.
+      running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(run);
     },
     flush,
     async close(): Promise<void> {

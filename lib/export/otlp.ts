@@ -6,17 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { HrTime } from '@opentelemetry/api';
-import { ValueType } from '@opentelemetry/api';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { AnyValueMap, Logger } from '@opentelemetry/api-logs';
-import { Resource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AggregationTemporality, CollectionResult, DataPointType, MeterProvider, MetricData, MetricProducer,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
-import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
+import type { Resource } from '@opentelemetry/resources';
+import type { CollectionResult, MeterProvider, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
+import type { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { MetricSnapshot, TcpscopeMetrics } from './metrics';
 import { packageRoot } from '../bpf/paths';
 import { Alert, AlertSink, alertSeverity, jsonSafe } from '../alerts/types';
@@ -49,6 +42,32 @@ export interface OtlpExporter {
   shutdown(): Promise<void>;
 }
 
+// The SDK is loaded on first use: it takes a good fraction of a second to require, which
+// every `require('tcpscope')` and CLI command would otherwise pay without exporting anything.
+/* eslint-disable @typescript-eslint/no-require-imports */
+let sdk: {
+  api: typeof import('@opentelemetry/api');
+  apiLogs: typeof import('@opentelemetry/api-logs');
+  resources: typeof import('@opentelemetry/resources');
+  metrics: typeof import('@opentelemetry/sdk-metrics');
+  logs: typeof import('@opentelemetry/sdk-logs');
+  metricExporter: typeof import('@opentelemetry/exporter-metrics-otlp-http');
+  logExporter: typeof import('@opentelemetry/exporter-logs-otlp-http');
+} | undefined;
+function otel(): NonNullable<typeof sdk> {
+  sdk ??= {
+    api: require('@opentelemetry/api'),
+    apiLogs: require('@opentelemetry/api-logs'),
+    resources: require('@opentelemetry/resources'),
+    metrics: require('@opentelemetry/sdk-metrics'),
+    logs: require('@opentelemetry/sdk-logs'),
+    metricExporter: require('@opentelemetry/exporter-metrics-otlp-http'),
+    logExporter: require('@opentelemetry/exporter-logs-otlp-http'),
+  };
+  return sdk;
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 const SCOPE = { name: 'tcpscope', version: packageVersion() };
 
 function packageVersion(): string {
@@ -66,6 +85,7 @@ function hrTime(ms: number): HrTime {
 
 /** Model snapshots as OTel MetricData: cumulative sums, gauges and explicit-bucket histograms. */
 export function toMetricData(families: readonly MetricSnapshot[], nowMs = Date.now()): MetricData[] {
+  const { api: { ValueType }, metrics: { AggregationTemporality, DataPointType } } = otel();
   const endTime = hrTime(nowMs);
   const out: MetricData[] = [];
   for (const f of families) {
@@ -131,6 +151,7 @@ export function otlpBaseUrl(url: string): string {
 }
 
 function resourceFor(extra: Record<string, string> = {}): Resource {
+  const { resourceFromAttributes, detectResources, envDetector } = otel().resources;
   const base = resourceFromAttributes({
     'service.name': 'tcpscope',
     'service.version': SCOPE.version,
@@ -178,6 +199,7 @@ function alertLogSink(logger: Logger | undefined, provider: LoggerProvider | und
     send(alert: Alert): void {
       if (!logger) return;
       const severity = alertSeverity(alert);
+      const { SeverityNumber } = otel().apiLogs;
       logger.emit({
         eventName: 'tcpscope.alert',
         timestamp: alert.at,
@@ -195,6 +217,9 @@ function alertLogSink(logger: Logger | undefined, provider: LoggerProvider | und
 /** Starts pushing `metrics` (every intervalMs) and makes alertSink send OTLP logs to `url`. */
 export function startOtlpExporter(metrics: TcpscopeMetrics, options: OtlpOptions): OtlpExporter {
   const base = otlpBaseUrl(options.url);
+  const { metrics: { MeterProvider, PeriodicExportingMetricReader }, logs: { LoggerProvider, BatchLogRecordProcessor } } = otel();
+  const { OTLPMetricExporter } = otel().metricExporter;
+  const { OTLPLogExporter } = otel().logExporter;
   const intervalMs = options.intervalMs ?? 15_000;
   const timeoutMs = Math.min(options.timeoutMs ?? 10_000, intervalMs);
   const resource = resourceFor(options.resourceAttributes);

@@ -3,8 +3,7 @@
 // collectors read TcpscopeMetrics snapshots at scrape time, and a small /metrics server.
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
-import type { Metric } from 'prom-client';
+import type { Metric, Registry } from 'prom-client';
 import { MetricSnapshot, TcpscopeMetrics } from './metrics';
 
 interface PromValue {
@@ -65,6 +64,9 @@ class SnapshotCache {
 
 /** A prom-client Registry exposing `metrics` (read at every scrape). */
 export function createPrometheusRegistry(metrics: TcpscopeMetrics): Registry {
+  // Loaded on first use, like the OpenTelemetry SDK: `require('tcpscope')` stays light.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Registry } = require('prom-client') as typeof import('prom-client');
   const registry = new Registry();
   const cache = new SnapshotCache();
   for (const family of metrics.collect()) {
