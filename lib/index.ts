@@ -9,6 +9,8 @@ export type { Cidr } from './net/addr';
 export { dropReasonName, resetReasonName, tcpStateName, kernelEnum, kernelEnumValue } from './kernel/names';
 export { ProbeStream } from './probes/stream';
 export type { ProbeOptions } from './probes/stream';
+export * from './guard';
+export * from './classify';
 export * from './detect';
 export {
   TcpscopeMetrics, LabelCap, flagClass, prometheusNames, FLAG_CLASSES, RTT_BUCKETS_SECONDS, DURATION_BUCKETS_SECONDS,

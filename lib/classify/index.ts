@@ -1,0 +1,177 @@
+// flows(): each new incoming TCP flow identified once from its first payload bytes
+// (bpf/classify.bpf.c at tc ingress, parsers in ./parse). Payload bytes are captured only
+// by this probe, which the caller asks for explicitly; they stay out of events unless
+// includePayload is set.
+import { BpfObject } from '../bpf/object';
+import type { Link } from '../bpf/link';
+import type { InterfaceRef } from '../bpf/netif';
+import type { RecordDecoder } from '../bpf/ringbuf';
+import { builtObjectPath } from '../bpf/paths';
+import { formatAddress, parsePort, AF_INET6 } from '../net/addr';
+import { DEFAULT_WAKEUP_BYTES, ProbeStream } from '../probes/stream';
+import type { ProbeOptions } from '../probes/stream';
+import { classifyPayload } from './parse';
+import type { FlowProtocol } from './parse';
+
+export { classifyPayload, parseClientHello, parseHttp1Request, isHttp2Preface } from './parse';
+export type { Classification, FlowProtocol } from './parse';
+
+/** Most payload bytes the kernel copies per flow (CLASSIFY_MAX in bpf/classify.bpf.c). */
+export const MAX_CAPTURE_BYTES = 2048;
+
+export interface FlowsOptions extends ProbeOptions {
+  /** Interfaces whose incoming traffic is classified (tc ingress on each). */
+  interfaces: InterfaceRef | InterfaceRef[];
+  /** Only flows with one of these ports on either side (filtered in the kernel; at most 256). */
+  ports?: Array<number | string>;
+  /** Payload bytes copied from the first data segment, 1..2048. Default 1024. */
+  captureBytes?: number;
+  /** Add the captured bytes to each event (`payload`). Default false. */
+  includePayload?: boolean;
+  /** tc attachment: tcx (kernel 6.6+) or clsact; default auto. */
+  mechanism?: 'auto' | 'tcx' | 'clsact';
+}
+
+export interface FlowEvent {
+  /** When the first data segment arrived. */
+  ts: Date;
+  /** bpf_ktime_get_ns() of that segment (CLOCK_MONOTONIC). */
+  tsNs: bigint;
+  /** From the SYN to the first data segment, ns. */
+  firstDataDelayNs: number;
+  /** The sending side (the client). */
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+  family: 'ipv4' | 'ipv6';
+  ifindex: number;
+  protocol: FlowProtocol;
+  method?: string;
+  path?: string;
+  host?: string;
+  httpVersion?: string;
+  sni?: string;
+  tlsVersion?: string;
+  alpn?: string[];
+  /** The message continues beyond the captured bytes. */
+  truncated?: boolean;
+  /** Why a message that began like TLS or HTTP stopped making sense. */
+  malformed?: string;
+  /** Payload bytes of the segment, and how many were captured. */
+  payloadLen: number;
+  capturedLen: number;
+  /** With includePayload only. */
+  payload?: Uint8Array;
+}
+
+interface RawFlowHeader {
+  ts_ns: bigint; syn_ns: bigint; saddr: Uint8Array; daddr: Uint8Array; ifindex: number; seq: number;
+  family: number; sport: number; dport: number; payload_len: number; cap_len: number; tcp_flags: number;
+}
+interface RawFlow extends RawFlowHeader { payload: Uint8Array }
+
+export interface ClassifyKernelStats {
+  /** TCP segments parsed (after the port filter). */
+  tcp: bigint;
+  /** Flows entered as pending (SYNs). */
+  syns: bigint;
+  /** First data segments copied out: one per flow. */
+  sampled: bigint;
+  /** Data segments of flows whose SYN was not seen. */
+  notTracked: bigint;
+  /** Data of a pending flow not at the start of its stream (reordering, loss). */
+  outOfOrder: bigint;
+  captureErrors: bigint;
+}
+
+/** The flows probe: events, stats() of the ring, kernelStats() of the program. */
+export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
+  /** Counters of the kernel program, summed over CPUs. */
+  kernelStats(): ClassifyKernelStats {
+    const map = this.object.map<number, Record<string, bigint>>('classify_stats');
+    const perCpu = map.getPerCpu(0) ?? [];
+    const sum = (f: string): bigint => perCpu.reduce((a, s) => a + (s[f] ?? 0n), 0n);
+    return {
+      tcp: sum('tcp'), syns: sum('syns'), sampled: sum('sampled'), notTracked: sum('not_tracked'),
+      outOfOrder: sum('out_of_order'), captureErrors: sum('capture_errors'),
+    };
+  }
+}
+
+function monoToDate(ns: bigint): Date {
+  const offset = process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n;
+  return new Date(Number((ns - offset) / 1_000_000n));
+}
+
+function toEvent(raw: RawFlow, includePayload: boolean): FlowEvent {
+  const c = classifyPayload(raw.payload);
+  const event: FlowEvent = {
+    ts: monoToDate(raw.ts_ns),
+    tsNs: raw.ts_ns,
+    firstDataDelayNs: Number(raw.ts_ns - raw.syn_ns),
+    saddr: formatAddress(raw.saddr, raw.family),
+    sport: raw.sport,
+    daddr: formatAddress(raw.daddr, raw.family),
+    dport: raw.dport,
+    family: raw.family === AF_INET6 ? 'ipv6' : 'ipv4',
+    ifindex: raw.ifindex,
+    protocol: c.protocol,
+    payloadLen: raw.payload_len,
+    capturedLen: raw.cap_len,
+  };
+  for (const k of ['method', 'path', 'host', 'httpVersion', 'sni', 'tlsVersion', 'alpn', 'truncated', 'malformed'] as const) {
+    if (c[k] !== undefined) (event as unknown as Record<string, unknown>)[k] = c[k];
+  }
+  if (includePayload) event.payload = raw.payload;
+  return event;
+}
+
+/**
+ * Classifies each new incoming TCP flow once, from the first payload bytes of its client:
+ * HTTP/1.x (method, path, Host), HTTP/2 (preface), TLS (SNI, ALPN, version) or unknown.
+ * Flows are those whose SYN arrives on `interfaces` after the probe starts.
+ *
+ * @example
+ * await using flows = flows({ interfaces: ['eth0'], ports: [80, 443] });
+ * for await (const f of flows) console.log(f.saddr, f.protocol, f.sni ?? f.host);
+ */
+export function flows(options: FlowsOptions): FlowStream {
+  const interfaces = Array.isArray(options.interfaces) ? options.interfaces : [options.interfaces];
+  if (interfaces.length === 0) throw new TypeError('flows(): at least one interface is needed');
+  const captureBytes = options.captureBytes ?? 1024;
+  if (!Number.isInteger(captureBytes) || captureBytes < 1 || captureBytes > MAX_CAPTURE_BYTES) {
+    throw new TypeError(`flows(): captureBytes must be an integer 1..${MAX_CAPTURE_BYTES}, got ${String(captureBytes)}`);
+  }
+  const ports = (options.ports ?? []).map((p) => parsePort(p));
+  if (ports.length > 256) throw new TypeError(`flows(): at most 256 ports, got ${ports.length}`);
+  const includePayload = options.includePayload ?? false;
+
+  const obj = BpfObject.open(builtObjectPath('classify'), {
+    globals: { tcpscope_wakeup_bytes: DEFAULT_WAKEUP_BYTES, capture_bytes: captureBytes, filter_ports: ports.length ? 1 : 0 },
+  });
+  try {
+    if (options.ringBytes !== undefined) obj.setMaxEntries('flow_records', options.ringBytes);
+    obj.load();
+    const portMap = obj.map<number, number>('port_filter');
+    for (const p of ports) portMap.set(p, 1);
+    const prog = obj.program('classify_tc');
+    const links: Link[] = interfaces.map((iface) => prog.attachTc(iface, { direction: 'ingress', mechanism: options.mechanism ?? 'auto' }));
+    const header = obj.decoder<RawFlowHeader>('flow_record');
+    const decoder: RecordDecoder<RawFlow> = {
+      decode(view, offset) {
+        const h = header.decode(view, offset) as RawFlow;
+        const start = view.byteOffset + offset + header.size;
+        h.payload = new Uint8Array(view.buffer.slice(start, start + Math.min(h.cap_len, MAX_CAPTURE_BYTES)));
+        return h;
+      },
+    };
+    const readerOptions: { wakeupMs: number; signal?: AbortSignal; decoder: RecordDecoder<RawFlow> } = { wakeupMs: options.latencyMs ?? 10, decoder };
+    if (options.signal) readerOptions.signal = options.signal;
+    const reader = obj.ringBuffer<RawFlow>('flow_records', readerOptions);
+    return new FlowStream(obj, links, reader, (raw) => toEvent(raw, includePayload));
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
