@@ -42,6 +42,12 @@ export interface DetectOptions {
   localAddresses?: string[];
   /** Most alerts kept for a slow reader; the oldest are dropped beyond it. @defaultValue 10000 */
   maxQueued?: number;
+  /**
+   * Packet events per second (SYNs for attribution, FIN/NULL/XMAS probes) above which the
+   * kernel samples them (1 in N, N a power of two, adjusted every tick). SYN counts stay
+   * exact: they come from the kernel tables. @defaultValue 20000
+   */
+  maxPacketEventsPerSec?: number;
 }
 
 export interface DetectStats {
@@ -54,6 +60,8 @@ export interface DetectStats {
   ticks: number;
   /** Kernel packet counters of the packet program. */
   packets?: { tcp: number; matched: number; emitted: number; syns: number };
+  /** Current 1-in-N sampling of packet events (1: all). */
+  sampleRate: number;
 }
 
 /** A running detector: async iterable of alerts. */
@@ -70,7 +78,7 @@ export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
   readonly engine: DetectionEngine;
 }
 
-const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued'];
+const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued', 'maxPacketEventsPerSec'];
 
 /** Packets the detectors look at: SYNs (attribution of counts) and segments with no SYN, ACK or RST (FIN/NULL/XMAS probes). */
 export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == tcp-syn or tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == 0';
@@ -103,13 +111,16 @@ export function detect(options: DetectOptions): Detector {
   if (!(typeof tickMs === 'number' && tickMs >= 10)) throw new TypeError('detect(): tickMs must be a number >= 10');
   if (options.onAlert !== undefined && typeof options.onAlert !== 'function') throw new TypeError('detect(): onAlert must be a function');
   const maxQueued = options.maxQueued ?? 10000;
+  if (!(Number.isInteger(maxQueued) && maxQueued > 0)) throw new TypeError('detect(): maxQueued must be a positive integer');
+  const maxEventRate = options.maxPacketEventsPerSec ?? 20000;
+  if (!(typeof maxEventRate === 'number' && maxEventRate > 0)) throw new TypeError('detect(): maxPacketEventsPerSec must be a positive number');
 
   // ---- alert delivery -----------------------------------------------------------------
   const queue: DetectAlert[] = [];
   let wake: (() => void) | undefined;
   let closed = false;
   let failure: Error | undefined;
-  const stats: DetectStats = { events: {}, lost: {}, alerts: { raised: 0, cleared: 0, dropped: 0 }, hookErrors: 0, ticks: 0 };
+  const stats: DetectStats = { events: {}, lost: {}, alerts: { raised: 0, cleared: 0, dropped: 0 }, hookErrors: 0, ticks: 0, sampleRate: 1 };
   const deliver = (alert: DetectAlert): void => {
     stats.alerts[alert.state]++;
     if (options.onAlert) {
@@ -247,11 +258,32 @@ export function detect(options: DetectOptions): Detector {
       ports: delta(snap.ports.map((r) => ({ key: r.port, count: r.count })), prevSyn.ports),
     });
   };
+  // Adaptive sampling of packet events: keep user space under maxEventRate.
+  let prevMatched = 0;
+  let prevSampleAt = Date.now();
+  const adaptSampling = (now: number): void => {
+    if (!packetStream) return;
+    const matched = packetStream.counters().matched;
+    const seconds = (now - prevSampleAt) / 1000;
+    if (seconds <= 0) return;
+    const rate = (matched - prevMatched) / seconds;
+    prevMatched = matched;
+    prevSampleAt = now;
+    let next = 1;
+    while (rate / next > maxEventRate && next < 1 << 20) next *= 2;
+    // Go back down only when well under the limit (hysteresis).
+    if (next < stats.sampleRate && rate / stats.sampleRate > maxEventRate / 4) next = stats.sampleRate;
+    if (next !== stats.sampleRate) {
+      packetStream.setSampleRate(next);
+      stats.sampleRate = next;
+    }
+  };
   const tick = (): void => {
     if (closed) return;
     try {
       const now = Date.now();
       stats.ticks++;
+      adaptSampling(now);
       if (now - lastLocalRefresh > 5000) { refreshLocal(); lastLocalRefresh = now; }
       if (on('synFlood') || on('anomaly')) pollSyns(now);
       const nextNetstat = readListenCounters();
