@@ -479,3 +479,21 @@ describe.skipIf(!enabled)('cleanup', () => {
     expect(attachedPrograms('lo').map((p) => p.name)).not.toContain('tc_count_syn');
   });
 });
+
+describe.skipIf(!enabled)('regressions', () => {
+  it('reads and writes globals after load whatever the section size', () => {
+    using obj = BpfObject.load(objectPath('rt_kprobe'), { skipPrograms: ['fentry_connect', 'fexit_connect'] });
+    expect(obj.global('kprobe_hits')).toBe(0n);
+    obj.setGlobal('kprobe_hits', 5n);
+    expect(obj.global('kprobe_hits')).toBe(5n);
+  });
+
+  it('keeps reader stats readable after the object is closed', async () => {
+    const obj = BpfObject.load(objectPath('rt_attach'));
+    const ring = obj.ringBuffer('state_events');
+    obj.program('tc_emit_event').testRun({ data: new Uint8Array(64), repeat: 3 });
+    ring.readAvailable();
+    obj.close();
+    expect(ring.stats()).toEqual({ received: 3, lost: 0, lossCounted: true });
+  });
+});

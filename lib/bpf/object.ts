@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Btf } from './btf/parse';
 import { decoderFor, encoderFor } from './btf/codec';
+import { bytes, u32 } from './codec';
 import type { Codec } from './codec';
 import { BpfError, NotFoundError, NotSupportedError, VerifierError, call, translateError } from './errors';
 import { bpfPrivilege } from './sys';
@@ -297,7 +298,8 @@ export class BpfObject implements Disposable {
 
   private sectionMap(mapName: string): BpfMap<number, Uint8Array> {
     const info = this.mapInfo(mapName);
-    return new BpfMap<number, Uint8Array>(this.native.mapFd(mapName), info, {});
+    // Always raw bytes: a 4- or 8-byte section would otherwise decode as a number.
+    return new BpfMap<number, Uint8Array>(this.native.mapFd(mapName), info, { key: u32, value: bytes(info.valueSize) });
   }
 
   /**

@@ -53,6 +53,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly lostCounter: (() => number) | undefined;
   private readonly signal: AbortSignal | undefined;
   private received = 0;
+  private finalLost: number | undefined;
   private closed = false;
   private readonly onClose: (() => void) | undefined;
 
@@ -136,12 +137,18 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   }
 
   stats(): ReaderStats {
-    const lost = this.lostCounter ? this.lostCounter() : 0;
+    const lost = this.finalLost ?? (this.lostCounter ? this.lostCounter() : 0);
     return { received: this.received, lost, lossCounted: this.lostCounter !== undefined };
   }
 
   close(): void {
     if (this.closed) return;
+    // The counter lives in the object, which may be closed right after: keep its last value.
+    try {
+      this.finalLost = this.lostCounter ? this.lostCounter() : 0;
+    } catch {
+      this.finalLost = 0;
+    }
     this.closed = true;
     this.waiter.close();
     this.source.close();

@@ -4,6 +4,7 @@ import { genTypesCommand } from './gen-types';
 import { cleanupCommand } from './cleanup';
 import { watchCommand } from './watch';
 import { timelineCommand } from './timeline';
+import { topCommand } from './top';
 import { guardCommand } from './guard';
 import { flowsCommand } from './flows';
 import { connsCommand } from './conns';
@@ -16,6 +17,7 @@ import { detectCommand } from './detect';
 
 export const commands: Command[] = [
   watchCommand,
+  topCommand,
   timelineCommand,
   genTypesCommand,
   cleanupCommand,

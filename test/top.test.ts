@@ -1,0 +1,43 @@
+// `tcpscope top` as a process, with real traffic from a namespace the test creates.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { bpfAvailable, ROOT } from './helpers/bpf';
+import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+
+const enabled = bpfAvailable('top');
+const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
+
+describe.skipIf(!enabled)('tcpscope top', () => {
+  let tn: TestNet;
+  beforeAll(() => { tn = createTestNet(); });
+  afterAll(() => tn?.destroy());
+
+  it('ranks the namespace host with its packets, bytes and the owning process', async () => {
+    const port = 21000 + Math.floor(Math.random() * 9000);
+    const server = net.createServer((s) => { s.on('data', () => {}); s.on('end', () => s.end()); });
+    server.listen(port, tn.hostV4);
+    await once(server, 'listening');
+    const top = spawn(process.execPath, [CLI, 'top', '-i', tn.hostIf, '--json', '--interval', '1s', '--duration', '30s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    top.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    top.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    await new Promise((r) => setTimeout(r, 1500)); // attached
+    const client = tn.spawnNode(TRAFFIC_SCRIPT, [tn.hostV4, String(port), '20', '30000']);
+    await once(client, 'exit');
+    await new Promise((r) => setTimeout(r, 2200)); // two more refreshes
+    top.kill('SIGINT');
+    await once(top, 'exit');
+    server.close();
+    expect(err).toMatch(/packets received, 0 lost/);
+    const snaps = out.trim().split('\n').map((l) => JSON.parse(l) as { hosts: Array<{ remote: string; packets: number; bytes: number; syns: number }>; connections: Array<{ remote: string; comm: string; pid: number }> });
+    const hostTotals = snaps.flatMap((s) => s.hosts).filter((h) => h.remote === tn.nsV4);
+    expect(hostTotals.reduce((n, h) => n + h.syns, 0)).toBe(20);
+    expect(hostTotals.reduce((n, h) => n + h.bytes, 0)).toBeGreaterThan(20 * 30000);
+    const owned = snaps.flatMap((s) => s.connections).filter((c) => c.remote.startsWith(`${tn.nsV4}:`) && c.pid === process.pid);
+    expect(owned.length).toBeGreaterThan(0);
+  }, 60_000);
+});
