@@ -1,0 +1,480 @@
+// C baselines for the tcpscope benchmarks, compiled at bench time by bench/lib/cbuild.js:
+//   cc -O2 bench_c.c $(pkg-config --cflags --libs libbpf) -lpthread
+// They load the same .bpf.o files as the JavaScript side and print one JSON line.
+//
+//   bench_c ringbuf stream OBJ PROG RING SECONDS BURST WAKEUP_BYTES RECORD_BYTES [RATE]
+//       a pthread runs PROG through BPF_PROG_TEST_RUN in chunks until SECONDS pass (at
+//       RATE records/s when given, else flat out) while the main thread consumes RING
+//       with ring_buffer__poll (libbpf's consumer).
+//   bench_c ringbuf drain OBJ PROG RING SECONDS BURST WAKEUP_BYTES RECORD_BYTES
+//       fills RING with test runs (nothing reading), then times ring_buffer__consume
+//       emptying it; repeated until SECONDS of draining were measured.
+//   bench_c produce FD SECONDS RATE [FRAME_HEX]
+//       the producer of the JavaScript runs: test runs of the BPF program whose fd the
+//       parent passed as FD, flat out (RATE 0) or at RATE runs/s, for SECONDS.
+//   bench_c stalls SECONDS
+//       how often a thread sleeping 0.5 ms wakes more than 1 or 4 ms late (machine noise).
+//   bench_c mapdump OBJ FILL_PROG MAP ENTRIES SECONDS
+//       fills MAP with ENTRIES test runs of FILL_PROG, then times full dumps with
+//       bpf_map_lookup_batch (one call per dump as far as the kernel allows).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double thread_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "bench_c: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+/* Offset of global `name` in section `sec` (".rodata", ".bss"), or -1. */
+static long global_offset(struct bpf_object *obj, const char *sec, const char *name)
+{
+	const struct btf *btf = bpf_object__btf(obj);
+	int id = btf ? btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC) : -1;
+	if (id < 0)
+		return -1;
+	const struct btf_type *t = btf__type_by_id(btf, id);
+	const struct btf_var_secinfo *v = btf_var_secinfos(t);
+	for (int i = 0; i < btf_vlen(t); i++, v++) {
+		const struct btf_type *var = btf__type_by_id(btf, v->type);
+		if (strcmp(btf__name_by_offset(btf, var->name_off), name) == 0)
+			return v->offset;
+	}
+	return -1;
+}
+
+/* Before load: address of a global in the section's initial image. */
+static void *global_ptr(struct bpf_object *obj, const char *sec, const char *name)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(obj, sec);
+	long off = global_offset(obj, sec, name);
+	size_t size;
+	char *data = map ? (char *)bpf_map__initial_value(map, &size) : NULL;
+	return data && off >= 0 ? data + off : NULL;
+}
+
+/* After load: a u64 global's live value, read from the kernel map (libbpf 1.1 remaps the
+ * section image onto the kernel map only for skeletons). */
+static uint64_t read_global_u64(struct bpf_object *obj, const char *sec, const char *name)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(obj, sec);
+	long off = global_offset(obj, sec, name);
+	static char buf[1 << 16];
+	uint32_t zero = 0;
+	uint64_t value;
+	if (!map || off < 0 || bpf_map__value_size(map) > sizeof(buf))
+		die(name, ENOENT);
+	if (bpf_map_lookup_elem(bpf_map__fd(map), &zero, buf) != 0)
+		die("read global", errno);
+	memcpy(&value, buf + off, sizeof(value));
+	return value;
+}
+
+static void set_rodata_u32(struct bpf_object *obj, const char *name, uint32_t value)
+{
+	uint32_t *p = global_ptr(obj, ".rodata", name);
+	if (!p)
+		die(name, ENOENT);
+	*p = value;
+}
+
+static struct bpf_object *load(const char *path, uint32_t burst, uint32_t wakeup, int set_ring_globals)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+	int err = libbpf_get_error(obj);
+	if (err)
+		die(path, err);
+	if (set_ring_globals) {
+		set_rodata_u32(obj, "burst", burst);
+		set_rodata_u32(obj, "tcpscope_wakeup_bytes", wakeup);
+	}
+	err = bpf_object__load(obj);
+	if (err)
+		die("load", err);
+	return obj;
+}
+
+static int prog_fd(struct bpf_object *obj, const char *name)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(obj, name);
+	if (!p)
+		die(name, ENOENT);
+	return bpf_program__fd(p);
+}
+
+/* One test run of `repeat` iterations on a 64-byte zero frame; returns kernel ns. */
+static double test_run(int fd, int repeat)
+{
+	static uint8_t frame[64];
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = repeat);
+	if (bpf_prog_test_run_opts(fd, &opts) != 0)
+		die("test run", errno);
+	return (double)opts.duration * repeat;
+}
+
+/* ---- ring buffer ---- */
+
+struct consumer {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t gaps;
+	uint32_t expect;
+	int started;
+};
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct consumer *c = ctx;
+	uint32_t seq = ((const uint32_t *)data)[3]; /* struct bench_event*.seq */
+	if (c->started && seq != c->expect)
+		c->gaps++;
+	c->started = 1;
+	c->expect = seq + 1;
+	c->sum += seq;
+	c->count++;
+	(void)size;
+	return 0;
+}
+
+struct producer {
+	int fd;
+	double seconds;
+	uint32_t burst;
+	double rate; /* records/s to offer; 0: as fast as possible */
+	atomic_int done;
+	uint64_t runs;
+	double kernel_ns;
+	double wall_s;
+	double cpu_s;
+};
+
+static void sleep_until(double t)
+{
+	struct timespec ts = { .tv_sec = (time_t)t, .tv_nsec = (long)((t - (time_t)t) * 1e9) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+	double start = now_s(), cpu0 = thread_cpu_s();
+	double deadline = start + p->seconds;
+	int chunk = 4096;
+	/* paced: one chunk per 0.5 ms slice, on an absolute schedule */
+	const double slice = 0.0005;
+	uint64_t k = 0;
+	if (p->rate > 0) {
+		chunk = (int)(p->rate * slice / p->burst + 0.5);
+		if (chunk < 1)
+			chunk = 1;
+	}
+	while (now_s() < deadline) {
+		if (p->rate > 0)
+			sleep_until(start + slice * k++);
+		double t0 = now_s();
+		p->kernel_ns += test_run(p->fd, chunk);
+		p->runs += chunk;
+		if (p->rate > 0)
+			continue;
+		double took = now_s() - t0;
+		/* aim at ~10 ms per call so the deadline is kept */
+		if (took < 0.005 && chunk < (1 << 24))
+			chunk *= 2;
+		else if (took > 0.02 && chunk > 16)
+			chunk /= 2;
+	}
+	p->wall_s = now_s() - start;
+	p->cpu_s = thread_cpu_s() - cpu0;
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+static uint64_t ring_capacity_records(int map_fd, size_t record)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len) != 0)
+		die("map info", errno);
+	return info.max_entries / ((record + 8 + 7) & ~(size_t)7);
+}
+
+static int ringbuf_main(int argc, char **argv)
+{
+	if (argc < 9) {
+		fprintf(stderr, "usage: bench_c ringbuf stream|drain OBJ PROG RING SECONDS BURST WAKEUP_BYTES RECORD_BYTES [RATE]\n");
+		return 2;
+	}
+	const char *mode = argv[2], *path = argv[3], *prog = argv[4], *ring = argv[5];
+	double seconds = atof(argv[6]);
+	uint32_t burst = strtoul(argv[7], NULL, 0), wakeup = strtoul(argv[8], NULL, 0);
+	size_t record = argc > 9 ? strtoul(argv[9], NULL, 0) : 64;
+	double rate = argc > 10 ? atof(argv[10]) : 0;
+	struct bpf_object *obj = load(path, burst, wakeup, 1);
+	int pfd = prog_fd(obj, prog);
+	struct bpf_map *map = bpf_object__find_map_by_name(obj, ring);
+	if (!map)
+		die(ring, ENOENT);
+	int mfd = bpf_map__fd(map);
+	char lost_name[64];
+	snprintf(lost_name, sizeof(lost_name), "%s_lost", ring);
+	struct consumer c = {};
+	struct ring_buffer *rb = ring_buffer__new(mfd, on_record, &c, NULL);
+	if (!rb)
+		die("ring_buffer__new", errno);
+
+	if (strcmp(mode, "drain") == 0) {
+		uint64_t cap = ring_capacity_records(mfd, record);
+		int repeat = (int)(cap * 95 / 100 / burst);
+		double drain = 0, wall0 = now_s();
+		uint64_t drained = 0, rounds = 0;
+		while (drain < seconds && now_s() - wall0 < seconds * 4 + 2) {
+			test_run(pfd, repeat);
+			double t0 = now_s();
+			uint64_t before = c.count;
+			if (ring_buffer__consume(rb) < 0)
+				die("ring_buffer__consume", errno);
+			drain += now_s() - t0;
+			drained += c.count - before;
+			rounds++;
+		}
+		printf("{\"consumer\":\"c\",\"mode\":\"drain\",\"received\":%llu,\"rounds\":%llu,\"drain_s\":%.6f,"
+		       "\"events_per_s\":%.0f,\"lost\":%llu,\"gaps\":%llu}\n",
+		       (unsigned long long)drained, (unsigned long long)rounds, drain, drained / drain,
+		       (unsigned long long)read_global_u64(obj, ".bss", lost_name), (unsigned long long)c.gaps);
+		return 0;
+	}
+
+	struct producer p = { .fd = pfd, .seconds = seconds, .burst = burst, .rate = rate };
+	pthread_t thread;
+	double cpu0 = thread_cpu_s(), start = now_s(), last = start;
+	uint64_t lost0 = read_global_u64(obj, ".bss", lost_name);
+	uint64_t seq0 = read_global_u64(obj, ".bss", "next_seq");
+	if (pthread_create(&thread, NULL, produce, &p) != 0)
+		die("pthread_create", errno);
+	for (;;) {
+		int done = atomic_load(&p.done);
+		int n = ring_buffer__poll(rb, 10);
+		if (n < 0 && n != -EINTR)
+			die("ring_buffer__poll", n);
+		if (n > 0) {
+			last = now_s();
+		} else if (done) {
+			/* what is left below the wake-up threshold: read it as the timer would */
+			if (ring_buffer__consume(rb) > 0)
+				last = now_s();
+			break;
+		}
+	}
+	double cpu = thread_cpu_s() - cpu0;
+	pthread_join(thread, NULL);
+	uint64_t lost1 = read_global_u64(obj, ".bss", lost_name);
+	uint64_t produced = read_global_u64(obj, ".bss", "next_seq") - seq0;
+	double elapsed = last - start;
+	printf("{\"consumer\":\"c\",\"mode\":\"stream\",\"received\":%llu,\"lost\":%llu,\"elapsed_s\":%.6f,"
+	       "\"events_per_s\":%.0f,\"produced\":%llu,\"offered_per_s\":%.0f,\"producer_ns_per_event\":%.1f,\"producer_cpu_s\":%.3f,"
+	       "\"consumer_cpu_s\":%.3f,\"consumer_cpu_share\":%.3f,\"gaps\":%llu,\"checksum\":%llu}\n",
+	       (unsigned long long)c.count, (unsigned long long)(lost1 - lost0), elapsed, c.count / elapsed,
+	       (unsigned long long)produced, (produced + lost1 - lost0) / p.wall_s,
+	       p.kernel_ns / (p.runs ? p.runs : 1) / burst, p.cpu_s, cpu, cpu / elapsed,
+	       (unsigned long long)c.gaps, (unsigned long long)c.sum);
+	ring_buffer__free(rb);
+	bpf_object__close(obj);
+	return 0;
+}
+
+/* ---- map dump ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int mapdump_main(int argc, char **argv)
+{
+	if (argc < 7) {
+		fprintf(stderr, "usage: bench_c mapdump OBJ FILL_PROG MAP ENTRIES SECONDS\n");
+		return 2;
+	}
+	const char *path = argv[2], *fill = argv[3], *name = argv[4];
+	uint32_t entries = strtoul(argv[5], NULL, 0);
+	double seconds = atof(argv[6]);
+	struct bpf_object *obj = load(path, 0, 0, 0);
+	struct bpf_map *map = bpf_object__find_map_by_name(obj, name);
+	if (!map)
+		die(name, ENOENT);
+	int fd = bpf_map__fd(map);
+	test_run(prog_fd(obj, fill), entries);
+	uint32_t key_size = bpf_map__key_size(map), value_size = bpf_map__value_size(map);
+	uint32_t capacity = bpf_map__max_entries(map);
+	char *keys = malloc((size_t)capacity * key_size), *values = malloc((size_t)capacity * value_size);
+	uint64_t in_token = 0, out_token = 0;
+	double times[1000];
+	int n = 0;
+	uint32_t total = 0;
+	double wall0 = now_s(), spent = 0;
+	while (n < 1000 && (n < 5 || spent < seconds) && now_s() - wall0 < seconds * 4 + 5) {
+		DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		double t0 = now_s();
+		int first = 1;
+		total = 0;
+		while (total < capacity) {
+			uint32_t count = capacity - total;
+			int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token, keys + (size_t)total * key_size,
+						       values + (size_t)total * value_size, &count, &opts);
+			int saved = errno;
+			total += count;
+			if (err) {
+				if (saved == ENOENT || saved == ENOSPC)
+					break;
+				die("bpf_map_lookup_batch", saved);
+			}
+			first = 0;
+			in_token = out_token;
+		}
+		times[n] = now_s() - t0;
+		spent += times[n++];
+	}
+	qsort(times, n, sizeof(double), cmp_double);
+	printf("{\"reader\":\"c\",\"entries\":%u,\"dumps\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f}\n", total, n,
+	       times[n / 2] * 1e3, times[0] * 1e3);
+	bpf_object__close(obj);
+	return 0;
+}
+
+/* ---- producer for the JavaScript benchmarks ---- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* bench_c produce FD SECONDS RATE [FRAME_HEX]: test runs of the program at FD (inherited
+ * from the JavaScript process: fds are per process, BPF programs are not) until SECONDS
+ * pass, flat out in growing chunks or at RATE runs/s in 0.5 ms slices. */
+static int produce_main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: bench_c produce FD SECONDS RATE [FRAME_HEX]\n");
+		return 2;
+	}
+	int fd = atoi(argv[2]);
+	double seconds = atof(argv[3]), rate = atof(argv[4]);
+	static uint8_t frame[2048];
+	size_t frame_len = 64;
+	if (argc > 5) {
+		size_t n = strlen(argv[5]) / 2;
+		if (n > sizeof(frame))
+			die("frame", E2BIG);
+		for (size_t i = 0; i < n; i++)
+			frame[i] = (uint8_t)(hexval(argv[5][2 * i]) << 4 | hexval(argv[5][2 * i + 1]));
+		frame_len = n;
+	}
+	const double slice = 0.0005;
+	int chunk = rate > 0 ? (int)(rate * slice + 0.5) : 4096;
+	if (chunk < 1)
+		chunk = 1;
+	size_t cap = 1024, n = 0;
+	uint32_t *durations = malloc(cap * sizeof(*durations));
+	uint64_t runs = 0;
+	double kernel_ns = 0, start = now_s(), deadline = start + seconds, cpu0 = thread_cpu_s();
+	for (uint64_t k = 0; now_s() < deadline; k++) {
+		if (rate > 0)
+			sleep_until(start + slice * k);
+		DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = frame_len, .repeat = chunk);
+		double t0 = now_s();
+		if (bpf_prog_test_run_opts(fd, &opts) != 0)
+			die("test run", errno);
+		if (n == cap)
+			durations = realloc(durations, (cap *= 2) * sizeof(*durations));
+		durations[n++] = opts.duration;
+		kernel_ns += (double)opts.duration * chunk;
+		runs += chunk;
+		if (rate > 0)
+			continue;
+		double took = now_s() - t0;
+		if (took < 0.005 && chunk < (1 << 24))
+			chunk *= 2;
+		else if (took > 0.02 && chunk > 16)
+			chunk /= 2;
+	}
+	double end = now_s();
+	qsort(durations, n, sizeof(*durations), cmp_u32);
+	printf("{\"runs\":%llu,\"kernel_ns\":%.0f,\"start\":%.6f,\"end\":%.6f,\"chunks\":%zu,\"median_ns\":%u,"
+	       "\"cpu_s\":%.3f}\n",
+	       (unsigned long long)runs, kernel_ns, start, end, n, n ? durations[n / 2] : 0, thread_cpu_s() - cpu0);
+	return 0;
+}
+
+/* ---- scheduling noise ---- */
+
+/* Sleeps 0.5 ms at a time for SECONDS and counts how late it wakes: a reader that is not
+ * scheduled for longer than the ring takes to fill loses records whatever its speed. */
+static int stalls_main(int argc, char **argv)
+{
+	double seconds = argc > 2 ? atof(argv[2]) : 1;
+	double start = now_s(), worst = 0;
+	unsigned sleeps = 0, over1 = 0, over4 = 0;
+	while (now_s() - start < seconds) {
+		double t0 = now_s();
+		sleep_until(t0 + 0.0005);
+		double late = now_s() - t0 - 0.0005;
+		sleeps++;
+		if (late > worst)
+			worst = late;
+		over1 += late > 0.001;
+		over4 += late > 0.004;
+	}
+	double wall = now_s() - start;
+	printf("{\"sleeps\":%u,\"late_over_1ms_per_s\":%.1f,\"late_over_4ms_per_s\":%.1f,\"worst_ms\":%.2f}\n", sleeps,
+	       over1 / wall, over4 / wall, worst * 1e3);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+	if (argc > 1 && strcmp(argv[1], "ringbuf") == 0)
+		return ringbuf_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "mapdump") == 0)
+		return mapdump_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "stalls") == 0)
+		return stalls_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "produce") == 0)
+		return produce_main(argc, argv);
+	fprintf(stderr, "usage: bench_c ringbuf|mapdump|produce|stalls ...\n");
+	return 2;
+}
