@@ -142,20 +142,22 @@ describe('SYN flood', () => {
       d.synSample(now, '203.0.113.7', 80);
       d.tick(now);
     }
+    // It stops; the window drains (5 s), then stays calm for 2 s.
+    for (let s = 6; s <= 30; s++) d.tick(T0 + s * 500);
     const raised = alerts.filter((a) => a.state === 'raised');
     expect(raised.map((a) => a.key).sort()).toEqual(['syn_flood/port/80', 'syn_flood/source/203.0.113.7']); // the prefix is explained by the source
     const src = raised.find((a) => a.evidence['scope'] === 'source')!;
     expect(src.evidence).toMatchObject({ sources: ['203.0.113.7'], ports: [80], threshold: 50, completed: 0 });
-    // Raised when 250 half-open SYNs (50/s over 5 s) were reached: at the 3rd half second.
-    expect(src.at.getTime()).toBe(T0 + 1000);
-    // It stops; the window drains (5 s), then stays calm for 2 s.
-    for (let s = 6; s <= 30; s++) d.tick(T0 + s * 500);
+    // Raised when 250 half-open SYNs (50/s over 5 s) were reached (at the 3rd half second),
+    // judged graceMs (1 s) later.
+    expect(src.at.getTime()).toBe(T0 + 2000);
+
     const cleared = alerts.filter((a) => a.state === 'cleared').map((a) => a.key).sort();
     expect(cleared).toEqual(['syn_flood/port/80', 'syn_flood/source/203.0.113.7']);
     const c = alerts.find((a) => a.state === 'cleared' && a.key === 'syn_flood/source/203.0.113.7')!;
     // Calm from when the rate fell under half the threshold (< 125 left in the window).
-    expect(c.at.getTime()).toBeGreaterThanOrEqual(T0 + 7000);
-    expect(c.at.getTime()).toBeLessThanOrEqual(T0 + 9000);
+    expect(c.at.getTime()).toBeGreaterThanOrEqual(T0 + 8000);
+    expect(c.at.getTime()).toBeLessThanOrEqual(T0 + 10000);
     expect(c.evidence['peakHalfOpenRate']).toBe(120);
   });
 
@@ -172,6 +174,24 @@ describe('SYN flood', () => {
     }
     d.tick(T0 + 5000);
     expect(alerts).toEqual([]);
+  });
+
+  it('waits graceMs before judging a SYN, so late completion events are not half-open', () => {
+    const run = (graceMs: number) => {
+      const { alerts, emit } = sink();
+      const d = new SynFloodDetector({ ...t, graceMs }, emit);
+      // 300 connections in 1 s; their completion events arrive 800 ms after the SYN counts.
+      for (let i = 0; i < 300; i++) {
+        const now = T0 + Math.floor(i * 3.33);
+        d.syn(now, 'source', '198.51.100.9', 1);
+        if (i % 30 === 0) d.tick(now);
+      }
+      for (let i = 0; i < 300; i++) d.completedHandshake(T0 + Math.floor(i * 3.33), '198.51.100.9', 443);
+      for (let s = 0; s < 20; s++) d.tick(T0 + 1000 + s * 500);
+      return alerts;
+    };
+    expect(run(0).map((a) => a.key)).toContain('syn_flood/source/198.51.100.9'); // the race without grace
+    expect(run(1000)).toEqual([]);
   });
 
   it('raises per prefix for a spread-out flood and names its sources', () => {

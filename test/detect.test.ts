@@ -116,7 +116,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       const codes = await Promise.all(children.map(async (c) => (await once(c, 'exit'))[0]));
       expect(codes).toEqual([0, 0, 0]);
       // Let every window see the traffic.
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise((r) => setTimeout(r, 2500));
       const s = d.stats();
       expect(s.packets?.syns).toBeGreaterThanOrEqual(300);
       expect(s.events['connections']).toBeGreaterThanOrEqual(300);
@@ -127,6 +127,36 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       server.close();
     }
   }, 45000);
+
+  it('a burst of connections over a learned baseline raises rate_anomaly, which clears when it ends', async () => {
+    const server = await listen(tn.hostV4);
+    const port = (server.address() as net.AddressInfo).port;
+    const d = detect({
+      interfaces: [tn.hostIf], tickMs: 100, detectors: { synFlood: false, portScan: false, sequence: false },
+      thresholds: { anomaly: { intervalMs: 500, warmupIntervals: 6, clearIntervals: 2 } },
+    });
+    const alerts = collect(d);
+    try {
+      // Baseline: about 4 connections a second for 5 s.
+      for (let i = 0; i < 20; i++) {
+        const s = net.connect({ host: tn.hostV4, port });
+        await once(s, 'connect');
+        s.end();
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(alerts.filter((a) => a.key.includes(`/port/${port}`))).toEqual([]);
+      const child = tn.spawnNode(TRAFFIC_SCRIPT, [tn.hostV4, String(port), '200', '0']);
+      expect((await once(child, 'exit'))[0]).toBe(0);
+      const key = `rate_anomaly/connection/port/${port}`;
+      const raised = await eventually(() => alerts.find((a) => a.key === key && a.state === 'raised'), 5000, 'rate_anomaly raised');
+      expect(raised.evidence).toMatchObject({ metric: 'connection', scope: 'port', ports: [port] });
+      expect(Number(raised.evidence['rate'])).toBeGreaterThan(Number(raised.evidence['mean']));
+      await eventually(() => alerts.find((a) => a.key === key && a.state === 'cleared'), 8000, 'rate_anomaly cleared');
+    } finally {
+      d.close();
+      server.close();
+    }
+  }, 60000);
 
   it.skipIf(!have('nmap'))('an nmap FIN scan is seen from the FIN probes themselves', async () => {
     const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, anomaly: false, sequence: false } });

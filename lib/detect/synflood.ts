@@ -38,8 +38,12 @@ export class SynFloodDetector {
 
   constructor(private readonly t: SynFloodThresholds, private readonly emit: AlertEmitter) {
     const mk = <K>() => new SlidingCounter<K>({ windowMs: t.windowMs, bucketMs: t.bucketMs, maxKeys: t.maxKeys });
-    this.syns = { source: mk(), prefix: mk(), port: mk() };
-    this.completed = { source: mk(), prefix: mk(), port: mk() };
+    // SYNs keep graceMs of extra history (judged at now - graceMs); completions count over
+    // the window plus the grace, so a SYN's completion is counted wherever it lands.
+    const syns = () => new SlidingCounter<string>({ windowMs: t.windowMs, bucketMs: t.bucketMs, maxKeys: t.maxKeys, historyMs: t.graceMs });
+    const done = () => new SlidingCounter<string>({ windowMs: t.windowMs + t.graceMs, bucketMs: t.bucketMs, maxKeys: t.maxKeys });
+    this.syns = { source: syns(), prefix: syns(), port: syns() };
+    this.completed = { source: done(), prefix: done(), port: done() };
     this.listen = mk();
     this.synackByPort = mk();
   }
@@ -168,8 +172,8 @@ export class SynFloodDetector {
   }
 
   private measure(scope: SynScope, key: string, now: number) {
-    const syns = this.syns[scope].sum(key, now);
-    const completed = this.completed[scope].sum(key, now);
+    const syns = this.syns[scope].sumEndingAt(key, now - this.t.graceMs);
+    const completed = Math.min(syns, this.completed[scope].sum(key, now));
     const halfOpen = Math.max(0, syns - completed);
     return { syns, completed, halfOpen, halfOpenRate: halfOpen / (this.t.windowMs / 1000), halfOpenRatio: syns > 0 ? halfOpen / syns : 0 };
   }
@@ -205,6 +209,7 @@ export class SynFloodDetector {
       halfOpenRatio: round(m.halfOpenRatio),
       threshold: limit,
       windowMs: this.t.windowMs,
+      graceMs: this.t.graceMs,
       listenQueue: this.listenCounters(now),
     };
     const perSec = this.t.windowMs / 1000;

@@ -7,6 +7,12 @@ export interface SynFloodThresholds {
   windowMs: number;
   /** Window resolution (bucket width), ms. @defaultValue 500 */
   bucketMs: number;
+  /**
+   * SYNs are judged once they are this old, ms, so that a handshake completed just now (and
+   * its event still on the way) is not taken for a half-open one. Delays SYN flood alerts
+   * by as much. @defaultValue 1000
+   */
+  graceMs: number;
   /** Half-open SYNs per second from one source address that raise an alert. @defaultValue 50 */
   sourceRate: number;
   /** Half-open SYNs per second from one /24 (IPv4) or /64 (IPv6) prefix. @defaultValue 100 */
@@ -108,7 +114,7 @@ export type ThresholdOptions = { [K in keyof Thresholds]?: Partial<Thresholds[K]
 
 export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   synFlood: Object.freeze({
-    windowMs: 5000, bucketMs: 500, sourceRate: 50, prefixRate: 100, portRate: 100, minHalfOpenRatio: 0.5,
+    windowMs: 5000, bucketMs: 500, graceMs: 1000, sourceRate: 50, prefixRate: 100, portRate: 100, minHalfOpenRatio: 0.5,
     clearFraction: 0.5, clearAfterMs: 3000, listenDrops: 10, syncookies: 10, synackRetransmits: 50, maxKeys: 16384,
   }),
   portScan: Object.freeze({

@@ -8,6 +8,8 @@ export interface SlidingCounterOptions {
   bucketMs?: number;
   /** Most keys kept; the least recently updated is dropped beyond it. Default 16384. */
   maxKeys?: number;
+  /** Extra history kept before the window, ms, for sumBetween() (default 0). */
+  historyMs?: number;
 }
 
 interface Ring {
@@ -23,6 +25,7 @@ export class SlidingCounter<K = string> {
   readonly bucketMs: number;
   readonly maxKeys: number;
   private readonly nb: number;
+  private readonly windowBuckets: number;
   private readonly rings = new Map<K, Ring>();
 
   constructor(options: SlidingCounterOptions) {
@@ -30,7 +33,8 @@ export class SlidingCounter<K = string> {
     this.windowMs = options.windowMs;
     this.bucketMs = options.bucketMs ?? Math.max(1, options.windowMs / 10);
     if (!(this.bucketMs > 0) || this.bucketMs > this.windowMs) throw new RangeError('bucketMs must be in (0, windowMs]');
-    this.nb = Math.ceil(this.windowMs / this.bucketMs);
+    this.nb = Math.ceil((this.windowMs + (options.historyMs ?? 0)) / this.bucketMs);
+    this.windowBuckets = Math.ceil(this.windowMs / this.bucketMs);
     this.maxKeys = options.maxKeys ?? 16384;
   }
 
@@ -57,7 +61,18 @@ export class SlidingCounter<K = string> {
     const ring = this.rings.get(key);
     if (!ring) return 0;
     const newest = Math.floor(now / this.bucketMs);
-    const oldest = newest - this.nb + 1;
+    return this.sumBuckets(ring, newest - this.windowBuckets + 1, newest);
+  }
+
+  /** Sum of the window ending at `end` (which may lie up to historyMs in the past). */
+  sumEndingAt(key: K, end: number): number {
+    const ring = this.rings.get(key);
+    if (!ring) return 0;
+    const newest = Math.floor(end / this.bucketMs);
+    return this.sumBuckets(ring, newest - this.windowBuckets + 1, newest);
+  }
+
+  private sumBuckets(ring: Ring, oldest: number, newest: number): number {
     let total = 0;
     for (let i = 0; i < this.nb; i++) {
       const b = ring.slots[i]!;
@@ -85,7 +100,8 @@ export class SlidingCounter<K = string> {
 
   /** Drops keys with nothing in the window ending at `now`. */
   prune(now: number): void {
-    for (const [key, ring] of this.rings) if (now - ring.last >= this.windowMs + this.bucketMs) this.rings.delete(key);
+    const keep = this.nb * this.bucketMs + this.bucketMs;
+    for (const [key, ring] of this.rings) if (now - ring.last >= keep) this.rings.delete(key);
   }
 
   private evictOldest(): void {
