@@ -137,6 +137,26 @@ describe.skipIf(!enabled)('guard XDP program (test runs)', () => {
     expect(guard.stats().expired).toBe(2);
   });
 
+  it('denyMany lists in bulk, updates what is listed already, honours the TTL', async () => {
+    using guard = Guard.start({ interfaces: [] });
+    const prog = guard.object.program('guard_xdp');
+    guard.deny('198.51.100.1', { action: { ratePerSec: 5 } });
+    const list = Array.from({ length: 1000 }, (_, i) => `198.51.${100 + (i >> 8)}.${i & 255}`);
+    expect(guard.denyMany([...list, '2001:db8::/64', '203.0.113.77/24'])).toEqual({ added: 1001, updated: 1 });
+    expect(guard.size).toBe(1002);
+    expect(guard.get('198.51.100.1')!.action).toBe('drop');
+    expect(guard.get('198.51.103.231')!.action).toBe('drop');
+    expect(guard.get('203.0.113.0/24')!.prefixLen).toBe(24);
+    expect(guard.get('203.0.113.0/25')).toBeUndefined(); // covered, but not an entry
+    expect(prog.testRun({ data: syn('198.51.102.9') }).retval).toBe(XDP_DROP);
+    expect(prog.testRun({ data: syn('203.0.113.200') }).retval).toBe(XDP_DROP);
+    expect(prog.testRun({ data: syn('2001:db8::9') }).retval).toBe(XDP_DROP);
+    expect(prog.testRun({ data: syn('198.51.104.1') }).retval).toBe(XDP_PASS);
+    expect(guard.denyMany(['192.0.2.0/28', '192.0.2.16/28'], { ttlMs: 100 })).toEqual({ added: 2, updated: 0 });
+    await eventually(() => guard.size === 1002, 2000, 'bulk entries to expire');
+    expect(() => guard.denyMany(['10.0.0.1', '300.1.1.1'])).toThrow(/bad IPv4|address/);
+  });
+
   it('rejects bad input', () => {
     using guard = Guard.start({ interfaces: [] });
     expect(() => guard.deny('10.0.0.0/33')).toThrow(/prefix/);

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // bench/guard: what listing a million sources costs the guard (bpf/guard.bpf.c).
-//   1. inserting N /32 entries through Guard.deny (strings parsed, exact-match check, LPM
-//      trie update: the API path detectors use), entries/s and kernel memory of the trie
+//   1. inserting N /32 entries (strings) through Guard.denyMany (the bulk path: parse, one
+//      LPM update with BPF_NOEXIST each), entries/s and kernel memory of the trie; then
+//      --single more through Guard.deny one by one (the path detectors use: parse,
+//      exact-match lookup, update, an entry object back), us per call
 //   2. kernel ns per packet from BPF_PROG_TEST_RUN (median of --rounds runs of --repeat
 //      packets each) on a real SYN frame: with empty tries, then with N entries, for a source
 //      that is not listed (the common case: parse + one LPM lookup that misses) and for one
@@ -37,7 +39,7 @@ function args(defaults) {
   return out;
 }
 
-const opts = args({ entries: 1_000_000, repeat: 1_000_000, rounds: 5 });
+const opts = args({ entries: 1_000_000, repeat: 1_000_000, rounds: 5, single: 20_000 });
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The i-th of 2^22 addresses in 100.64.0.0/10, spread by an odd multiplier (a bijection). */
@@ -87,15 +89,23 @@ const empty = perPacket(prog, missFrame);
 console.log(`empty tries:         ${empty.ns.toFixed(1)} ns/packet (min ${empty.min}) retval ${empty.retval}`);
 
 const slab0 = slabUsed();
-const t0 = process.hrtime.bigint();
-for (let i = 0; i < opts.entries; i++) guard.deny(address(i));
-const insertSec = Number(process.hrtime.bigint() - t0) / 1e9;
+const list = Array.from({ length: opts.entries }, (_, i) => address(i));
+const t0b = process.hrtime.bigint();
+guard.denyMany(list);
+const insertSec = Number(process.hrtime.bigint() - t0b) / 1e9;
 const slab1 = slabUsed();
 const v4 = guard.object.map('guard_v4');
-console.log(`inserted ${guard.size} /32 entries in ${insertSec.toFixed(2)} s (${Math.round(opts.entries / insertSec)} entries/s, ${(insertSec * 1e6 / opts.entries).toFixed(2)} us each)`);
+console.log(`denyMany: inserted ${guard.size} /32 entries in ${insertSec.toFixed(2)} s (${Math.round(opts.entries / insertSec)} entries/s, ${(insertSec * 1e6 / opts.entries).toFixed(2)} us each)`);
 const memlock = mapMemlock(v4);
 const slabDelta = slab0 !== null && slab1 !== null ? slab1 - slab0 : null;
 console.log(`trie memory: memlock estimate ${memlock === null ? '?' : (memlock / 1048576).toFixed(1)} MiB, slab growth ${slabDelta === null ? '?' : (slabDelta / 1048576).toFixed(1)} MiB`);
+
+// One by one through deny(), in 172.16.0.0/12 (outside the bulk range).
+const singles = Array.from({ length: opts.single }, (_, i) => `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`);
+const t2 = process.hrtime.bigint();
+for (const a of singles) guard.deny(a);
+const singleUs = opts.single ? Number(process.hrtime.bigint() - t2) / 1e3 / opts.single : 0;
+console.log(`deny() one by one: ${singleUs.toFixed(2)} us per call (${opts.single} calls)`);
 
 const full = perPacket(prog, missFrame);
 const near = perPacket(prog, nearFrame);
@@ -122,6 +132,8 @@ console.log(JSON.stringify({
   insert_seconds: +insertSec.toFixed(3),
   insert_per_sec: Math.round(opts.entries / insertSec),
   insert_us_each: +(insertSec * 1e6 / opts.entries).toFixed(3),
+  deny_single_calls: opts.single,
+  deny_single_us_each: +singleUs.toFixed(3),
   trie_memlock_bytes: memlock,
   slab_growth_bytes: slabDelta,
   ns_per_packet_empty: empty.ns,
