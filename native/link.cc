@@ -143,10 +143,14 @@ std::map<int, ClsactUse>& ClsactUses() {
   return uses;
 }
 
+// One constructor per Node environment (main thread and each worker): a process-wide
+// static reference would be overwritten and freed by another thread's environment.
+struct AddonData {
+  Napi::FunctionReference link_constructor;
+};
+
 class Link : public Napi::ObjectWrap<Link> {
  public:
-  static Napi::FunctionReference constructor;
-
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function fn = DefineClass(env, "NativeLink",
                                     {InstanceMethod("detach", &Link::DetachJs),
@@ -155,7 +159,9 @@ class Link : public Napi::ObjectWrap<Link> {
                                      InstanceAccessor("fd", &Link::FdJs, nullptr),
                                      InstanceAccessor("kind", &Link::KindJs, nullptr),
                                      InstanceAccessor("attached", &Link::AttachedJs, nullptr)});
-    constructor = Napi::Persistent(fn);
+    auto* data = new AddonData();
+    data->link_constructor = Napi::Persistent(fn);
+    env.SetInstanceData<AddonData>(data);
     exports.Set("NativeLink", fn);
   }
 
@@ -200,8 +206,6 @@ class Link : public Napi::ObjectWrap<Link> {
   std::unique_ptr<Attachment> attachment_;
   std::string kind_;
 };
-
-Napi::FunctionReference Link::constructor;
 
 }  // namespace
 
@@ -277,9 +281,8 @@ std::unique_ptr<Attachment> SocketFilterAttachment(int socket_fd) {
 }
 
 Napi::Object NewLink(Napi::Env env, std::unique_ptr<Attachment> attachment) {
-  Napi::Object object = Link::constructor.New({});
+  Napi::Object object = env.GetInstanceData<AddonData>()->link_constructor.New({});
   Link::Unwrap(object)->Adopt(std::move(attachment));
-  (void)env;
   return object;
 }
 

@@ -3,6 +3,7 @@
 // every committed record that fits, in kernel layout, into a JS-owned buffer with a single
 // memcpy (the kernel maps the data area twice, so a wrapped run is contiguous), then
 // releases them all with one store to the consumer position.
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -29,7 +30,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
                                     {InstanceMethod("consume", &RingReader::Consume),
                                      InstanceMethod("pending", &RingReader::Pending),
                                      InstanceMethod("close", &RingReader::CloseJs),
-                                     InstanceAccessor("size", &RingReader::SizeJs, nullptr)});
+                                     InstanceAccessor("size", &RingReader::SizeJs, nullptr),
+                                     InstanceAccessor("epollFd", &RingReader::EpollFdJs, nullptr)});
     exports.Set("NativeRingReader", fn);
   }
 
@@ -56,6 +58,17 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     consumer_ = static_cast<uint8_t*>(consumer);
     producer_ = static_cast<uint8_t*>(producer);
     data_ = producer_ + page_size_;
+    // The map fd polls readable whenever one record waits, so a level-triggered watcher
+    // wakes the reader for every few records whatever the producer's wake-up policy. An
+    // edge-triggered private epoll reports only the producer's wake-ups.
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event event = {};
+    event.events = EPOLLIN | EPOLLET;
+    if (epoll_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+      int err = errno;
+      Unmap();
+      throw MakeBpfError(env, "watch ring buffer", err, "");
+    }
   }
 
   ~RingReader() override { Unmap(); }
@@ -65,6 +78,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   std::atomic<unsigned long>* ProducerPos() { return reinterpret_cast<std::atomic<unsigned long>*>(producer_); }
 
   void Unmap() {
+    if (epoll_fd_ >= 0) close(epoll_fd_);
+    epoll_fd_ = -1;
     if (consumer_ != nullptr) munmap(consumer_, page_size_);
     if (producer_ != nullptr) munmap(producer_, page_size_ + 2 * size_);
     consumer_ = producer_ = data_ = nullptr;
@@ -97,6 +112,12 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       memcpy(target.data, data_ + (cons & mask_), bytes);
       ConsumerPos()->store(pos, std::memory_order_release);
     }
+    if (pos == prod) {
+      // Caught up: forget wake-ups already reported, so the next wait sleeps until a new one.
+      struct epoll_event event;
+      while (epoll_wait(epoll_fd_, &event, 1, 0) > 0) {
+      }
+    }
     return Napi::Number::New(env, static_cast<double>(bytes));
   }
 
@@ -113,6 +134,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   }
 
   Napi::Value SizeJs(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
+  Napi::Value EpollFdJs(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), epoll_fd_); }
 
   size_t page_size_ = 0;
   size_t size_ = 0;
@@ -120,6 +142,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   uint8_t* consumer_ = nullptr;
   uint8_t* producer_ = nullptr;
   uint8_t* data_ = nullptr;
+  int epoll_fd_ = -1;
 };
 
 }  // namespace

@@ -497,3 +497,27 @@ describe.skipIf(!enabled)('regressions', () => {
     expect(ring.stats()).toEqual({ received: 3, lost: 0, lossCounted: true });
   });
 });
+
+describe.skipIf(!enabled)('worker threads', () => {
+  it('loads the addon and attaches from many workers without corrupting the main thread', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const dist = JSON.stringify(require('node:path').join(__dirname, '..', 'dist', 'lib', 'bpf'));
+    const code = `
+      const { BpfObject, builtObjectPath } = require(${dist});
+      const obj = BpfObject.load(builtObjectPath('rt_attach'));
+      const link = obj.program('tp_state').attach();
+      require('node:worker_threads').parentPort.postMessage(link.kind);
+      obj.close();
+    `;
+    for (let round = 0; round < 4; round++) {
+      const kinds = await Promise.all(Array.from({ length: 5 }, () => new Promise<string>((resolve, reject) => {
+        const w = new Worker(code, { eval: true });
+        w.once('message', resolve);
+        w.once('error', reject);
+      })));
+      expect(kinds).toEqual(Array(5).fill('auto'));
+    }
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    expect(obj.program('tp_state').attach().kind).toBe('auto');
+  });
+});

@@ -53,6 +53,8 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   private readonly valueView: DataView;
   private fdValue: number;
   private readonly ownsFd: boolean;
+  private dumpKeys: Uint8Array | undefined;
+  private dumpValues: Uint8Array | undefined;
 
   /** @internal */
   constructor(fd: number, info: NativeMapInfo, codecs: MapCodecs<K, V>, ownsFd = false) {
@@ -207,16 +209,22 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * All keys and values as two flat byte arrays, in one kernel batch walk; null where batch
-   * lookup is unsupported. For bulk readers that decode lazily.
+   * lookup is unsupported. For bulk readers that decode lazily. The arrays are reused by
+   * the next dumpRaw() of this map: copy what must outlive it.
    */
   dumpRaw(): { count: number; keys: Uint8Array; values: Uint8Array } | null {
     const capacity = this.maxEntries;
     const stride = this.valueStride * this.cpus;
-    const keys = new Uint8Array(capacity * this.keySize);
-    const values = new Uint8Array(capacity * stride);
+    // Reused: fresh multi-megabyte buffers would be faulted in page by page during the copy.
+    if (!this.dumpKeys) {
+      this.dumpKeys = new Uint8Array(capacity * this.keySize);
+      this.dumpValues = new Uint8Array(capacity * stride);
+    }
+    const keys = this.dumpKeys;
+    const values = this.dumpValues!;
     const count = call(`batch lookup in map '${this.name}'`, () => native().mapDumpBatch(this.fd, keys, values, this.keySize, stride, capacity));
     if (count < 0) return null;
-    return { count, keys, values };
+    return { count, keys: keys.subarray(0, count * this.keySize), values: values.subarray(0, count * stride) };
   }
 
   /** Deletes every entry. */

@@ -71,6 +71,8 @@ export interface NativeRingReader {
   pending(): number;
   close(): void;
   readonly size: number;
+  /** Edge-triggered epoll fd that becomes readable on the producer's wake-ups. */
+  readonly epollFd: number;
 }
 
 export interface NativePerfReader {
