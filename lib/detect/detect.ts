@@ -13,6 +13,7 @@ import { retransmits } from '../probes/retransmits';
 import { drops } from '../probes/drops';
 import type { Unavailable } from '../probes/tcp_common';
 import { formatAddress } from '../net/addr';
+import { kernelEnum } from '../kernel/names';
 import type { DetectAlert } from './alert';
 import { DETECTORS, DetectionEngine, DetectorName } from './engine';
 import { counterDelta, ListenCounters, readListenCounters } from './netstat';
@@ -218,13 +219,21 @@ export function detect(options: DetectOptions): Detector {
         if (isLocal(r.saddr)) engine.resetSent(r.time.getTime(), r.saddr, r.sport, r.daddr, r.reason);
       });
     }
-    if (on('sequence')) {
-      const dr = tcpProbe('drops', () => drops({ badChecksums: true, latencyMs: 50 }));
+    // Before 6.10 tcp_send_reset carries no reason: closed-port probes then come from
+    // kfree_skb drops with reason NO_SOCKET (SYN or stealth segments).
+    const closedFromDrops = on('portScan') && kernelEnum('sk_rst_reason').size === 0;
+    if (on('sequence') || closedFromDrops) {
+      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50 }));
       if (dr) pump('drops', dr, (d) => {
         if (!isLocal(d.daddr)) return;
+        const now = d.time.getTime();
+        if (closedFromDrops && d.reason === 'NO_SOCKET' && d.portsKnown && (d.tcpFlags === 'S' || !/[SR.]/.test(d.tcpFlags))) {
+          engine.portScan?.probe(now, d.saddr, d.dport, 'closed_port', d.daddr);
+        }
+        if (!on('sequence')) return;
         const seg = { source: d.saddr, sport: d.sport, dest: d.daddr, dport: d.dport, seq: d.seq, flags: d.tcpFlags };
-        if (d.type === 'bad_csum') engine.badChecksum(d.time.getTime(), seg);
-        else engine.drop(d.time.getTime(), d.reason, seg);
+        if (d.type === 'bad_csum') engine.badChecksum(now, seg);
+        else engine.drop(now, d.reason, seg);
       });
     }
   } catch (e) {
