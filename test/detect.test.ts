@@ -158,6 +158,20 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
     }
   }, 60000);
 
+  it.skipIf(!have('nmap'))('an IPv6 SYN scan names the IPv6 source', async () => {
+    const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, anomaly: false, sequence: false } });
+    const alerts = collect(d);
+    try {
+      const r = await nsRun(tn, 'nmap', ['-6', '-sS', '-n', '-Pn', '-p', '1-50', '--max-rate', '2000', '--max-retries', '0', tn.hostV6], 30000);
+      expect(r.out).toMatch(/Nmap done/);
+      const raised = await eventually(() => alerts.find((a) => a.kind === 'port_scan' && a.state === 'raised'), 8000, 'port_scan raised');
+      expect(raised.evidence.sources).toEqual([tn.nsV6]);
+      expect(raised.evidence['targets']).toEqual([tn.hostV6]);
+    } finally {
+      d.close();
+    }
+  }, 45000);
+
   it.skipIf(!have('nmap'))('an nmap FIN scan is seen from the FIN probes themselves', async () => {
     const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, anomaly: false, sequence: false } });
     const alerts = collect(d);
