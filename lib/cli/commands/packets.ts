@@ -83,7 +83,7 @@ async function writePcapng(ctx: CommandContext, probe: PacketStream, file: strin
 export const packetsCommand: Command = {
   name: 'packets',
   summary: 'incoming TCP segments, tcpdump-like: lines, NDJSON or pcapng (-w), filtered in the kernel',
-  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [filter expression]\n' +
+  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [--latency-ms MS] [filter expression]\n' +
     '  filter: host/net/port/portrange with src/dst, ip, ip6, tcp[tcpflags] & tcp-syn != 0, syn/ack/fin/rst, and/or/not, ( )\n' +
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
@@ -97,6 +97,7 @@ export const packetsCommand: Command = {
     payload: { type: 'string' },
     'time-stamp-precision': { type: 'string' },
     'print-filter': { type: 'boolean', default: false },
+    'latency-ms': { type: 'string' },
   },
   allowPositionals: true,
   async run(ctx) {
@@ -132,6 +133,9 @@ export const packetsCommand: Command = {
       payloadBytes: file ? 0 : payloadBytes,
       sampleRate: intArg(ctx, 'sample', 1, 1, 0x7fffffff),
       signal: ctx.signal,
+      // How long a quiet ring may wait before it is read: tcpdump buffers -w output for up
+      // to a second; each timer wake-up costs CPU, so -w waits longer than line output.
+      latencyMs: intArg(ctx, 'latency-ms', file ? 250 : 50, 1, 10000),
     });
     const names = [...probe.interfaces.values()].join(', ');
     ctx.err.write(`tcpscope: listening on ${names} (${hook === 'xdp' ? 'XDP' : 'tc ingress'})${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file} (snaplen ${snaplen})` : ''}\n`);

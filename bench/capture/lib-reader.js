@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// Library iterator phase of bench/capture: packets() on one interface, counting decoded
+// events until SIGINT; prints {received, lost} as JSON.
+'use strict';
+const path = require('node:path');
+const { packets } = require(path.join(__dirname, '..', '..', 'dist', 'lib'));
+const [iface, hook = 'tc'] = process.argv.slice(2);
+const controller = new AbortController();
+process.on('SIGINT', () => controller.abort());
+(async () => {
+  const probe = packets({ interfaces: [iface], hook, signal: controller.signal, latencyMs: 100 });
+  process.stderr.write('listening on\n');
+  let n = 0;
+  let syns = 0;
+  for await (const events of probe.batches()) {
+    n += events.length;
+    for (const e of events) if (e.flags === 2) syns++;
+  }
+  const s = probe.stats();
+  process.stdout.write(`${JSON.stringify({ received: n, syns, lost: s.lost })}\n`);
+})().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+// bench/capture: the cost of capturing incoming TCP, tcpscope vs tcpdump, on the same
+// bounded traffic over a veth pair into a namespace this script creates:
+//   syn    hping3 -S --faster -c N from the namespace to a closed port of the host end
+//   conns  many short connections writing a few bytes each to a server on the host end
+// each measured with: no capture, `tcpdump -Q in -s 96 -w FILE`, `tcpscope packets -w FILE
+// -s 96` (tc and XDP) and the library's iterator (decoded events). Reported per phase:
+// packets arriving (rx_packets of the host end), packets/s achieved, CPU seconds of the
+// capturing process (/proc/PID/stat utime+stime), packets captured, lost.
+// Then the kernel time per packet of the packet program (BPF_PROG_TEST_RUN on an IPv4 and
+// an IPv6 SYN, a reader draining the ring meanwhile).
+// Last line: one JSON object with everything.
+//
+//   node bench/capture/run.js [--syns 50000] [--conns 1500] [--phases none,tcpdump,tc,xdp,lib]
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const net = require('node:net');
+const { spawn, execFileSync } = require('node:child_process');
+const { once } = require('node:events');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
+const LIB_READER = path.join(__dirname, 'lib-reader.js');
+const CONNS = path.join(__dirname, 'conns.js');
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+const SYNS = Number(arg('syns', 50000));
+const CONNECTIONS = Number(arg('conns', 1500));
+const PHASES = String(arg('phases', 'none,tcpdump,tc,xdp,lib')).split(',');
+const WORKLOADS = String(arg('workloads', 'syn,conns')).split(',');
+const CLK_TCK = 100;
+
+if (!fs.existsSync(CLI)) { console.error(`${CLI} is missing: run \`node scripts/build.js\` first`); process.exit(1); }
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+const ip = (...a) => execFileSync('ip', a, { stdio: 'pipe' });
+
+// ---- the namespace ----
+const id = process.pid % 100000;
+const NS = `tcpsb-${id}`;
+const HOST_IF = `tcbh${id}`.slice(0, 15);
+const NS_IF = `tcbn${id}`.slice(0, 15);
+const octet = (process.pid % 200) + 20;
+const HOST_V4 = `10.198.${octet}.1`;
+const NS_V4 = `10.198.${octet}.2`;
+
+function teardown() {
+  try { ip('link', 'del', HOST_IF); } catch { /* gone */ }
+  try { ip('netns', 'del', NS); } catch { /* gone */ }
+}
+function setup() {
+  teardown();
+  ip('netns', 'add', NS);
+  ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF, 'netns', NS);
+  ip('addr', 'add', `${HOST_V4}/24`, 'dev', HOST_IF);
+  ip('link', 'set', HOST_IF, 'up');
+  ip('-n', NS, 'addr', 'add', `${NS_V4}/24`, 'dev', NS_IF);
+  ip('-n', NS, 'link', 'set', NS_IF, 'up');
+  ip('-n', NS, 'link', 'set', 'lo', 'up');
+}
+process.on('SIGINT', () => { teardown(); process.exit(130); });
+
+function rxPackets() {
+  return Number(fs.readFileSync(`/sys/class/net/${HOST_IF}/statistics/rx_packets`, 'utf8'));
+}
+function cpuTicks(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+function start(cmd, args, ready) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const exit = once(child, 'exit');
+  return {
+    child, exit, out: () => out, err: () => err,
+    async ready() {
+      const deadline = Date.now() + 15000;
+      while (!ready.test(err)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${cmd} did not start: ${err}`);
+        await sleep(20);
+      }
+      await sleep(200);
+    },
+  };
+}
+
+async function runIn(cmd, args) {
+  const child = spawn('ip', ['netns', 'exec', NS, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const [code] = await once(child, 'exit');
+  if (code !== 0 && cmd !== 'hping3') throw new Error(`${cmd} failed (${code}): ${err}`);
+}
+
+const SERVER_PORT = 18080;
+let server;
+
+async function traffic(workload) {
+  if (workload === 'syn') await runIn('hping3', ['-q', '-S', '--faster', '-c', String(SYNS), '-p', '9', HOST_V4]);
+  else await runIn(process.execPath, [CONNS, HOST_V4, String(SERVER_PORT), String(CONNECTIONS), '100', '32']);
+}
+
+async function phase(workload, name, tmp) {
+  let cap;
+  const file = path.join(tmp, `${workload}-${name}.pcap${name === 'tcpdump' ? '' : 'ng'}`);
+  if (name === 'tcpdump') cap = start('tcpdump', ['-i', HOST_IF, '-Q', 'in', '-s', '96', '-nn', '-w', file, 'tcp'], /listening on/);
+  else if (name === 'tc' || name === 'xdp') cap = start(process.execPath, [CLI, 'packets', '-i', HOST_IF, '-s', '96', '-w', file, ...(name === 'xdp' ? ['--xdp'] : [])], /listening on/);
+  else if (name === 'lib') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc'], /listening on/);
+  if (cap) await cap.ready();
+  const rx0 = rxPackets();
+  const cpu0 = cap ? cpuTicks(cap.child.pid) : 0;
+  const t0 = now();
+  await traffic(workload);
+  const elapsed = now() - t0;
+  await sleep(300); // let the capture drain
+  const rx = rxPackets() - rx0;
+  const cpu = cap ? (cpuTicks(cap.child.pid) - cpu0) / CLK_TCK : 0;
+  let captured = null, lost = null;
+  if (cap) {
+    cap.child.kill('SIGINT');
+    await cap.exit;
+    const err = cap.err();
+    if (name === 'tcpdump') {
+      captured = Number(/(\d+) packets? captured/.exec(err)?.[1] ?? NaN);
+      lost = Number(/(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? NaN);
+    } else if (name === 'lib') {
+      const r = JSON.parse(cap.out().trim().split('\n').pop());
+      captured = r.received;
+      lost = r.lost;
+    } else {
+      const m = /(\d+) packets received, (\d+) lost/.exec(err);
+      captured = Number(m?.[1] ?? NaN);
+      lost = Number(m?.[2] ?? NaN);
+    }
+    fs.rmSync(file, { force: true });
+  }
+  return { workload, phase: name, rx_packets: rx, seconds: +elapsed.toFixed(3), pps: Math.round(rx / elapsed), cpu_s: +cpu.toFixed(2), cpu_pct: +((cpu / (elapsed + 0.3)) * 100).toFixed(1), captured, lost };
+}
+
+async function kernelCost() {
+  const lib = require(path.join(ROOT, 'dist', 'lib'));
+  const { tcpFrame } = require(path.join(ROOT, 'dist', 'lib', 'bpf'));
+  const frames = {
+    ipv4: tcpFrame({ src: '192.0.2.1', dst: '192.0.2.2', sport: 5555, dport: 8080, flags: { syn: true }, options: { mss: 1460, sackPermitted: true, timestamps: [1, 0], wscale: 7 } }),
+    ipv6: tcpFrame({ src: '2001:db8::1', dst: '2001:db8::2', sport: 5555, dport: 8080, flags: { syn: true }, options: { mss: 1440, sackPermitted: true, timestamps: [1, 0], wscale: 7 } }),
+  };
+  const out = {};
+  for (const [label, options] of [['tc', { hook: 'tc' }], ['xdp', { hook: 'xdp' }], ['tc_syn_counts', { hook: 'tc', countSyns: true }], ['tc_filtered_out', { hook: 'tc', filter: 'port 1 or net 10.0.0.0/8' }]]) {
+    const probe = lib.packets({ interfaces: [HOST_IF], ...options });
+    let drained = 0;
+    const reader = (async () => { for await (const b of probe.rawBatches()) drained += b.count; })();
+    const prog = probe.object.program(options.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
+    for (const [family, frame] of Object.entries(frames)) {
+      const runs = [];
+      for (let round = 0; round < 20; round++) {
+        runs.push(prog.testRun({ data: frame, repeat: 2000 }).durationNs);
+        await sleep(1); // the reader drains between rounds
+      }
+      runs.sort((a, b) => a - b);
+      out[`${label}_${family}_ns`] = +runs[Math.floor(runs.length / 2)].toFixed(1);
+    }
+    await sleep(50);
+    out[`${label}_lost`] = probe.stats().lost;
+    probe.close();
+    await reader;
+    void drained;
+  }
+  return out;
+}
+
+(async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-capbench-'));
+  const results = [];
+  try {
+    setup();
+    server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
+    server.listen(SERVER_PORT, HOST_V4);
+    await once(server, 'listening');
+    await runIn(process.execPath, [CONNS, HOST_V4, String(SERVER_PORT), '3', '10', '1']); // resolve the neighbour first
+    for (const workload of WORKLOADS) {
+      for (const name of PHASES) {
+        const r = await phase(workload, name, tmp);
+        results.push(r);
+        console.log(`${workload.padEnd(6)} ${name.padEnd(8)} rx ${String(r.rx_packets).padStart(7)}  ${String(r.pps).padStart(7)} pkt/s  cpu ${r.cpu_s.toFixed(2)} s (${r.cpu_pct}%)  captured ${r.captured ?? '-'}  lost ${r.lost ?? '-'}`);
+      }
+    }
+    const kernel = await kernelCost();
+    for (const [k, v] of Object.entries(kernel)) console.log(`kernel ${k} ${v}`);
+    server.close();
+    console.log(JSON.stringify({ bench: 'capture', syns: SYNS, connections: CONNECTIONS, cpus: os.cpus().length, kernel: os.release(), results, kernel_ns: kernel }));
+  } finally {
+    teardown();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+})().catch((e) => { console.error(e); teardown(); process.exit(1); });
