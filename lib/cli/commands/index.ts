@@ -5,6 +5,7 @@ import { cleanupCommand } from './cleanup';
 import { watchCommand } from './watch';
 import { timelineCommand } from './timeline';
 import { topCommand } from './top';
+import { serveCommand } from './serve';
 import { guardCommand } from './guard';
 import { flowsCommand } from './flows';
 import { connsCommand } from './conns';
@@ -18,6 +19,7 @@ import { detectCommand } from './detect';
 export const commands: Command[] = [
   watchCommand,
   topCommand,
+  serveCommand,
   timelineCommand,
   genTypesCommand,
   cleanupCommand,

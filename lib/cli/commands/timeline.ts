@@ -5,7 +5,7 @@ import { describeEntry } from '../../timeline';
 import type { Command } from '../command';
 import { STREAM_OPTIONS, UsageError, counter, toJson } from '../command';
 import { parsePort } from '../../net/addr';
-import { upInterfaces } from './watch';
+import { upInterfaces } from '../../net/interfaces';
 
 export const timelineCommand: Command = {
   name: 'timeline',

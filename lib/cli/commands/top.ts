@@ -4,7 +4,7 @@ import { packets } from '../../probes/packets';
 import { TopAggregator, renderTop } from '../../top/aggregate';
 import type { Command } from '../command';
 import { STREAM_OPTIONS, UsageError, counter, parseDuration, toJson } from '../command';
-import { upInterfaces } from './watch';
+import { upInterfaces } from '../../net/interfaces';
 
 export const topCommand: Command = {
   name: 'top',

@@ -1,7 +1,7 @@
 // `tcpscope watch`: the main job. A live view of incoming TCP: connections as they open
 // and close (with their owner), and once a second the packet, SYN and connection rates on
 // every watched interface. With no traffic (or --demo), a demo network shows it working.
-import fs from 'node:fs';
+import { upInterfaces } from '../../net/interfaces';
 import { connections, ConnectionEvent } from '../../probes/connections';
 import { packets, PacketStream } from '../../probes/packets';
 import { startDemo, Demo } from '../../demo/demo';
@@ -9,19 +9,6 @@ import type { Command, CommandContext } from '../command';
 import { STREAM_OPTIONS, counter, toJson } from '../command';
 
 const SYN = 0x02, ACK = 0x10;
-
-/** Interfaces that are up (loopback included), skipping ones that carry no traffic of ours. */
-export function upInterfaces(): string[] {
-  return fs.readdirSync('/sys/class/net').filter((name) => {
-    if (/^(ifb|dummy|bond|team|tsh|tsn)/.test(name)) return false;
-    try {
-      const flags = parseInt(fs.readFileSync(`/sys/class/net/${name}/flags`, 'utf8'), 16);
-      return (flags & 0x1) !== 0; // IFF_UP
-    } catch {
-      return false;
-    }
-  });
-}
 
 function describe(e: ConnectionEvent): string {
   const who = e.pid ? `${e.comm}[${e.pid}]` : '?';

@@ -1,0 +1,45 @@
+// `tcpscope serve --config FILE`: the long-running agent (probes, detectors, guard, exporters).
+import { loadServeConfig, validateServeConfig } from '../../serve/config';
+import { startAgent } from '../../serve/agent';
+import { ConfigError } from '../../export/config';
+import type { Command } from '../command';
+import { UsageError } from '../command';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run as an agent: probes, detectors, optional guard, Prometheus/OpenTelemetry export',
+  usage: '--config FILE | --prometheus PORT [-i IFACE]...',
+  options: {
+    config: { type: 'string' },
+    prometheus: { type: 'string' },
+    interface: { type: 'string', short: 'i', multiple: true },
+    duration: { type: 'string', short: 'd' },
+  },
+  async run(ctx) {
+    let config;
+    try {
+      if (typeof ctx.values['config'] === 'string') {
+        config = loadServeConfig(ctx.values['config']);
+      } else if (typeof ctx.values['prometheus'] === 'string') {
+        config = validateServeConfig({ exporters: { prometheus: { port: Number(ctx.values['prometheus']) }, alerts: { ndjson: '-' } } });
+      } else {
+        throw new UsageError('serve needs --config FILE (see deploy/kubernetes/daemonset.yaml for an example) or --prometheus PORT');
+      }
+    } catch (e) {
+      if (e instanceof ConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    const interfaces = ctx.values['interface'] as string[] | undefined;
+    if (interfaces?.length) config.interfaces = interfaces;
+    const agent = await startAgent(config, (m) => ctx.err.write(`tcpscope serve: ${m}\n`));
+    const where = agent.exporters.prometheus ? ` metrics at ${agent.exporters.prometheus.url}` : '';
+    ctx.err.write(`tcpscope serve: watching ${agent.interfaces.join(', ')}; probes ${agent.probes.join(', ')}; detect ${agent.detector ? 'on' : 'off'}; guard ${agent.guard ? 'on' : 'off'};${where}\n`);
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await agent.close();
+    ctx.err.write('tcpscope serve: stopped, everything detached\n');
+    return 0;
+  },
+};

@@ -1,0 +1,129 @@
+// The agent's configuration file: which probes, detectors, guard and exporters to run.
+// Every key is validated; a ConfigError names the bad one and what it should be.
+import fs from 'node:fs';
+import { ConfigError, validateExportersConfig } from '../export/config';
+import type { ExportersConfig } from '../export/config';
+import { DETECTORS, resolveThresholds } from '../detect';
+import type { DetectorName, ThresholdOptions } from '../detect';
+import { parseCidr } from '../net/addr';
+import { parseDuration } from '../cli/command';
+
+export interface ServeConfig {
+  /** Interfaces whose incoming traffic is watched; default: every interface that is up. */
+  interfaces?: string[];
+  /** Probes feeding the metrics (default: all on). */
+  probes?: Partial<Record<'packets' | 'connections' | 'retransmits' | 'resets' | 'drops' | 'rtt', boolean>>;
+  detect?: { enabled?: boolean; thresholds?: ThresholdOptions; detectors?: Partial<Record<DetectorName, boolean>> };
+  /** Enforcement is opt-in: nothing is blocked unless enabled. */
+  guard?: {
+    enabled?: boolean;
+    /** CIDRs denied from the start. */
+    deny?: string[];
+    /** Deny the sources of these alert kinds automatically, for `ttl` (e.g. "10m"). */
+    autoDeny?: { kinds: string[]; ttl?: string };
+  };
+  exporters?: ExportersConfig;
+}
+
+export interface ResolvedServeConfig {
+  interfaces: string[] | undefined;
+  probes: Record<'packets' | 'connections' | 'retransmits' | 'resets' | 'drops' | 'rtt', boolean>;
+  detect: { enabled: boolean; thresholds: ThresholdOptions; detectors: Partial<Record<DetectorName, boolean>> };
+  guard: { enabled: boolean; deny: string[]; autoDeny: { kinds: string[]; ttlMs: number } | undefined };
+  exporters: ExportersConfig;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function keys(obj: Obj, path: string, allowed: string[]): void {
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) throw new ConfigError(`${path}.${k}: unknown key (known: ${allowed.join(', ')})`);
+}
+
+function bool(v: unknown, path: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(`${path}: expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function strings(v: unknown, path: string): string[] {
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new ConfigError(`${path}: expected an array of strings`);
+  return v as string[];
+}
+
+const PROBES = ['packets', 'connections', 'retransmits', 'resets', 'drops', 'rtt'] as const;
+
+export function validateServeConfig(raw: unknown): ResolvedServeConfig {
+  if (!isObj(raw)) throw new ConfigError('config: expected a JSON object');
+  keys(raw, 'config', ['interfaces', 'probes', 'detect', 'guard', 'exporters']);
+  const interfaces = raw['interfaces'] === undefined ? undefined : strings(raw['interfaces'], 'config.interfaces');
+  const probesRaw = raw['probes'] ?? {};
+  if (!isObj(probesRaw)) throw new ConfigError('config.probes: expected an object like { "rtt": false }');
+  keys(probesRaw, 'config.probes', [...PROBES]);
+  const probes = Object.fromEntries(PROBES.map((p) => [p, bool(probesRaw[p], `config.probes.${p}`, true)])) as ResolvedServeConfig['probes'];
+
+  const detectRaw = raw['detect'] ?? {};
+  if (!isObj(detectRaw)) throw new ConfigError('config.detect: expected an object');
+  keys(detectRaw, 'config.detect', ['enabled', 'thresholds', 'detectors']);
+  const thresholds = (detectRaw['thresholds'] ?? {}) as ThresholdOptions;
+  try {
+    resolveThresholds(thresholds);
+  } catch (e) {
+    throw new ConfigError(`config.detect.thresholds: ${(e as Error).message}`);
+  }
+  const detectorsRaw = detectRaw['detectors'] ?? {};
+  if (!isObj(detectorsRaw)) throw new ConfigError('config.detect.detectors: expected an object like { "anomaly": false }');
+  keys(detectorsRaw, 'config.detect.detectors', [...DETECTORS]);
+  const detectors: Partial<Record<DetectorName, boolean>> = {};
+  for (const d of DETECTORS) if (detectorsRaw[d] !== undefined) detectors[d] = bool(detectorsRaw[d], `config.detect.detectors.${d}`, true);
+
+  const guardRaw = raw['guard'] ?? {};
+  if (!isObj(guardRaw)) throw new ConfigError('config.guard: expected an object');
+  keys(guardRaw, 'config.guard', ['enabled', 'deny', 'autoDeny']);
+  const deny = guardRaw['deny'] === undefined ? [] : strings(guardRaw['deny'], 'config.guard.deny');
+  deny.forEach((c, i) => {
+    try { parseCidr(c); } catch (e) { throw new ConfigError(`config.guard.deny[${i}]: ${(e as Error).message}`); }
+  });
+  let autoDeny: ResolvedServeConfig['guard']['autoDeny'];
+  if (guardRaw['autoDeny'] !== undefined) {
+    const a = guardRaw['autoDeny'];
+    if (!isObj(a)) throw new ConfigError('config.guard.autoDeny: expected { "kinds": ["port_scan"], "ttl": "10m" }');
+    keys(a, 'config.guard.autoDeny', ['kinds', 'ttl']);
+    const kinds = strings(a['kinds'], 'config.guard.autoDeny.kinds');
+    let ttlMs = 600_000;
+    if (a['ttl'] !== undefined) {
+      if (typeof a['ttl'] !== 'string') throw new ConfigError('config.guard.autoDeny.ttl: expected a duration like "10m"');
+      try { ttlMs = parseDuration(a['ttl']); } catch (e) { throw new ConfigError(`config.guard.autoDeny.ttl: ${(e as Error).message}`); }
+    }
+    autoDeny = { kinds, ttlMs };
+  }
+  let exporters: ExportersConfig;
+  try {
+    exporters = validateExportersConfig(raw['exporters'] ?? {});
+  } catch (e) {
+    throw new ConfigError(`config.${(e as Error).message.startsWith('exporters') ? '' : 'exporters: '}${(e as Error).message}`);
+  }
+  return {
+    interfaces,
+    probes,
+    detect: { enabled: bool(detectRaw['enabled'], 'config.detect.enabled', true), thresholds, detectors },
+    guard: { enabled: bool(guardRaw['enabled'], 'config.guard.enabled', false), deny, autoDeny },
+    exporters,
+  };
+}
+
+export function loadServeConfig(path: string): ResolvedServeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return validateServeConfig(raw);
+}
