@@ -191,13 +191,13 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
     const port = (server.address() as net.AddressInfo).port;
     const clientPort = 40000 + Math.floor(Math.random() * 20000);
     // The client's first data segment gives a sequence number and an acceptable ACK.
-    const probe = packets({ interfaces: [tn.hostIf], filter: `src port ${clientPort} and psh` });
-    const firstData = (async () => { for await (const p of probe) return p; return undefined; })();
     const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, portScan: false, anomaly: false } });
     const alerts = collect(d);
+    const probe = packets({ interfaces: [tn.hostIf], filter: `src port ${clientPort} and psh` });
+    const firstData = (async () => { for await (const p of probe) return p; return undefined; })();
     const client = tn.spawnNode('-e', [`const s=require('net').connect({host:'${tn.hostV4}',port:${port},localPort:${clientPort}},()=>s.write('hello'));s.on('error',()=>{});setTimeout(()=>s.destroy(),15000);`]);
     try {
-      const seg = await Promise.race([firstData, new Promise<undefined>((r) => setTimeout(() => r(undefined), 8000))]);
+      const seg = await Promise.race([firstData, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20000))]);
       probe.close();
       expect(seg).toBeDefined();
       const common = ['-A', '-s', String(clientPort), '-k', '-p', String(port), '-L', String(seg!.ack)];
@@ -216,7 +216,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       d.close();
       server.close();
     }
-  }, 45000);
+  }, 60000);
 
   it.skipIf(!have('nmap'))('tcpscope detect --json prints the alerts as NDJSON', async () => {
     const { spawn } = await import('node:child_process');
