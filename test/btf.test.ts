@@ -602,6 +602,9 @@ describe('codecs on struct ev', () => {
     // a single global, as the runtime encodes it: by its VAR's (qualified) type
     const tp = btf.datasec('.rodata').vars.find((v) => v.name === 'target_port')!;
     expect(err(() => encoderFor(btf, tp.type).encode(70000, view))).toBe('__u16: expected integer 0..65535 (__u16), got 70000');
+    expect(err(() => encoderFor(btf, tp.type, { label: 'target_port' }).encode(70000, view))).toBe(
+      'target_port: expected integer 0..65535 (__u16), got 70000',
+    );
     // a failed encode is not a partial write of garbage past the struct
     expect(() => enc.encode({}, new DataView(new ArrayBuffer(100)))).toThrow(RangeError);
   });

@@ -92,6 +92,12 @@ export interface EncoderOptions {
    * bytes decoded with `{ strings: 'latin1' }`.
    */
   strings?: 'utf8' | 'latin1';
+  /**
+   * Name for the value as a whole in error messages (default: the type's name).
+   * Encoding a global by its VAR type, pass the variable name to get
+   * `tcpscope_port: expected integer 0..65535 (u16), got 70000`.
+   */
+  label?: string;
 }
 
 // Unroll arrays whose element work is at most this many leaf reads; bigger ones get a loop.
@@ -153,14 +159,14 @@ export function decoderFor<T = DecodedValue>(btf: Btf, ref: BtfTypeRef, options:
 export function encoderFor<T = EncodableValue>(btf: Btf, ref: BtfTypeRef, options: EncoderOptions = {}): Encoder<T> {
   const t = btf.lookup(ref);
   const strings = options.strings ?? 'utf8';
-  const key = `${t.id}:${strings}`;
+  const key = `${t.id}:${strings}:${options.label ?? ''}`;
   let cache = encoderCache.get(btf);
   if (!cache) encoderCache.set(btf, (cache = new Map()));
   let enc = cache.get(key);
   if (!enc) {
     const shape = shapeOf(btf, t.id);
     // Errors about the value as a whole are prefixed with its type, minus qualifiers.
-    enc = buildEncoder(btf, t.id, btf.typeName(t.id), t.name || shape.ctype, shape, strings);
+    enc = buildEncoder(btf, t.id, btf.typeName(t.id), options.label ?? (t.name || shape.ctype), shape, strings);
     cache.set(key, enc);
   }
   return enc as Encoder<T>;
