@@ -1,7 +1,7 @@
 // `tcpscope packets` run as a process from the compiled dist (built here with
 // `node scripts/build.js ts`), on real loopback traffic: lines, -c, --json, -w read back
 // by tcpdump, Ctrl-C summary, usage errors, nothing left attached.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -17,6 +17,7 @@ interface Run { child: ChildProcess; stdout: () => string; stderr: () => string;
 
 function run(args: string[]): Run {
   const child = spawn(process.execPath, [CLI, 'packets', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
   let out = '', err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
@@ -54,9 +55,34 @@ async function traffic(port: number, n: number, bytes = 10, host = '127.0.0.1'):
   server.close();
 }
 
-function ourPrograms(): string[] {
-  return execFileSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).split('\n').filter((l) => /name packets_/.test(l));
+/** Ids of the BPF programs a process holds (from /proc/PID/fdinfo), so tests running
+ * concurrently elsewhere do not count. */
+function programsOf(pid: number): number[] {
+  const ids: number[] = [];
+  let fds: string[] = [];
+  try { fds = fs.readdirSync(`/proc/${pid}/fdinfo`); } catch { return ids; }
+  for (const fd of fds) {
+    try {
+      const m = /^prog_id:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.push(Number(m[1]));
+    } catch { /* closed meanwhile */ }
+  }
+  return [...new Set(ids)];
 }
+
+function loadedPrograms(): Set<number> {
+  const list = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ id: number }>;
+  return new Set(list.map((p) => p.id));
+}
+
+async function allGone(ids: number[]): Promise<void> {
+  await eventually(() => { const loaded = loadedPrograms(); return ids.every((id) => !loaded.has(id)); }, 5000, `programs ${ids.join(',')} unloaded`);
+}
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
   beforeAll(() => {
@@ -73,6 +99,8 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     const port = freePort();
     const r = run(['-i', 'lo', '-c', '3', `dst port ${port}`]);
     await started(r);
+    const progs = programsOf(r.child.pid!);
+    expect(progs).toHaveLength(1);
     await traffic(port, 2);
     expect(await r.exit).toBe(0);
     const lines = r.stdout().trim().split('\n');
@@ -81,7 +109,7 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     expect(lines[1]).toMatch(/Flags \[\.\], ack \d+, win \d+, options \[nop,nop,TS val \d+ ecr \d+\], length 0$/);
     expect(lines[2]).toMatch(/Flags \[P\.\], seq (\d+):\d+, ack \d+, .*length 10$/);
     expect(r.stderr()).toMatch(/\d+ packets received, 0 lost/);
-    await eventually(() => ourPrograms().length === 0, 3000, 'program unloaded');
+    await allGone(progs);
   });
 
   it('--json writes NDJSON', async () => {
@@ -132,29 +160,30 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     const port = freePort();
     const r = run(['-i', 'lo', `port ${port}`]);
     await started(r);
-    expect(ourPrograms()).toHaveLength(1);
+    const progs = programsOf(r.child.pid!);
+    expect(progs).toHaveLength(1);
     await traffic(port, 2);
     await sleep(100);
     r.child.kill('SIGINT');
     expect(await r.exit).toBe(0);
     expect(r.stdout().trim().split('\n').length).toBeGreaterThanOrEqual(10);
     expect(r.stderr()).toMatch(/(\d+) packets received, 0 lost\n\d+ TCP segments seen by the kernel, \d+ matched the filter/);
-    expect(ourPrograms()).toEqual([]);
-    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/lo\(1\) generic id/);
-    await eventually(() => ourPrograms().length === 0, 3000, 'program unloaded');
+    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(new RegExp(`prog_id ${progs[0]}\\b`));
+    await allGone(progs);
   });
 
   it('--duration stops it; --xdp attaches at XDP', async () => {
     const r = run(['-i', 'lo', '--xdp', '--duration', '4s', 'port 1']);
     await started(r);
-    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).toMatch(/xdp:\s*\nlo\(1\) generic id \d+/);
-    expect(ourPrograms()).toHaveLength(1);
+    const progs = programsOf(r.child.pid!);
+    expect(progs).toHaveLength(1);
+    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).toMatch(new RegExp(`xdp:\\s*\\nlo\\(1\\) generic id ${progs[0]}`));
     const t0 = Date.now();
     expect(await r.exit).toBe(0);
     expect(Date.now() - t0).toBeLessThan(8000);
     expect(r.stderr()).toMatch(/XDP/);
-    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/lo\(1\) generic id/);
-    await eventually(() => ourPrograms().length === 0, 3000, 'program unloaded');
+    expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(new RegExp(`generic id ${progs[0]}\\b`));
+    await allGone(progs);
   });
 
   it('usage errors: a filter that does not compile names the part; unknown interfaces', async () => {
@@ -170,6 +199,5 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     const none = run(['port 80']);
     expect(await none.exit).toBe(2);
     expect(none.stderr()).toMatch(/-i IFACE/);
-    await eventually(() => ourPrograms().length === 0, 3000, 'program unloaded');
   });
 });
