@@ -17,6 +17,8 @@
 //   --list                print the kernels and test files, run nothing
 // FILE arguments replace the suite list.
 //
+// Cells: pass / fail / skip (every test skipped) / timeout / error (no result:
+// vitest or the VM died) / missing, with the file's duration in the guest.
 // Exit status 0 when every kernel booted and no test file failed, else 1
 // (2 on usage errors). TCPSCOPE_REQUIRE_BPF=1 is set in the guests unless the
 // caller sets it otherwise.
@@ -199,12 +201,45 @@ function fileStatus(tr) {
   return 'pass';
 }
 
+// Without a JSON report (vitest killed by a timeout, guest crash), take the
+// per-file summary lines of vitest's default reporter from the output log:
+//   " ✓ test/a.test.ts (3 tests | 1 skipped) 2447ms", " ❯ test/b.test.ts (26 tests | 3 failed) 271307ms"
+function statusesFromLog(dir) {
+  const found = {};
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(dir, 'output.log'), 'utf8').replace(/\x1b\[[0-9;]*m/g, '');
+  } catch {
+    return found;
+  }
+  const re = /^\s*([✓❯×↓])\s+(\S+\.test\.[cm]?[jt]s)\s+\(([^)]*)\)(?:\s+(\d+)ms)?/gmu;
+  for (const m of text.matchAll(re)) {
+    const [, mark, file, counts, ms] = m;
+    const failed = /\d+ failed/.test(counts);
+    const total = Number((counts.match(/(\d+) tests?/) ?? [])[1] ?? 0);
+    const skipped = Number((counts.match(/(\d+) skipped/) ?? [])[1] ?? 0);
+    const status = failed || mark === '×' || mark === '❯' ? 'fail' : mark === '↓' || (total > 0 && skipped === total) ? 'skip' : 'pass';
+    found[path.relative(ROOT, path.resolve(ROOT, file))] = { status, ms: ms ? Number(ms) : undefined };
+  }
+  return found;
+}
+
 function collect(kernel, dir, exitCode) {
   const summary = readJson(path.join(dir, 'summary.json')) ?? {};
   const cells = {};
+  const times = {};
   for (const report of ['selftest.json', 'vitest.json']) {
     const j = readJson(path.join(dir, report));
-    for (const tr of j?.testResults ?? []) cells[path.relative(ROOT, tr.name)] = fileStatus(tr);
+    for (const tr of j?.testResults ?? []) {
+      const f = path.relative(ROOT, tr.name);
+      cells[f] = fileStatus(tr);
+      if (tr.endTime && tr.startTime) times[f] = (tr.endTime - tr.startTime) / 1000;
+    }
+  }
+  for (const [f, { status, ms }] of Object.entries(statusesFromLog(dir))) {
+    if (cells[f]) continue;
+    cells[f] = status;
+    if (ms !== undefined) times[f] = ms / 1000;
   }
   let vitest_s = 0;
   let timed = false;
@@ -216,9 +251,10 @@ function collect(kernel, dir, exitCode) {
     }
   } catch {}
   const wanted = [...files, ...(selftest ? [SELFTEST] : [])];
-  for (const f of wanted) if (!cells[f]) cells[f] = 'error';
   const vmFailed = summary.status === undefined || [124, 125, 126].includes(summary.status) || exitCode >= 124;
-  const ok = !vmFailed && exitCode === 0 && wanted.every((f) => cells[f] !== 'fail' && cells[f] !== 'error');
+  // A file with no result: still running when the time ran out, or vitest/the VM died.
+  for (const f of wanted) if (!cells[f]) cells[f] = summary.status === 124 ? 'timeout' : 'error';
+  const ok = !vmFailed && exitCode === 0 && wanted.every((f) => ['pass', 'skip'].includes(cells[f]));
   return {
     kernel,
     release: summary.release,
@@ -230,6 +266,7 @@ function collect(kernel, dir, exitCode) {
     vitest_s: timed ? vitest_s : undefined,
     command_s: summary.command_s ?? undefined,
     cells,
+    times,
     dir,
   };
 }
@@ -271,7 +308,11 @@ for (const r of results) {
 const rows = [...files, ...missing, ...(selftest ? [SELFTEST] : [])];
 const table = [['test file', ...kernels]];
 for (const f of rows) {
-  table.push([f, ...results.map((r) => (missing.includes(f) ? 'missing' : r.cells[f] ?? '-'))]);
+  table.push([f, ...results.map((r) => {
+    if (missing.includes(f)) return 'missing';
+    const t = r.times[f];
+    return `${r.cells[f] ?? '-'}${t !== undefined ? ` ${t.toFixed(0)}s` : ''}`;
+  })]);
 }
 table.push(null);
 table.push(['VM exit status', ...results.map((r) => String(r.exit))]);

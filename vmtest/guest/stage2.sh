@@ -18,7 +18,8 @@ say() { echo "vmtest-stage2: $*" >/dev/console 2>/dev/null || echo "vmtest-stage
 poweroff_now() {
   sync
   echo o >/proc/sysrq-trigger
-  sleep 10
+  # The root share may already be gone while the kernel powers off.
+  { sleep 10; } 2>/dev/null
   exit 1
 }
 trap poweroff_now EXIT
@@ -48,7 +49,7 @@ if [ -n "${VMTEST_MODULES_DIR:-}" ] && [ -d "$VMTEST_MODULES_DIR" ]; then
   mkdir -p "/lib/modules/$rel" && m --bind "$VMTEST_MODULES_DIR" "/lib/modules/$rel"
 fi
 
-ip link set lo up || say "cannot bring up lo"
+ip link set lo up 2>/dev/null || busybox ip link set lo up || say "cannot bring up lo"
 hostname vmtest 2>/dev/null
 [ -L /etc/mtab ] || ln -sf /proc/self/mounts /etc/mtab 2>/dev/null
 
