@@ -173,14 +173,17 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
   }, 45000);
 
   it.skipIf(!have('nmap'))('an nmap FIN scan is seen from the FIN probes themselves', async () => {
-    const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, anomaly: false, sequence: false } });
+    // Resets (tracepoint ring) and FIN probes (packet ring) race to raise the alert; the
+    // cleared alert carries the whole scan, FIN probes included.
+    const d = detect({ interfaces: [tn.hostIf], tickMs: 200, thresholds: { portScan: { clearAfterMs: 1500 } }, detectors: { synFlood: false, anomaly: false, sequence: false } });
     const alerts = collect(d);
     try {
       const r = await nsRun(tn, 'nmap', ['-sF', '-n', '-Pn', '-p', '1000-1040', '--max-rate', '2000', '--max-retries', '0', tn.hostV4], 30000);
       expect(r.out).toMatch(/Nmap done/);
       const raised = await eventually(() => alerts.find((a) => a.kind === 'port_scan' && a.state === 'raised'), 8000, 'port_scan raised');
       expect(raised.evidence.sources).toEqual([tn.nsV4]);
-      expect((raised.evidence['probeKinds'] as Record<string, number>)['fin']).toBeGreaterThan(0);
+      const cleared = await eventually(() => alerts.find((a) => a.kind === 'port_scan' && a.state === 'cleared'), 8000, 'port_scan cleared');
+      expect((cleared.evidence['probeKinds'] as Record<string, number>)['fin']).toBeGreaterThan(0);
     } finally {
       d.close();
     }

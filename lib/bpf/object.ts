@@ -253,14 +253,14 @@ export class BpfObject implements Disposable {
   setGlobal(name: string, value: unknown): void {
     const v = this.globalVar(name);
     const btf = this.requireBtf('globals');
-    const encoder = encoderFor(btf, v.type);
+    const encoder = encoderFor(btf, v.type, { label: name });
     if (!this.loadedFlag) {
       const image = this.native.initialValue(v.mapName);
       if (!image) throw new BpfError(`global '${name}': section ${v.section} has no initial value`);
       try {
         encoder.encode(value as never, new DataView(image.buffer, image.byteOffset, image.byteLength), v.offset);
       } catch (e) {
-        throw new TypeError(`global '${name}': ${(e as Error).message}`);
+        throw new TypeError((e as Error).message);
       }
       call(`set global '${name}'`, () => this.native.setInitialValue(v.mapName, image));
       return;
