@@ -4,12 +4,14 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <linux/if_link.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "common.h"
@@ -51,6 +53,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
          InstanceMethod("setMaxEntries", &BpfObject::SetMaxEntries),
          InstanceMethod("load", &BpfObject::Load), InstanceMethod("programFd", &BpfObject::ProgramFd),
          InstanceMethod("mapFd", &BpfObject::MapFd), InstanceMethod("attach", &BpfObject::Attach),
+         InstanceMethod("readMapped", &BpfObject::ReadMapped),
+         InstanceMethod("writeMapped", &BpfObject::WriteMapped),
          InstanceMethod("close", &BpfObject::Close)});
     exports.Set("NativeObject", fn);
   }
@@ -86,6 +90,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
 
  private:
   void CloseObject() {
+    for (auto& m : mappings_) munmap(m.second.first, m.second.second);
+    mappings_.clear();
     if (obj_ != nullptr) bpf_object__close(obj_);
     obj_ = nullptr;
     image_.clear();
@@ -330,6 +336,47 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     throw Napi::Error::New(env, "unknown attach kind '" + kind + "'");
   }
 
+  // .bss/.data maps are mmap()ed here after load (libbpf 1.1 does so only for skeletons):
+  // globals read and written there go straight to the kernel's copy, without a syscall
+  // and without rewriting their neighbours.
+  uint8_t* Mapped(Napi::Env env, const std::string& name, size_t offset, size_t length, bool write) {
+    struct bpf_map* map = Map(env, name);
+    if (write && name.size() >= 7 && name.compare(name.size() - 7, 7, ".rodata") == 0)
+      throw Napi::Error::New(env, "map '" + name + "' is read-only once loaded");
+    int fd = bpf_map__fd(map);
+    if (fd < 0) throw Napi::Error::New(env, "map '" + name + "' is not loaded");
+    if (!(bpf_map__map_flags(map) & BPF_F_MMAPABLE)) throw Napi::Error::New(env, "map '" + name + "' is not mmapable");
+    size_t size = static_cast<size_t>(bpf_map__value_size(map));
+    if (offset + length > size) throw Napi::RangeError::New(env, "access past the end of map '" + name + "'");
+    auto it = mappings_.find(name);
+    if (it == mappings_.end()) {
+      size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+      size_t bytes = (size + page - 1) / page * page;
+      bool rodata = name.size() >= 7 && name.compare(name.size() - 7, 7, ".rodata") == 0;
+      void* at = mmap(nullptr, bytes, rodata ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (at == MAP_FAILED) throw MakeBpfError(env, "mmap map '" + name + "'", errno, "");
+      it = mappings_.emplace(name, std::make_pair(static_cast<uint8_t*>(at), bytes)).first;
+    }
+    return it->second.first + offset;
+  }
+
+  // readMapped(map, offset, length) -> Buffer
+  Napi::Value ReadMapped(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t offset = info[1].As<Napi::Number>().Uint32Value(), length = info[2].As<Napi::Number>().Uint32Value();
+    uint8_t* at = Mapped(env, info[0].As<Napi::String>(), offset, length, false);
+    return Napi::Buffer<uint8_t>::Copy(env, at, length);
+  }
+
+  // writeMapped(map, offset, bytes)
+  Napi::Value WriteMapped(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Bytes bytes = BytesArg(info[2], "bytes");
+    uint8_t* at = Mapped(env, info[0].As<Napi::String>(), info[1].As<Napi::Number>().Uint32Value(), bytes.length, true);
+    memcpy(at, bytes.data, bytes.length);
+    return env.Undefined();
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     CloseObject();
     return info.Env().Undefined();
@@ -337,6 +384,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
 
   struct bpf_object* obj_ = nullptr;
   std::vector<uint8_t> image_;
+  std::map<std::string, std::pair<uint8_t*, size_t>> mappings_;
 };
 
 }  // namespace

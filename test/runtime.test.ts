@@ -521,3 +521,23 @@ describe.skipIf(!enabled)('worker threads', () => {
     expect(obj.program('tp_state').attach().kind).toBe('auto');
   });
 });
+
+describe.skipIf(!enabled)('idle readers', () => {
+  it('an idle reader sleeps without its timer and the next record wakes it at once', async () => {
+    using obj = BpfObject.load(objectPath('rt_attach'), { globals: { tcpscope_wakeup_bytes: 1 << 20 } });
+    const ring = obj.ringBuffer<StateEvent>('state_events', { wakeupMs: 10 });
+    const it = ring[Symbol.asyncIterator]();
+    const next = it.next();
+    await new Promise((r) => setTimeout(r, 300)); // the reader has gone idle
+    expect(obj.global('state_events_reader_idle')).toBe(1);
+    obj.program('tc_emit_event').testRun({ data: new Uint8Array(64) });
+    const submitted = performance.now();
+    const { value } = await next;
+    // Below the 250 ms safety timer and with a 1 MiB threshold the wake-up came from the
+    // producer seeing the idle flag.
+    expect(performance.now() - submitted).toBeLessThan(120);
+    expect(value?.pid).toBe(42);
+    expect(obj.global('state_events_reader_idle')).toBe(0);
+    await it.return?.();
+  });
+});

@@ -21,10 +21,11 @@
  * (libbpf's default behaviour). Set from user space before load. */
 const volatile __u32 tcpscope_wakeup_bytes = 0;
 
-/* A ring buffer map plus two globals the loader finds by name: its loss counter
- * `<name>_lost` (.bss), reported as `lost`, and `<name>_record_type`, a pointer whose
- * BTF type tells the loader how to decode records (clang emits BTF only for types that
- * globals or function signatures use). */
+/* A ring buffer map plus globals the loader finds by name: its loss counter `<name>_lost`
+ * (.bss), reported as `lost`; `<name>_record_type`, a pointer whose BTF type tells the
+ * loader how to decode records (clang emits BTF only for types that globals or function
+ * signatures use); and `<name>_reader_idle`, set by a reader that found the ring empty and
+ * sleeps without a timer, cleared by the next submit, which wakes it. */
 #define TCPSCOPE_RINGBUF(name, bytes, record_type)   \
 	struct {                                     \
 		__uint(type, BPF_MAP_TYPE_RINGBUF);  \
@@ -32,6 +33,7 @@ const volatile __u32 tcpscope_wakeup_bytes = 0;
 	} name SEC(".maps");                         \
 	__u64 name##_lost = 0;                       \
 	__u64 name##_woken_at = ~0ULL;               \
+	__u32 name##_reader_idle = 0;                \
 	record_type *name##_record_type __attribute__((unused)) = 0
 
 static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lost)
@@ -46,10 +48,14 @@ static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lo
 /* Forces a wake-up once per consumer position: while the reader has not consumed since
  * the last forced wake-up, another one would only cost an IPI per record (microseconds
  * in a VM) without waking anybody new. */
-static __always_inline __u64 tcpscope__wakeup_flags(void *ring, __u64 *woken_at)
+static __always_inline __u64 tcpscope__wakeup_flags(void *ring, __u64 *woken_at, __u32 *reader_idle)
 {
 	__u32 threshold = tcpscope_wakeup_bytes;
 
+	if (*reader_idle) {
+		*reader_idle = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
 	if (threshold == 0)
 		return 0;
 	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) < threshold)
@@ -62,13 +68,13 @@ static __always_inline __u64 tcpscope__wakeup_flags(void *ring, __u64 *woken_at)
 }
 
 #define tcpscope_reserve(ring, size) tcpscope__reserve(&ring, size, &ring##_lost)
-#define tcpscope_submit(ring, record) bpf_ringbuf_submit(record, tcpscope__wakeup_flags(&ring, &ring##_woken_at))
+#define tcpscope_submit(ring, record) bpf_ringbuf_submit(record, tcpscope__wakeup_flags(&ring, &ring##_woken_at, &ring##_reader_idle))
 #define tcpscope_discard(ring, record) bpf_ringbuf_discard(record, BPF_RB_NO_WAKEUP)
 
 /* Copies `size` bytes into a fresh record; counts the loss when the ring is full. */
 #define tcpscope_output(ring, data, size)                                              \
 	({                                                                             \
-		long __ret = bpf_ringbuf_output(&ring, data, size, tcpscope__wakeup_flags(&ring, &ring##_woken_at)); \
+		long __ret = bpf_ringbuf_output(&ring, data, size, tcpscope__wakeup_flags(&ring, &ring##_woken_at, &ring##_reader_idle)); \
 		if (__ret)                                                             \
 			__sync_fetch_and_add(&ring##_lost, 1);                         \
 		__ret;                                                                 \

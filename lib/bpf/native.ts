@@ -63,6 +63,9 @@ export interface NativeObject {
   programFd(program: string): number;
   mapFd(map: string): number;
   attach(program: string, spec: NativeAttachSpec): NativeLink;
+  /** Reads/writes a loaded .bss/.data map through libbpf's mapping of it. */
+  readMapped(map: string, offset: number, length: number): Buffer;
+  writeMapped(map: string, offset: number, bytes: Uint8Array): void;
   close(): void;
 }
 

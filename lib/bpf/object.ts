@@ -291,6 +291,33 @@ export class BpfObject implements Disposable {
     return decoderFor(btf, v.type).decode(new DataView(image.buffer, image.byteOffset, image.byteLength), v.offset) as T;
   }
 
+  /**
+   * A scalar global of a loaded .bss/.data section, read and written in place through
+   * libbpf's memory mapping (no syscall, neighbours untouched); falls back to map lookups
+   * where the kernel cannot map arrays. Undefined when the object has no such global.
+   */
+  private mappedScalar(name: string): { read(): bigint; write(value: number): void } | undefined {
+    const v = this.btf ? this.globalSections().get(name) : undefined;
+    if (!v || (v.size !== 4 && v.size !== 8)) return undefined;
+    const info = this.mapInfo(v.mapName);
+    const mapped = (info.flags & 1024) !== 0; // BPF_F_MMAPABLE
+    const bytes = new Uint8Array(v.size);
+    const view = new DataView(bytes.buffer);
+    return {
+      read: () => {
+        const raw = mapped ? this.native.readMapped(v.mapName, v.offset, v.size) : (this.sectionMap(v.mapName).get(0) as Uint8Array).subarray(v.offset, v.offset + v.size);
+        const d = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+        return v.size === 8 ? d.getBigUint64(0, true) : BigInt(d.getUint32(0, true));
+      },
+      write: (value: number) => {
+        if (v.size === 8) view.setBigUint64(0, BigInt(value), true);
+        else view.setUint32(0, value, true);
+        if (mapped) this.native.writeMapped(v.mapName, v.offset, bytes);
+        else this.setGlobal(name, v.size === 8 ? BigInt(value) : value);
+      },
+    };
+  }
+
   /** True when the object has a global of that name. */
   hasGlobal(name: string): boolean {
     return this.btf !== null && this.globalSections().has(name);
@@ -312,11 +339,12 @@ export class BpfObject implements Disposable {
     const info = this.mapInfo(name);
     if (info.type !== MapType.RINGBUF) throw new TypeError(`map '${name}' is a ${info.typeName}, not a ringbuf`);
     const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name));
-    const lostName = `${name}_lost`;
-    const lostCounter = this.hasGlobal(lostName) ? () => Number(this.global<bigint>(lostName)) : undefined;
+    const lost = this.mappedScalar(`${name}_lost`);
+    const idle = this.mappedScalar(`${name}_reader_idle`);
     const init: Parameters<typeof openRingReader<T>>[2] = { options, onClose: () => this.resources.delete(reader) };
     if (decoder) init.decoder = decoder;
-    if (lostCounter) init.lostCounter = lostCounter;
+    if (lost) init.lostCounter = () => Number(lost.read());
+    if (idle) init.setIdle = () => idle.write(1);
     const reader: Reader<T> = openRingReader<T>(name, this.native.mapFd(name), init);
     this.resources.add(reader);
     return reader;

@@ -28,6 +28,13 @@ export interface ReaderOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Longest sleep of an idle reader. The producer wakes an idle reader on its next record;
+ * this only bounds the delay if that wake-up raced with the reader going idle (a record
+ * reserved before the reader published its idleness and committed after its last look).
+ */
+const IDLE_SAFETY_MS = 250;
+
 interface RecordSource {
   consume(target: Uint8Array): number;
   close(): void;
@@ -51,6 +58,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly wakeupMs: number;
   private readonly decoder: RecordDecoder<T> | undefined;
   private readonly lostCounter: (() => number) | undefined;
+  private readonly setIdle: (() => void) | undefined;
   private readonly signal: AbortSignal | undefined;
   private received = 0;
   private finalLost: number | undefined;
@@ -64,6 +72,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     pollFd: number;
     decoder?: RecordDecoder<T>;
     lostCounter?: () => number;
+    /** Tells the producer the reader sleeps without a timer (TCPSCOPE_RINGBUF rings). */
+    setIdle?: () => void;
     onClose?: () => void;
     options?: ReaderOptions;
   }) {
@@ -72,6 +82,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.source = init.source;
     this.decoder = init.decoder;
     this.lostCounter = init.lostCounter;
+    this.setIdle = init.setIdle;
     this.onClose = init.onClose;
     // 128 KiB keeps a batch in L2: emptying a full ring costs half as much per record as
     // with 1 MiB batches (bench/ringbuf).
@@ -102,10 +113,23 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
 
   /** Raw batches: the fastest path, one object per batch however many records it holds. */
   async *batches(): AsyncIterableIterator<RecordBatch> {
+    let emptyLooks = 0;
     try {
       while (!this.stopped) {
-        const batch = this.readAvailable();
+        let batch = this.readAvailable();
+        if (!batch && this.setIdle && ++emptyLooks >= 2) {
+          // Quiet ring: tell the producer to wake us on its next record and sleep without
+          // the latency timer (each timer wake-up costs CPU even when nothing arrives).
+          // Look once more after publishing, for a record submitted meanwhile.
+          this.setIdle();
+          batch = this.readAvailable();
+          if (!batch) {
+            await this.waiter.wait(IDLE_SAFETY_MS);
+            continue;
+          }
+        }
         if (batch) {
+          emptyLooks = 0;
           if (batch.count > 0) yield batch;
           continue;
         }
@@ -163,7 +187,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
 }
 
 /** @internal */
-export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; onClose?: () => void; options?: ReaderOptions }): RecordReader<T> {
+export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; setIdle?: () => void; onClose?: () => void; options?: ReaderOptions }): RecordReader<T> {
   const ring: NativeRingReader = call(`open ring buffer '${name}'`, () => new (native().NativeRingReader)(mapFd));
   return new RecordReader<T>({ name, source: ring, pollFd: ring.epollFd, ...init });
 }
