@@ -21,8 +21,9 @@ const BENCHES = [
   { name: 'ringbuf', script: 'ringbuf.js', args: ['--record-bytes', '256'] },
   { name: 'packet-cost', script: 'packet-cost.js', args: [] },
   { name: 'map-dump', script: 'map-dump.js', args: [] },
+  { name: 'startup', script: 'startup.js', args: [] },
 ];
-const QUICK = { 'ringbuf.js': ['--rounds', '1', '--seconds', '0.5', '--drain-seconds', '0.1'], 'packet-cost.js': ['--rounds', '1', '--seconds', '0.5'], 'map-dump.js': ['--rounds', '1', '--seconds', '0.3'] };
+const QUICK = { 'ringbuf.js': ['--rounds', '1', '--seconds', '0.5', '--drain-seconds', '0.1'], 'packet-cost.js': ['--rounds', '1', '--seconds', '0.5'], 'map-dump.js': ['--rounds', '1', '--seconds', '0.3'], 'startup.js': ['2'] };
 
 function preflight() {
   for (const f of ['dist/lib/bpf/index.js', 'build/Release/tcpscope.node', 'build/bpf/bench_ring.bpf.o', 'build/bpf/bench_packet.bpf.o', 'build/bpf/bench_map.bpf.o']) {
