@@ -11,7 +11,7 @@ import { formatAddress, parsePort, AF_INET6 } from '../net/addr';
 import { DEFAULT_WAKEUP_BYTES, ProbeStream } from '../probes/stream';
 import type { ProbeOptions } from '../probes/stream';
 import { classifyPayload } from './parse';
-import type { FlowProtocol } from './parse';
+import type { Classification } from './parse';
 
 export { classifyPayload, parseClientHello, parseHttp1Request, isHttp2Preface } from './parse';
 export type { Classification, FlowProtocol } from './parse';
@@ -32,7 +32,7 @@ export interface FlowsOptions extends ProbeOptions {
   mechanism?: 'auto' | 'tcx' | 'clsact';
 }
 
-export interface FlowEvent {
+export interface FlowEvent extends Classification {
   /** When the first data segment arrived. */
   ts: Date;
   /** bpf_ktime_get_ns() of that segment (CLOCK_MONOTONIC). */
@@ -46,18 +46,6 @@ export interface FlowEvent {
   dport: number;
   family: 'ipv4' | 'ipv6';
   ifindex: number;
-  protocol: FlowProtocol;
-  method?: string;
-  path?: string;
-  host?: string;
-  httpVersion?: string;
-  sni?: string;
-  tlsVersion?: string;
-  alpn?: string[];
-  /** The message continues beyond the captured bytes. */
-  truncated?: boolean;
-  /** Why a message that began like TLS or HTTP stopped making sense. */
-  malformed?: string;
   /** Payload bytes of the segment, and how many were captured. */
   payloadLen: number;
   capturedLen: number;

@@ -1,6 +1,7 @@
 // The exporters' configuration (the `exporters` part of a `tcpscope serve` config file) and
 // its validation: every mistake is reported with its path in the file and what was expected,
 // before anything listens or connects.
+import type { OtlpOptions } from './otlp';
 import type { MetricsOptions } from './metrics';
 
 export interface PrometheusConfig {
@@ -12,19 +13,8 @@ export interface PrometheusConfig {
   path?: string;
 }
 
-export interface OtlpConfig {
-  /** OTLP/HTTP base URL, e.g. http://otel-collector:4318. Default: $OTEL_EXPORTER_OTLP_ENDPOINT. */
-  url?: string;
-  /** Metrics push interval. Default 15000. */
-  intervalMs?: number;
-  timeoutMs?: number;
-  headers?: Record<string, string>;
-  /** Push metrics. Default true. */
-  metrics?: boolean;
-  /** Send alerts as OTLP log records. Default true. */
-  logs?: boolean;
-  resourceAttributes?: Record<string, string>;
-}
+/** The exporter's options, with the URL optional: $OTEL_EXPORTER_OTLP_ENDPOINT fills it. */
+export type OtlpConfig = Omit<OtlpOptions, 'url'> & { url?: string };
 
 export interface WebhookConfig {
   url: string;
