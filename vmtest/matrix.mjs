@@ -155,7 +155,10 @@ fs.mkdirSync(outDir, { recursive: true });
 // ---- fetch kernels first (downloads are sequential and cached) ----------------
 {
   log(`preparing kernels: ${kernels.join(' ')}`);
-  const r = spawnSync(path.join(VMTEST, 'fetch'), kernels, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const cacheDir = process.env.VMTEST_CACHE || path.join(ROOT, '.vmtest-cache');
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const lock = path.join(cacheDir, '.fetch.lock');
+  const r = spawnSync('flock', [lock, path.join(VMTEST, 'fetch'), ...kernels], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) die('vmtest/fetch failed');
 }
 
