@@ -33,8 +33,10 @@ function netShow(iface: string): string {
 }
 
 async function kill(child: import('node:child_process').ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
   child.kill('SIGKILL');
-  await once(child, 'exit');
+  await exited;
 }
 
 describe.skipIf(!enabled)('SIGKILL and tcpscope cleanup', () => {
@@ -45,17 +47,18 @@ describe.skipIf(!enabled)('SIGKILL and tcpscope cleanup', () => {
   it('BPF links (tcx, XDP link) are gone when the process is killed', async () => {
     for (const how of ['tcx', 'xdp-link'] as const) {
       const child = await attachInChild(tn.hostIf, how);
-      expect(netShow(tn.hostIf)).toMatch(how === 'tcx' ? /tcx_ingress:tc_count_syn/ : /xdp_skb:xdp_count_syn/);
-      await kill(child);
+      try {
+        expect(netShow(tn.hostIf)).toMatch(how === 'tcx' ? /tcx_ingress:tc_count_syn/ : /xdp_skb:xdp_count_syn/);
+      } finally {
+        await kill(child); // also when the assertion fails: the child must not outlive the test
+      }
       await eventually(() => !/count_syn/.test(netShow(tn.hostIf)), 3000, `${how} gone after SIGKILL`);
     }
   });
 
   it('clsact filters and netlink XDP survive SIGKILL and `tcpscope cleanup` removes them', async () => {
-    const tc = await attachInChild(tn.hostIf, 'clsact');
-    await kill(tc);
-    const xdp = await attachInChild(tn.hostIf, 'xdp-netlink');
-    await kill(xdp);
+    await kill(await attachInChild(tn.hostIf, 'clsact'));
+    await kill(await attachInChild(tn.hostIf, 'xdp-netlink'));
     const left = netShow(tn.hostIf);
     expect(left).toMatch(/tc_count_syn/);
     expect(left).toMatch(/xdp_count_syn/);

@@ -16,12 +16,16 @@ export interface SlowConnection {
 /** Collects closed connections on `port` that lasted at least `thresholdMs`. */
 export async function slowConnections(port: number, seconds: number, thresholdMs: number): Promise<SlowConnection[]> {
   const slow: SlowConnection[] = [];
-  await using probe = connections({ ports: [port], events: ['close'], signal: AbortSignal.timeout(seconds * 1000) });
+  const stop = new AbortController();
+  await using probe = connections({ ports: [port], events: ['close'], signal: stop.signal });
+  // The clock starts once the probe is attached: loading can take a while on a busy host.
+  const timer = setTimeout(() => stop.abort(), seconds * 1000);
   for await (const c of probe) {
     const durationMs = c.durationNs / 1e6;
     if (durationMs < thresholdMs) continue;
     slow.push({ peer: `${c.daddr}:${c.dport}`, process: `${c.comm}[${c.pid}]`, durationMs, bytesReceived: c.bytesReceived });
   }
+  clearTimeout(timer);
   return slow;
 }
 
