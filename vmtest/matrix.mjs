@@ -314,7 +314,7 @@ for (const f of rows) {
   table.push([f, ...results.map((r) => {
     if (missing.includes(f)) return 'missing';
     const t = r.times[f];
-    return `${r.cells[f] ?? '-'}${t !== undefined ? ` ${t.toFixed(0)}s` : ''}`;
+    return `${r.cells[f] ?? '-'}${t !== undefined ? ` ${t < 10 ? t.toFixed(1) : t.toFixed(0)}s` : ''}`;
   })]);
 }
 table.push(null);
