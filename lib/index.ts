@@ -29,3 +29,4 @@ export type {
   Alert, AlertKind, KnownAlertKind, AlertState, AlertSeverity, AlertEvidence, AlertJson, AlertSink, UndeliveredHandler,
   NdjsonSinkOptions, WebhookSinkOptions, WebhookSink,
 } from './alerts';
+export { kernelVersion, kernelAtLeast } from './kernel/version';

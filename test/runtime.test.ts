@@ -10,6 +10,7 @@ import {
   codecs, tcpFrame, tracePipe, ensureBpffs, PIN_ROOT, attachedPrograms,
 } from '../lib/bpf';
 import { bpfAvailable, objectPath, eventually } from './helpers/bpf';
+import { kernelAtLeast } from '../lib/kernel/version';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 
 const enabled = bpfAvailable('runtime');
@@ -397,7 +398,13 @@ describe.skipIf(!enabled)('attach on a veth pair into a test namespace', () => {
     });
   }
 
-  for (const mechanism of ['tcx', 'clsact'] as const) {
+  it.runIf(!kernelAtLeast(6, 6))('tcx is refused clearly before Linux 6.6, and auto falls back to clsact', () => {
+    using obj = BpfObject.load(objectPath('rt_attach'));
+    expect(() => obj.program('tc_count_syn').attachTc(tn.hostIf, { mechanism: 'tcx' })).toThrow(/no tcx .*6\.6.*clsact/s);
+    expect(obj.program('tc_count_syn').attachTc(tn.hostIf).kind).toBe('tc');
+  });
+
+  for (const mechanism of kernelAtLeast(6, 6) ? (['tcx', 'clsact'] as const) : (['clsact'] as const)) {
     it(`tc ingress via ${mechanism} counts incoming SYNs and detaches`, async () => {
       const port = freePort();
       using obj = BpfObject.load(objectPath('rt_attach'), { globals: { target_port: port } });

@@ -193,6 +193,9 @@ function explainAttachError(e: unknown, spec: NativeAttachSpec, section: string)
   if ((kind === 'fentry' || kind === 'fexit' || kind === 'fmod_ret' || kind === 'tracing') && (e.code === 'EPERM' || e.code === 'ENOTSUPP' || e.code === 'EOPNOTSUPP')) {
     return new NotSupportedError(`${e.message}\nThis kernel refuses fentry/fexit attachment (${e.code}): it lacks BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) or forbids them. Use tp_btf or a tracepoint instead.`, e);
   }
+  if (spec.kind === 'tc' && spec['mechanism'] === 'tcx' && e.code === 'EINVAL') {
+    return new NotSupportedError(`${e.message}\nThis kernel has no tcx (it came in Linux 6.6): attach with { mechanism: 'clsact' }, or 'auto', which falls back to clsact.`, e);
+  }
   if (e.code === 'ENODEV' && (spec.kind === 'xdp' || spec.kind === 'tc')) {
     return new BpfError(`${e.message}\nThe interface disappeared or does not support this attach mode.`, e);
   }
