@@ -516,17 +516,17 @@ describe.skipIf(!enabled)('worker threads', () => {
       require('node:worker_threads').parentPort.postMessage(link.kind);
       obj.close();
     `;
-    for (let round = 0; round < 4; round++) {
-      const kinds = await Promise.all(Array.from({ length: 5 }, () => new Promise<string>((resolve, reject) => {
+    for (let round = 0; round < 3; round++) {
+      const kinds = await Promise.all(Array.from({ length: 4 }, () => new Promise<string>((resolve, reject) => {
         const w = new Worker(code, { eval: true });
         w.once('message', resolve);
         w.once('error', reject);
       })));
-      expect(kinds).toEqual(Array(5).fill('auto'));
+      expect(kinds).toEqual(Array(4).fill('auto'));
     }
     using obj = BpfObject.load(objectPath('rt_attach'));
     expect(obj.program('tp_state').attach().kind).toBe('auto');
-  });
+  }, 120_000); // 12 workers each load Node and the addon: slow under emulation (vmtest)
 });
 
 describe.skipIf(!enabled)('idle readers', () => {
