@@ -177,10 +177,28 @@ TCPSCOPE_RINGBUF(packets, 1 << 23, struct packet_event);
 
 #define CAP_MAX 65536
 
+/* The parsed packet the filter looks at: handle() copies it here before calling
+ * packets_filter_match(). One slot per CPU; XDP and tc programs do not nest on a CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcp_packet);
+} packets_scratch SEC(".maps");
+
 /* A global function: the verifier checks it once, on its own, instead of once per path
- * of the caller. */
-__attribute__((noinline)) int packets_filter_match(const struct filter_prog *prog, const struct tcp_packet *pkt)
+ * of the caller (inlined, the filter loop pushes the tc/XDP programs past the 1M
+ * instruction limit). Its only argument is a scalar: kernels before 5.12 accept nothing
+ * but scalars and the ctx as arguments of a global function, and pointer arguments are
+ * checked against the argument's BTF type on later ones. The filter program and the packet
+ * are looked up from their maps here. */
+__attribute__((noinline)) int packets_filter_match(__u32 slot)
 {
+	__u32 zero = 0;
+	__u32 key = slot & 1;
+	const struct filter_prog *prog = bpf_map_lookup_elem(&packets_filter, &key);
+	const struct tcp_packet *pkt = bpf_map_lookup_elem(&packets_scratch, &zero);
+
 	if (!prog || !pkt)
 		return 0;
 	__u32 pc = 0;
@@ -222,6 +240,88 @@ __attribute__((noinline)) int packets_filter_match(const struct filter_prog *pro
 		pc = m ? in->jt : in->jf;
 	}
 	return pc == FILTER_ACCEPT;
+}
+
+/* TCP options, parsed by a global function (verified once, not once per caller path:
+ * inline, the option loop alone exceeds the 1M instruction limit on 6.1's verifier).
+ * The caller copies the option bytes here with the load-bytes helper. */
+struct packets_opts_buf {
+	__u8 raw[128];   /* options in raw[0..39]; room for the parser's reads past them */
+	struct tcp_opts opts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct packets_opts_buf);
+} packets_opts SEC(".maps");
+
+/* Parses `end` (0..40) option bytes of packets_opts.raw into packets_opts.opts. */
+__attribute__((noinline)) int packets_parse_opts(__u32 end)
+{
+	__u32 zero = 0;
+	struct packets_opts_buf *b = bpf_map_lookup_elem(&packets_opts, &zero);
+	__u32 off = 0;
+	__u64 kinds = 0;
+	int n;
+
+	if (!b)
+		return 0;
+	struct tcp_opts *o = &b->opts;
+	__builtin_memset(o, 0, sizeof(*o));
+	if (end > 40)
+		end = 40;
+	for (n = 0; n < 16; n++) {
+		if (off >= end)
+			break;
+		off &= 0x3f;
+		const __u8 *p = b->raw + off;
+		__u8 kind = p[0];
+		if (kind == 0) {
+			kinds |= (__u64)TCP_OK_EOL << (n * 4);
+			n++;
+			break;
+		}
+		if (kind == 1) {
+			kinds |= (__u64)TCP_OK_NOP << (n * 4);
+			off++;
+			continue;
+		}
+		__u8 len = p[1];
+		if (len < 2 || off + len > end) {
+			o->present |= TCP_OPT_MALFORMED;
+			break;
+		}
+		__u64 code = TCP_OK_OTHER;
+		if (kind == 2 && len == 4) {
+			o->mss = (__u16)p[2] << 8 | p[3];
+			o->present |= TCP_OPT_HAS_MSS;
+			code = TCP_OK_MSS;
+		} else if (kind == 3 && len == 3) {
+			o->wscale = p[2];
+			o->present |= TCP_OPT_HAS_WSCALE;
+			code = TCP_OK_WSCALE;
+		} else if (kind == 4 && len == 2) {
+			o->present |= TCP_OPT_HAS_SACK_OK;
+			code = TCP_OK_SACK_OK;
+		} else if (kind == 5) {
+			o->sack_blocks = (len - 2) / 8;
+			o->present |= TCP_OPT_HAS_SACK;
+			code = TCP_OK_SACK;
+		} else if (kind == 8 && len == 10) {
+			o->ts_val = (__u32)p[2] << 24 | (__u32)p[3] << 16 | (__u32)p[4] << 8 | p[5];
+			o->ts_ecr = (__u32)p[6] << 24 | (__u32)p[7] << 16 | (__u32)p[8] << 8 | p[9];
+			o->present |= TCP_OPT_HAS_TS;
+			code = TCP_OK_TS;
+		}
+		kinds |= code << (n * 4);
+		off += len;
+	}
+	o->kinds_lo = (__u32)kinds;
+	o->kinds_hi = (__u32)(kinds >> 32);
+	o->count = n;
+	return n;
 }
 
 static __always_inline void syn_bump(void *map, const void *key, __u64 now)
@@ -271,6 +371,16 @@ static __always_inline long load_bytes(void *ctx, const int hook, __u64 off, voi
 	return bpf_xdp_load_bytes(ctx, off, to, len);
 }
 
+/* `want` (1..size here) in a form every verifier bounds to [1, size]: the copy helpers
+ * take no zero length, and before 6.8 the verifier does not narrow a range on `want != 0`
+ * (the caller's test), so it saw [0, size]. The barrier keeps clang from folding the mask
+ * away. */
+static __always_inline __u64 class_len(__u64 want, const __u64 size)
+{
+	asm volatile("" : "+r"(want));
+	return ((want - 1) & (size - 1)) + 1;
+}
+
 /* Reserves a record with room for `want` captured bytes, in power-of-two size classes so
  * every reservation has a constant size; copies the bytes. */
 #define CAPTURE_CLASS(size)                                                               \
@@ -278,7 +388,7 @@ static __always_inline long load_bytes(void *ctx, const int hook, __u64 off, voi
 		e = tcpscope_reserve(packets, sizeof(*e) + (size));                      \
 		if (!e)                                                                   \
 			return 0;                                                         \
-		if (load_bytes(ctx, hook, cap_off, (void *)(e + 1), want) < 0)            \
+		if (load_bytes(ctx, hook, cap_off, (void *)(e + 1), class_len(want, size)) < 0) \
 			e->cap_kind = 0xff;                                               \
 	}
 
@@ -290,7 +400,21 @@ static __always_inline int emit(void *ctx, const int hook, const struct tcp_pack
 	__u64 want = 0, cap_off = 0; /* 64-bit so clang bounds-checks the register it passes */
 	__u8 cap_kind = CAP_NONE;
 
-	tcp_parse_options(pkt, data, data_end, &opts);
+	{
+		__u32 zero = 0;
+		struct packets_opts_buf *ob = bpf_map_lookup_elem(&packets_opts, &zero);
+		__u64 optlen = pkt->doff > 20 ? pkt->doff - 20 : 0;
+
+		if (!ob)
+			return 0;
+		if (optlen > 40)
+			optlen = 40;
+		if (optlen && load_bytes(ctx, hook, pkt->l4_off + 20, ob->raw, class_len(optlen, 64)) == 0)
+			packets_parse_opts(optlen);
+		else
+			__builtin_memset(&ob->opts, 0, sizeof(ob->opts));
+		__builtin_memcpy(&opts, &ob->opts, sizeof(opts));
+	}
 
 	if (cfg->snaplen) {
 		want = cfg->snaplen < frame_len ? cfg->snaplen : frame_len;
@@ -373,9 +497,11 @@ static __always_inline void handle(void *ctx, const int hook, void *data, void *
 	if (!cfg || !st)
 		return;
 	st->tcp++;
-	__u32 slot = cfg->filter_slot & 1;
-	struct filter_prog *prog = bpf_map_lookup_elem(&packets_filter, &slot);
-	if (!prog || !packets_filter_match(prog, &pkt))
+	struct tcp_packet *scratch = bpf_map_lookup_elem(&packets_scratch, &zero);
+	if (!scratch)
+		return;
+	__builtin_memcpy(scratch, &pkt, sizeof(pkt));
+	if (!packets_filter_match(cfg->filter_slot))
 		return;
 	st->matched++;
 

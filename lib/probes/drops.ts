@@ -24,7 +24,10 @@ export interface DropEvent extends TcpEventBase {
 export interface DropsOptions extends TcpFilterOptions {
   /** Also report tcp:tcp_bad_csum. Default true. */
   badChecksums?: boolean;
-  /** Only these drop reasons (names of enum skb_drop_reason without the prefix, e.g. NO_SOCKET). */
+  /**
+   * Only these drop reasons (names of enum skb_drop_reason without the prefix, e.g.
+   * NO_SOCKET). Kernels before 5.17 have no drop reasons: there, any reasons option throws.
+   */
   reasons?: string[];
 }
 
@@ -43,7 +46,10 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
     const known = new Set(kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_').values());
     reasons = new Set(asArray(options.reasons, 'drops(): reasons').map((r) => {
       const name = String(r).toUpperCase().replace(/^SKB_DROP_REASON_/, '');
-      if (known.size && !known.has(name)) throw new TypeError(`drops(): unknown drop reason '${String(r)}' on this kernel (known: ${[...known].slice(0, 12).join(', ')}, ...)`);
+      // Before 5.17 skb:kfree_skb carries no reason (and the kernel has no enum
+      // skb_drop_reason): no drop could ever match, so a reasons filter is refused up front.
+      if (!known.size) throw new TypeError(`drops(): unknown drop reason '${String(r)}' on this kernel: it has no drop reasons (enum skb_drop_reason, Linux 5.17+); leave out reasons`);
+      if (!known.has(name)) throw new TypeError(`drops(): unknown drop reason '${String(r)}' on this kernel (known: ${[...known].slice(0, 12).join(', ')}, ...)`);
       return name;
     }));
   }

@@ -4,7 +4,13 @@ import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common
 import { EV, TcpEventBase, baseFields, openTcpEvents, reasonOf, stateName } from './tcp_events';
 
 export interface ResetEvent extends TcpEventBase {
-  /** sent: this host sent a RST (saddr = this host); received: a RST arrived for a socket. */
+  /**
+   * sent: this host sent a RST (saddr = this host); received: a RST arrived for a socket.
+   * Before 6.10 tcp:tcp_send_reset fires only for resets sent for a socket (an aborted
+   * connection, a segment a socket refuses): resets answering a segment that matches no
+   * socket (a SYN to a closed port) are not reported as sent there; the RST the peer
+   * receives still is, when the peer is local.
+   */
   type: 'sent' | 'received';
   /**
    * Why the kernel sent it, named from the running kernel's BTF (enum sk_rst_reason:
