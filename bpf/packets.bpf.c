@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "tcpscope.h"
 #include "tcp_parse.h"
 
@@ -363,14 +364,6 @@ static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now)
 	syn_bump(&syn_by_port, &port, now);
 }
 
-/* Copies `len` bytes at `off` of the packet to `to`; `len` is already bounded. */
-static __always_inline long load_bytes(void *ctx, const int hook, __u64 off, void *to, __u64 len)
-{
-	if (hook == HOOK_TC)
-		return bpf_skb_load_bytes(ctx, off, to, len);
-	return bpf_xdp_load_bytes(ctx, off, to, len);
-}
-
 /* `want` (1..size here) in a form every verifier bounds to [1, size]: the copy helpers
  * take no zero length, and before 6.8 the verifier does not narrow a range on `want != 0`
  * (the caller's test), so it saw [0, size]. The barrier keeps clang from folding the mask
@@ -379,6 +372,42 @@ static __always_inline __u64 class_len(__u64 want, const __u64 size)
 {
 	asm volatile("" : "+r"(want));
 	return ((want - 1) & (size - 1)) + 1;
+}
+
+/* Copies `len` bytes at `off` of the packet to `to`; `len` is already bounded. */
+static __always_inline long load_bytes(void *ctx, const int hook, __u64 off, void *to, __u64 len)
+{
+	if (hook == HOOK_TC)
+		return bpf_skb_load_bytes(ctx, off, to, len);
+	/* bpf_xdp_load_bytes came in 5.18: before, XDP records carry no captured bytes. */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_xdp_load_bytes))
+		return bpf_xdp_load_bytes(ctx, off, to, len);
+	return -1;
+}
+
+/* Copies the TCP option bytes (optlen: 1..40) to `raw`; returns how many were copied.
+ * XDP reads them from the packet directly (they are in the first buffer; no helper
+ * needed, so any kernel), tc with bpf_skb_load_bytes (the header may be non-linear). */
+static __always_inline __u32 copy_opts(void *ctx, const int hook, const struct tcp_packet *pkt, void *data, void *data_end,
+				       __u8 *raw, __u64 optlen)
+{
+	if (hook == HOOK_TC)
+		return bpf_skb_load_bytes(ctx, pkt->l4_off + 20, raw, class_len(optlen, 64)) == 0 ? optlen : 0;
+	__u32 l4 = pkt->l4_off;
+	__u32 n = 0;
+	if (l4 > 1024)
+		return 0;
+	__u8 *base = (__u8 *)data + l4 + 20;
+	for (int i = 0; i < 40; i++) {
+		if (i >= optlen)
+			break;
+		__u8 *p = base + i;
+		if ((void *)(p + 1) > data_end)
+			break;
+		raw[i] = *p;
+		n++;
+	}
+	return n;
 }
 
 /* Reserves a record with room for `want` captured bytes, in power-of-two size classes so
@@ -409,7 +438,9 @@ static __always_inline int emit(void *ctx, const int hook, const struct tcp_pack
 			return 0;
 		if (optlen > 40)
 			optlen = 40;
-		if (optlen && load_bytes(ctx, hook, pkt->l4_off + 20, ob->raw, class_len(optlen, 64)) == 0)
+		if (optlen)
+			optlen = copy_opts(ctx, hook, pkt, data, data_end, ob->raw, optlen);
+		if (optlen)
 			packets_parse_opts(optlen);
 		else
 			__builtin_memset(&ob->opts, 0, sizeof(ob->opts));

@@ -26,9 +26,13 @@ export interface PacketsOptions extends ProbeOptions {
   xdpMode?: XdpMode;
   /** A tcpdump-like expression or a structured filter, applied in the kernel. */
   filter?: PacketFilter;
-  /** Copy the first N bytes of each frame (link header included), as for pcap; 0: none. */
+  /**
+   * Copy the first N bytes of each frame (link header included), as for pcap; 0: none.
+   * At XDP this needs Linux 5.18 (bpf_xdp_load_bytes): on older kernels XDP records come
+   * without captured bytes (the tc hook captures on every kernel).
+   */
   snaplen?: number;
-  /** Copy the first N bytes of TCP payload (when snaplen is 0); 0 (default): none. */
+  /** Copy the first N bytes of TCP payload (when snaplen is 0); 0 (default): none. Same XDP limit as snaplen. */
   payloadBytes?: number;
   /** Deliver 1 in N matching packets (default 1: all). */
   sampleRate?: number;
