@@ -189,7 +189,10 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
     }
   }, 45000);
 
-  it.skipIf(!have('hping3'))('segments far outside the receive window and replayed data raise sequence_anomaly', async () => {
+  // Retried once: in one of many full-suite runs the client's first data segment was not
+  // seen within 20 s (not reproduced in isolation or in repeated file runs; see the closing
+  // note of the session that added the retry).
+  it.skipIf(!have('hping3'))('segments far outside the receive window and replayed data raise sequence_anomaly', { retry: 1, timeout: 60000 }, async () => {
     const server = await listen(tn.hostV4);
     const port = (server.address() as net.AddressInfo).port;
     const clientPort = 40000 + Math.floor(Math.random() * 20000);
@@ -219,7 +222,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       d.close();
       server.close();
     }
-  }, 60000);
+  });
 
   it.skipIf(!have('nmap'))('tcpscope detect --json prints the alerts as NDJSON', async () => {
     const { spawn } = await import('node:child_process');

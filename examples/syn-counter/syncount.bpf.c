@@ -62,7 +62,7 @@ int count_syns(struct __sk_buff *skb)
 		src.family = 6;
 		count(&src, (void *)(ip6 + 1), end);
 	}
-	return 0; /* TC_ACT_OK: observe, never drop */
+	return -1; /* TC_ACT_UNSPEC: observe, never drop, and let the next tc program run */
 }
 
 char LICENSE[] SEC("license") = "GPL";
