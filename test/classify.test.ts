@@ -121,7 +121,10 @@ describe.skipIf(!enabled)('flows() on loopback', () => {
       expect(events).toHaveLength(2);
       const t = events.find((e) => e.dport === tlsPort)!;
       expect(t).toMatchObject({ protocol: 'tls', sni: 'sni.tcpscope.test', alpn: ['h2', 'http/1.1'], tlsVersion: 'TLSv1.3', family: 'ipv6', saddr: '::1', daddr: '::1' });
-      expect(t.truncated).toBeUndefined();
+      // Node 24's OpenSSL offers a post-quantum key share: its ClientHello outgrows the 1 KiB
+      // captured, yet SNI and ALPN come first and are read. Truncation is flagged only then.
+      const helloLength = ((t.payload![3]! << 8) | t.payload![4]!) + 5;
+      expect(t.truncated === true).toBe(helloLength > t.capturedLen);
       expect(t.payload![0]).toBe(0x16);
       expect(t.capturedLen).toBe(t.payload!.length);
       expect(events.find((e) => e.dport === h2Port)).toMatchObject({ protocol: 'http2', family: 'ipv4' });
