@@ -28,7 +28,12 @@ trap poweroff_now EXIT
 . "$OUT/config"
 
 m() { mount "$@" 2>/dev/null || say "mount $* failed"; }
-m -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+# A fresh /tmp, unless the repository (and its kernel cache) lives under the host's /tmp
+# (a CI clone may): a tmpfs would hide it. The overlay root is writable either way.
+case "${VMTEST_CWD:-/}/" in
+  /tmp/*) say "repository under /tmp: keeping the host's /tmp (overlaid)" ;;
+  *) m -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp ;;
+esac
 mkdir -p /dev/shm && m -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mkdir -p /dev/pts && m -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
