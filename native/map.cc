@@ -110,12 +110,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  struct bpf_prog_info prog_info = {};
-  __u32 len = sizeof(prog_info);
-  if (bpf_obj_get_info_by_fd(FdArg(info[0]), &prog_info, &len) != 0)
-    throw MakeBpfError(env, "program info", errno, "");
+Napi::Object ProgInfoObject(Napi::Env env, const struct bpf_prog_info& prog_info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("id", prog_info.id);
   out.Set("type", prog_info.type);
@@ -123,6 +118,15 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   out.Set("runCount", static_cast<double>(prog_info.run_cnt));
   out.Set("runTimeNs", static_cast<double>(prog_info.run_time_ns));
   return out;
+}
+
+Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct bpf_prog_info prog_info = {};
+  __u32 len = sizeof(prog_info);
+  if (bpf_obj_get_info_by_fd(FdArg(info[0]), &prog_info, &len) != 0)
+    throw MakeBpfError(env, "program info", errno, "");
+  return ProgInfoObject(env, prog_info);
 }
 
 // progInfoById(id) -> info, or null when no such program exists (any more).
@@ -137,13 +141,7 @@ Napi::Value ProgInfoById(const Napi::CallbackInfo& info) {
   int err = bpf_obj_get_info_by_fd(fd, &prog_info, &len) == 0 ? 0 : errno;
   close(fd);
   if (err) throw MakeBpfError(info.Env(), "program info", err, "");
-  Napi::Object out = Napi::Object::New(info.Env());
-  out.Set("id", prog_info.id);
-  out.Set("type", prog_info.type);
-  out.Set("name", prog_info.name);
-  out.Set("runCount", static_cast<double>(prog_info.run_cnt));
-  out.Set("runTimeNs", static_cast<double>(prog_info.run_time_ns));
-  return out;
+  return ProgInfoObject(info.Env(), prog_info);
 }
 
 // progQuery(targetFdOrIfindex, attachType) -> program ids attached there (tcx, cgroup...).
