@@ -39,6 +39,7 @@ export class BpfObject implements Disposable {
   readonly path: string | undefined;
   private handle: NativeObject | undefined;
   private btfCache: Btf | null | undefined;
+  private globalIndex: Map<string, GlobalSection & { offset: number; size: number; type: number }> | undefined;
   private loadedFlag = false;
   private readonly programs = new Map<string, Program>();
   private readonly mapCache = new Map<string, BpfMap<unknown, unknown>>();
@@ -221,9 +222,12 @@ export class BpfObject implements Disposable {
     return decoderFor(btf, pointer.type) as RecordDecoder<T>;
   }
 
+  /** Where each global lives. The object's BTF and internal maps are fixed at open, so once. */
   private globalSections(): Map<string, GlobalSection & { offset: number; size: number; type: number }> {
+    if (this.globalIndex) return this.globalIndex;
     const btf = this.requireBtf('globals');
     const out = new Map<string, GlobalSection & { offset: number; size: number; type: number }>();
+    this.globalIndex = out;
     const sections = new Map(btf.datasecs().map((d) => [d.name, d]));
     for (const m of this.native.maps()) {
       if (!m.internal) continue;
