@@ -178,8 +178,8 @@ TCPSCOPE_RINGBUF(packets, 1 << 23, struct packet_event);
 
 #define CAP_MAX 65536
 
-/* The parsed packet the filter looks at: handle() copies it here before calling
- * packets_filter_match(). One slot per CPU; XDP and tc programs do not nest on a CPU. */
+/* The parsed packet: handle() parses into it, packets_filter_match() reads it. One slot
+ * per CPU; XDP and tc programs do not nest on a CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -243,11 +243,11 @@ __attribute__((noinline)) int packets_filter_match(__u32 slot)
 	return pc == FILTER_ACCEPT;
 }
 
-/* TCP options, parsed by a global function (verified once, not once per caller path:
- * inline, the option loop alone exceeds the 1M instruction limit on 6.1's verifier).
- * The caller copies the option bytes here with the load-bytes helper. */
+/* TCP options, parsed by a global function over a per-CPU buffer (verified once, not once
+ * per caller path: inline, the option loop alone exceeds the 1M instruction limit on 6.1's
+ * verifier; and a scalar argument only, as for packets_filter_match). */
 struct packets_opts_buf {
-	__u8 raw[128];   /* options in raw[0..39]; room for the parser's reads past them */
+	__u8 raw[TCP_OPTS_BUF];
 	struct tcp_opts opts;
 };
 
@@ -263,66 +263,10 @@ __attribute__((noinline)) int packets_parse_opts(__u32 end)
 {
 	__u32 zero = 0;
 	struct packets_opts_buf *b = bpf_map_lookup_elem(&packets_opts, &zero);
-	__u32 off = 0;
-	__u64 kinds = 0;
-	int n;
 
 	if (!b)
 		return 0;
-	struct tcp_opts *o = &b->opts;
-	__builtin_memset(o, 0, sizeof(*o));
-	if (end > 40)
-		end = 40;
-	for (n = 0; n < 16; n++) {
-		if (off >= end)
-			break;
-		off &= 0x3f;
-		const __u8 *p = b->raw + off;
-		__u8 kind = p[0];
-		if (kind == 0) {
-			kinds |= (__u64)TCP_OK_EOL << (n * 4);
-			n++;
-			break;
-		}
-		if (kind == 1) {
-			kinds |= (__u64)TCP_OK_NOP << (n * 4);
-			off++;
-			continue;
-		}
-		__u8 len = p[1];
-		if (len < 2 || off + len > end) {
-			o->present |= TCP_OPT_MALFORMED;
-			break;
-		}
-		__u64 code = TCP_OK_OTHER;
-		if (kind == 2 && len == 4) {
-			o->mss = (__u16)p[2] << 8 | p[3];
-			o->present |= TCP_OPT_HAS_MSS;
-			code = TCP_OK_MSS;
-		} else if (kind == 3 && len == 3) {
-			o->wscale = p[2];
-			o->present |= TCP_OPT_HAS_WSCALE;
-			code = TCP_OK_WSCALE;
-		} else if (kind == 4 && len == 2) {
-			o->present |= TCP_OPT_HAS_SACK_OK;
-			code = TCP_OK_SACK_OK;
-		} else if (kind == 5) {
-			o->sack_blocks = (len - 2) / 8;
-			o->present |= TCP_OPT_HAS_SACK;
-			code = TCP_OK_SACK;
-		} else if (kind == 8 && len == 10) {
-			o->ts_val = (__u32)p[2] << 24 | (__u32)p[3] << 16 | (__u32)p[4] << 8 | p[5];
-			o->ts_ecr = (__u32)p[6] << 24 | (__u32)p[7] << 16 | (__u32)p[8] << 8 | p[9];
-			o->present |= TCP_OPT_HAS_TS;
-			code = TCP_OK_TS;
-		}
-		kinds |= code << (n * 4);
-		off += len;
-	}
-	o->kinds_lo = (__u32)kinds;
-	o->kinds_hi = (__u32)(kinds >> 32);
-	o->count = n;
-	return n;
+	return tcp_parse_options_buf(b->raw, end, &b->opts);
 }
 
 static __always_inline void syn_bump(void *map, const void *key, __u64 now)
@@ -385,29 +329,17 @@ static __always_inline long load_bytes(void *ctx, const int hook, __u64 off, voi
 	return -1;
 }
 
-/* Copies the TCP option bytes (optlen: 1..40) to `raw`; returns how many were copied.
- * XDP reads them from the packet directly (they are in the first buffer; no helper
- * needed, so any kernel), tc with bpf_skb_load_bytes (the header may be non-linear). */
+/* Copies the TCP option bytes to `raw`; returns how many were copied (optlen: 1..40). Both
+ * hooks read the linear data directly (a helper call costs more than the copy); tc falls
+ * back to bpf_skb_load_bytes when the header runs past it. */
 static __always_inline __u32 copy_opts(void *ctx, const int hook, const struct tcp_packet *pkt, void *data, void *data_end,
 				       __u8 *raw, __u64 optlen)
 {
-	if (hook == HOOK_TC)
-		return bpf_skb_load_bytes(ctx, pkt->l4_off + 20, raw, class_len(optlen, 64)) == 0 ? optlen : 0;
-	__u32 l4 = pkt->l4_off;
-	__u32 n = 0;
-	if (l4 > 1024)
-		return 0;
-	__u8 *base = (__u8 *)data + l4 + 20;
-	for (int i = 0; i < 40; i++) {
-		if (i >= optlen)
-			break;
-		__u8 *p = base + i;
-		if ((void *)(p + 1) > data_end)
-			break;
-		raw[i] = *p;
-		n++;
-	}
-	return n;
+	__u32 n = tcp_copy_options(pkt, data, data_end, raw);
+
+	if (n >= optlen || hook != HOOK_TC)
+		return n;
+	return bpf_skb_load_bytes(ctx, pkt->l4_off + 20, raw, class_len(optlen, 64)) == 0 ? optlen : 0;
 }
 
 /* Reserves a record with room for `want` captured bytes, in power-of-two size classes so
@@ -425,27 +357,26 @@ static __always_inline int emit(void *ctx, const int hook, const struct tcp_pack
 				 const struct packets_config *cfg, __u32 frame_len, __u32 ifindex, __u64 now)
 {
 	struct packet_event *e;
-	struct tcp_opts opts;
+	__u32 zero = 0;
+	struct packets_opts_buf *ob = bpf_map_lookup_elem(&packets_opts, &zero);
 	__u64 want = 0, cap_off = 0; /* 64-bit so clang bounds-checks the register it passes */
 	__u8 cap_kind = CAP_NONE;
 
+	if (!ob)
+		return 0;
 	{
-		__u32 zero = 0;
-		struct packets_opts_buf *ob = bpf_map_lookup_elem(&packets_opts, &zero);
 		__u64 optlen = pkt->doff > 20 ? pkt->doff - 20 : 0;
 
-		if (!ob)
-			return 0;
-		if (optlen > 40)
-			optlen = 40;
+		if (optlen > TCP_OPTS_MAX)
+			optlen = TCP_OPTS_MAX;
 		if (optlen)
 			optlen = copy_opts(ctx, hook, pkt, data, data_end, ob->raw, optlen);
 		if (optlen)
 			packets_parse_opts(optlen);
 		else
 			__builtin_memset(&ob->opts, 0, sizeof(ob->opts));
-		__builtin_memcpy(&opts, &ob->opts, sizeof(opts));
 	}
+	const struct tcp_opts *opts = &ob->opts;
 
 	if (cfg->snaplen) {
 		want = cfg->snaplen < frame_len ? cfg->snaplen : frame_len;
@@ -501,16 +432,16 @@ static __always_inline int emit(void *ctx, const int hook, const struct tcp_pack
 	e->flags = pkt->flags;
 	e->doff = pkt->doff;
 	e->hook = hook;
-	e->mss = opts.mss;
-	e->wscale = opts.wscale;
-	e->opt_present = opts.present;
-	e->ts_val = opts.ts_val;
-	e->ts_ecr = opts.ts_ecr;
-	e->opt_kinds_lo = opts.kinds_lo;
-	e->opt_kinds_hi = opts.kinds_hi;
+	e->mss = opts->mss;
+	e->wscale = opts->wscale;
+	e->opt_present = opts->present;
+	e->ts_val = opts->ts_val;
+	e->ts_ecr = opts->ts_ecr;
+	e->opt_kinds_lo = opts->kinds_lo;
+	e->opt_kinds_hi = opts->kinds_hi;
 	e->cap_len = want;
 	e->cap_kind = cap_kind;
-	e->sack_blocks = opts.sack_blocks;
+	e->sack_blocks = opts->sack_blocks;
 	e->l3_off = pkt->l3_off;
 	tcpscope_submit(packets, e);
 	return 1;
@@ -518,27 +449,24 @@ static __always_inline int emit(void *ctx, const int hook, const struct tcp_pack
 
 static __always_inline void handle(void *ctx, const int hook, void *data, void *data_end, __u32 frame_len, __u32 ifindex)
 {
-	struct tcp_packet pkt;
 	__u32 zero = 0;
+	/* Parsed straight into the slot the filter reads: no copy of the packet. */
+	struct tcp_packet *pkt = bpf_map_lookup_elem(&packets_scratch, &zero);
 
-	if (tcp_parse(data, data_end, &pkt) < 0)
+	if (!pkt || tcp_parse(data, data_end, pkt) < 0)
 		return;
 	struct packets_config *cfg = bpf_map_lookup_elem(&packets_config, &zero);
 	struct packets_stats *st = bpf_map_lookup_elem(&packets_stats, &zero);
 	if (!cfg || !st)
 		return;
 	st->tcp++;
-	struct tcp_packet *scratch = bpf_map_lookup_elem(&packets_scratch, &zero);
-	if (!scratch)
-		return;
-	__builtin_memcpy(scratch, &pkt, sizeof(pkt));
 	if (!packets_filter_match(cfg->filter_slot))
 		return;
 	st->matched++;
 
 	__u64 now = bpf_ktime_get_ns();
-	if ((cfg->features & FEATURE_SYNS) && (pkt.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
-		count_syn(&pkt, now);
+	if ((cfg->features & FEATURE_SYNS) && (pkt->flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
+		count_syn(pkt, now);
 		st->syns++;
 	}
 	if (!(cfg->features & FEATURE_EVENTS))
@@ -548,7 +476,7 @@ static __always_inline void handle(void *ctx, const int hook, void *data, void *
 		st->sampled_out++;
 		return;
 	}
-	if (emit(ctx, hook, &pkt, data, data_end, cfg, frame_len, ifindex, now))
+	if (emit(ctx, hook, pkt, data, data_end, cfg, frame_len, ifindex, now))
 		st->emitted++;
 }
 

@@ -9,8 +9,9 @@
  *   if (tcp_parse(data, data_end, &pkt) < 0)
  *           return XDP_PASS;                // not TCP, or truncated
  *   if (pkt.flags & TCP_FLAG_SYN) ...
- *   struct tcp_opts opts;
- *   tcp_parse_options(&pkt, data_end, &opts);
+ *   // options: copy, then parse the copy (see tcp_parse_options_buf for where `raw` lives)
+ *   __u32 n = tcp_copy_options(&pkt, data, data_end, raw);
+ *   tcp_parse_options_buf(raw, n, &opts);
  *
  * Addresses are kept in network byte order as four 32-bit words (IPv4 in word 0, the
  * rest zero), so a CIDR test is a masked compare of at most four words. Everything else
@@ -212,40 +213,72 @@ static __always_inline int tcp_parse(void *data, void *data_end, struct tcp_pack
 	return -1;
 }
 
-/* Parses the TCP options of a packet parsed by tcp_parse. Stops at EOL, at the end of
- * the header, at the end of the linear data, or after 16 options; a bad length sets
- * TCP_OPT_MALFORMED. Returns the number of options seen. */
 static __always_inline struct tcphdr *tcp_header(const struct tcp_packet *pkt, void *data, void *data_end)
 {
 	struct tcphdr *tcp;
+	__u64 off = pkt->l4_off;
 
-	if (pkt->l4_off > 2047)
+	if (off > 2047)
 		return NULL;
-	tcp = data + (pkt->l4_off & 2047);
+	/* The mask is what bounds the pointer for the verifier; clang would drop it after the
+	 * test above, which the verifier may have learnt on another copy of the register. */
+	asm volatile("" : "+r"(off));
+	tcp = data + (off & 2047);
 	if ((void *)(tcp + 1) > data_end)
 		return NULL;
 	return tcp;
 }
 
-static __always_inline int tcp_parse_options(const struct tcp_packet *pkt, void *data, void *data_end, struct tcp_opts *o)
+/* TCP options are parsed from a copy in a buffer, never from the packet: the parser's
+ * loop then has one bounded offset to track instead of a packet range per caller path.
+ * Keep the buffer in map memory (a per-CPU array) and call the parser from a global
+ * function taking only scalars, as packets.bpf.c does: verified once, that loads from
+ * 5.10 on. Parsed inline from a stack buffer, a small test program was rejected by the
+ * 5.10 and 6.1 verifiers (accepted on 6.18). The buffer holds the 40 option bytes plus room
+ * for the longest read past a masked offset (63 + 10). */
+#define TCP_OPTS_MAX 40
+#define TCP_OPTS_BUF 80
+
+/* Copies the option bytes of a packet parsed by tcp_parse into `raw` (TCP_OPTS_BUF bytes)
+ * with direct packet access; returns how many were copied: all of them (doff - 20), or
+ * fewer when the header runs past the linear data (tc callers can then use
+ * bpf_skb_load_bytes). Options are whole 32-bit words (doff counts words), so the copy
+ * goes a word at a time. */
+static __always_inline __u32 tcp_copy_options(const struct tcp_packet *pkt, void *data, void *data_end, __u8 *raw)
 {
 	struct tcphdr *tcp = tcp_header(pkt, data, data_end);
+	__u32 optlen = pkt->doff > 20 ? pkt->doff - 20 : 0;
+	__u32 n = 0;
+
+	if (!tcp)
+		return 0;
 	__u8 *base = (__u8 *)(tcp + 1);
-	__u32 end = pkt->doff > 20 ? pkt->doff - 20 : 0; /* option bytes */
+	for (int i = 0; i < TCP_OPTS_MAX; i += 4) {
+		if (i >= optlen || (void *)(base + i + 4) > data_end)
+			break;
+		__builtin_memcpy(raw + i, base + i, 4);
+		n = i + 4;
+	}
+	return n;
+}
+
+/* Parses `end` (0..40) option bytes of `raw` (TCP_OPTS_BUF bytes). Stops at EOL, at
+ * `end`, or after 16 options; a bad length sets TCP_OPT_MALFORMED. Returns the number of
+ * options seen. */
+static __always_inline int tcp_parse_options_buf(const __u8 *raw, __u32 end, struct tcp_opts *o)
+{
 	__u32 off = 0;
 	__u64 kinds = 0;
+	int n;
 
 	__builtin_memset(o, 0, sizeof(*o));
-	if (end == 0 || !tcp)
-		return 0;
-	int n;
+	if (end > TCP_OPTS_MAX)
+		end = TCP_OPTS_MAX;
 	for (n = 0; n < 16; n++) {
 		if (off >= end)
 			break;
-		off &= 0x3f;  /* bound for the verifier: options live in the first 40 bytes */
-		__u8 *p = base + off;
-		if ((void *)(p + 1) > data_end)
-			break;
+		off &= 0x3f;  /* bounds the reads below for the verifier (off < 40 here) */
+		const __u8 *p = raw + off;
 		__u8 kind = p[0];
 		if (kind == 0) {
 			kinds |= (__u64)TCP_OK_EOL << (n * 4);
@@ -257,8 +290,6 @@ static __always_inline int tcp_parse_options(const struct tcp_packet *pkt, void 
 			off++;
 			continue;
 		}
-		if ((void *)(p + 2) > data_end)
-			break;
 		__u8 len = p[1];
 		if (len < 2 || off + len > end) {
 			o->present |= TCP_OPT_MALFORMED;
@@ -266,14 +297,10 @@ static __always_inline int tcp_parse_options(const struct tcp_packet *pkt, void 
 		}
 		__u64 code = TCP_OK_OTHER;
 		if (kind == 2 && len == 4) {
-			if ((void *)(p + 4) > data_end)
-				break;
 			o->mss = (__u16)p[2] << 8 | p[3];
 			o->present |= TCP_OPT_HAS_MSS;
 			code = TCP_OK_MSS;
 		} else if (kind == 3 && len == 3) {
-			if ((void *)(p + 3) > data_end)
-				break;
 			o->wscale = p[2];
 			o->present |= TCP_OPT_HAS_WSCALE;
 			code = TCP_OK_WSCALE;
@@ -285,8 +312,6 @@ static __always_inline int tcp_parse_options(const struct tcp_packet *pkt, void 
 			o->present |= TCP_OPT_HAS_SACK;
 			code = TCP_OK_SACK;
 		} else if (kind == 8 && len == 10) {
-			if ((void *)(p + 10) > data_end)
-				break;
 			o->ts_val = (__u32)p[2] << 24 | (__u32)p[3] << 16 | (__u32)p[4] << 8 | p[5];
 			o->ts_ecr = (__u32)p[6] << 24 | (__u32)p[7] << 16 | (__u32)p[8] << 8 | p[9];
 			o->present |= TCP_OPT_HAS_TS;
