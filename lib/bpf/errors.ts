@@ -74,6 +74,16 @@ export function translateError(e: unknown, context: string): unknown {
   if (verifier) {
     const [, program, log] = verifier;
     const tail = (log ?? '').trim().split('\n').slice(-12).join('\n');
+    if (code === 'EAGAIN') {
+      // The verifier gives up with EAGAIN when a signal is pending; libbpf retries a few
+      // times. A sampling profiler's SIGPROF (node --cpu-prof) arrives more often than that.
+      return new VerifierError(
+        `${context}: verifying program '${program}' was interrupted by signals each time libbpf tried (EAGAIN): ` +
+          'a sampling CPU profiler (SIGPROF, e.g. node --cpu-prof) or a busy timer signal keeps interrupting the verifier; ' +
+          'load the object before starting the profiler, or retry. Last lines of the verifier log:\n' + tail,
+        { ...details, program, verifierLog: log ?? '' },
+      );
+    }
     return new VerifierError(
       `${context}: the verifier rejected program '${program}' (${code}). Last lines of the verifier log:\n${tail}`,
       { ...details, program, verifierLog: log ?? '' },
