@@ -8,6 +8,10 @@
 // long the flow. Flows whose SYN was not seen (started before attach, or the reverse
 // direction of a connection) are not classified.
 //
+// Two programs share the maps: classify_tc claims a flow with compare-and-swap (BPF_ATOMIC
+// with BPF_FETCH, kernels 5.12 and later); classify_xadd, for older kernels (5.10), with the
+// atomic add without result (BPF_XADD) they have. User space loads one of them.
+//
 // Payload bytes leave the kernel only here, and only when the user runs this probe.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -94,8 +98,20 @@ struct {
 	__type(value, struct classify_stats);
 } classify_stats SEC(".maps");
 
-SEC("tc")
-int classify_tc(struct __sk_buff *skb)
+/* Claims a pending flow for this CPU: 1 for exactly one caller. Without BPF_FETCH each
+ * caller adds 1 and reads the state back; only the first adder can read FLOW_SAMPLED (1).
+ * Two CPUs that both add before either reads both give up: the flow is not classified,
+ * never twice (it takes the same first segment on two CPUs at once). */
+static __always_inline int claim_flow(struct flow_state *fs, const int xadd)
+{
+	if (!xadd)
+		return __sync_val_compare_and_swap(&fs->state, FLOW_PENDING, FLOW_SAMPLED) == FLOW_PENDING;
+	__sync_fetch_and_add(&fs->state, 1);
+	return *(volatile __u64 *)&fs->state == FLOW_SAMPLED;
+}
+
+/* The program; `xadd` (a constant once inlined) picks the atomics of claim_flow. */
+static __always_inline int classify(struct __sk_buff *skb, const int xadd)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -147,7 +163,7 @@ int classify_tc(struct __sk_buff *skb)
 		st->out_of_order++; /* wait for the segment that starts the stream */
 		return TC_ACT_UNSPEC_;
 	}
-	if (__sync_val_compare_and_swap(&fs->state, FLOW_PENDING, FLOW_SAMPLED) != FLOW_PENDING)
+	if (!claim_flow(fs, xadd))
 		return TC_ACT_UNSPEC_; /* another CPU took it */
 
 	struct flow_scratch *s = bpf_map_lookup_elem(&classify_scratch, &zero);
@@ -162,7 +178,14 @@ int classify_tc(struct __sk_buff *skb)
 		len = capture_bytes;
 	if (len > CLASSIFY_MAX)
 		len = CLASSIFY_MAX;
-	if (len == 0 || bpf_skb_load_bytes(skb, off, s->data, len) < 0) {
+	/* The helper takes 1..CLASSIFY_MAX bytes. Verifiers before 6.7 learn nothing from
+	 * len != 0 (they keep len's minimum at 0 and reject the call): pass (len - 1) masked
+	 * into 0..CLASSIFY_MAX-1, plus 1. The barrier keeps clang from dropping the mask it can
+	 * prove redundant. */
+	__u64 len_m1 = len - 1;
+	asm volatile("" : "+r"(len_m1));
+	len_m1 &= CLASSIFY_MAX - 1;
+	if (len == 0 || bpf_skb_load_bytes(skb, off, s->data, len_m1 + 1) < 0) {
 		st->capture_errors++;
 		len = 0;
 	}
@@ -181,6 +204,18 @@ int classify_tc(struct __sk_buff *skb)
 	if (tcpscope_output(flow_records, s, sizeof(struct flow_record) + len) == 0)
 		st->sampled++;
 	return TC_ACT_UNSPEC_;
+}
+
+SEC("tc")
+int classify_tc(struct __sk_buff *skb)
+{
+	return classify(skb, 0);
+}
+
+SEC("tc")
+int classify_xadd(struct __sk_buff *skb)
+{
+	return classify(skb, 1);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -6,6 +6,10 @@
 // entry is a token bucket refilled from bpf_ktime_get_ns with lock-free atomics, so all
 // CPUs share one bucket per entry. User space adds, changes and expires entries while the
 // program runs.
+//
+// Two programs share the maps: guard_xdp uses compare-and-swap and fetch-and-add (BPF_ATOMIC
+// with BPF_FETCH, kernels 5.12 and later); guard_xdp_xadd, for older kernels (5.10), uses
+// only the atomic add without result (BPF_XADD) they have. User space loads one of them.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -119,8 +123,36 @@ static __always_inline int take_token(struct guard_rule *r, __u64 now)
 	return 0;
 }
 
-SEC("xdp")
-int guard_xdp(struct xdp_md *ctx)
+/* take_token for kernels without BPF_FETCH atomics (before 5.12: "BPF_STX uses reserved
+ * fields"), with atomic adds whose result is not used. Credit and time move together: a
+ * refill adds `elapsed` to last_ns and the tokens for it to the bucket, so two CPUs refilling
+ * at once both add, last_ns runs ahead of the clock by the overlap and the next refill waits
+ * for it: over time the bucket never gets more than rate * time (plus the burst). A token is
+ * taken after reading that one is there; CPUs racing for the last token may both take it,
+ * the bucket goes below zero and the refills pay the debt back. On one CPU at a time this
+ * is exactly take_token. */
+static __always_inline int take_token_xadd(struct guard_rule *r, __u64 now)
+{
+	__u64 last = *(volatile __u64 *)&r->last_ns;
+	__s64 cap = (__s64)r->capacity;
+
+	if (now > last) {
+		__u64 elapsed = now - last;
+		__s64 tokens = *(volatile __s64 *)&r->tokens;
+		__s64 add = elapsed >= r->fill_ns ? cap : (__s64)(elapsed * r->rate);
+		if (tokens + add > cap)
+			add = cap - tokens;
+		__sync_fetch_and_add(&r->last_ns, elapsed);
+		__sync_fetch_and_add(&r->tokens, add);
+	}
+	if (*(volatile __s64 *)&r->tokens < (__s64)NANO)
+		return 0;
+	__sync_fetch_and_add(&r->tokens, -(__s64)NANO);
+	return 1;
+}
+
+/* The program; `xadd` (a constant once inlined) picks the bucket's atomics. */
+static __always_inline int guard(struct xdp_md *ctx, const int xadd)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -153,7 +185,8 @@ int guard_xdp(struct xdp_md *ctx)
 	st->matched++;
 
 	if (r->action == GUARD_ALLOW ||
-	    (r->action == GUARD_RATE && take_token(r, bpf_ktime_get_ns()))) {
+	    (r->action == GUARD_RATE &&
+	     (xadd ? take_token_xadd(r, bpf_ktime_get_ns()) : take_token(r, bpf_ktime_get_ns())))) {
 		if (r->action == GUARD_RATE)
 			st->rate_passed++;
 		__sync_fetch_and_add(&r->passed_packets, 1);
@@ -171,6 +204,18 @@ pass:
 	st->passed++;
 	st->passed_bytes += len;
 	return XDP_PASS_;
+}
+
+SEC("xdp")
+int guard_xdp(struct xdp_md *ctx)
+{
+	return guard(ctx, 0);
+}
+
+SEC("xdp")
+int guard_xdp_xadd(struct xdp_md *ctx)
+{
+	return guard(ctx, 1);
 }
 
 /* Types user space encodes (BTF keeps them). */

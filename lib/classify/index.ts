@@ -2,7 +2,9 @@
 // (bpf/classify.bpf.c at tc ingress, parsers in ./parse). Payload bytes are captured only
 // by this probe, which the caller asks for explicitly; they stay out of events unless
 // includePayload is set.
+import os from 'node:os';
 import { BpfObject } from '../bpf/object';
+import { NotSupportedError, VerifierError } from '../bpf/errors';
 import type { Link } from '../bpf/link';
 import type { InterfaceRef } from '../bpf/netif';
 import type { RecordDecoder } from '../bpf/ringbuf';
@@ -15,6 +17,17 @@ import type { Classification } from './parse';
 
 export { classifyPayload, parseClientHello, parseHttp1Request, isHttp2Preface } from './parse';
 export type { Classification, FlowProtocol } from './parse';
+
+/**
+ * The object has two variants of the program (same maps): classify_tc, which claims a flow
+ * with compare-and-swap (BPF_ATOMIC with BPF_FETCH, kernel 5.12+), and classify_xadd for
+ * older kernels, which have only the atomic add without result. Kernels without BPF_FETCH
+ * reject the first before verifying it, with this message.
+ */
+const PROGRAMS = ['classify_tc', 'classify_xadd'] as const;
+const NO_FETCH_ATOMICS = /uses reserved fields/;
+/** Set once a kernel rejected classify_tc for lack of BPF_FETCH atomics: later calls skip it. */
+let xaddOnly = false;
 
 /** Most payload bytes the kernel copies per flow (CLASSIFY_MAX in bpf/classify.bpf.c). */
 export const MAX_CAPTURE_BYTES = 2048;
@@ -75,6 +88,15 @@ export interface ClassifyKernelStats {
 
 /** The flows probe: events, stats() of the ring, kernelStats() of the program. */
 export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
+  /** The loaded program's name: classify_tc, or classify_xadd on kernels before 5.12. */
+  readonly program: string;
+
+  /** @internal use flows() */
+  constructor(program: string, ...args: ConstructorParameters<typeof ProbeStream<RawFlow, FlowEvent>>) {
+    super(...args);
+    this.program = program;
+  }
+
   /** Counters of the kernel program, summed over CPUs. */
   kernelStats(): ClassifyKernelStats {
     const map = this.object.map<number, Record<string, bigint>>('classify_stats');
@@ -135,15 +157,39 @@ export function flows(options: FlowsOptions): FlowStream {
   if (ports.length > 256) throw new TypeError(`flows(): at most 256 ports, got ${ports.length}`);
   const includePayload = options.includePayload ?? false;
 
-  const obj = BpfObject.open(builtObjectPath('classify'), {
-    globals: { tcpscope_wakeup_bytes: DEFAULT_WAKEUP_BYTES, capture_bytes: captureBytes, filter_ports: ports.length ? 1 : 0 },
-  });
+  for (const name of xaddOnly ? PROGRAMS.slice(1) : PROGRAMS) {
+    const obj = BpfObject.open(builtObjectPath('classify'), {
+      globals: { tcpscope_wakeup_bytes: DEFAULT_WAKEUP_BYTES, capture_bytes: captureBytes, filter_ports: ports.length ? 1 : 0 },
+      skipPrograms: PROGRAMS.filter((p) => p !== name),
+    });
+    try {
+      if (options.ringBytes !== undefined) obj.setMaxEntries('flow_records', options.ringBytes);
+      obj.load();
+    } catch (e) {
+      obj.close();
+      if (name === 'classify_tc' && e instanceof VerifierError && NO_FETCH_ATOMICS.test(e.verifierLog)) {
+        xaddOnly = true; // kernel before 5.12: take the other variant
+        continue;
+      }
+      if (name === 'classify_xadd' && e instanceof VerifierError) {
+        throw new NotSupportedError(
+          `flows(): kernel ${os.release()} rejected the flow classifier (the variant for kernels without BPF_FETCH atomics, ` +
+            `before 5.12); it needs tc BPF, LRU hash maps and atomic adds (Linux 5.10 or later): ${e.message}`,
+          { errno: e.errno, code: e.code, libbpfLog: e.libbpfLog, cause: e },
+        );
+      }
+      throw e;
+    }
+    return attachFlows(obj, name, interfaces, ports, includePayload, options);
+  }
+  throw new Error('flows(): no program variant to load'); // not reached: the last variant returns or throws
+}
+
+function attachFlows(obj: BpfObject, name: string, interfaces: InterfaceRef[], ports: number[], includePayload: boolean, options: FlowsOptions): FlowStream {
   try {
-    if (options.ringBytes !== undefined) obj.setMaxEntries('flow_records', options.ringBytes);
-    obj.load();
     const portMap = obj.map<number, number>('port_filter');
     for (const p of ports) portMap.set(p, 1);
-    const prog = obj.program('classify_tc');
+    const prog = obj.program(name);
     const links: Link[] = interfaces.map((iface) => prog.attachTc(iface, { direction: 'ingress', mechanism: options.mechanism ?? 'auto' }));
     const header = obj.decoder<RawFlowHeader>('flow_record');
     const decoder: RecordDecoder<RawFlow> = {
@@ -157,7 +203,7 @@ export function flows(options: FlowsOptions): FlowStream {
     const readerOptions: { wakeupMs: number; signal?: AbortSignal; decoder: RecordDecoder<RawFlow> } = { wakeupMs: options.latencyMs ?? 10, decoder };
     if (options.signal) readerOptions.signal = options.signal;
     const reader = obj.ringBuffer<RawFlow>('flow_records', readerOptions);
-    return new FlowStream(obj, links, reader, (raw) => toEvent(raw, includePayload));
+    return new FlowStream(name, obj, links, reader, (raw) => toEvent(raw, includePayload));
   } catch (e) {
     obj.close();
     throw e;

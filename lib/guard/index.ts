@@ -7,9 +7,10 @@ import { BpfObject } from '../bpf/object';
 import type { BpfMap } from '../bpf/map';
 import { UpdateFlags } from '../bpf/map';
 import { bytes as bytesCodec, encodeToBytes } from '../bpf/codec';
-import { BpfError } from '../bpf/errors';
+import { BpfError, NotSupportedError, VerifierError } from '../bpf/errors';
+import os from 'node:os';
 import type { Link } from '../bpf/link';
-import type { XdpMode } from '../bpf/program';
+import type { Program, XdpMode } from '../bpf/program';
 import type { InterfaceRef } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
 import { AF_INET, AF_INET6, Cidr, formatAddress, parseCidr } from '../net/addr';
@@ -68,6 +69,17 @@ export interface GuardStats {
   /** Entries removed because their TTL ran out, since start. */
   expired: number;
 }
+
+/**
+ * The object has two variants of the program (same maps): guard_xdp, whose token bucket uses
+ * compare-and-swap and fetch-and-add (BPF_ATOMIC with BPF_FETCH, kernel 5.12+), and
+ * guard_xdp_xadd for older kernels, which have only the atomic add without result. Kernels
+ * without BPF_FETCH reject the first before verifying it, with this message.
+ */
+const PROGRAMS = ['guard_xdp', 'guard_xdp_xadd'] as const;
+const NO_FETCH_ATOMICS = /uses reserved fields/;
+/** Set once a kernel rejected guard_xdp for lack of BPF_FETCH atomics: later starts skip it. */
+let xaddOnly = false;
 
 const ACTION = { drop: 1, rate: 2, allow: 3 } as const;
 const ACTION_NAME: Record<number, GuardEntry['action']> = { 1: 'drop', 2: 'rate', 3: 'allow' };
@@ -135,6 +147,8 @@ function ruleFor(action: GuardAction | 'allow'): Pick<RawRule, 'action' | 'rate'
  */
 export class Guard extends EventEmitter {
   readonly object: BpfObject;
+  /** The loaded program: guard_xdp, or guard_xdp_xadd on kernels before 5.12. */
+  readonly program: Program;
   readonly links: Link[];
   readonly interfaces: InterfaceRef[];
   private readonly v4: BpfMap<LpmKey, RawRule>;
@@ -147,9 +161,10 @@ export class Guard extends EventEmitter {
   private expiredCount = 0;
   private closed = false;
 
-  private constructor(object: BpfObject, links: Link[], interfaces: InterfaceRef[]) {
+  private constructor(object: BpfObject, program: Program, links: Link[], interfaces: InterfaceRef[]) {
     super();
     this.object = object;
+    this.program = program;
     this.links = links;
     this.interfaces = interfaces;
     this.v4 = object.map<LpmKey, RawRule>('guard_v4');
@@ -160,22 +175,43 @@ export class Guard extends EventEmitter {
   /** Loads the program and attaches it to every interface; on failure nothing stays attached. */
   static start(options: GuardStartOptions): Guard {
     const interfaces = Array.isArray(options.interfaces) ? options.interfaces : [options.interfaces];
-    const obj = BpfObject.open(builtObjectPath('guard'));
-    try {
-      if (options.maxEntries !== undefined) {
-        if (!Number.isInteger(options.maxEntries) || options.maxEntries < 1) throw new TypeError(`maxEntries must be a positive integer, got ${String(options.maxEntries)}`);
-        obj.setMaxEntries('guard_v4', options.maxEntries);
-        obj.setMaxEntries('guard_v6', options.maxEntries);
-      }
-      obj.load();
-      obj.map<number, { flags: number; _pad: number }>('guard_config').set(0, { flags: options.synOnly ? 1 : 0, _pad: 0 });
-      const prog = obj.program('guard_xdp');
-      const links = interfaces.map((iface) => prog.attachXdp(iface, { mode: options.mode ?? 'auto' }));
-      return new Guard(obj, links, interfaces);
-    } catch (e) {
-      obj.close();
-      throw e;
+    if (options.maxEntries !== undefined && (!Number.isInteger(options.maxEntries) || options.maxEntries < 1)) {
+      throw new TypeError(`maxEntries must be a positive integer, got ${String(options.maxEntries)}`);
     }
+    for (const name of xaddOnly ? PROGRAMS.slice(1) : PROGRAMS) {
+      const obj = BpfObject.open(builtObjectPath('guard'), { skipPrograms: PROGRAMS.filter((p) => p !== name) });
+      try {
+        if (options.maxEntries !== undefined) {
+          obj.setMaxEntries('guard_v4', options.maxEntries);
+          obj.setMaxEntries('guard_v6', options.maxEntries);
+        }
+        try {
+          obj.load();
+        } catch (e) {
+          if (name === 'guard_xdp' && e instanceof VerifierError && NO_FETCH_ATOMICS.test(e.verifierLog)) {
+            xaddOnly = true; // kernel before 5.12: take the other variant
+            obj.close();
+            continue;
+          }
+          if (name === 'guard_xdp_xadd' && e instanceof VerifierError) {
+            throw new NotSupportedError(
+              `guard: kernel ${os.release()} rejected the guard program (the variant for kernels without BPF_FETCH atomics, ` +
+                `before 5.12); the guard needs XDP, LPM tries and atomic adds (Linux 5.10 or later): ${e.message}`,
+              { errno: e.errno, code: e.code, libbpfLog: e.libbpfLog, cause: e },
+            );
+          }
+          throw e;
+        }
+        obj.map<number, { flags: number; _pad: number }>('guard_config').set(0, { flags: options.synOnly ? 1 : 0, _pad: 0 });
+        const prog = obj.program(name);
+        const links = interfaces.map((iface) => prog.attachXdp(iface, { mode: options.mode ?? 'auto' }));
+        return new Guard(obj, prog, links, interfaces);
+      } catch (e) {
+        obj.close();
+        throw e;
+      }
+    }
+    throw new Error('guard: no program variant to load'); // not reached: the last variant returns or throws
   }
 
   private trie(c: Cidr): BpfMap<LpmKey, RawRule> {
