@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRingBuf(env, exports);
   InitPerfBuf(env, exports);
   InitMisc(env, exports);
+  InitPcapng(env, exports);
   return exports;
 }
 

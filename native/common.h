@@ -42,5 +42,6 @@ void InitMap(Napi::Env env, Napi::Object exports);
 void InitRingBuf(Napi::Env env, Napi::Object exports);
 void InitPerfBuf(Napi::Env env, Napi::Object exports);
 void InitMisc(Napi::Env env, Napi::Object exports);
+void InitPcapng(Napi::Env env, Napi::Object exports);
 
 }  // namespace tcpscope

@@ -156,6 +156,33 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     }
   });
 
+  it('-w buffers like tcpdump, and Ctrl-C still writes every packet the kernel had handed over', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-cli-'));
+    try {
+      const file = path.join(dir, 'cap.pcapng');
+      const port = freePort();
+      // Default -w batching reads the ring after 1 s or 4 MiB: the Ctrl-C below comes first.
+      const r = run(['-i', 'lo', '-w', file, `port ${port}`]);
+      await started(r);
+      const connections = 25;
+      await traffic(port, connections, 100);
+      await sleep(100);
+      r.child.kill('SIGINT');
+      expect(await r.exit).toBe(0);
+      const summary = /(\d+) packets received, 0 lost\n(\d+) TCP segments seen by the kernel, (\d+) matched the filter/.exec(r.stderr());
+      expect(summary, r.stderr()).not.toBeNull();
+      const [received, matched] = [Number(summary![1]), Number(summary![3])];
+      expect(received).toBe(matched);
+      const lines = execFileSync('tcpdump', ['-r', file, '-nn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n');
+      expect(lines).toHaveLength(received);
+      // every connection's handshake and data made it into the file
+      expect(lines.filter((l) => new RegExp(`> 127\\.0\\.0\\.1\\.${port}: Flags \\[S\\]`).test(l))).toHaveLength(connections);
+      expect(lines.filter((l) => /length 100$/.test(l))).toHaveLength(connections);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('Ctrl-C prints the summary and leaves nothing attached', async () => {
     const port = freePort();
     const r = run(['-i', 'lo', `port ${port}`]);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PcapngWriter, readPcapng, pcapngHeader, LINKTYPE_ETHERNET } from '../lib/pcapng';
 import { tcpFrame } from '../lib/bpf/packet';
+import { native } from '../lib/bpf/native';
 
 const hasTcpdump = (() => { try { execFileSync('tcpdump', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
@@ -67,5 +68,70 @@ describe('pcapng writer', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('native pcapng encoder (packet events of a ring batch)', () => {
+  // A packet_event-like record: ts_ns u64 @0, ifindex u32 @8, frame_len u32 @12,
+  // cap_kind u8 @16, cap_len u32 @20; 24 bytes, captured bytes after it.
+  const layout = Uint32Array.of(24, 0, 8, 12, 16, 20, 0);
+  function batchOf(records: Array<{ ts: bigint; ifindex: number; frame: Uint8Array; frameLen: number; capKind?: number; flags?: number }>): Uint8Array {
+    const size = records.reduce((n, r) => n + ((8 + 24 + r.frame.length + 7) & ~7), 0);
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    let at = 0;
+    for (const r of records) {
+      const length = 24 + r.frame.length;
+      view.setUint32(at, length | (r.flags ?? 0), true);
+      view.setBigUint64(at + 8, r.ts, true);
+      view.setUint32(at + 16, r.ifindex, true);
+      view.setUint32(at + 20, r.frameLen, true);
+      out[at + 24] = r.capKind ?? 1;
+      view.setUint32(at + 28, r.frame.length, true);
+      out.set(r.frame, at + 32);
+      at += (8 + length + 7) & ~7;
+    }
+    return out;
+  }
+
+  it('writes the same blocks as PcapngWriter.write, honours snaplen, skips discarded records, stops at maxPackets', () => {
+    const v4 = tcpFrame({ src: '10.1.1.1', dst: '10.1.1.2', sport: 5000, dport: 80, flags: { syn: true }, options: { mss: 1460 } });
+    const v6 = tcpFrame({ src: 'fd00::1', dst: 'fd00::2', sport: 6000, dport: 443, flags: { ack: true }, payload: new Uint8Array(120).fill(9) });
+    const offset = 1_700_000_000_000_000_000n;
+    const batch = batchOf([
+      { ts: 5n, ifindex: 7, frame: v4, frameLen: v4.length },
+      { ts: 6n, ifindex: 3, frame: v4, frameLen: v4.length, flags: 1 << 30 }, // discarded
+      { ts: 4_294_967_301n, ifindex: 3, frame: v6, frameLen: v6.length + 1000 },
+      { ts: 8n, ifindex: 99, frame: v4.subarray(0, 10), frameLen: v4.length, capKind: 2 }, // no frame bytes; unknown ifindex
+    ]);
+    const interfaces = [{ name: 'a', snaplen: 0 }, { name: 'b', snaplen: 100 }];
+    const expected = new PcapngWriter(-1, { interfaces });
+    expected.write(0, 5n + offset, v4, v4.length);
+    expected.write(1, 4_294_967_301n + offset, v6, v6.length + 1000);
+    expected.write(0, 8n + offset, new Uint8Array(0), v4.length);
+
+    const out = new Uint8Array(1 << 16);
+    const positions = new Float64Array(2);
+    const args = [layout, offset, Uint32Array.of(7, 3), Uint32Array.of(0, 100), positions] as const;
+    const n = native().encodePcapng(batch, 0, out, 0, Infinity, ...args);
+    expect(n).toBe(3);
+    expect(positions[0]).toBe(batch.length);
+    const header = pcapngHeader({ interfaces }).length;
+    expect(Array.from(out.subarray(0, positions[1]))).toEqual(Array.from(expected.toBytes().subarray(header)));
+    const r = readPcapng(expected.toBytes());
+    expect(r.packets[1]).toMatchObject({ iface: 1, capLen: 100, origLen: v6.length + 1000 });
+
+    // maxPackets, and an output buffer too small for the next block, stop at a record boundary
+    expect(native().encodePcapng(batch, 0, out, 0, 1, ...args)).toBe(1);
+    const firstBlock = 32 + ((v4.length + 3) & ~3);
+    expect(positions[1]).toBe(firstBlock);
+    expect(native().encodePcapng(batch, positions[0]!, out, 0, Infinity, ...args)).toBe(2);
+    expect(native().encodePcapng(batch, 0, out.subarray(0, firstBlock + 10), 0, Infinity, ...args)).toBe(1);
+
+    // microseconds
+    const us = new Float64Array(2);
+    native().encodePcapng(batch, 0, out, 0, 1, Uint32Array.of(24, 0, 8, 12, 16, 20, 1), offset, Uint32Array.of(7, 3), Uint32Array.of(0, 0), us);
+    const view = new DataView(out.buffer);
+    expect((BigInt(view.getUint32(12, true)) << 32n) | BigInt(view.getUint32(16, true))).toBe((5n + offset) / 1000n);
   });
 });

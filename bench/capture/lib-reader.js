@@ -4,11 +4,14 @@
 'use strict';
 const path = require('node:path');
 const { packets } = require(path.join(__dirname, '..', '..', 'dist', 'lib'));
-const [iface, hook = 'tc'] = process.argv.slice(2);
+// latency: 'live' is the library's default batching (10 ms latency, 64 KiB wake-ups);
+// 'buffered' batches as tcpdump -w does (1 s, wake-ups at 4 MiB of a 32 MiB ring).
+const [iface, hook = 'tc', latency = 'live'] = process.argv.slice(2);
+const batching = latency === 'buffered' ? { latencyMs: 1000, ringBytes: 1 << 25, wakeupBytes: 1 << 22 } : {};
 const controller = new AbortController();
 process.on('SIGINT', () => controller.abort());
 (async () => {
-  const probe = packets({ interfaces: [iface], hook, signal: controller.signal, latencyMs: 100 });
+  const probe = packets({ interfaces: [iface], hook, signal: controller.signal, ...batching });
   process.stderr.write('listening on\n');
   let n = 0;
   let syns = 0;

@@ -71,6 +71,8 @@ export interface NativeObject {
 
 export interface NativeRingReader {
   consume(target: Uint8Array): number;
+  /** Packet events straight from the ring into pcapng blocks; see native/ringbuf.cc. */
+  consumePcapng(out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   pending(): number;
   close(): void;
   readonly size: number;
@@ -136,6 +138,8 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   testRun(fd: number, options: NativeTestRunOptions): NativeTestRunResult;
   numPossibleCpus(): number;
+  /** Packet events of a copied ring batch as pcapng enhanced packet blocks; see native/pcapng.cc. */
+  encodePcapng(src: Uint8Array, srcStart: number, out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   ifNameToIndex(name: string): number;
   ifIndexToName(index: number): string | null;
   probeProgType(type: number): number;

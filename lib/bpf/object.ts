@@ -345,7 +345,7 @@ export class BpfObject implements Disposable {
     const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name));
     const lost = this.mappedScalar(`${name}_lost`);
     const idle = this.mappedScalar(`${name}_reader_idle`);
-    const init: Parameters<typeof openRingReader<T>>[2] = { options, onClose: () => this.resources.delete(reader) };
+    const init: Parameters<typeof openRingReader<T>>[2] = { options, capacityBytes: info.maxEntries, onClose: () => this.resources.delete(reader) };
     if (decoder) init.decoder = decoder;
     if (lost) init.lostCounter = () => Number(lost.read());
     if (idle) init.setIdle = () => idle.write(1);

@@ -24,7 +24,11 @@ export interface ReaderOptions {
   batchBytes?: number;
   /** Longest sleep before looking at the buffer without a wake-up, in ms. Default 10. */
   wakeupMs?: number;
-  /** Stops iteration when aborted. */
+  /**
+   * Stops iteration when aborted. Records already waiting in the buffer are still delivered
+   * (at most one buffer's worth), so a Ctrl-C loses nothing the kernel had handed over;
+   * close() and `break` stop at once.
+   */
   signal?: AbortSignal;
 }
 
@@ -32,6 +36,9 @@ export interface ReaderOptions {
  * Longest sleep of an idle reader. The producer wakes an idle reader on its next record;
  * this only bounds the delay if that wake-up raced with the reader going idle (a record
  * reserved before the reader published its idleness and committed after its last look).
+ * Readers whose wakeupMs is at least this long never go idle: their timer wakes them as
+ * rarely, and a first record after a quiet spell does not wake them early (each wake-up of
+ * a sleeping process costs 0.1-0.8 ms of CPU in a VM).
  */
 const IDLE_SAFETY_MS = 250;
 
@@ -60,6 +67,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly lostCounter: (() => number) | undefined;
   private readonly setIdle: (() => void) | undefined;
   private readonly signal: AbortSignal | undefined;
+  private readonly capacityBytes: number;
   private received = 0;
   private finalLost: number | undefined;
   private closed = false;
@@ -75,6 +83,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     /** Tells the producer the reader sleeps without a timer (TCPSCOPE_RINGBUF rings). */
     setIdle?: () => void;
     onClose?: () => void;
+    /** Bytes the kernel buffer holds: what a drain after abort reads at most. */
+    capacityBytes?: number;
     options?: ReaderOptions;
   }) {
     const options = init.options ?? {};
@@ -84,6 +94,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.lostCounter = init.lostCounter;
     this.setIdle = init.setIdle;
     this.onClose = init.onClose;
+    this.capacityBytes = init.capacityBytes ?? 64 << 20;
     // 128 KiB keeps a batch in L2: emptying a full ring costs half as much per record as
     // with 1 MiB batches (bench/ringbuf).
     const batchBytes = options.batchBytes ?? 128 << 10;
@@ -101,10 +112,15 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     return this.closed || (this.signal?.aborted ?? false);
   }
 
+  /** Copies what is waiting now without sleeping into the reader's buffer; 0 when nothing is. */
+  private readBytes(): number {
+    if (this.closed) return 0;
+    return call(`read '${this.name}'`, () => this.source.consume(this.buffer));
+  }
+
   /** Reads what is waiting now without sleeping; undefined when nothing is. */
   readAvailable(): RecordBatch | undefined {
-    if (this.closed) return undefined;
-    const bytes = call(`read '${this.name}'`, () => this.source.consume(this.buffer));
+    const bytes = this.readBytes();
     if (bytes === 0) return undefined;
     const batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch);
     this.received += batch.count;
@@ -113,31 +129,77 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
 
   /** Raw batches: the fastest path, one object per batch however many records it holds. */
   async *batches(): AsyncIterableIterator<RecordBatch> {
+    for await (const length of this.reads(this.copyRead)) {
+      const batch = new RecordBatch(this.buffer.subarray(0, length), this.scratch);
+      this.received += batch.count;
+      if (batch.count > 0) yield batch;
+    }
+  }
+
+  /**
+   * @internal Drives a native consumer of the ring itself (a ring buffer reader only):
+   * `consume` takes what it can straight from the ring and returns the records it took, 0
+   * when nothing waited. Waiting, idling, abort and draining work as for batches(); one
+   * iteration per non-empty consume.
+   */
+  async *consumeWith(consume: (ring: NativeRingReader) => number): AsyncIterableIterator<number> {
+    const ring = this.source as Partial<NativeRingReader>;
+    if (typeof ring.consumePcapng !== 'function') throw new TypeError(`'${this.name}' is not a ring buffer reader`);
+    const read = (): number => {
+      if (this.closed) return 0;
+      const records = call(`read '${this.name}'`, () => consume(ring as NativeRingReader));
+      this.received += records;
+      return records;
+    };
+    yield* this.reads(read);
+  }
+
+  private readonly copyRead = (): number => this.readBytes();
+
+  /**
+   * The reading loop under batches() and consumeWith(): `read` takes what waits (returning 0 when
+   * nothing did); each non-empty read yields its result.
+   */
+  private async *reads(read: () => number): AsyncIterableIterator<number> {
     let emptyLooks = 0;
     try {
       while (!this.stopped) {
-        let batch = this.readAvailable();
-        if (!batch && this.setIdle && ++emptyLooks >= 2) {
+        let got = read();
+        if (got === 0 && this.setIdle && this.wakeupMs < IDLE_SAFETY_MS && ++emptyLooks >= 2) {
           // Quiet ring: tell the producer to wake us on its next record and sleep without
           // the latency timer (each timer wake-up costs CPU even when nothing arrives).
           // Look once more after publishing, for a record submitted meanwhile.
           this.setIdle();
-          batch = this.readAvailable();
-          if (!batch) {
+          got = read();
+          if (got === 0) {
             await this.waiter.wait(IDLE_SAFETY_MS);
             continue;
           }
         }
-        if (batch) {
+        if (got > 0) {
           emptyLooks = 0;
-          if (batch.count > 0) yield batch;
+          yield got;
           continue;
         }
         await this.waiter.wait(this.wakeupMs);
       }
+      if (this.signal?.aborted) yield* this.drain(read);
     } finally {
       // A `break` out of the loop ends the reader, as closing a stream would.
       this.close();
+    }
+  }
+
+  /**
+   * After an abort: what was already waiting, bounded by about one buffer's worth of reads
+   * (the producer may go on).
+   */
+  private *drain(read: () => number): Generator<number> {
+    const reads = Math.ceil(this.capacityBytes / this.buffer.length) + 1;
+    for (let i = 0; i < reads && !this.closed; i++) {
+      const got = read();
+      if (got === 0) return;
+      yield got;
     }
   }
 
@@ -187,7 +249,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
 }
 
 /** @internal */
-export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; setIdle?: () => void; onClose?: () => void; options?: ReaderOptions }): RecordReader<T> {
+export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; setIdle?: () => void; onClose?: () => void; capacityBytes?: number; options?: ReaderOptions }): RecordReader<T> {
   const ring: NativeRingReader = call(`open ring buffer '${name}'`, () => new (native().NativeRingReader)(mapFd));
   return new RecordReader<T>({ name, source: ring, pollFd: ring.epollFd, ...init });
 }
@@ -198,5 +260,6 @@ export function openPerfReader<T>(name: string, mapFd: number, pagesPerCpu: numb
     throw new RangeError(`pagesPerCpu must be a power of two, got ${pagesPerCpu}`);
   }
   const perf: NativePerfReader = call(`open perf buffer '${name}'`, () => new (native().NativePerfReader)(mapFd, pagesPerCpu));
-  return new RecordReader<T>({ name, source: perf, pollFd: perf.epollFd, lostCounter: () => perf.lost, ...init });
+  const capacityBytes = pagesPerCpu * 4096 * native().numPossibleCpus();
+  return new RecordReader<T>({ name, source: perf, pollFd: perf.epollFd, lostCounter: () => perf.lost, capacityBytes, ...init });
 }

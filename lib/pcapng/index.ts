@@ -124,7 +124,8 @@ export class PcapngWriter {
     this.ownsFd = ownsFd;
     this.interfaces = options.interfaces;
     this.resolution = options.resolution ?? 'ns';
-    this.buf = new Uint8Array(Math.max(options.bufferBytes ?? 1 << 20, 4096));
+    // fill(): fault the pages in now rather than one by one while packets arrive.
+    this.buf = new Uint8Array(Math.max(options.bufferBytes ?? 1 << 20, 4096)).fill(0);
     this.view = new DataView(this.buf.buffer);
     this.append(pcapngHeader(options));
   }
@@ -185,6 +186,28 @@ export class PcapngWriter {
     v.setUint32(at + total - 4, total, true);
     this.used += total;
     this.packets++;
+  }
+
+  /**
+   * Room for `bytes` more bytes in the write buffer, flushing first if needed, for encoders
+   * that write blocks straight into it (then commit()). Returns the buffer and the offset.
+   */
+  reserve(bytes: number): { buffer: Uint8Array; at: number } {
+    if (this.used + bytes > this.buf.length) {
+      this.flush();
+      if (bytes > this.buf.length) {
+        this.buf = new Uint8Array(bytes);
+        this.view = new DataView(this.buf.buffer);
+      }
+    }
+    return { buffer: this.buf, at: this.used };
+  }
+
+  /** After reserve(): blocks up to `end` of the buffer are written and hold `packets` packets. */
+  commit(end: number, packets: number): void {
+    if (end < this.used || end > this.buf.length) throw new RangeError(`pcapng: commit to ${end} outside ${this.used}..${this.buf.length}`);
+    this.used = end;
+    this.packets += packets;
   }
 
   /** Same, with the timestamp as a number of ns/us (exact up to 2^53) or a bigint. */

@@ -7,4 +7,6 @@ export * from './resets';
 export * from './drops';
 export type { TcpFilterOptions, TcpProbe, Unavailable } from './tcp_common';
 export { tracepointAvailable } from './tcp_common';
-export * from './packets'; export * from './syn-counts';
+export * from './packets';
+export * from './packets-pcapng';
+export * from './syn-counts';

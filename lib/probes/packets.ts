@@ -7,13 +7,14 @@ import { BpfObject } from '../bpf/object';
 import type { Link } from '../bpf/link';
 import type { BpfMap } from '../bpf/map';
 import type { RecordBatch } from '../bpf/batch';
+import type { NativeRingReader } from '../bpf/native';
 import type { RecordReader, ReaderOptions, ReaderStats } from '../bpf/ringbuf';
 import type { XdpMode } from '../bpf/program';
 import { InterfaceRef, interfaceIndex, interfaceName } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
 import { compileFilter, CompiledFilter, FILTER_MAX_INSNS, PacketFilter } from '../filter/compile';
 import { AF_INET, formatAddress } from '../net/addr';
-import { DEFAULT_WAKEUP_BYTES, ProbeOptions, ProbeStream } from './stream';
+import { DEFAULT_WAKEUP_BYTES, ProbeOptions, ProbeStream, wakeupBytesFor } from './stream';
 
 export type PacketHook = 'tc' | 'xdp';
 
@@ -222,9 +223,9 @@ export class PacketProgram {
   }
 
   /** @internal opens, configures, attaches; nothing stays attached on failure. */
-  static open(opts: NormalizedOptions, features: number, ringBytes?: number): PacketProgram {
+  static open(opts: NormalizedOptions, features: number, ringBytes?: number, wakeupBytes = DEFAULT_WAKEUP_BYTES): PacketProgram {
     const obj = BpfObject.open(builtObjectPath('packets'), {
-      globals: { tcpscope_wakeup_bytes: DEFAULT_WAKEUP_BYTES },
+      globals: { tcpscope_wakeup_bytes: wakeupBytes },
       skipPrograms: [opts.hook === 'tc' ? 'packets_xdp' : 'packets_tc'],
     });
     try {
@@ -402,6 +403,18 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
     }
   }
 
+  /**
+   * @internal Drives a native consumer over the ring (RecordReader.consumeWith), as
+   * PacketPcapngEncoder does; the probe closes when it ends.
+   */
+  async *consumeWith(consume: (ring: NativeRingReader) => number): AsyncIterableIterator<number> {
+    try {
+      yield* this.ring.consumeWith(consume);
+    } finally {
+      this.close();
+    }
+  }
+
   /** Wall-clock time of a record's kernel timestamp, as [high, low] 32-bit halves of ns. */
   wallClockHalves(monoLow: number, monoHigh: number, out: [number, number]): [number, number] {
     let low = monoLow + this.offsetLow;
@@ -464,7 +477,8 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
  */
 export function packets(options: PacketsOptions): PacketStream {
   const opts = normalize(options);
-  const program = PacketProgram.open(opts, FEATURE_EVENTS | (options.countSyns ? FEATURE_SYNS : 0), options.ringBytes ?? (opts.snaplen || opts.payloadBytes ? 1 << 25 : undefined));
+  const ringBytes = options.ringBytes ?? (opts.snaplen || opts.payloadBytes ? 1 << 25 : undefined);
+  const program = PacketProgram.open(opts, FEATURE_EVENTS | (options.countSyns ? FEATURE_SYNS : 0), ringBytes, wakeupBytesFor({ ...options, ringBytes }));
   try {
     const readerOptions: ReaderOptions = { wakeupMs: options.latencyMs ?? 10 };
     if (options.signal) readerOptions.signal = options.signal;

@@ -12,6 +12,12 @@ export interface ProbeOptions {
   latencyMs?: number;
   /** Ring buffer size in bytes (power of two). */
   ringBytes?: number;
+  /**
+   * Bytes waiting in the ring before the kernel wakes the reader ahead of `latencyMs`
+   * (default 64 KiB). Each wake-up costs the reader CPU; with a long latencyMs, raise it so
+   * a busy ring is read in a few large batches (keep it well below ringBytes).
+   */
+  wakeupBytes?: number;
 }
 
 /** Default wake-up threshold: the reader is woken when this many bytes wait. */
@@ -95,9 +101,19 @@ export class ProbeStream<Raw, Event> implements AsyncIterable<Event>, AsyncDispo
   }
 }
 
+/** The wake-up threshold for a ring of `ringBytes` (undefined: the object's own size). */
+export function wakeupBytesFor(options: Pick<ProbeOptions, 'wakeupBytes' | 'ringBytes'>): number {
+  const bytes = options.wakeupBytes ?? DEFAULT_WAKEUP_BYTES;
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > 0xffffffff) throw new RangeError(`wakeupBytes must be an integer from 0 to 2^32-1, got ${bytes}`);
+  if (options.wakeupBytes !== undefined && options.ringBytes !== undefined && bytes >= options.ringBytes) {
+    throw new RangeError(`wakeupBytes (${bytes}) must be smaller than ringBytes (${options.ringBytes}): the reader would never be woken before the ring is full`);
+  }
+  return bytes;
+}
+
 /** Loads, attaches and starts reading one probe; on any failure nothing stays attached. */
 export function openProbe<Raw, Event>(spec: ProbeSpec<Raw, Event>, options: ProbeOptions = {}): ProbeStream<Raw, Event> {
-  const open: OpenOptions = { ...spec.open, globals: { tcpscope_wakeup_bytes: DEFAULT_WAKEUP_BYTES, ...spec.open?.globals } };
+  const open: OpenOptions = { ...spec.open, globals: { tcpscope_wakeup_bytes: wakeupBytesFor(options), ...spec.open?.globals } };
   const obj = BpfObject.open(builtObjectPath(spec.object), open);
   try {
     if (options.ringBytes !== undefined) obj.setMaxEntries(spec.ring, options.ringBytes);

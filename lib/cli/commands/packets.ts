@@ -4,10 +4,12 @@ import { compileFilter } from '../../filter/compile';
 import { FilterError } from '../../filter/parse';
 import { PcapngWriter, LINKTYPE_ETHERNET } from '../../pcapng';
 import { MAX_CAPTURE, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
+import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
 import type { Command, CommandContext } from '../command';
-import { STREAM_OPTIONS, UsageError, counter, printSummary, toJson } from '../command';
+import { STREAM_OPTIONS, UsageError, counter, parseCount, printSummary, toJson } from '../command';
 
-const TWO_32 = 4294967296;
+/** Ring of a -w capture: 32 MiB holds about 200k packets of 96 captured bytes. */
+const CAPTURE_RING_BYTES = 1 << 25;
 
 function intArg(ctx: CommandContext, name: string, fallback: number, min: number, max: number): number {
   const raw = ctx.values[name];
@@ -34,46 +36,22 @@ async function writeText(ctx: CommandContext, probe: PacketStream): Promise<void
   }
 }
 
-async function writePcapng(ctx: CommandContext, probe: PacketStream, file: string, snaplen: number, resolution: 'ns' | 'us'): Promise<number> {
-  const names = [...probe.interfaces.entries()];
-  const ids = new Map(names.map(([index], i) => [index, i]));
+async function writePcapng(ctx: CommandContext, probe: PacketStream, file: string, snaplen: number, resolution: 'ns' | 'us', flushEveryBatch: boolean): Promise<number> {
   const writer = PcapngWriter.create(file, {
-    interfaces: names.map(([, name]) => ({ name, linkType: LINKTYPE_ETHERNET, snaplen })),
+    interfaces: [...probe.interfaces.values()].map((name) => ({ name, linkType: LINKTYPE_ETHERNET, snaplen })),
     resolution,
     application: 'tcpscope packets',
   });
-  const take = counter(ctx);
-  const layout = probe.layout;
-  const halves: [number, number] = [0, 0];
-  const offsetUs = Number(probe.clockOffsetNs / 1000n);
+  const limit = parseCount(ctx.values['count'] as string | undefined);
+  let written = 0;
   let lastFlush = Date.now();
   try {
-    let done = false;
-    for await (const batch of probe.rawBatches()) {
-      const view = batch.view;
-      const bytes = batch.bytes;
-      for (let i = 0; i < batch.count; i++) {
-        const off = batch.offsets[i]!;
-        const lo = view.getUint32(off + layout.ts_ns, true);
-        const hi = view.getUint32(off + layout.ts_ns + 4, true);
-        const id = ids.get(view.getUint32(off + layout.ifindex, true)) ?? 0;
-        const frameLen = view.getUint32(off + layout.frame_len, true);
-        const capLen = view.getUint8(off + layout.cap_kind) === 1 ? view.getUint32(off + layout.cap_len, true) : 0;
-        const start = off + layout.size;
-        const data = bytes.subarray(start, start + capLen);
-        if (resolution === 'ns') {
-          probe.wallClockHalves(lo, hi, halves);
-          writer.writePacket(id, halves[0], halves[1], data, frameLen);
-        } else {
-          const us = Math.floor((hi * TWO_32 + lo) / 1000) + offsetUs;
-          writer.writePacket(id, Math.floor(us / TWO_32), us % TWO_32, data, frameLen);
-        }
-        if (!take()) { done = true; break; }
-      }
+    for await (const n of new PacketPcapngEncoder(probe, writer).run(limit)) {
+      written += n;
       const now = Date.now();
-      if (now - lastFlush > 250) { writer.flush(); lastFlush = now; }
-      if (done) break;
+      if (flushEveryBatch || now - lastFlush > 250) { writer.flush(); lastFlush = now; }
     }
+    if (limit !== undefined && written >= limit) ctx.stop();
   } finally {
     writer.close();
   }
@@ -83,7 +61,8 @@ async function writePcapng(ctx: CommandContext, probe: PacketStream, file: strin
 export const packetsCommand: Command = {
   name: 'packets',
   summary: 'incoming TCP segments, tcpdump-like: lines, NDJSON or pcapng (-w), filtered in the kernel',
-  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [--latency-ms MS] [filter expression]\n' +
+  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
+    '  -w buffers like tcpdump: the ring is read when 4 MiB wait or after --latency-ms (default 1000); -U writes every packet within 10 ms\n' +
     '  filter: host/net/port/portrange with src/dst, ip, ip6, tcp[tcpflags] & tcp-syn != 0, syn/ack/fin/rst, and/or/not, ( )\n' +
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
@@ -98,6 +77,7 @@ export const packetsCommand: Command = {
     'time-stamp-precision': { type: 'string' },
     'print-filter': { type: 'boolean', default: false },
     'latency-ms': { type: 'string' },
+    'packet-buffered': { type: 'boolean', short: 'U', default: false },
   },
   allowPositionals: true,
   async run(ctx) {
@@ -123,6 +103,7 @@ export const packetsCommand: Command = {
     if (precision !== 'nano' && precision !== 'micro') throw new UsageError(`--time-stamp-precision must be nano or micro, got '${precision}'`);
     const payloadBytes = intArg(ctx, 'payload', 0, 0, MAX_CAPTURE);
     const hook = ctx.values['xdp'] ? 'xdp' : 'tc';
+    const immediate = ctx.values['packet-buffered'] === true;
     const xdpMode = ctx.values['xdp-mode'] as 'auto' | 'skb' | 'native' | undefined;
     const probe = packets({
       interfaces,
@@ -133,14 +114,17 @@ export const packetsCommand: Command = {
       payloadBytes: file ? 0 : payloadBytes,
       sampleRate: intArg(ctx, 'sample', 1, 1, 0x7fffffff),
       signal: ctx.signal,
-      // How long a quiet ring may wait before it is read: tcpdump buffers -w output for up
-      // to a second; each timer wake-up costs CPU, so -w waits longer than line output.
-      latencyMs: intArg(ctx, 'latency-ms', file ? 250 : 50, 1, 10000),
+      // Each wake-up of the reader costs CPU (tens of microseconds, more in a VM), so -w
+      // batches as tcpdump does (its buffer timeout is one second): the kernel wakes the
+      // reader when an eighth of the ring waits, or the timer after latency-ms. -U, as
+      // tcpdump's, trades that for packets on disk within milliseconds.
+      latencyMs: intArg(ctx, 'latency-ms', immediate ? 10 : file ? 1000 : 50, 1, 10000),
+      ...(file && !immediate ? { wakeupBytes: CAPTURE_RING_BYTES / 8, ringBytes: CAPTURE_RING_BYTES } : {}),
     });
     const names = [...probe.interfaces.values()].join(', ');
     ctx.err.write(`tcpscope: listening on ${names} (${hook === 'xdp' ? 'XDP' : 'tc ingress'})${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file} (snaplen ${snaplen})` : ''}\n`);
     try {
-      if (file) await writePcapng(ctx, probe, file, snaplen, precision === 'nano' ? 'ns' : 'us');
+      if (file) await writePcapng(ctx, probe, file, snaplen, precision === 'nano' ? 'ns' : 'us', immediate);
       else await writeText(ctx, probe);
     } finally {
       probe.close();
