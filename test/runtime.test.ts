@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
 import {
@@ -258,6 +259,22 @@ describe.skipIf(!enabled)('attach over loopback', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('tracepoint attach mounts tracefs when nothing is mounted (a fresh machine)', () => {
+    // A private mount namespace without tracefs or debugfs, as on a freshly booted machine.
+    const script = `
+      const fs = require('node:fs');
+      const { BpfObject } = require(${JSON.stringify(path.join(process.cwd(), 'dist', 'lib', 'bpf'))});
+      const before = fs.existsSync('/sys/kernel/tracing/events');
+      const obj = BpfObject.load(${JSON.stringify(objectPath('rt_attach'))});
+      const link = obj.program('tp_state').attach();
+      console.log(JSON.stringify({ before, kind: link.kind, after: fs.existsSync('/sys/kernel/tracing/events') }));
+      obj.close();`;
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      'umount -l /sys/kernel/debug 2>/dev/null; umount -l /sys/kernel/tracing 2>/dev/null; exec "$0" -e "$1"', process.execPath, script],
+      { encoding: 'utf8', timeout: 30000 });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ before: false, kind: 'auto', after: true });
   });
 
   it('auto-attach from SEC(), raw tracepoint and tp_btf', async () => {

@@ -6,7 +6,7 @@ import { Link } from './link';
 import { native } from './native';
 import type { NativeAttachSpec, NativeProgramInfo, NativeProgInfo } from './native';
 import { InterfaceRef, interfaceIndex } from './netif';
-import { cgroup2Root } from './sys';
+import { cgroup2Root, ensureTracefs } from './sys';
 import type { BpfObject } from './object';
 
 export type XdpMode = 'auto' | 'skb' | 'native' | 'hw';
@@ -92,6 +92,7 @@ export class Program {
 
   private attachWith(spec: NativeAttachSpec): Link {
     void this.fd; // fails clearly when not loaded
+    if (needsTracefs(spec.kind === 'auto' ? this.section.split('/')[0] ?? '' : spec.kind)) ensureTracefs();
     let handle;
     try {
       handle = this.object.native.attach(this.name, spec);
@@ -181,6 +182,11 @@ function socketFd(socket: Socket): number {
   const fd = handle?.fd;
   if (typeof fd !== 'number' || fd < 0) throw new TypeError('the socket has no file descriptor (is it connected and not yet closed?)');
   return fd;
+}
+
+// libbpf finds a tracepoint's id in tracefs; a fresh machine may not have it mounted.
+function needsTracefs(kind: string): boolean {
+  return kind === 'tracepoint' || kind === 'tp';
 }
 
 function explainAttachError(e: unknown, spec: NativeAttachSpec, section: string): unknown {
