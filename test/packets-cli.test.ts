@@ -156,6 +156,27 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     }
   });
 
+  it('-w - writes the pcapng to standard output, as tcpdump does (piped into tcpdump -r -)', async () => {
+    const port = freePort();
+    for (const extra of [[], ['-U']]) {
+      const pipeline = spawn('sh', ['-c', `"$0" "$1" packets -i lo -w - -c 6 ${extra.join(' ')} "port $2" | tcpdump -r - -nn`, process.execPath, CLI, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(pipeline);
+      let out = '', err = '';
+      pipeline.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      pipeline.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      const deadline = Date.now() + 10000;
+      while (!/listening on/.test(err) && Date.now() < deadline) await sleep(20);
+      await sleep(50);
+      await traffic(port, 2, 100);
+      const [code] = await once(pipeline, 'exit');
+      expect(code, err).toBe(0);
+      const lines = out.trim().split('\n');
+      expect(lines, err).toHaveLength(6);
+      expect(lines[0]).toMatch(new RegExp(`> 127\\.0\\.0\\.1\\.${port}: Flags \\[S\\]`));
+      expect(err).toMatch(/6 packets received, 0 lost/);
+    }
+  });
+
   it('-w buffers like tcpdump, and Ctrl-C still writes every packet the kernel had handed over', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-cli-'));
     try {

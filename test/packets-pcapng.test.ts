@@ -84,4 +84,79 @@ describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('capture(): a native thread writes the file; timer wake-ups, -c, abort and write errors', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const filter = `port ${port}`;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-cap-'));
+    const stop = new AbortController();
+    // A 300 ms timer and a threshold far above this traffic: the thread must write on its timer.
+    const timed = packets({ interfaces: ['lo'], filter, snaplen: 80, signal: stop.signal, latencyMs: 300, wakeupBytes: 1 << 22, ringBytes: 1 << 23 });
+    const limited = packets({ interfaces: ['lo'], filter, snaplen: 80, latencyMs: 300 });
+    const reference = packets({ interfaces: ['lo'], filter, snaplen: 80 });
+    const full = packets({ interfaces: ['lo'], filter, snaplen: 80, latencyMs: 50 });
+    try {
+      const timedFile = path.join(dir, 'timed.pcapng');
+      const timedWriter = PcapngWriter.create(timedFile, { interfaces: [{ name: 'lo', snaplen: 80 }] });
+      const limitedWriter = PcapngWriter.create(path.join(dir, 'limited.pcapng'), { interfaces: [{ name: 'lo', snaplen: 80 }] });
+      // A pipe whose reader goes away after the header: the thread's first write fails.
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const fifoReader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const fullWriter = new PcapngWriter(fs.openSync(fifo, 'w'), { interfaces: [{ name: 'lo', snaplen: 80 }] }, true);
+      const headerBytes = fs.statSync(timedFile).size; // lendFd() wrote the buffered header
+      const timedRun = new PacketPcapngEncoder(timed, timedWriter).capture();
+      const limitedRun = new PacketPcapngEncoder(limited, limitedWriter).capture(7);
+      const fullRun = new PacketPcapngEncoder(full, fullWriter).capture().then(() => undefined, (e: unknown) => e);
+      fs.closeSync(fifoReader);
+      const referenceEvents: number[] = [];
+      const referenceRun = (async () => { for await (const e of reference) referenceEvents.push(e.frame_len); })();
+
+      await exchange(port, 5, 300);
+      expect(await limitedRun).toBe(7); // ends by itself
+      expect(limited.isClosed).toBe(true);
+      await eventually(() => referenceEvents.length >= 5 * 8, 5000, 'reference events');
+      // written by the thread's timer while JavaScript only waited
+      await eventually(() => fs.statSync(timedFile).size > headerBytes, 3000, 'timer-driven write');
+
+      const fullError = await fullRun;
+      expect(fullError).toBeInstanceOf(Error);
+      expect(String(fullError)).toMatch(/write the capture file.*EPIPE \(the reader of the pipe went away\)/);
+      expect(fullWriter.packets).toBe(0);
+      expect(full.isClosed).toBe(true);
+
+      await exchange(port, 2, 10); // waits in the ring (300 ms timer) when the abort comes
+      stop.abort();
+      const written = await timedRun;
+      timedWriter.close();
+      limitedWriter.close();
+      await eventually(() => referenceEvents.length >= written, 3000, 'reference caught up');
+      reference.close();
+      await referenceRun;
+
+      expect(written).toBe(referenceEvents.length);
+      expect(timed.stats()).toMatchObject({ received: written, lost: 0 });
+      expect(timedWriter.packets).toBe(written);
+      const back = readPcapng(fs.readFileSync(timedFile));
+      expect(back.packets.map((p) => p.origLen)).toEqual(referenceEvents);
+      expect(readPcapng(fs.readFileSync(path.join(dir, 'limited.pcapng'))).packets).toHaveLength(7);
+      const text = execFileSync('tcpdump', ['-r', timedFile, '-nn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(text.trim().split('\n').filter((l) => l.includes(`.${port}: Flags [S]`))).toHaveLength(7);
+    } finally {
+      for (const probe of [timed, limited, reference, full]) probe.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('capture(): close() stops the thread at once', async () => {
+    const probe = packets({ interfaces: ['lo'], filter: 'port 9', latencyMs: 10000 });
+    const writer = new PcapngWriter(fs.openSync('/dev/null', 'w'), { interfaces: [{ name: 'lo' }] }, true);
+    const run = new PacketPcapngEncoder(probe, writer).capture();
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    probe.close();
+    expect(await run).toBe(0);
+    expect(Date.now() - started).toBeLessThan(2000);
+    writer.close();
+  });
 });

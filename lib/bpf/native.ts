@@ -73,6 +73,13 @@ export interface NativeRingReader {
   consume(target: Uint8Array): number;
   /** Packet events straight from the ring into pcapng blocks; see native/ringbuf.cc. */
   consumePcapng(out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
+  /**
+   * Packet events into pcapng blocks written to `fd` by a native thread until stopCapture(),
+   * close(), maxPackets or a write error; then onDone (errno 0 on success). See native/ringbuf.cc.
+   */
+  capturePcapng(fd: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, latencyMs: number, bufferBytes: number,
+    onDone: (errno: number, what: string, packets: number, bytes: number) => void): void;
+  stopCapture(): void;
   pending(): number;
   close(): void;
   readonly size: number;

@@ -1,5 +1,6 @@
 import { RecordBatch, batchScratch } from './batch';
-import { call } from './errors';
+import util from 'node:util';
+import { BpfError, call } from './errors';
 import { native } from './native';
 import type { NativePerfReader, NativeRingReader } from './native';
 import { ReadableWaiter } from './wait';
@@ -154,6 +155,37 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     yield* this.reads(read);
   }
 
+  /**
+   * @internal Hands the ring to a native thread of the addon for the rest of the reader's
+   * life (a ring buffer reader only): `start` starts it with the reader's wake-up interval
+   * and the callback the thread reports to. An abort stops it after it has read what was
+   * waiting; close() stops it at once. Resolves with the records it took; closes the reader.
+   */
+  async consumeOnThread(start: (ring: NativeRingReader, wakeupMs: number, done: NativeThreadDone) => void): Promise<number> {
+    const ring = this.source as Partial<NativeRingReader>;
+    if (typeof ring.capturePcapng !== 'function') throw new TypeError(`'${this.name}' is not a ring buffer reader`);
+    if (this.stopped) {
+      this.close();
+      return 0;
+    }
+    const stop = (): void => ring.stopCapture!();
+    try {
+      const records = await new Promise<number>((resolve, reject) => {
+        call(`start a reader thread on '${this.name}'`, () => start(ring as NativeRingReader, this.wakeupMs, (errno, what, records) => {
+          this.received += records;
+          if (errno === 0) resolve(records);
+          else reject(new BpfError(`${what} (${this.name}): ${errnoText(errno)}`, { errno, code: errnoName(errno) }));
+        }));
+        this.signal?.addEventListener('abort', stop, { once: true });
+        if (this.signal?.aborted) stop();
+      });
+      return records;
+    } finally {
+      this.signal?.removeEventListener('abort', stop);
+      this.close();
+    }
+  }
+
   private readonly copyRead = (): number => this.readBytes();
 
   /**
@@ -246,6 +278,23 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }
+}
+
+/** What a native reader thread reports when it ends: errno 0, or what failed. */
+export type NativeThreadDone = (errno: number, what: string, records: number, bytes: number) => void;
+
+function errnoName(errno: number): string {
+  try {
+    return util.getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+function errnoText(errno: number): string {
+  const name = errnoName(errno);
+  const hints: Record<string, string> = { ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is exhausted', EFBIG: 'the file is too large', EIO: 'an I/O error', EBADF: 'the file is not open for writing', EPIPE: 'the reader of the pipe went away' };
+  return `${name}${hints[name] ? ` (${hints[name]})` : ''}`;
 }
 
 /** @internal */

@@ -105,6 +105,8 @@ export function pcapngHeader(options: PcapngOptions): Uint8Array {
  * w.writePacket(0, tsHigh, tsLow, frame, frame.length);
  * w.close();
  */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 export class PcapngWriter {
   readonly interfaces: readonly PcapngInterface[];
   readonly resolution: 'ns' | 'us';
@@ -149,7 +151,15 @@ export class PcapngWriter {
   private emit(bytes: Uint8Array): void {
     if (this.fd >= 0) {
       let off = 0;
-      while (off < bytes.length) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
+      while (off < bytes.length) {
+        try {
+          off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
+        } catch (e) {
+          // A non-blocking pipe (Node makes its stdout one) that is full: wait for its reader.
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          Atomics.wait(PAUSE, 0, 0, 1);
+        }
+      }
     } else {
       this.chunks.push(bytes.slice());
     }
@@ -223,6 +233,22 @@ export class PcapngWriter {
     if (this.used === 0) return;
     this.emit(this.buf.subarray(0, this.used));
     this.used = 0;
+  }
+
+  /**
+   * Lends the file to another writer (PacketPcapngEncoder.capture()'s native thread): what
+   * is buffered is written first. undefined for writers made with fd -1. Until appended()
+   * the borrower alone writes.
+   */
+  lendFd(): number | undefined {
+    this.flush();
+    return this.fd >= 0 ? this.fd : undefined;
+  }
+
+  /** After lendFd(): the borrower appended `bytes` of blocks holding `packets` packets. */
+  appended(bytes: number, packets: number): void {
+    this.bytes += bytes;
+    this.packets += packets;
   }
 
   /** Everything written, for writers made with fd -1. */

@@ -415,6 +415,18 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
     }
   }
 
+  /**
+   * @internal Hands the ring to a native thread (RecordReader.consumeOnThread), as
+   * PacketPcapngEncoder.capture() does; the probe closes when it ends.
+   */
+  async consumeOnThread(start: Parameters<RecordReader<PacketEvent>['consumeOnThread']>[0]): Promise<number> {
+    try {
+      return await this.ring.consumeOnThread(start);
+    } finally {
+      this.close();
+    }
+  }
+
   /** Wall-clock time of a record's kernel timestamp, as [high, low] 32-bit halves of ns. */
   wallClockHalves(monoLow: number, monoHigh: number, out: [number, number]): [number, number] {
     let low = monoLow + this.offsetLow;

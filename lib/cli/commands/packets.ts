@@ -8,6 +8,8 @@ import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
 import type { Command, CommandContext } from '../command';
 import { STREAM_OPTIONS, UsageError, counter, parseCount, printSummary, toJson } from '../command';
 
+const STDOUT_FD = 1;
+
 /** Ring of a -w capture: 32 MiB holds about 200k packets of 96 captured bytes. */
 const CAPTURE_RING_BYTES = 1 << 25;
 
@@ -36,20 +38,27 @@ async function writeText(ctx: CommandContext, probe: PacketStream): Promise<void
   }
 }
 
-async function writePcapng(ctx: CommandContext, probe: PacketStream, file: string, snaplen: number, resolution: 'ns' | 'us', flushEveryBatch: boolean): Promise<number> {
-  const writer = PcapngWriter.create(file, {
+async function writePcapng(ctx: CommandContext, probe: PacketStream, file: string, snaplen: number, resolution: 'ns' | 'us', immediate: boolean): Promise<number> {
+  const options = {
     interfaces: [...probe.interfaces.values()].map((name) => ({ name, linkType: LINKTYPE_ETHERNET, snaplen })),
     resolution,
     application: 'tcpscope packets',
-  });
+  };
+  // -w - as tcpdump's: the file goes to standard output (e.g. into wireshark -k -i -).
+  const writer = file === '-' ? new PcapngWriter(STDOUT_FD, options) : PcapngWriter.create(file, options);
   const limit = parseCount(ctx.values['count'] as string | undefined);
+  const encoder = new PacketPcapngEncoder(probe, writer);
   let written = 0;
-  let lastFlush = Date.now();
   try {
-    for await (const n of new PacketPcapngEncoder(probe, writer).run(limit)) {
-      written += n;
-      const now = Date.now();
-      if (flushEveryBatch || now - lastFlush > 250) { writer.flush(); lastFlush = now; }
+    if (immediate) {
+      // -U: the reader sleeps without a timer while the ring is quiet (the idle protocol
+      // of the JavaScript reader), and every batch reaches the file at once.
+      for await (const n of encoder.run(limit)) {
+        written += n;
+        writer.flush();
+      }
+    } else {
+      written = await encoder.capture(limit);
     }
     if (limit !== undefined && written >= limit) ctx.stop();
   } finally {
@@ -62,7 +71,7 @@ export const packetsCommand: Command = {
   name: 'packets',
   summary: 'incoming TCP segments, tcpdump-like: lines, NDJSON or pcapng (-w), filtered in the kernel',
   usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
-    '  -w buffers like tcpdump: the ring is read when 4 MiB wait or after --latency-ms (default 1000); -U writes every packet within 10 ms\n' +
+    '  -w - writes the pcapng to standard output; -w buffers like tcpdump: the ring is read when 4 MiB wait or after --latency-ms (default 1000); -U writes every packet within 10 ms\n' +
     '  filter: host/net/port/portrange with src/dst, ip, ip6, tcp[tcpflags] & tcp-syn != 0, syn/ack/fin/rst, and/or/not, ( )\n' +
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
