@@ -79,7 +79,7 @@ function slabUsed() {
 
 const load0 = os.loadavg()[0];
 const guard = Guard.start({ interfaces: [] });
-const prog = guard.object.program('guard_xdp');
+const prog = guard.program; // guard_xdp, or its _xadd variant on kernels before 5.12
 const missFrame = syn('198.51.100.77');             // outside the listed range
 const nearFrame = syn(address(opts.entries + 12345)); // inside 100.64.0.0/10, not listed: a deep walk
 const hitSrc = address(Math.floor(opts.entries / 2));
