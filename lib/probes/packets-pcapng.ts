@@ -72,7 +72,8 @@ export class PacketPcapngEncoder {
    * does: no JavaScript runs while packets arrive, the cheapest way to a file. Resolves
    * with the packets written when the probe's signal aborts (after writing what was waiting),
    * the probe closes, or `maxPackets` are written; rejects, with what was written kept and
-   * counted, if writing fails. Closes the probe, not the writer. A writer without a file
+   * counted, if writing fails; the probe's stats().received counts them once it has ended
+   * (its lost counter stays live). Closes the probe, not the writer. A writer without a file
    * (fd -1) is served by run().
    *
    * @example
