@@ -158,31 +158,53 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     PcapngParams params = PcapngParamsArg(info, 2);
     Napi::Float64Array positions = info[7].As<Napi::Float64Array>();
     if (positions.ElementLength() < 2 || at > out.length) throw Napi::RangeError::New(env, "consumePcapng: bad positions");
-    size_t consumed = 0;
+    RingEncoded r = EncodeFromRing(out.data, out.length, at, params, ~size_t{0});
+    positions[0] = static_cast<double>(r.consumed);
+    positions[1] = static_cast<double>(r.out_end);
+    return Napi::Number::New(env, r.packets);
+  }
+
+  struct RingEncoded {
+    size_t consumed = 0;  // ring bytes encoded and released
+    size_t out_end = 0;
     double packets = 0;
+    bool out_full = false;  // stopped because the next block did not fit in out
+  };
+
+  // Encodes committed packet events as pcapng blocks into out[at..) and releases them,
+  // until the ring is caught up, a record is still being written, out is full, max_packets
+  // (decremented) are encoded or limit_bytes of the ring are consumed.
+  RingEncoded EncodeFromRing(uint8_t* out, size_t out_length, size_t at, PcapngParams& params, size_t limit_bytes) {
+    RingEncoded e;
+    e.out_end = at;
     for (;;) {
       unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
       unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
-      PcapngResult r = EncodePcapngBlocks(data_ + (cons & mask_), prod - cons, out.data, out.length, at, params);
-      consumed += r.src_end;
-      packets += r.packets;
+      PcapngResult r = EncodePcapngBlocks(data_ + (cons & mask_), prod - cons, out, out_length, e.out_end, params);
+      e.consumed += r.src_end;
+      e.packets += r.packets;
+      e.out_end = r.out_end;
       params.max_packets -= r.packets;
-      at = r.out_end;
-      if (!Release(cons + r.src_end, prod)) break;
+      unsigned long pos = cons + r.src_end;
+      bool moved = Release(pos, prod);
+      if (params.max_packets <= 0 || e.consumed >= limit_bytes) return e;
+      if (pos == prod) {
+        if (moved) continue;
+        return e;
+      }
+      uint32_t header = __atomic_load_n(reinterpret_cast<const uint32_t*>(data_ + (pos & mask_)), __ATOMIC_ACQUIRE);
+      e.out_full = (header & kBusyBit) == 0;
+      return e;
     }
-    positions[0] = static_cast<double>(consumed);
-    positions[1] = static_cast<double>(at);
-    return Napi::Number::New(env, packets);
   }
 
   // capturePcapng(fd, maxPackets, layout, clockOffsetNs, ifindexes, snaplens, latencyMs,
-  //               bufferBytes, onDone(errno, what, packets, bytes))
+  //               bufferBytes, onDone(error | null, packets, bytes))
   // Writes packet events as pcapng blocks to `fd` from a thread of its own until
   // stopCapture(), close(), maxPackets or a write error; then onDone runs on the JS thread.
   // The thread sleeps in epoll_wait for the producer's wake-ups or latencyMs, like
-  // tcpdump's buffer timeout: JavaScript is not woken while packets arrive. Waking the JS
-  // thread of a Node process costs 0.4-0.7 ms of CPU after a long sleep in a VM, a thread's
-  // epoll_wait a tenth of that (bench/capture).
+  // tcpdump's buffer timeout: JavaScript is not woken while packets arrive, which halved
+  // a capture's CPU against the JavaScript reader with the same wake-ups (bench/capture).
   Napi::Value CapturePcapng(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (data_ == nullptr) throw Napi::Error::New(env, "ring buffer reader is closed");
@@ -200,14 +222,10 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     Napi::Function on_done = info[8].As<Napi::Function>();
     int stop_fd = eventfd(0, EFD_CLOEXEC);
     int wait_fd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ring_event = {};
-    ring_event.events = EPOLLIN;
-    ring_event.data.u32 = 0;
-    struct epoll_event stop_event = {};
-    stop_event.events = EPOLLIN;
-    stop_event.data.u32 = 1;
-    if (stop_fd < 0 || wait_fd < 0 || epoll_ctl(wait_fd, EPOLL_CTL_ADD, epoll_fd_, &ring_event) != 0 ||
-        epoll_ctl(wait_fd, EPOLL_CTL_ADD, stop_fd, &stop_event) != 0) {
+    struct epoll_event readable = {};
+    readable.events = EPOLLIN;
+    if (stop_fd < 0 || wait_fd < 0 || epoll_ctl(wait_fd, EPOLL_CTL_ADD, epoll_fd_, &readable) != 0 ||
+        epoll_ctl(wait_fd, EPOLL_CTL_ADD, stop_fd, &readable) != 0) {
       int err = errno;
       if (stop_fd >= 0) close(stop_fd);
       if (wait_fd >= 0) close(wait_fd);
@@ -224,8 +242,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       done.BlockingCall([this, result](Napi::Env env, Napi::Function callback) {
         JoinCapture(false);
         self_while_capturing_.Reset();
-        callback.Call({Napi::Number::New(env, result.error), Napi::String::New(env, result.what),
-                       Napi::Number::New(env, result.packets), Napi::Number::New(env, result.bytes)});
+        Napi::Value error = result.error == 0 ? env.Null() : MakeBpfError(env, result.what, result.error, "").Value();
+        callback.Call({error, Napi::Number::New(env, result.packets), Napi::Number::New(env, result.bytes)});
       });
       done.Release();
     });
@@ -283,29 +301,15 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       buffered_packets = 0;
       return true;
     };
-    // Encodes what is committed (up to limit_bytes of the ring) into out, writing out
-    // whenever it fills; false when writing failed.
+    // Everything committed (up to limit_bytes of the ring), writing out whenever it fills;
+    // false when writing failed.
     auto drain = [&](size_t limit_bytes) -> bool {
-      size_t consumed = 0;
       for (;;) {
-        unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
-        unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
-        PcapngResult r = EncodePcapngBlocks(data_ + (cons & mask_), prod - cons, out.data(), out.size(), used, params);
+        RingEncoded r = EncodeFromRing(out.data(), out.size(), used, params, limit_bytes);
         used = r.out_end;
         buffered_packets += r.packets;
-        params.max_packets -= r.packets;
-        consumed += r.src_end;
-        unsigned long pos = cons + r.src_end;
-        bool moved = Release(pos, prod);
-        if (params.max_packets <= 0 || consumed >= limit_bytes) return true;
-        if (pos == prod) {
-          if (moved) continue;
-          return true;
-        }
-        // Stopped short of the producer: a record still being written (read on the next
-        // wake-up), or out is full.
-        uint32_t header = __atomic_load_n(reinterpret_cast<const uint32_t*>(data_ + (pos & mask_)), __ATOMIC_ACQUIRE);
-        if ((header & kBusyBit) != 0 || used == 0) return true;
+        limit_bytes = r.consumed >= limit_bytes ? 0 : limit_bytes - r.consumed;
+        if (!r.out_full || used == 0 || limit_bytes == 0) return true;
         if (!flush()) return false;
       }
     };

@@ -63,6 +63,14 @@ function isNativeError(e: unknown): e is Error & NativeErrorShape {
 
 const VERIFIER_LOG = /prog '([^']+)': -- BEGIN PROG LOAD LOG --\n([\s\S]*?)-- END PROG LOAD LOG --/;
 
+/** What an errno means for the user, for the errors of writing output. */
+const WHAT_TO_DO: Readonly<Record<string, string>> = {
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is exhausted',
+  EFBIG: 'the file is too large',
+  EPIPE: 'the reader of the pipe went away',
+};
+
 /** Turns an addon error into the typed error a user can act on. */
 export function translateError(e: unknown, context: string): unknown {
   if (!isNativeError(e)) return e;
@@ -96,7 +104,8 @@ export function translateError(e: unknown, context: string): unknown {
     return new NotSupportedError(`${context}: ${e.message}`, details);
   }
   const lastLog = libbpfLog.trim().split('\n').filter(Boolean).slice(-3).join('\n');
-  return new BpfError(`${context}: ${e.message}${lastLog ? `\nlibbpf: ${lastLog}` : ''}`, details);
+  const hint = WHAT_TO_DO[code];
+  return new BpfError(`${context}: ${e.message}${hint ? ` — ${code} (${hint})` : ''}${lastLog ? `\nlibbpf: ${lastLog}` : ''}`, details);
 }
 
 /** Runs a native call and rethrows its failure as a typed error. */

@@ -75,10 +75,10 @@ export interface NativeRingReader {
   consumePcapng(out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   /**
    * Packet events into pcapng blocks written to `fd` by a native thread until stopCapture(),
-   * close(), maxPackets or a write error; then onDone (errno 0 on success). See native/ringbuf.cc.
+   * close(), maxPackets or a write error; then onDone (error null on success). See native/ringbuf.cc.
    */
   capturePcapng(fd: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, latencyMs: number, bufferBytes: number,
-    onDone: (errno: number, what: string, packets: number, bytes: number) => void): void;
+    onDone: (error: Error | null, packets: number, bytes: number) => void): void;
   stopCapture(): void;
   pending(): number;
   close(): void;

@@ -1,6 +1,5 @@
 import { RecordBatch, batchScratch } from './batch';
-import util from 'node:util';
-import { BpfError, call } from './errors';
+import { call, translateError } from './errors';
 import { native } from './native';
 import type { NativePerfReader, NativeRingReader } from './native';
 import { ReadableWaiter } from './wait';
@@ -171,10 +170,10 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     const stop = (): void => ring.stopCapture!();
     try {
       const records = await new Promise<number>((resolve, reject) => {
-        call(`start a reader thread on '${this.name}'`, () => start(ring as NativeRingReader, this.wakeupMs, (errno, what, records) => {
+        call(`start a reader thread on '${this.name}'`, () => start(ring as NativeRingReader, this.wakeupMs, (error, records) => {
           this.received += records;
-          if (errno === 0) resolve(records);
-          else reject(new BpfError(`${what} (${this.name}): ${errnoText(errno)}`, { errno, code: errnoName(errno) }));
+          if (error === null) resolve(records);
+          else reject(translateError(error, `reader thread of '${this.name}'`));
         }));
         this.signal?.addEventListener('abort', stop, { once: true });
         if (this.signal?.aborted) stop();
@@ -280,22 +279,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   }
 }
 
-/** What a native reader thread reports when it ends: errno 0, or what failed. */
-export type NativeThreadDone = (errno: number, what: string, records: number, bytes: number) => void;
-
-function errnoName(errno: number): string {
-  try {
-    return util.getSystemErrorName(-errno);
-  } catch {
-    return `errno ${errno}`;
-  }
-}
-
-function errnoText(errno: number): string {
-  const name = errnoName(errno);
-  const hints: Record<string, string> = { ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is exhausted', EFBIG: 'the file is too large', EIO: 'an I/O error', EBADF: 'the file is not open for writing', EPIPE: 'the reader of the pipe went away' };
-  return `${name}${hints[name] ? ` (${hints[name]})` : ''}`;
-}
+/** What a native reader thread reports when it ends: null, or the addon error of what failed. */
+export type NativeThreadDone = (error: Error | null, records: number, bytes: number) => void;
 
 /** @internal */
 export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; setIdle?: () => void; onClose?: () => void; capacityBytes?: number; options?: ReaderOptions }): RecordReader<T> {

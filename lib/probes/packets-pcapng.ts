@@ -92,9 +92,9 @@ export class PacketPcapngEncoder {
       return written;
     }
     return this.probe.consumeOnThread((ring, wakeupMs, done) => {
-      ring.capturePcapng(fd, maxPackets, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, wakeupMs, CAPTURE_BUFFER_BYTES, (errno, what, packets, bytes) => {
+      ring.capturePcapng(fd, maxPackets, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, wakeupMs, CAPTURE_BUFFER_BYTES, (error, packets, bytes) => {
         this.writer.appended(bytes, packets);
-        done(errno, what, packets, bytes);
+        done(error, packets, bytes);
       });
     });
   }
