@@ -3,7 +3,7 @@
 // running kernel's BTF), the N-API addon (node-gyp) and the TypeScript output (tsc).
 // Each missing prerequisite fails with the packages that provide it.
 'use strict';
-const { spawnSync, execFileSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -41,18 +41,14 @@ function run(cmd, args, opts = {}) {
   }
 }
 
+const toolchain = require('./bpf-toolchain');
+
 function findClang() {
-  for (const c of [process.env.CLANG, 'clang', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang-15', 'clang-14']) {
-    if (c && which(c)) return c;
-  }
-  return missing('clang', 'clang is needed to compile the BPF programs (bpf/*.bpf.c)');
+  return toolchain.findClang() ?? missing('clang', 'clang is needed to compile the BPF programs (bpf/*.bpf.c)');
 }
 
 function findBpftool() {
-  for (const c of [process.env.BPFTOOL, 'bpftool', '/usr/sbin/bpftool']) {
-    if (c && (which(c) || fs.existsSync(c))) return c;
-  }
-  return missing('bpftool', 'bpftool is needed to generate vmlinux.h from the kernel BTF');
+  return toolchain.findBpftool() ?? missing('bpftool', 'bpftool is needed to generate vmlinux.h from the kernel BTF');
 }
 
 function vmlinuxHeader() {
@@ -65,9 +61,7 @@ function vmlinuxHeader() {
       '  Point TCPSCOPE_BTF at a BTF file for it, or TCPSCOPE_VMLINUX_H at a vmlinux.h made elsewhere.');
     process.exit(1);
   }
-  const text = execFileSync(findBpftool(), ['btf', 'dump', 'file', btf, 'format', 'c'], { maxBuffer: 1 << 30 });
-  fs.writeFileSync(header, text);
-  return header;
+  return toolchain.generateVmlinux(findBpftool(), btf, header);
 }
 
 function bpfSources() {
@@ -77,6 +71,9 @@ function bpfSources() {
     const abs = path.join(root, dir);
     if (!fs.existsSync(abs)) continue;
     for (const entry of fs.readdirSync(abs, { recursive: true })) {
+      // An example project builds its own objects (tcpscope compile) and may hold an
+      // installed copy of this package under node_modules.
+      if (String(entry).split(path.sep).includes('node_modules')) continue;
       if (String(entry).endsWith('.bpf.c')) sources.push(path.join(abs, String(entry)));
     }
   }
@@ -95,12 +92,12 @@ function newestHeader() {
 function buildBpf() {
   fs.mkdirSync(outDir, { recursive: true });
   const clang = findClang();
-  if (!fs.existsSync('/usr/include/bpf/bpf_helpers.h') && !fs.existsSync('/usr/local/include/bpf/bpf_helpers.h')) {
+  if (!toolchain.libbpfHeaders()) {
     missing('libbpf', 'libbpf headers (bpf/bpf_helpers.h) are missing');
   }
   const header = vmlinuxHeader();
   const headersTime = Math.max(newestHeader(), fs.statSync(header).mtimeMs);
-  const arch = { x64: 'x86', arm64: 'arm64', s390x: 's390', ppc64: 'powerpc', riscv64: 'riscv' }[process.arch] ?? 'x86';
+  const arch = toolchain.hostArch();
   const seen = new Map();
   for (const src of bpfSources()) {
     const name = path.basename(src).replace(/\.bpf\.c$/, '.bpf.o');
@@ -114,9 +111,7 @@ function buildBpf() {
       const built = fs.statSync(obj).mtimeMs;
       if (built > fs.statSync(src).mtimeMs && built > headersTime) continue;
     }
-    run(clang, ['-target', 'bpf', `-D__TARGET_ARCH_${arch}`, '-g', '-O2', '-Wall', '-Wno-unused-function',
-      '-I', path.dirname(header), '-I', path.join(root, 'bpf', 'include'), '-I', path.dirname(src),
-      '-c', src, '-o', obj]);
+    run(clang, toolchain.clangArgs({ arch, includes: [path.dirname(header), path.join(root, 'bpf', 'include'), path.dirname(src)], src, out: obj }));
   }
 }
 

@@ -168,7 +168,7 @@ function diffAll(btf: Btf, types: JsonType[]): string[] {
 
 function tsc(files: string[], cwd: string): void {
   const bin = path.join(ROOT, 'node_modules', '.bin', 'tsc');
-  const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'commonjs', '--moduleResolution', 'node'];
+  const args = ['--noEmit', '--strict', '--isolatedModules', '--target', 'es2022', '--module', 'commonjs', '--moduleResolution', 'node'];
   args.push('--types', 'node', '--typeRoots', path.join(ROOT, 'node_modules', '@types'), '--skipLibCheck', ...files);
   try {
     execFileSync(bin, args, { cwd, stdio: 'pipe' });
@@ -843,21 +843,24 @@ function literal(v: unknown, indent = ''): string {
 describe('genTypes', () => {
   it('emits declarations that compile and exactly describe decoded values', () => {
     const btf = Btf.fromFile(objPath);
-    const src = genTypes(btf);
-    expect(src).toMatch(/export interface ev \{/);
+    const src = genTypes(btf, undefined, { all: true });
+    expect(src).toMatch(/export interface Ev \{/);
     expect(src).toMatch(/^ {2}ts_ns: bigint;$/m);
     expect(src).toMatch(/^ {2}comm: string;$/m);
     expect(src).toMatch(/^ {2}saddr: Uint8Array;$/m);
-    expect(src).toMatch(/^ {2}kind: ev_kind;$/m);
-    expect(src).toMatch(/^ {2}tuple: tcp_tuple;$/m);
-    expect(src).toMatch(/^ {2}tuples: tcp_tuple\[\];$/m);
+    expect(src).toMatch(/^ {2}kind: EvKind;$/m);
+    expect(src).toMatch(/^ {2}tuple: TcpTuple;$/m);
+    expect(src).toMatch(/^ {2}tuples: TcpTuple\[\];$/m);
     expect(src).toMatch(/^ {2}names: string\[\];$/m);
     expect(src).toMatch(/^ {2}is_ipv6: boolean;$/m);
     expect(src).toMatch(/^ {2}lo: number;$/m); // anonymous union members are flattened
-    expect(src).toMatch(/export enum ev_kind \{\n {2}EV_CONNECT = 1,/);
-    expect(src).toMatch(/export interface point_t \{/); // typedef'd anonymous struct
-    expect(src).toMatch(/export interface rodata \{/);
-    expect(src).toMatch(/export const big_flags_names/);
+    // No TS enum (erasableSyntaxOnly): a const object and the union of its values.
+    expect(src).toMatch(/export const EvKind = \{\n {2}EV_CONNECT: 1,/);
+    expect(src).toMatch(/export type EvKind = \(typeof EvKind\)\[keyof typeof EvKind\];/);
+    expect(src).not.toMatch(/\benum\b[^\n]*\{/);
+    expect(src).toMatch(/export interface PointT \{/); // typedef'd anonymous struct
+    expect(src).toMatch(/export interface Rodata \{/);
+    expect(src).toMatch(/export const BigFlagsNames/);
 
     const dir = path.join(tmp, 'gen');
     fs.mkdirSync(dir);
@@ -878,18 +881,19 @@ describe('genTypes', () => {
       path.join(dir, 'use.ts'),
       [
         `import { Btf, decoderFor } from ${JSON.stringify(lib)};`,
-        `import { ev, ev_kind, rodata, big_flags, big_flags_names, point_t } from './fixture';`,
+        `import { EvKind, EvKindNames, BigFlags, BigFlagsNames } from './fixture';`,
+        `import type { Ev, Rodata, PointT } from './fixture';`,
         // Object literals get excess-property checks: an extra, missing or
         // mistyped field in either direction fails compilation.
-        `export const decodedEv: ev = ${literal(decoded)};`,
-        `export const decodedRodata: rodata = ${literal(rodata)};`,
-        `export const p: point_t = { x: 1, y: 2 };`,
+        `export const decodedEv: Ev = ${literal(decoded)};`,
+        `export const decodedRodata: Rodata = ${literal(rodata)};`,
+        `export const p: PointT = { x: 1, y: 2 };`,
         `declare const btf: Btf;`,
-        `const e = decoderFor<ev>(btf, 'ev').decode(new DataView(new ArrayBuffer(208)));`,
-        `export const closed: boolean = e.kind === ev_kind.EV_CLOSE;`,
-        `export const name: string | undefined = ev_kind[e.kind];`,
-        `export const wide: bigint = e.big + big_flags.BIG_HIGH;`,
-        `export const label: string | undefined = big_flags_names.get(e.big);`,
+        `const e = decoderFor<Ev>(btf, 'ev').decode(new DataView(new ArrayBuffer(208)));`,
+        `export const closed: boolean = e.kind === EvKind.EV_CLOSE;`,
+        `export const name: string | undefined = EvKindNames.get(e.kind);`,
+        `export const wide: bigint = e.big + BigFlags.BIG_HIGH;`,
+        `export const label: string | undefined = BigFlagsNames.get(e.big);`,
         `// @ts-expect-error pid is a number, not a bigint`,
         `export const wrong: bigint = e.pid;`,
       ].join('\n'),
@@ -899,16 +903,16 @@ describe('genTypes', () => {
 
   it('named subsets pull in what they reference; kernel types compile', () => {
     const fixture = genTypes(Btf.fromFile(objPath), ['ev']);
-    expect(fixture).toMatch(/export interface tcp_tuple/);
-    expect(fixture).toMatch(/export enum ev_kind/);
+    expect(fixture).toMatch(/export interface TcpTuple/);
+    expect(fixture).toMatch(/export const EvKind = /);
     expect(fixture).not.toMatch(/rodata/);
     expect(() => genTypes(Btf.fromFile(objPath), ['sum_into'])).toThrow(/not a data type/);
 
     const k = Btf.kernel();
     const src = genTypes(k, ['sk_rst_reason', 'sock_common', 'skb_drop_reason', 'struct in6_addr']);
-    expect(src).toMatch(/export enum sk_rst_reason \{/);
-    expect(src).toMatch(/export interface sock_common \{/);
-    expect(src).toMatch(/export interface in6_addr \{/);
+    expect(src).toMatch(/export const SkRstReason = \{/);
+    expect(src).toMatch(/export interface SockCommon \{/);
+    expect(src).toMatch(/export interface In6Addr \{/);
     const dir = path.join(tmp, 'gen-kernel');
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'kernel.ts'), src);

@@ -34,7 +34,21 @@ const volatile __u32 tcpscope_wakeup_bytes = 0;
 	__u64 name##_lost = 0;                       \
 	__u64 name##_woken_at = ~0ULL;               \
 	__u32 name##_reader_idle = 0;                \
-	record_type *name##_record_type __attribute__((unused)) = 0
+	TCPSCOPE_RECORD_TYPE(name, record_type)
+
+/* Declares the type of the records a ring or perf buffer carries, for the loader's decoder
+ * and the typed skeleton `tcpscope compile` generates. */
+#define TCPSCOPE_RECORD_TYPE(map, record_type) \
+	record_type *map##_record_type __attribute__((unused)) = 0
+
+/* A perf event array whose records (bpf_perf_event_output) are `record_type`. */
+#define TCPSCOPE_PERFBUF(name, record_type)                   \
+	struct {                                              \
+		__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);  \
+		__uint(key_size, sizeof(__u32));              \
+		__uint(value_size, sizeof(__u32));            \
+	} name SEC(".maps");                                  \
+	TCPSCOPE_RECORD_TYPE(name, record_type)
 
 static __always_inline void *tcpscope__reserve(void *ring, __u64 size, __u64 *lost)
 {

@@ -25,5 +25,7 @@ export { ensureBpffs, ensureTracefs, cgroup2Root, bpfPrivilege, PIN_ROOT } from 
 export { Btf } from './btf/parse';
 export { decoderFor, encoderFor } from './btf/codec';
 export { packageRoot, builtObjectPath } from './paths';
+export { Skeleton, openSkeleton, loadSkeleton } from './skeleton';
+export type { SkeletonSpec, SkeletonOptions, PerfBufferOptions } from './skeleton';
 export { attachedPrograms } from './introspect';
 export type { AttachedProgram } from './introspect';

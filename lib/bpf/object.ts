@@ -212,8 +212,9 @@ export class BpfObject implements Disposable {
     return decoderFor(btf, typeName.replace(/^struct\s+/, '')) as RecordDecoder<T> & { size: number };
   }
 
-  /** The decoder of `<ring>_record_type`'s pointee, as declared by TCPSCOPE_RINGBUF. */
+  /** The decoder of `<ring>_record_type`'s pointee, as declared by TCPSCOPE_RINGBUF/PERFBUF. */
   private recordDecoder<T>(ring: string): RecordDecoder<T> | undefined {
+    if (!this.btf) return undefined;
     const marker = this.globalSections().get(`${ring}_record_type`);
     if (!marker) return undefined;
     const btf = this.requireBtf(`records of '${ring}'`);
@@ -354,12 +355,16 @@ export class BpfObject implements Disposable {
     return reader;
   }
 
-  /** Reads a BPF_MAP_TYPE_PERF_EVENT_ARRAY; lost counts the kernel's lost records. */
-  perfBuffer<T = Uint8Array>(name: string, options: ReaderOptions & { decoder?: RecordDecoder<T> | string; pagesPerCpu?: number } = {}): RecordReader<T> {
+  /**
+   * Reads a BPF_MAP_TYPE_PERF_EVENT_ARRAY; lost counts the kernel's lost records. Records
+   * decode to the type declared with TCPSCOPE_PERFBUF (unless `raw` or another decoder is
+   * given), else they are raw bytes.
+   */
+  perfBuffer<T = Uint8Array>(name: string, options: ReaderOptions & { decoder?: RecordDecoder<T> | string; pagesPerCpu?: number; raw?: boolean } = {}): RecordReader<T> {
     this.requireLoaded(`perf buffer '${name}'`);
     const info = this.mapInfo(name);
     if (info.type !== MapType.PERF_EVENT_ARRAY) throw new TypeError(`map '${name}' is a ${info.typeName}, not a perf_event_array`);
-    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder;
+    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name));
     const init: Parameters<typeof openPerfReader<T>>[3] = { options, onClose: () => this.resources.delete(reader) };
     if (decoder) init.decoder = decoder;
     const reader: Reader<T> = openPerfReader<T>(name, this.native.mapFd(name), options.pagesPerCpu ?? 64, init);

@@ -3,7 +3,7 @@
  * codecs use so that `decoderFor<conn_event>(btf, 'conn_event')` is typed exactly.
  */
 import type { Btf } from './parse';
-import { enumIsBig, ShapePlanner, type RecordShape, type Shape } from './shape';
+import { enumIsBig, ShapePlanner, type FieldShape, type RecordShape, type Shape } from './shape';
 import { BtfError, type BtfEnum, type BtfEnum64, type BtfType } from './types';
 
 /** @example genTypes(btf, ['conn_event'], { header: '' }) */
@@ -13,6 +13,11 @@ export interface GenTypesOptions {
    * `decoderFor(btf, '.rodata')`. Default: true when `names` is omitted.
    */
   datasecs?: boolean;
+  /**
+   * Without `names`: every named struct/union/enum of the BTF, not only the program's own
+   * types (those of its maps' keys and values, its globals and its ring records).
+   */
+  all?: boolean;
   /** First-line comment; default names the generator. Pass '' for none. */
   header?: string;
 }
@@ -28,27 +33,100 @@ const RESERVED = new Set(
   ).split(' '),
 );
 
-const DATA_SECTION = /^\.(rodata|data|bss)(\..*)?$/;
-
 /**
  * Generate TypeScript declarations for the named structs, unions, enums,
  * typedefs and DATASECs (names may be `'ev'`, `'struct ev'`, `'enum ev_kind'`,
- * `'.rodata'`), plus every named type they reference. Without `names`, every
- * named struct/union/enum in the BTF is emitted (intended for a BPF object's
- * own, small BTF), along with its data sections.
+ * `'.rodata'`), plus every named type they reference. Without `names`, the
+ * program's own types: its maps' keys and values, its globals (one interface
+ * per data section) and the records of its rings, with what they reference; not
+ * the kernel structs it only reads (`all: true` emits every named type).
  *
- * Enums become TS numeric `enum`s (which carry the value→name map), or for
- * 8-byte enums a `const` object of bigints plus a `<name>_names` Map.
+ * Type names are PascalCase from the C names (`struct hit_event` → `HitEvent`);
+ * fields keep their C names, as the decoders return them. Enums become a `const`
+ * object plus a union type of its values (no TS `enum`, so the output works under
+ * `erasableSyntaxOnly` and `isolatedModules`) and a `<Name>Names` map of value → name.
  *
  * @example
  * fs.writeFileSync('conn.ts', genTypes(Btf.fromFile('tcpscope.bpf.o')));
- * // export interface conn_event { ts_ns: bigint; pid: number; comm: string; ... }
+ * // export interface ConnEvent { ts_ns: bigint; pid: number; comm: string; ... }
  */
 export function genTypes(btf: Btf, names?: readonly string[], options: GenTypesOptions = {}): string {
   return new TypeGen(btf).run(names, options);
 }
 
-class TypeGen {
+/** `hit_event` → `HitEvent`, `.rodata` → `Rodata`, `in6_addr` → `In6Addr`. */
+export function pascalCase(cName: string): string {
+  const words = cName.split(/[^A-Za-z0-9]+/).filter(Boolean);
+  const name = words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+  if (!name) return '_';
+  return /^\d/.test(name) ? `_${name}` : name;
+}
+
+/** Sections of global variables: `.rodata*`, `.data*`, `.bss*`. */
+export const DATA_SECTION = /^\.(rodata|data|bss)(\..*)?$/;
+
+/**
+ * The BTF-defined maps of an object (`SEC(".maps")`), read from the `.maps` DATASEC as
+ * libbpf does: `type`, `key`/`value` (pointers to the types), `key_size`/`value_size`.
+ */
+export interface MapDefinition {
+  readonly name: string;
+  /** BPF_MAP_TYPE_* number, or undefined when not given. */
+  readonly type: number | undefined;
+  readonly keyType: number | undefined;
+  readonly valueType: number | undefined;
+  readonly keySize: number | undefined;
+  readonly valueSize: number | undefined;
+}
+
+export function mapDefinitions(btf: Btf): MapDefinition[] {
+  const sec = btf.datasecs().find((d) => d.name === '.maps');
+  if (!sec) return [];
+  return sec.vars.map((v) => {
+    const def = btf.resolve(v.type);
+    const field = (name: string): number | undefined => {
+      if (def.kind !== 'struct') return undefined;
+      const m = def.members.find((x) => x.name === name);
+      return m === undefined ? undefined : m.type;
+    };
+    // __uint(name, N) is `int (*name)[N]`: the value is the array's length.
+    const number = (name: string): number | undefined => {
+      const id = field(name);
+      if (id === undefined) return undefined;
+      const p = btf.resolve(id);
+      if (p.kind !== 'ptr') return undefined;
+      const a = btf.resolve(p.type);
+      return a.kind === 'array' ? a.nelems : undefined;
+    };
+    // __type(key, T) is `T *key`.
+    const pointee = (name: string): number | undefined => {
+      const id = field(name);
+      if (id === undefined) return undefined;
+      const p = btf.resolve(id);
+      return p.kind === 'ptr' ? p.type : undefined;
+    };
+    return { name: v.name, type: number('type'), keyType: pointee('key'), valueType: pointee('value'), keySize: number('key_size'), valueSize: number('value_size') };
+  });
+}
+
+/**
+ * Record types declared for rings and perf buffers: `<map>_record_type`, a pointer global
+ * (TCPSCOPE_RINGBUF, TCPSCOPE_PERFBUF, TCPSCOPE_RECORD_TYPE), map name → pointee type id.
+ */
+export function recordTypes(btf: Btf): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const d of btf.datasecs()) {
+    if (!DATA_SECTION.test(d.name)) continue;
+    for (const v of d.vars) {
+      if (!v.name.endsWith('_record_type')) continue;
+      const p = btf.resolve(v.type);
+      if (p.kind === 'ptr') out.set(v.name.slice(0, -'_record_type'.length), p.type);
+    }
+  }
+  return out;
+}
+
+export class TypeGen {
   private readonly planner: ShapePlanner;
   private readonly tsNames = new Map<number, string>();
   private readonly used = new Set<string>();
@@ -67,6 +145,8 @@ class TypeGen {
     if (header) this.out.push(header, '');
     if (names) {
       for (const n of names) this.root(btf.lookup(n), true);
+    } else if (!options.all) {
+      this.ownTypes();
     } else {
       for (let id = 1; id < btf.typeCount; id++) {
         const k = btf.kindOf(id);
@@ -83,8 +163,68 @@ class TypeGen {
     if (options.datasecs ?? !names) {
       for (const d of btf.datasecs()) if (DATA_SECTION.test(d.name) && d.vars.length > 0) this.root(btf.type(d.id), !!names);
     }
+    return this.finish();
+  }
+
+  /** Emits what was queued; the declarations so far as one text. */
+  finish(): string {
     this.drain();
     return `${this.out.join('\n').trimEnd()}\n`;
+  }
+
+  /** Appends raw lines (after the types emitted so far). */
+  push(...lines: string[]): void {
+    this.drain();
+    this.out.push(...lines);
+  }
+
+  /** A name no emitted declaration uses, based on `base` (for code written next to the types). */
+  reserve(base: string): string {
+    return this.allocate(base, 'value');
+  }
+
+  /** The TypeScript type of BTF type `id` as decoders return it, queueing the declarations it needs. */
+  typeOf(id: number): string {
+    return this.ts(this.planner.shapeOf(id));
+  }
+
+  /**
+   * One interface for the variables of some data sections, without those `skip` names.
+   * Returns its name, or undefined when no variable is left.
+   */
+  dataInterface(name: string, sections: readonly string[], skip: (variable: string) => boolean = () => false): string | undefined {
+    const fields: FieldShape[] = [];
+    for (const d of this.btf.datasecs()) {
+      if (!sections.includes(d.name) || d.vars.length === 0) continue;
+      const shape = this.planner.shapeOf(d.id) as RecordShape;
+      for (const f of shape.fields) if (!skip(f.name)) fields.push(f);
+    }
+    if (fields.length === 0) return undefined;
+    const tsName = this.allocate(name, 'interface');
+    const body = this.fields({ k: 'record', union: false, size: 0, typeId: 0, ctype: '', fields }, '  ');
+    this.drain();
+    this.out.push(`/** globals in ${sections.join(', ')} */`, `export interface ${tsName} {`, body.trimEnd(), '}', '');
+    return tsName;
+  }
+
+  /** The program's own types: map keys and values, globals, ring records. */
+  private ownTypes(): void {
+    for (const m of mapDefinitions(this.btf)) {
+      for (const id of [m.keyType, m.valueType]) if (id !== undefined) this.ownRoot(id);
+    }
+    for (const id of recordTypes(this.btf).values()) this.ownRoot(id);
+    for (const d of this.btf.datasecs()) {
+      if (!DATA_SECTION.test(d.name)) continue;
+      for (const v of d.vars) this.ownRoot(v.type);
+    }
+  }
+
+  private ownRoot(id: number): void {
+    try {
+      this.typeOf(id);
+    } catch (e) {
+      this.out.push(`// skipped ${this.btf.typeName(id)}: ${(e as Error).message}`, '');
+    }
   }
 
   private root(t: BtfType, explicit: boolean): void {
@@ -112,7 +252,7 @@ class TypeGen {
           return;
         }
         const shape = this.planner.shapeOf(t.id);
-        const name = this.allocate(t.name, 'typedef');
+        const name = this.allocate(pascalCase(t.name), 'typedef');
         this.out.push(`/** typedef ${this.btf.typeName(t.type)} ${t.name} */`, `export type ${name} = ${this.ts(shape)};`, '');
         return;
       }
@@ -125,8 +265,8 @@ class TypeGen {
     let name = this.tsNames.get(id);
     if (name === undefined) {
       const t = this.btf.type(id);
-      const base = t.kind === 'datasec' ? t.name.replace(/^\./, '').replace(/[^\w$]/g, '_') : t.name || this.anonTypedefName(id) || `anon_${id}`;
-      name = this.allocate(base, t.kind);
+      const base = t.kind === 'datasec' ? t.name : t.name || this.anonTypedefName(id) || `anon_${id}`;
+      name = this.allocate(pascalCase(base), t.kind);
       this.tsNames.set(id, name);
     }
     if (!this.emitted.has(id)) {
@@ -149,11 +289,14 @@ class TypeGen {
     if (RESERVED.has(name)) name = `${name}_`;
     if (this.used.has(name)) {
       // C keeps struct, union, enum and typedef names in separate namespaces; TS does not.
-      let alt = `${name}_${kind}`;
-      for (let i = 2; this.used.has(alt); i++) alt = `${name}_${kind}${i}`;
+      const suffix = pascalCase(kind);
+      let alt = `${name}${suffix}`;
+      for (let i = 2; this.used.has(alt); i++) alt = `${name}${suffix}${i}`;
       name = alt;
     }
     this.used.add(name);
+    // An enum also declares `<Name>Names`.
+    if (kind === 'enum' || kind === 'enum64') this.used.add(`${name}Names`);
     return name;
   }
 
@@ -232,25 +375,24 @@ class TypeGen {
 
   private emitEnum(t: BtfEnum | BtfEnum64): void {
     const name = this.tsNames.get(t.id)!;
-    const title = `enum ${t.name || name} (${t.size} bytes)`;
-    if (t.size === 8) {
-      const vals = t.values.map((v) => [v.name, asDecoded(BigInt(v.value), t.size, t.signed)] as const);
-      this.out.push(`/** ${title}; values are bigint */`, `export const ${name} = {`);
-      for (const [n, v] of vals) this.out.push(`  ${propName(n)}: ${v}n,`);
-      this.out.push('} as const;', `export type ${name} = bigint;`);
-      this.out.push(`export const ${name}_names: ReadonlyMap<bigint, string> = new Map<bigint, string>([`);
-      const seen = new Set<bigint>();
-      for (const [n, v] of vals) {
-        if (seen.has(v)) continue;
-        seen.add(v);
-        this.out.push(`  [${v}n, ${JSON.stringify(n)}],`);
-      }
-      this.out.push(']);', '');
-      return;
+    const big = t.size === 8;
+    const lit = (v: bigint): string => (big ? `${v}n` : v < 0n ? `-${-v}` : `${v}`);
+    const vals = t.values.map((v) => [v.name, asDecoded(BigInt(v.value), t.size, t.signed)] as const);
+    this.out.push(`/** enum ${t.name || name} (${t.size} bytes)${big ? '; values are bigint' : ''} */`, `export const ${name} = {`);
+    for (const [n, v] of vals) this.out.push(`  ${propName(n)}: ${lit(v)},`);
+    this.out.push('} as const;');
+    // Empty enums (forward-declared in BTF) have no values to union.
+    this.out.push(`export type ${name} = ${vals.length ? `(typeof ${name})[keyof typeof ${name}]` : big ? 'bigint' : 'number'};`);
+    const key = big ? 'bigint' : 'number';
+    this.out.push(`/** enum ${t.name || name}: value → enumerator name (the first, where several share a value) */`);
+    this.out.push(`export const ${name}Names: ReadonlyMap<${key}, string> = new Map<${key}, string>([`);
+    const seen = new Set<bigint>();
+    for (const [n, v] of vals) {
+      if (seen.has(v)) continue;
+      seen.add(v);
+      this.out.push(`  [${lit(v)}, ${JSON.stringify(n)}],`);
     }
-    this.out.push(`/** ${title} */`, `export enum ${name} {`);
-    for (const v of t.values) this.out.push(`  ${propName(v.name)} = ${asDecoded(BigInt(v.value), t.size, t.signed)},`);
-    this.out.push('}', '');
+    this.out.push(']);', '');
   }
 }
 

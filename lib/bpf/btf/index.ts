@@ -28,7 +28,8 @@ export {
   type DecodedRecord,
   type EncodableValue,
 } from './codec';
-export { genTypes, type GenTypesOptions } from './gen-types';
+export { genTypes, pascalCase, mapDefinitions, recordTypes, type GenTypesOptions, type MapDefinition } from './gen-types';
+export { genSkeleton, programSymbols, type GenSkeletonOptions, type ProgramSymbol } from './gen-skeleton';
 export { shapeOf, ShapePlanner, enumIsBig, type Shape, type ScalarShape, type RecordShape, type FieldShape } from './shape';
 export { BtfBuilder, type BuildMember } from './build';
 export {

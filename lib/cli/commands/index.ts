@@ -1,6 +1,7 @@
 // Every CLI command, in the order `tcpscope --help` lists them. Add one line per command.
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
+import { compileCommand } from './compile';
 import { cleanupCommand } from './cleanup';
 import { watchCommand } from './watch';
 import { timelineCommand } from './timeline';
@@ -22,6 +23,7 @@ export const commands: Command[] = [
   serveCommand,
   timelineCommand,
   genTypesCommand,
+  compileCommand,
   cleanupCommand,
   guardCommand,
   flowsCommand,

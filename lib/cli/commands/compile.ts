@@ -1,0 +1,102 @@
+// `tcpscope compile FILE.bpf.c`: builds a user's CO-RE object per architecture and its
+// typed skeleton (FILE.skel.ts); --watch rebuilds when the source or its headers change.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CompileError, compile, localIncludes } from '../../bpf/compile';
+import type { CompileOptions, CompileResult } from '../../bpf/compile';
+import type { Command, CommandContext } from '../command';
+import { UsageError } from '../command';
+
+function options(ctx: CommandContext, source: string): CompileOptions {
+  const v = ctx.values;
+  const opts: CompileOptions = { source };
+  if (typeof v['output'] === 'string') opts.outDir = v['output'];
+  const arches = (v['arch'] as string[] | undefined)?.flatMap((a) => a.split(',')).filter(Boolean);
+  if (arches?.length) opts.arches = arches;
+  if (typeof v['vmlinux'] === 'string') opts.vmlinux = v['vmlinux'];
+  if (typeof v['import-from'] === 'string') opts.importFrom = v['import-from'];
+  const includes = v['include'] as string[] | undefined;
+  if (includes?.length) opts.includes = includes;
+  const defines = v['define'] as string[] | undefined;
+  if (defines?.length) opts.clangFlags = defines.map((d) => `-D${d}`);
+  return opts;
+}
+
+function report(ctx: CommandContext, r: CompileResult): void {
+  const rel = (p: string): string => path.relative(process.cwd(), p) || p;
+  for (const [arch, obj] of r.objects) {
+    const h = r.headers.get(arch)!;
+    ctx.err.write(`compiled ${rel(obj)} (${arch}, vmlinux.h from the ${h.origin}${h.origin === 'package' || h.origin === 'option' ? `: ${rel(h.path)}` : ''})\n`);
+  }
+  ctx.err.write(`wrote ${rel(r.skeleton)}\n`);
+}
+
+/** One build: true when it worked; a compile error is printed, not thrown (watch mode goes on). */
+function build(ctx: CommandContext, opts: CompileOptions): boolean {
+  try {
+    report(ctx, compile(opts));
+    return true;
+  } catch (e) {
+    if (!(e instanceof CompileError)) throw e;
+    if (e.diagnostics) ctx.err.write(e.diagnostics.endsWith('\n') ? e.diagnostics : `${e.diagnostics}\n`);
+    ctx.err.write(`tcpscope compile: ${e.message}\n`);
+    return false;
+  }
+}
+
+async function watch(ctx: CommandContext, opts: CompileOptions): Promise<number> {
+  const watchers = new Map<string, fs.FSWatcher>();
+  let timer: NodeJS.Timeout | undefined;
+  const rewatch = (): void => {
+    // Editors replace files (rename), which ends a watch on the old inode: watch directories.
+    const dirs = new Set([opts.source, ...localIncludes(opts.source)].map((f) => path.dirname(path.resolve(f))));
+    const files = new Set([opts.source, ...localIncludes(opts.source)].map((f) => path.basename(f)));
+    for (const [dir, w] of watchers) if (!dirs.has(dir)) { w.close(); watchers.delete(dir); }
+    for (const dir of dirs) {
+      if (watchers.has(dir)) continue;
+      watchers.set(dir, fs.watch(dir, (_event, file) => {
+        if (file && !files.has(String(file))) return;
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          ctx.err.write(`change in ${file ?? dir}: rebuilding\n`);
+          build(ctx, opts);
+          rewatch();
+        }, 100);
+      }));
+    }
+  };
+  build(ctx, opts);
+  rewatch();
+  ctx.err.write('watching for changes (Ctrl-C stops)\n');
+  await new Promise<void>((resolve) => {
+    if (ctx.signal.aborted) resolve();
+    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  clearTimeout(timer);
+  for (const w of watchers.values()) w.close();
+  return 0;
+}
+
+export const compileCommand: Command = {
+  name: 'compile',
+  summary: 'compile a CO-RE BPF program (clang, vmlinux.h, the package headers) and write its typed skeleton',
+  usage: '<FILE.bpf.c> [-o DIR] [--arch x86_64,arm64] [--vmlinux FILE] [-I DIR]... [-D NAME=VALUE]... [--import-from MODULE] [--watch]',
+  options: {
+    output: { type: 'string', short: 'o' },
+    arch: { type: 'string', multiple: true },
+    vmlinux: { type: 'string' },
+    include: { type: 'string', short: 'I', multiple: true },
+    define: { type: 'string', short: 'D', multiple: true },
+    'import-from': { type: 'string' },
+    watch: { type: 'boolean', short: 'w', default: false },
+  },
+  allowPositionals: true,
+  async run(ctx) {
+    const [source, ...extra] = ctx.positionals;
+    if (!source) throw new UsageError('compile needs a BPF C source: tcpscope compile probe.bpf.c [-o DIR]');
+    if (extra.length) throw new UsageError(`one source at a time (got ${ctx.positionals.join(' ')})`);
+    const opts = options(ctx, source);
+    if (ctx.values['watch']) return watch(ctx, opts);
+    return build(ctx, opts) ? 0 : 1;
+  },
+};
