@@ -143,6 +143,12 @@ function buildAddon() {
 }
 
 function buildTs() {
+  // An installed package holds the compiled dist/ and no TypeScript sources.
+  if (!fs.existsSync(path.join(root, 'tsconfig.json'))) {
+    if (fs.existsSync(path.join(root, 'dist', 'lib', 'index.js'))) return;
+    console.error('tcpscope build: neither dist/ nor the TypeScript sources are here; reinstall the package');
+    process.exit(1);
+  }
   let tsc;
   try { tsc = require.resolve('typescript/bin/tsc', { paths: [root] }); } catch { tsc = null; }
   if (!tsc) {

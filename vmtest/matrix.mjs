@@ -6,8 +6,11 @@
 //   npm run test:vmtest [-- options] [-- FILE...]
 //   node vmtest/matrix.mjs [options] [FILE...]
 //
+//   node vmtest/matrix.mjs [options] --project DIR --run -- COMMAND [ARGS...]
+//
 // Options:
-//   --kernel NAME[,NAME]  only these kernels (repeatable; default: all)
+//   --kernel NAME[,NAME]  only these kernels (repeatable; default: all); `7.x` is the
+//                         newest listed kernel of the 7 series
 //   --jobs N              VMs at a time (default VMTEST_JOBS or 2; 1 vCPU each)
 //   --timeout SEC         limit per VM, boot included (default VMTEST_TIMEOUT or 1200)
 //   --selftest            also run vmtest/selftest (always run when the suite is empty)
@@ -15,6 +18,9 @@
 //   --out DIR             results (default .vmtest-cache/runs/matrix-DATE)
 //   --verbose             print every VM's test output, not only failing ones
 //   --list                print the kernels and test files, run nothing
+//   --project DIR         the project the command runs in (default: this repository)
+//   --run -- COMMAND...   run COMMAND in the project under each kernel instead of the suite
+//                         (`tcpscope vmtest` uses this); a vitest command reports per file
 // FILE arguments replace the suite list.
 //
 // Cells: pass / fail / skip (every test skipped) / timeout / error (no result:
@@ -58,6 +64,8 @@ const opts = {
   verbose: false,
   list: false,
   files: [],
+  project: ROOT,
+  command: null,
 };
 {
   const args = process.argv.slice(2);
@@ -78,6 +86,12 @@ const opts = {
       case '--out': opts.out = path.resolve(value()); break;
       case '--verbose': opts.verbose = true; break;
       case '--list': opts.list = true; break;
+      case '--project': opts.project = path.resolve(value()); break;
+      case '--run':
+        if (args[i + 1] !== '--' || i + 2 >= args.length) die('--run takes the command after --: --run -- COMMAND [ARGS...]');
+        opts.command = args.slice(i + 2);
+        i = args.length;
+        break;
       case '-h': case '--help': usage(0); break;
       case '--': opts.files.push(...args.slice(i + 1)); i = args.length; break;
       default:
@@ -93,9 +107,17 @@ const opts = {
 const readList = (file) =>
   fs.readFileSync(file, 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
 
-const allKernels = readList(path.join(VMTEST, 'kernels.txt')).map((l) => l.split(/\s+/)[0]);
-const kernels = opts.kernels.length ? opts.kernels : allKernels;
-for (const k of kernels) if (!allKernels.includes(k)) die(`kernel '${k}' is not in vmtest/kernels.txt (known: ${allKernels.join(' ')})`);
+const kernelsFile = process.env.VMTEST_KERNELS_FILE || path.join(VMTEST, 'kernels.txt');
+const allKernels = readList(kernelsFile).map((l) => l.split(/\s+/)[0]);
+// `7.x`: the newest kernel of that series in the list (which runs oldest to newest).
+const resolveKernel = (k) => {
+  if (allKernels.includes(k)) return k;
+  const series = /^(\d+(?:\.\d+)*)\.x$/.exec(k)?.[1];
+  const match = series ? allKernels.filter((n) => n === series || n.startsWith(`${series}.`)).pop() : undefined;
+  if (!match) die(`kernel '${k}' is not in ${path.relative(ROOT, kernelsFile)} (known: ${allKernels.join(' ')}; NAME.x picks the newest of a series)`);
+  return match;
+};
+const kernels = [...new Set((opts.kernels.length ? opts.kernels : allKernels).map(resolveKernel))];
 
 function expand(entry) {
   // A file, or a directory (every *.test.ts / *.test.js below it), relative to the repo root.
@@ -117,7 +139,8 @@ function expand(entry) {
   return [path.relative(ROOT, abs)];
 }
 
-const entries = opts.files.length ? opts.files : fs.existsSync(opts.suite) ? readList(opts.suite) : [];
+if (opts.command && opts.files.length) die('give either test files or --run -- COMMAND, not both');
+const entries = opts.command ? [] : opts.files.length ? opts.files : fs.existsSync(opts.suite) ? readList(opts.suite) : [];
 const missing = [];
 const files = [];
 for (const e of entries) {
@@ -130,10 +153,14 @@ if (files.includes(SELFTEST)) {
   files.splice(files.indexOf(SELFTEST), 1);
   opts.selftest = true;
 }
-const selftest = opts.selftest || files.length === 0;
+const selftest = opts.selftest || (files.length === 0 && !opts.command);
 
 if (opts.list) {
   console.log(`kernels: ${kernels.join(' ')}`);
+  if (opts.command) {
+    console.log(`command (in ${opts.project}): ${opts.command.join(' ')}`);
+    process.exit(0);
+  }
   console.log(`test files (${path.relative(ROOT, opts.suite)}):`);
   for (const f of files) console.log(`  ${f}`);
   for (const m of missing) console.log(`  ${m}  (missing)`);
@@ -142,20 +169,21 @@ if (opts.list) {
 }
 
 if (missing.length) log(`warning: listed but not found (counted as failures): ${missing.join(', ')}`);
-if (files.length === 0) log(`no test files in ${path.relative(ROOT, opts.suite)}${missing.length ? ' exist' : ''}: running the vmtest selftest only`);
-if (!fs.existsSync(path.join(ROOT, 'node_modules', '.bin', 'vitest'))) die("node_modules/.bin/vitest not found: run 'npm ci' first");
+if (files.length === 0 && !opts.command) log(`no test files in ${path.relative(ROOT, opts.suite)}${missing.length ? ' exist' : ''}: running the vmtest selftest only`);
+if (!opts.command && !fs.existsSync(path.join(ROOT, 'node_modules', '.bin', 'vitest'))) die("node_modules/.bin/vitest not found: run 'npm ci' first");
+if (!fs.existsSync(opts.project)) die(`--project ${opts.project}: no such directory`);
 if (files.length && !fs.existsSync(path.join(ROOT, 'build', 'Release', 'tcpscope.node'))) {
   log("warning: build/Release/tcpscope.node not found: the BPF tests will fail in the guests (run 'npm run build' first)");
 }
 
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-const outDir = opts.out || path.join(ROOT, '.vmtest-cache', 'runs', `matrix-${stamp}`);
+const cacheDir = process.env.VMTEST_CACHE || path.join(ROOT, '.vmtest-cache');
+const outDir = opts.out || path.join(cacheDir, 'runs', `matrix-${stamp}`);
 fs.mkdirSync(outDir, { recursive: true });
 
 // ---- fetch kernels first (downloads are sequential and cached) ----------------
 {
   log(`preparing kernels: ${kernels.join(' ')}`);
-  const cacheDir = process.env.VMTEST_CACHE || path.join(ROOT, '.vmtest-cache');
   fs.mkdirSync(cacheDir, { recursive: true });
   const lock = path.join(cacheDir, '.fetch.lock');
   const r = spawnSync('flock', [lock, path.join(VMTEST, 'fetch'), ...kernels], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -164,8 +192,30 @@ fs.mkdirSync(outDir, { recursive: true });
 
 // ---- run the VMs ----------------------------------------------------------
 const env = { ...process.env, TCPSCOPE_REQUIRE_BPF: process.env.TCPSCOPE_REQUIRE_BPF ?? '1' };
-const guestCmd = ['vmtest/guest/vitest.sh', ...(selftest ? ['--selftest'] : []), ...files];
-log(`${kernels.length} kernel(s) × ${files.length + (selftest ? 1 : 0)} test file(s), ${Math.min(opts.jobs, kernels.length)} VM(s) at a time; results in ${path.relative(ROOT, outDir)}`);
+const guestCmd = opts.command ? userCommand(opts.command) : ['vmtest/guest/vitest.sh', ...(selftest ? ['--selftest'] : []), ...files];
+log(opts.command
+  ? `${kernels.length} kernel(s), ${Math.min(opts.jobs, kernels.length)} VM(s) at a time: ${guestCmd.join(' ')} (in ${opts.project}); results in ${outDir}`
+  : `${kernels.length} kernel(s) × ${files.length + (selftest ? 1 : 0)} test file(s), ${Math.min(opts.jobs, kernels.length)} VM(s) at a time; results in ${path.relative(ROOT, outDir)}`);
+
+// A user's command as it runs in the guest. A vitest run also writes its JSON report to the
+// results share (the table's per-file cells) and gets the longer per-test limits the suite
+// gets under emulation; `npx vitest` runs the project's vitest binary directly (npx itself
+// costs ~10 s per call under TCG).
+function userCommand(cmd) {
+  const out = [...cmd];
+  const local = path.join(opts.project, 'node_modules', '.bin', 'vitest');
+  if (out[0] === 'npx' && out[1] === 'vitest' && fs.existsSync(local) && !process.env.VMTEST_VITEST) out.splice(0, 2, 'node_modules/.bin/vitest');
+  const v = out.findIndex((a) => /(^|\/)vitest(\.m?js)?$/.test(a));
+  if (v >= 0 && (out[v + 1] === 'run' || out.slice(v + 1).includes('--run'))) {
+    const limit = process.env.VMTEST_TEST_TIMEOUT_MS || '120000';
+    const has = (flag) => out.some((a) => a === flag || a.startsWith(`${flag}=`));
+    if (!has('--testTimeout')) out.push(`--testTimeout=${limit}`);
+    if (!has('--hookTimeout')) out.push(`--hookTimeout=${limit}`);
+    if (!has('--reporter')) out.push('--reporter=default');
+    out.push('--reporter=json', '--outputFile.json=/run/vmtest/vitest.json');
+  }
+  return out;
+}
 
 function runKernel(kernel) {
   const dir = path.join(outDir, kernel);
@@ -175,14 +225,14 @@ function runKernel(kernel) {
     const stderr = fs.openSync(path.join(dir, 'run.log'), 'w');
     const child = spawn(
       path.join(VMTEST, 'run'),
-      ['--kernel', kernel, '--quiet', '--out', dir, '--timeout', String(opts.timeout), '--cwd', ROOT, '--', ...guestCmd],
+      ['--kernel', kernel, '--quiet', '--out', dir, '--timeout', String(opts.timeout), '--cwd', opts.project, '--', ...guestCmd],
       { cwd: ROOT, env, stdio: ['ignore', stderr, stderr] },
     );
     child.on('close', (code, signal) => {
       fs.closeSync(stderr);
       const res = collect(kernel, dir, code ?? 128);
       res.wall_s = (Date.now() - started) / 1000;
-      log(`[${kernel}] ${res.ok ? 'ok' : 'FAILED'}: exit ${code ?? signal}, boot ${fmt(res.boot_s)}s, vitest ${fmt(res.vitest_s)}s${res.reason ? ` (${res.reason})` : ''}`);
+      log(`[${kernel}] ${res.ok ? 'ok' : 'FAILED'}: exit ${code ?? signal}, boot ${fmt(res.boot_s)}s, ${opts.command ? `command ${fmt(res.command_s)}s` : `vitest ${fmt(res.vitest_s)}s`}${res.reason ? ` (${res.reason})` : ''}`);
       resolve(res);
     });
   });
@@ -222,7 +272,7 @@ function statusesFromLog(dir) {
     const total = Number((counts.match(/(\d+) tests?/) ?? [])[1] ?? 0);
     const skipped = Number((counts.match(/(\d+) skipped/) ?? [])[1] ?? 0);
     const status = failed || mark === '×' || mark === '❯' ? 'fail' : mark === '↓' || (total > 0 && skipped === total) ? 'skip' : 'pass';
-    found[path.relative(ROOT, path.resolve(ROOT, file))] = { status, ms: ms ? Number(ms) : undefined };
+    found[path.relative(opts.project, path.resolve(opts.project, file))] = { status, ms: ms ? Number(ms) : undefined };
   }
   return found;
 }
@@ -234,7 +284,7 @@ function collect(kernel, dir, exitCode) {
   for (const report of ['selftest.json', 'vitest.json']) {
     const j = readJson(path.join(dir, report));
     for (const tr of j?.testResults ?? []) {
-      const f = path.relative(ROOT, tr.name);
+      const f = path.relative(opts.project, tr.name);
       cells[f] = fileStatus(tr);
       if (tr.endTime && tr.startTime) times[f] = (tr.endTime - tr.startTime) / 1000;
     }
@@ -253,11 +303,13 @@ function collect(kernel, dir, exitCode) {
       timed = true;
     }
   } catch {}
+  // A user's command: the files its vitest report names (none for other commands).
+  if (opts.command) for (const f of Object.keys(cells)) if (!files.includes(f)) files.push(f);
   const wanted = [...files, ...(selftest ? [SELFTEST] : [])];
   const vmFailed = summary.status === undefined || [124, 125, 126].includes(summary.status) || exitCode >= 124;
   // A file with no result: still running when the time ran out, or vitest/the VM died.
   for (const f of wanted) if (!cells[f]) cells[f] = summary.status === 124 ? 'timeout' : 'error';
-  const ok = !vmFailed && exitCode === 0 && wanted.every((f) => ['pass', 'skip'].includes(cells[f]));
+  const ok = !vmFailed && exitCode === 0 && wanted.every((f) => ['pass', 'skip'].includes(cells[f] ?? 'pass'));
   return {
     kernel,
     release: summary.release,
@@ -299,7 +351,7 @@ for (const r of results) {
   console.log(`\n${header}`);
   try {
     const out = fs.readFileSync(path.join(r.dir, 'output.log'), 'utf8').split('\n');
-    if (out.length > 300 && !opts.verbose) console.log(`[... ${out.length - 300} lines, full output in ${path.relative(ROOT, r.dir)}/output.log]`);
+    if (out.length > 300 && !opts.verbose) console.log(`[... ${out.length - 300} lines, full output in ${r.dir}/output.log]`);
     console.log((opts.verbose ? out : out.slice(-300)).join('\n'));
   } catch {
     console.log('(no test output)');
@@ -308,11 +360,16 @@ for (const r of results) {
   if (runLog.trim()) console.log(runLog); // console log of a VM that failed, and vmtest/run's messages
 }
 
+files.sort();
 const rows = [...files, ...missing, ...(selftest ? [SELFTEST] : [])];
-const table = [['test file', ...kernels]];
+const table = [[opts.command ? 'result' : 'test file', ...kernels]];
+if (opts.command) {
+  table.push(['command', ...results.map((r) => `${r.exit === 0 ? 'pass' : r.exit === 124 ? 'timeout' : 'fail'}${typeof r.command_s === 'number' ? ` ${r.command_s.toFixed(0)}s` : ''}`)]);
+}
 for (const f of rows) {
   table.push([f, ...results.map((r) => {
     if (missing.includes(f)) return 'missing';
+    if (opts.command && !r.cells[f]) return r.exit === 0 ? '-' : 'error';
     const t = r.times[f];
     return `${r.cells[f] ?? '-'}${t !== undefined ? ` ${t < 10 ? t.toFixed(1) : t.toFixed(0)}s` : ''}`;
   })]);
@@ -320,7 +377,7 @@ for (const f of rows) {
 table.push(null);
 table.push(['VM exit status', ...results.map((r) => String(r.exit))]);
 table.push(['boot (s)', ...results.map((r) => fmt(r.boot_s))]);
-table.push(['vitest (s)', ...results.map((r) => fmt(r.vitest_s))]);
+table.push(opts.command ? ['command (s)', ...results.map((r) => fmt(r.command_s))] : ['vitest (s)', ...results.map((r) => fmt(r.vitest_s))]);
 const widths = table[0].map((_, c) => Math.max(...table.filter(Boolean).map((row) => row[c].length)));
 const line = (row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
 console.log('');

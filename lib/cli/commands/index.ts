@@ -2,6 +2,7 @@
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';
 import { compileCommand } from './compile';
+import { vmtestCommand } from './vmtest';
 import { cleanupCommand } from './cleanup';
 import { watchCommand } from './watch';
 import { timelineCommand } from './timeline';
@@ -24,6 +25,7 @@ export const commands: Command[] = [
   timelineCommand,
   genTypesCommand,
   compileCommand,
+  vmtestCommand,
   cleanupCommand,
   guardCommand,
   flowsCommand,
