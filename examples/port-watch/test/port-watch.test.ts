@@ -25,6 +25,7 @@ async function connect(port: number, host: string): Promise<number> {
 }
 
 const isRoot = process.getuid?.() === 0;
+if (!isRoot && process.env.TCPSCOPE_REQUIRE_BPF === '1') throw new Error('port-watch needs root (BPF and tc), and TCPSCOPE_REQUIRE_BPF=1 forbids skipping');
 
 describe.skipIf(!isRoot)('port-watch', () => {
   it('reports each new connection to the watched port, IPv4 and IPv6, and counts per port', async () => {
