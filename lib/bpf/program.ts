@@ -193,7 +193,7 @@ function explainAttachError(e: unknown, spec: NativeAttachSpec, section: string)
   if (!(e instanceof BpfError)) return e;
   const kind = spec.kind === 'auto' ? section.split('/')[0] : spec.kind;
   const noKprobes = !fs.existsSync('/sys/bus/event_source/devices/kprobe') && !fs.existsSync('/sys/kernel/tracing/kprobe_events') && !fs.existsSync('/sys/kernel/debug/tracing/kprobe_events');
-  if ((kind === 'kprobe' || kind === 'kretprobe') && noKprobes) {
+  if ((kind === 'kprobe' || kind === 'kretprobe' || kind === 'ksyscall' || kind === 'kretsyscall') && noKprobes) {
     return new NotSupportedError(`${e.message}\nThis kernel has no kprobes (CONFIG_KPROBES / CONFIG_KPROBE_EVENTS are off): use a tracepoint, tp_btf, XDP, tc, cgroup or sock_ops program instead.`, e);
   }
   if ((kind === 'fentry' || kind === 'fexit' || kind === 'fmod_ret' || kind === 'tracing') && (e.code === 'EPERM' || e.code === 'ENOTSUPP' || e.code === 'EOPNOTSUPP')) {
