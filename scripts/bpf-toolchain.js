@@ -109,4 +109,21 @@ function clangArgs({ arch, includes, src, out, extra = [] }) {
   return [...args, ...extra, '-c', src, '-o', out];
 }
 
-module.exports = { ARCHES, archByName, hostArch, findClang, findBpftool, findLlvmStrip, libbpfHeaders, shippedVmlinux, generateVmlinux, clangArgs };
+/** The package's BPF sources: every *.bpf.c under bpf/, examples/ and test/bpf/ (not node_modules). */
+function bpfSources(root) {
+  const sources = [];
+  for (const dir of ['bpf', 'examples', path.join('test', 'bpf')]) {
+    const abs = path.join(root, dir);
+    if (!fs.existsSync(abs)) continue;
+    for (const entry of fs.readdirSync(abs, { recursive: true })) {
+      // An example project builds its own objects (tcpscope compile) and may hold an
+      // installed copy of this package under node_modules.
+      if (String(entry).split(path.sep).includes('node_modules')) continue;
+      if (String(entry).endsWith('.bpf.c')) sources.push(path.join(abs, String(entry)));
+    }
+  }
+  return sources;
+}
+
+module.exports = {
+  bpfSources, ARCHES, archByName, hostArch, findClang, findBpftool, findLlvmStrip, libbpfHeaders, shippedVmlinux, generateVmlinux, clangArgs };

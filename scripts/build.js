@@ -65,19 +65,7 @@ function vmlinuxHeader() {
 }
 
 function bpfSources() {
-  const dirs = ['bpf', 'examples', path.join('test', 'bpf')];
-  const sources = [];
-  for (const dir of dirs) {
-    const abs = path.join(root, dir);
-    if (!fs.existsSync(abs)) continue;
-    for (const entry of fs.readdirSync(abs, { recursive: true })) {
-      // An example project builds its own objects (tcpscope compile) and may hold an
-      // installed copy of this package under node_modules.
-      if (String(entry).split(path.sep).includes('node_modules')) continue;
-      if (String(entry).endsWith('.bpf.c')) sources.push(path.join(abs, String(entry)));
-    }
-  }
-  return sources;
+  return toolchain.bpfSources(root);
 }
 
 function newestHeader() {

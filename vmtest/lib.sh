@@ -4,7 +4,20 @@
 VMTEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$VMTEST_DIR/.." && pwd)
 VMTEST_CACHE=${VMTEST_CACHE:-$REPO_ROOT/.vmtest-cache}
-VMTEST_KERNELS_FILE=${VMTEST_KERNELS_FILE:-$VMTEST_DIR/kernels.txt}
+# Guest architecture: x86_64 (the host's root is the guest's) or arm64 (an arm64 root from
+# Debian packages and npm over the host's, see vmtest/arm64/root). Each has its own kernel
+# list, apt index and unpacked kernels; downloaded .debs share one directory.
+VMTEST_ARCH=${VMTEST_ARCH:-x86_64}
+case $VMTEST_ARCH in
+  x86_64 | amd64 | x64) VMTEST_ARCH=x86_64 DEB_ARCH=amd64 ARCH_CACHE=$VMTEST_CACHE ;;
+  arm64 | aarch64) VMTEST_ARCH=arm64 DEB_ARCH=arm64 ARCH_CACHE=$VMTEST_CACHE/arm64 ;;
+  *) printf 'vmtest: error: unknown VMTEST_ARCH %s (x86_64 or arm64)\n' "$VMTEST_ARCH" >&2; exit 2 ;;
+esac
+if [[ $VMTEST_ARCH == x86_64 ]]; then
+  VMTEST_KERNELS_FILE=${VMTEST_KERNELS_FILE:-$VMTEST_DIR/kernels.txt}
+else
+  VMTEST_KERNELS_FILE=${VMTEST_KERNELS_FILE:-$VMTEST_DIR/kernels-$VMTEST_ARCH.txt}
+fi
 
 log() { printf 'vmtest: %s\n' "$*" >&2; }
 die() { printf 'vmtest: error: %s\n' "$*" >&2; exit 2; }
@@ -35,7 +48,7 @@ mirror_uris() {
   printf '%s %s\n' "$main" "$sec"
 }
 
-APT_DIR=$VMTEST_CACHE/apt
+APT_DIR=$ARCH_CACHE/apt
 apt_opts() {
   printf '%s\n' \
     -o "Dir::Etc::SourceList=$APT_DIR/sources.list" \
@@ -45,8 +58,8 @@ apt_opts() {
     -o "Dir::State=$APT_DIR/state" \
     -o "Dir::State::status=$APT_DIR/state/status" \
     -o "Dir::Cache=$APT_DIR/cache" \
-    -o "APT::Architecture=amd64" \
-    -o "APT::Architectures::=amd64" \
+    -o "APT::Architecture=$DEB_ARCH" \
+    -o "APT::Architectures::=$DEB_ARCH" \
     -o "Acquire::Languages=none" \
     -o "APT::Sandbox::User=root" \
     -o "Debug::NoLocking=false"

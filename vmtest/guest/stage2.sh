@@ -54,6 +54,13 @@ if [ -n "${VMTEST_MODULES_DIR:-}" ] && [ -d "$VMTEST_MODULES_DIR" ]; then
   mkdir -p "/lib/modules/$rel" && m --bind "$VMTEST_MODULES_DIR" "/lib/modules/$rel"
 fi
 
+# Host paths over guest paths ("SRC=DST ..."), e.g. another architecture's addon and objects.
+for b in ${VMTEST_BINDS:-}; do
+  src=${b%%=*} dst=${b#*=}
+  if [ -d "$src" ]; then mkdir -p "$dst"; elif [ ! -e "$dst" ]; then mkdir -p "$(dirname "$dst")" && : >"$dst"; fi
+  m --bind "$src" "$dst"
+done
+
 ip link set lo up 2>/dev/null || busybox ip link set lo up || say "cannot bring up lo"
 hostname vmtest 2>/dev/null
 [ -L /etc/mtab ] || ln -sf /proc/self/mounts /etc/mtab 2>/dev/null
