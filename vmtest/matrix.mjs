@@ -9,8 +9,10 @@
 //   node vmtest/matrix.mjs [options] --project DIR --run -- COMMAND [ARGS...]
 //
 // Options:
-//   --kernel NAME[,NAME]  only these kernels (repeatable; default: all); `7.x` is the
-//                         newest listed kernel of the 7 series
+//   --arch A[,B]          guest architectures: x86_64 (kernels.txt, suite.txt) and arm64
+//                         (kernels-arm64.txt, suite-arm64.txt); default: both
+//   --kernel NAME[,NAME]  only these kernels (repeatable; default: all), of each
+//                         architecture that lists them; `7.x` is the newest of a series
 //   --jobs N              VMs at a time (default VMTEST_JOBS or 2; 1 vCPU each)
 //   --timeout SEC         limit per VM, boot included (default VMTEST_TIMEOUT or 1200)
 //   --selftest            also run vmtest/selftest (always run when the suite is empty)
@@ -66,6 +68,7 @@ const opts = {
   files: [],
   project: ROOT,
   command: null,
+  arches: [],
 };
 {
   const args = process.argv.slice(2);
@@ -79,6 +82,7 @@ const opts = {
     };
     switch (flag) {
       case '--kernel': opts.kernels.push(...value().split(',').filter(Boolean)); break;
+      case '--arch': opts.arches.push(...value().split(',').filter(Boolean)); break;
       case '--jobs': opts.jobs = Number(value()); break;
       case '--timeout': opts.timeout = Number(value()); break;
       case '--selftest': opts.selftest = true; break;
@@ -107,17 +111,37 @@ const opts = {
 const readList = (file) =>
   fs.readFileSync(file, 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
 
-const kernelsFile = process.env.VMTEST_KERNELS_FILE || path.join(VMTEST, 'kernels.txt');
-const allKernels = readList(kernelsFile).map((l) => l.split(/\s+/)[0]);
-// `7.x`: the newest kernel of that series in the list (which runs oldest to newest).
-const resolveKernel = (k) => {
-  if (allKernels.includes(k)) return k;
-  const series = /^(\d+(?:\.\d+)*)\.x$/.exec(k)?.[1];
-  const match = series ? allKernels.filter((n) => n === series || n.startsWith(`${series}.`)).pop() : undefined;
-  if (!match) die(`kernel '${k}' is not in ${path.relative(ROOT, kernelsFile)} (known: ${allKernels.join(' ')}; NAME.x picks the newest of a series)`);
-  return match;
+// Architectures, each with its kernel list and its suite.
+const ARCHES = {
+  x86_64: { kernels: process.env.VMTEST_KERNELS_FILE || path.join(VMTEST, 'kernels.txt'), suite: opts.suite, label: '' },
+  arm64: { kernels: path.join(VMTEST, 'kernels-arm64.txt'), suite: path.join(VMTEST, 'suite-arm64.txt'), label: 'arm64 ' },
 };
-const kernels = [...new Set((opts.kernels.length ? opts.kernels : allKernels).map(resolveKernel))];
+const ARCH_ALIASES = { x86_64: 'x86_64', x64: 'x86_64', amd64: 'x86_64', arm64: 'arm64', aarch64: 'arm64' };
+const arches = [...new Set((opts.arches.length ? opts.arches : Object.keys(ARCHES)).map((a) => ARCH_ALIASES[a.toLowerCase()] ?? die(`unknown architecture '${a}' (x86_64 or arm64)`)))]
+  .filter((a) => opts.arches.length || fs.existsSync(ARCHES[a].kernels));
+const kernelsOf = {};
+for (const a of arches) {
+  if (!fs.existsSync(ARCHES[a].kernels)) die(`no ${a} kernels: ${path.relative(ROOT, ARCHES[a].kernels)} is missing`);
+  kernelsOf[a] = readList(ARCHES[a].kernels).map((l) => l.split(/\s+/)[0]);
+}
+// `7.x`: the newest kernel of that series in a list (which runs oldest to newest).
+const resolveKernel = (all, k) => {
+  if (all.includes(k)) return k;
+  const series = /^(\d+(?:\.\d+)*)\.x$/.exec(k)?.[1];
+  return series ? all.filter((n) => n === series || n.startsWith(`${series}.`)).pop() : undefined;
+};
+// One leg per architecture and kernel: a VM.
+const legs = [];
+for (const a of arches) {
+  const names = opts.kernels.length ? opts.kernels.map((k) => resolveKernel(kernelsOf[a], k)).filter(Boolean) : kernelsOf[a];
+  for (const kernel of new Set(names)) legs.push({ arch: a, kernel, label: `${ARCHES[a].label}${kernel}` });
+}
+for (const k of opts.kernels) {
+  if (!arches.some((a) => resolveKernel(kernelsOf[a], k))) {
+    die(`kernel '${k}' is not listed for ${arches.join(' or ')} (known: ${arches.map((a) => `${a}: ${kernelsOf[a].join(' ')}`).join('; ')}; NAME.x picks the newest of a series)`);
+  }
+}
+if (legs.length === 0) die('no kernel to run');
 
 function expand(entry) {
   // A file, or a directory (every *.test.ts / *.test.js below it), relative to the repo root.
@@ -140,20 +164,29 @@ function expand(entry) {
 }
 
 if (opts.command && opts.files.length) die('give either test files or --run -- COMMAND, not both');
-const entries = opts.command ? [] : opts.files.length ? opts.files : fs.existsSync(opts.suite) ? readList(opts.suite) : [];
 const missing = [];
-const files = [];
-for (const e of entries) {
-  const x = expand(e);
-  if (x === null) missing.push(e);
-  else for (const f of x) if (!files.includes(f)) files.push(f);
+/** Test files of an architecture's suite (or the FILE arguments); missing ones are noted. */
+function suiteFiles(arch) {
+  const suite = ARCHES[arch].suite;
+  const entries = opts.command ? [] : opts.files.length ? opts.files : fs.existsSync(suite) ? readList(suite) : [];
+  const out = [];
+  for (const e of entries) {
+    const x = expand(e);
+    if (x === null) { if (!missing.includes(e)) missing.push(e); }
+    else for (const f of x) if (!out.includes(f)) out.push(f);
+  }
+  return out;
 }
+for (const leg of legs) leg.files = suiteFiles(leg.arch);
+const files = [...new Set(legs.flatMap((l) => l.files))];
 // The selftest has its own vitest config (the project's include does not cover vmtest/).
 if (files.includes(SELFTEST)) {
   files.splice(files.indexOf(SELFTEST), 1);
+  for (const leg of legs) leg.files = leg.files.filter((f) => f !== SELFTEST);
   opts.selftest = true;
 }
 const selftest = opts.selftest || (files.length === 0 && !opts.command);
+const kernels = legs.map((l) => l.label);
 
 if (opts.list) {
   console.log(`kernels: ${kernels.join(' ')}`);
@@ -161,15 +194,17 @@ if (opts.list) {
     console.log(`command (in ${opts.project}): ${opts.command.join(' ')}`);
     process.exit(0);
   }
-  console.log(`test files (${path.relative(ROOT, opts.suite)}):`);
-  for (const f of files) console.log(`  ${f}`);
+  for (const a of arches) {
+    console.log(`test files for ${a} (${opts.files.length ? 'arguments' : path.relative(ROOT, ARCHES[a].suite)}):`);
+    for (const f of legs.find((l) => l.arch === a)?.files ?? []) console.log(`  ${f}`);
+  }
   for (const m of missing) console.log(`  ${m}  (missing)`);
   if (selftest) console.log(`  ${SELFTEST}  (selftest)`);
   process.exit(0);
 }
 
 if (missing.length) log(`warning: listed but not found (counted as failures): ${missing.join(', ')}`);
-if (files.length === 0 && !opts.command) log(`no test files in ${path.relative(ROOT, opts.suite)}${missing.length ? ' exist' : ''}: running the vmtest selftest only`);
+if (files.length === 0 && !opts.command) log(`no test files in the suites${missing.length ? ' exist' : ''}: running the vmtest selftest only`);
 if (!opts.command && !fs.existsSync(path.join(ROOT, 'node_modules', '.bin', 'vitest'))) die("node_modules/.bin/vitest not found: run 'npm ci' first");
 if (!fs.existsSync(opts.project)) die(`--project ${opts.project}: no such directory`);
 if (files.length && !fs.existsSync(path.join(ROOT, 'build', 'Release', 'tcpscope.node'))) {
@@ -182,19 +217,32 @@ const outDir = opts.out || path.join(cacheDir, 'runs', `matrix-${stamp}`);
 fs.mkdirSync(outDir, { recursive: true });
 
 // ---- fetch kernels first (downloads are sequential and cached) ----------------
+// and, for arm64, the guest root, addon, objects and npm bindings (vmtest/arm64/prepare).
+const binds = {};
 {
-  log(`preparing kernels: ${kernels.join(' ')}`);
   fs.mkdirSync(cacheDir, { recursive: true });
   const lock = path.join(cacheDir, '.fetch.lock');
-  const r = spawnSync('flock', [lock, path.join(VMTEST, 'fetch'), ...kernels], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (r.status !== 0) die('vmtest/fetch failed');
+  for (const a of arches) {
+    const names = [...new Set(legs.filter((l) => l.arch === a).map((l) => l.kernel))];
+    if (!names.length) continue;
+    log(`preparing ${a} kernels: ${names.join(' ')}`);
+    const archEnv = { ...process.env, VMTEST_ARCH: a, VMTEST_CACHE: cacheDir };
+    if (a !== 'x86_64') delete archEnv.VMTEST_KERNELS_FILE;
+    const r = spawnSync('flock', [lock, path.join(VMTEST, 'fetch'), ...names], { stdio: ['ignore', 'ignore', 'inherit'], env: archEnv });
+    if (r.status !== 0) die(`vmtest/fetch failed (${a})`);
+    if (a === 'arm64') {
+      const p = spawnSync('flock', [lock, path.join(VMTEST, 'arm64', 'prepare'), ...(opts.project !== ROOT ? [opts.project] : [])], { stdio: ['ignore', 'pipe', 'inherit'], env: archEnv, encoding: 'utf8' });
+      if (p.status !== 0) die('vmtest/arm64/prepare failed');
+      binds[a] = p.stdout.trim();
+    }
+  }
 }
 
 // ---- run the VMs ----------------------------------------------------------
 const env = { ...process.env, TCPSCOPE_REQUIRE_BPF: process.env.TCPSCOPE_REQUIRE_BPF ?? '1' };
-const guestCmd = opts.command ? userCommand(opts.command) : ['vmtest/guest/vitest.sh', ...(selftest ? ['--selftest'] : []), ...files];
+const guestCmd = (leg) => (opts.command ? userCommand(opts.command) : ['vmtest/guest/vitest.sh', ...(selftest ? ['--selftest'] : []), ...leg.files]);
 log(opts.command
-  ? `${kernels.length} kernel(s), ${Math.min(opts.jobs, kernels.length)} VM(s) at a time: ${guestCmd.join(' ')} (in ${opts.project}); results in ${outDir}`
+  ? `${kernels.length} kernel(s), ${Math.min(opts.jobs, kernels.length)} VM(s) at a time: ${guestCmd(legs[0]).join(' ')} (in ${opts.project}); results in ${outDir}`
   : `${kernels.length} kernel(s) × ${files.length + (selftest ? 1 : 0)} test file(s), ${Math.min(opts.jobs, kernels.length)} VM(s) at a time; results in ${path.relative(ROOT, outDir)}`);
 
 // A user's command as it runs in the guest. A vitest run also writes its JSON report to the
@@ -217,22 +265,26 @@ function userCommand(cmd) {
   return out;
 }
 
-function runKernel(kernel) {
-  const dir = path.join(outDir, kernel);
+function runLeg(leg) {
+  const dir = path.join(outDir, leg.label.replace(/\s+/g, '-'));
   fs.mkdirSync(dir, { recursive: true });
   const started = Date.now();
+  const legEnv = { ...env, VMTEST_ARCH: leg.arch, VMTEST_CACHE: cacheDir, VMTEST_BINDS: binds[leg.arch] ?? '' };
+  if (leg.arch !== 'x86_64') delete legEnv.VMTEST_KERNELS_FILE;
+  // arm64 guests run the test files in one vitest process: node starts in seconds there.
+  if (leg.arch === 'arm64' && !opts.command) legEnv.VMTEST_VITEST_ARGS = process.env.VMTEST_VITEST_ARGS ?? '--no-isolate --maxWorkers=1';
   return new Promise((resolve) => {
     const stderr = fs.openSync(path.join(dir, 'run.log'), 'w');
     const child = spawn(
       path.join(VMTEST, 'run'),
-      ['--kernel', kernel, '--quiet', '--out', dir, '--timeout', String(opts.timeout), '--cwd', opts.project, '--', ...guestCmd],
-      { cwd: ROOT, env, stdio: ['ignore', stderr, stderr] },
+      ['--kernel', leg.kernel, '--quiet', '--out', dir, '--timeout', String(opts.timeout), '--cwd', opts.project, '--', ...guestCmd(leg)],
+      { cwd: ROOT, env: legEnv, stdio: ['ignore', stderr, stderr] },
     );
     child.on('close', (code, signal) => {
       fs.closeSync(stderr);
-      const res = collect(kernel, dir, code ?? 128);
+      const res = collect(leg, dir, code ?? 128);
       res.wall_s = (Date.now() - started) / 1000;
-      log(`[${kernel}] ${res.ok ? 'ok' : 'FAILED'}: exit ${code ?? signal}, boot ${fmt(res.boot_s)}s, ${opts.command ? `command ${fmt(res.command_s)}s` : `vitest ${fmt(res.vitest_s)}s`}${res.reason ? ` (${res.reason})` : ''}`);
+      log(`[${leg.label}] ${res.ok ? 'ok' : 'FAILED'}: exit ${code ?? signal}, boot ${fmt(res.boot_s)}s, ${opts.command ? `command ${fmt(res.command_s)}s` : `vitest ${fmt(res.vitest_s)}s`}${res.reason ? ` (${res.reason})` : ''}`);
       resolve(res);
     });
   });
@@ -277,7 +329,7 @@ function statusesFromLog(dir) {
   return found;
 }
 
-function collect(kernel, dir, exitCode) {
+function collect(leg, dir, exitCode) {
   const summary = readJson(path.join(dir, 'summary.json')) ?? {};
   const cells = {};
   const times = {};
@@ -305,13 +357,14 @@ function collect(kernel, dir, exitCode) {
   } catch {}
   // A user's command: the files its vitest report names (none for other commands).
   if (opts.command) for (const f of Object.keys(cells)) if (!files.includes(f)) files.push(f);
-  const wanted = [...files, ...(selftest ? [SELFTEST] : [])];
+  const wanted = [...(opts.command ? Object.keys(cells).filter((f) => f !== SELFTEST) : leg.files), ...(selftest ? [SELFTEST] : [])];
   const vmFailed = summary.status === undefined || [124, 125, 126].includes(summary.status) || exitCode >= 124;
   // A file with no result: still running when the time ran out, or vitest/the VM died.
   for (const f of wanted) if (!cells[f]) cells[f] = summary.status === 124 ? 'timeout' : 'error';
   const ok = !vmFailed && exitCode === 0 && wanted.every((f) => ['pass', 'skip'].includes(cells[f] ?? 'pass'));
   return {
-    kernel,
+    kernel: leg.label,
+    arch: leg.arch,
     release: summary.release,
     packages: summary.packages,
     exit: exitCode,
@@ -342,7 +395,7 @@ async function pool(items, n, fn) {
 
 let interrupted = false;
 process.on('SIGINT', () => { interrupted = true; });
-const results = await pool(kernels, opts.jobs, runKernel);
+const results = await pool(legs, opts.jobs, runLeg);
 
 // ---- report -----------------------------------------------------------------
 for (const r of results) {
@@ -369,7 +422,7 @@ if (opts.command) {
 for (const f of rows) {
   table.push([f, ...results.map((r) => {
     if (missing.includes(f)) return 'missing';
-    if (opts.command && !r.cells[f]) return r.exit === 0 ? '-' : 'error';
+    if (!r.cells[f]) return opts.command && r.exit !== 0 ? 'error' : '-';
     const t = r.times[f];
     return `${r.cells[f] ?? '-'}${t !== undefined ? ` ${t < 10 ? t.toFixed(1) : t.toFixed(0)}s` : ''}`;
   })]);

@@ -55,8 +55,11 @@ export interface CompileOptions {
   outDir?: string;
   /** Architectures (x86_64, arm64, any alias); default: this machine's. */
   arches?: readonly string[];
-  /** A vmlinux.h to use for every architecture instead of the generated or shipped one. */
-  vmlinux?: string;
+  /**
+   * A vmlinux.h instead of the generated or shipped one: for every architecture, or per
+   * architecture (`{ arm64: 'arm64/vmlinux.h' }`).
+   */
+  vmlinux?: string | Readonly<Record<string, string>>;
   /** Module the skeleton imports its runtime from; default 'tcpscope/bpf'. */
   importFrom?: string;
   /** Extra include directories. */
@@ -102,13 +105,15 @@ function cacheDir(): string {
  * kernel's BTF with bpftool (host architecture; cached per kernel), or the package's own
  * bpf/vmlinux/<arch>/vmlinux.h.
  */
-function vmlinuxFor(arch: Arch, explicit: string | undefined): { path: string; origin: 'option' | 'environment' | 'running kernel' | 'package' } {
+function vmlinuxFor(arch: Arch, option: CompileOptions['vmlinux']): { path: string; origin: 'option' | 'environment' | 'running kernel' | 'package' } {
   const tc = toolchain();
+  const explicit = typeof option === 'string' ? option : option ? Object.entries(option).find(([a]) => tc.archByName(a) === arch)?.[1] : undefined;
   if (explicit) {
     if (!fs.existsSync(explicit)) throw new CompileError(`--vmlinux ${explicit}: no such file`);
     return { path: explicit, origin: 'option' };
   }
-  const env = process.env['TCPSCOPE_VMLINUX_H'];
+  // The environment's vmlinux.h (as scripts/build.js takes it) is the host architecture's.
+  const env = arch === tc.hostArch() ? process.env['TCPSCOPE_VMLINUX_H'] : undefined;
   if (env) {
     if (!fs.existsSync(env)) throw new CompileError(`TCPSCOPE_VMLINUX_H=${env}: no such file`);
     return { path: env, origin: 'environment' };
@@ -133,7 +138,7 @@ function vmlinuxFor(arch: Arch, explicit: string | undefined): { path: string; o
   const shipped = tc.shippedVmlinux(packageRoot(), arch);
   if (shipped) return { path: shipped, origin: 'package' };
   if (arch !== tc.hostArch()) {
-    throw new CompileError(`no vmlinux.h for ${arch.name}: this package ships none (bpf/vmlinux/${arch.name}/vmlinux.h); pass --vmlinux FILE (bpftool btf dump file <an ${arch.name} kernel's BTF> format c)`);
+    throw new CompileError(`no vmlinux.h for ${arch.name}: this package ships none (bpf/vmlinux/${arch.name}/vmlinux.h); pass --vmlinux ${arch.name}=FILE (bpftool btf dump file <an ${arch.name} kernel's BTF> format c)`);
   }
   throw new CompileError(bpftool
     ? `${btf} is missing (a kernel without BTF) and the package ships no vmlinux.h for ${arch.name}: pass --vmlinux FILE`

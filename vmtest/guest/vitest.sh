@@ -21,6 +21,8 @@ export CI=${CI:-true}
 # costs ~10 s per call (it scans the whole node_modules tree). Set
 # VMTEST_VITEST='npx vitest' to go through npx anyway.
 read -r -a vitest <<<"${VMTEST_VITEST:-node_modules/.bin/vitest}"
+# More vitest arguments (the arm64 leg runs every file in one process: --no-isolate --maxWorkers=1).
+read -r -a extra <<<"${VMTEST_VITEST_ARGS:-}"
 # Without KVM the guest is 5-10x slower than the host: stretch vitest's
 # per-test and per-hook limits (the project's config has 30 s) so that slow
 # emulation is not reported as a failure. Limits inside the tests are theirs.
@@ -31,7 +33,7 @@ run() { # name, vitest args...
   local name=$1 t0 t1 r
   shift
   t0=$(date +%s.%N)
-  "${vitest[@]}" run "${timeouts[@]}" --reporter=default --reporter=json --outputFile.json="$out/$name.json" "$@"
+  "${vitest[@]}" run "${timeouts[@]}" "${extra[@]}" --reporter=default --reporter=json --outputFile.json="$out/$name.json" "$@"
   r=$?
   t1=$(date +%s.%N)
   echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') $r" >>"$out/timings"

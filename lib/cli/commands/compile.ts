@@ -13,7 +13,14 @@ function options(ctx: CommandContext, source: string): CompileOptions {
   if (typeof v['output'] === 'string') opts.outDir = v['output'];
   const arches = (v['arch'] as string[] | undefined)?.flatMap((a) => a.split(',')).filter(Boolean);
   if (arches?.length) opts.arches = arches;
-  if (typeof v['vmlinux'] === 'string') opts.vmlinux = v['vmlinux'];
+  const vmlinux = v['vmlinux'] as string[] | undefined;
+  if (vmlinux?.length) {
+    // FILE for every architecture, or ARCH=FILE for one.
+    const perArch = vmlinux.filter((x) => /^[\w-]+=/.test(x));
+    const all = vmlinux.filter((x) => !/^[\w-]+=/.test(x));
+    if (all.length > 1) throw new UsageError('--vmlinux FILE once; per architecture: --vmlinux x86_64=FILE --vmlinux arm64=FILE');
+    opts.vmlinux = all.length ? all[0]! : Object.fromEntries(perArch.map((x) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]));
+  }
   if (typeof v['import-from'] === 'string') opts.importFrom = v['import-from'];
   const includes = v['include'] as string[] | undefined;
   if (includes?.length) opts.includes = includes;
@@ -80,11 +87,11 @@ async function watch(ctx: CommandContext, opts: CompileOptions): Promise<number>
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile a CO-RE BPF program (clang, vmlinux.h, the package headers) and write its typed skeleton',
-  usage: '<FILE.bpf.c> [-o DIR] [--arch x86_64,arm64] [--vmlinux FILE] [-I DIR]... [-D NAME=VALUE]... [--import-from MODULE] [--watch]',
+  usage: '<FILE.bpf.c> [-o DIR] [--arch x86_64,arm64] [--vmlinux [ARCH=]FILE]... [-I DIR]... [-D NAME=VALUE]... [--import-from MODULE] [--watch]',
   options: {
     output: { type: 'string', short: 'o' },
     arch: { type: 'string', multiple: true },
-    vmlinux: { type: 'string' },
+    vmlinux: { type: 'string', multiple: true },
     include: { type: 'string', short: 'I', multiple: true },
     define: { type: 'string', short: 'D', multiple: true },
     'import-from': { type: 'string' },

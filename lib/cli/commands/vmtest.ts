@@ -51,7 +51,7 @@ export const vmtestCommand: Command = {
     }
     if (process.platform !== 'linux') throw new UsageError('vmtest runs on Linux hosts only (QEMU with the host root shared over 9p)');
 
-    const args = [path.join(packageRoot(), 'vmtest', 'matrix.mjs'), '--project', project];
+    const args = [path.join(packageRoot(), 'vmtest', 'matrix.mjs'), '--project', project, '--arch', arch];
     for (const k of (v['kernel'] as string[] | undefined) ?? []) args.push('--kernel', k);
     if (typeof v['jobs'] === 'string') args.push('--jobs', v['jobs']);
     if (typeof v['timeout'] === 'string') args.push('--timeout', v['timeout']);
@@ -61,8 +61,9 @@ export const vmtestCommand: Command = {
     args.push('--run', '--', ...command);
     // Kernels, their packages and run logs are cached per user, not inside node_modules
     // (a reinstall would drop hundreds of MB of downloads).
-    const cache = process.env['VMTEST_CACHE'] ?? path.join(process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache'), 'tcpscope', 'vmtest', arch);
-    const env = { ...process.env, VMTEST_CACHE: cache, VMTEST_KERNELS_FILE: kernels, VMTEST_ARCH: arch };
+    const cache = process.env['VMTEST_CACHE'] ?? path.join(process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache'), 'tcpscope', 'vmtest');
+    const env: NodeJS.ProcessEnv = { ...process.env, VMTEST_CACHE: cache };
+    delete env['VMTEST_KERNELS_FILE'];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
     const onAbort = (): void => { child.kill('SIGINT'); };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
