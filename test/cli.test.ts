@@ -52,6 +52,28 @@ describe('tcpscope CLI', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }, 120_000);
+
+  it('vmtest: resolves kernels per architecture (7.x: the newest 7 series) and refuses bad arguments in one line', () => {
+    const list = tcpscope('vmtest', '--kernel', '6.1,7.x', '--list', '--', 'npx', 'vitest', 'run');
+    expect(list.status).toBe(0);
+    expect(list.stdout).toMatch(/^kernels: 6\.1 7\.\d+$/m);
+    expect(list.stdout).toMatch(/command \(in .*\): npx vitest run/);
+    const arm = tcpscope('vmtest', '--arch', 'arm64', '--kernel', '6.1,6.12', '--list', '--', 'true');
+    expect(arm.stdout).toMatch(/^kernels: arm64 6\.1 arm64 6\.12$/m);
+    const cases: Array<[string[], RegExp]> = [
+      [['vmtest', '--kernel', '6.1'], /^tcpscope vmtest: vmtest needs the command to run after --/],
+      [['vmtest', '--arch', 'sparc', '--', 'true'], /^tcpscope vmtest: unknown architecture 'sparc': use x86_64 or arm64/],
+      [['vmtest', '--jobs', 'many', '--', 'true'], /^tcpscope vmtest: --jobs takes a number of VMs, got 'many'/],
+      [['vmtest', '--project', '/nonexistent', '--', 'true'], /^tcpscope vmtest: --project \/nonexistent: no such directory/],
+      [['vmtest', '--kernel', '9.9', '--list', '--', 'true'], /^vmtest: error: kernel '9\.9' is not listed for x86_64/],
+    ];
+    for (const [args, message] of cases) {
+      const r = tcpscope(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
   });
 
   it('gen-types names a missing file', () => {

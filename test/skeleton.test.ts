@@ -61,6 +61,26 @@ describe('tcpscope compile', () => {
     expect(skel).not.toMatch(/hits_lost|hits_reader_idle|tcpscope_wakeup_bytes/);
   });
 
+  it('builds one object per architecture and embeds each in the skeleton', () => {
+    const multi = path.join(dir, 'multi');
+    // The fixture uses no PT_REGS: any vmlinux.h compiles it for arm64.
+    const header = path.join(ROOT, 'build', 'bpf', 'vmlinux.h');
+    const r = tcpscope(['compile', FIXTURE, '-o', multi, '--arch', 'x86_64,arm64', '--vmlinux', `arm64=${header}`, '--import-from', LIB_BPF]);
+    expect(r.stderr).toMatch(/compiled .*skel_demo\.arm64\.bpf\.o \(arm64, vmlinux\.h from the option/);
+    expect(r.status).toBe(0);
+    expect(fs.existsSync(path.join(multi, 'skel_demo.x86_64.bpf.o'))).toBe(true);
+    expect(fs.existsSync(path.join(multi, 'skel_demo.arm64.bpf.o'))).toBe(true);
+    const skel = fs.readFileSync(path.join(multi, 'skel_demo.skel.ts'), 'utf8');
+    expect(skel).toMatch(/^ {2}x64: "f0VMR/m);
+    expect(skel).toMatch(/^ {2}arm64: "f0VMR/m);
+    // Without a vmlinux.h for another architecture: what to pass.
+    const none = tcpscope(['compile', FIXTURE, '-o', multi, '--arch', 'arm64'], { ...process.env, TCPSCOPE_VMLINUX_H: '' });
+    if (!fs.existsSync(path.join(ROOT, 'bpf', 'vmlinux', 'arm64', 'vmlinux.h'))) {
+      expect(none.status).toBe(1);
+      expect(none.stderr).toMatch(/^tcpscope compile: no vmlinux\.h for arm64: .*pass --vmlinux arm64=FILE/);
+    }
+  });
+
   it('names a missing file, an unknown architecture and a compile error in one line each', () => {
     const missing = tcpscope(['compile', '/nonexistent/x.bpf.c']);
     expect(missing.status).toBe(1);
