@@ -7,21 +7,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
 import { BpfObject, NotSupportedError } from '../lib/bpf';
-import { bpfAvailable, objectPath } from './helpers/bpf';
+import { bpfAvailable, libcPath, objectPath } from './helpers/bpf';
 
 const enabled = bpfAvailable('arch');
 const hasKprobes = fs.existsSync('/sys/bus/event_source/devices/kprobe');
 
 /** connect(2)'s number on this architecture (arch/x86/entry/syscalls, include/uapi/asm-generic/unistd.h). */
 const CONNECT_NR: Record<string, number> = { x64: 42, arm64: 203 };
-
-/** The C library this process runs with (the uprobe target), from its memory map. */
-function libcPath(): string {
-  const maps = fs.readFileSync('/proc/self/maps', 'utf8');
-  const m = /\s(\/\S*\/libc\.so\.6)$/m.exec(maps) ?? /\s(\/\S*\/libc[-.][\d.]*so\S*)$/m.exec(maps);
-  if (!m) throw new Error('libc not found in /proc/self/maps');
-  return m[1]!;
-}
 
 async function listen(): Promise<net.Server> {
   const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); });

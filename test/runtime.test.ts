@@ -10,7 +10,7 @@ import {
   BpfObject, BpfMap, BpfError, VerifierError, NotFoundError, NotSupportedError, MapType, UpdateFlags,
   codecs, tcpFrame, tracePipe, ensureBpffs, PIN_ROOT, attachedPrograms,
 } from '../lib/bpf';
-import { bpfAvailable, objectPath, eventually } from './helpers/bpf';
+import { bpfAvailable, objectPath, eventually, libcPath } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 
@@ -355,8 +355,8 @@ describe.skipIf(!enabled)('attach over loopback', () => {
   });
 
   it('uprobe on a libc function counts calls from a child process', () => {
-    const libc = ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/libc.so.6'].find((p) => fs.existsSync(p));
-    if (!libc) throw new Error('no libc found for the uprobe test');
+    // The architecture's own libc (ls, a child process, maps the same one).
+    const libc = libcPath();
     using obj = BpfObject.load(objectPath('rt_attach'));
     obj.program('uprobe_hit').attachUprobe(libc, { function: 'opendir' });
     execFileSync('ls', ['/'], { stdio: 'ignore' });

@@ -36,3 +36,11 @@ export async function eventually<T>(probe: () => T | Promise<T>, ms = 5000, what
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what} (last value: ${String(last)})`);
 }
+
+/** The C library this process runs with (for uprobes), from its memory map: the guest's own on every architecture. */
+export function libcPath(): string {
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8');
+  const m = /\s(\/\S*\/libc\.so\.6)$/m.exec(maps) ?? /\s(\/\S*\/libc[-.][\d.]*so\S*)$/m.exec(maps);
+  if (!m) throw new Error('libc not found in /proc/self/maps');
+  return m[1]!;
+}
