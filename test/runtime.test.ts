@@ -465,7 +465,9 @@ describe.skipIf(!enabled)('kprobe and fentry', () => {
       obj.close();
       expect(e).toBeInstanceOf(BpfError);
       expect((e as Error).message).toMatch(/fentry|tp_btf|EPERM|refuse/);
-      expect(hasKprobes).toBe(false); // kernels with kprobes here also allow fentry
+      // x86-64 kernels with kprobes here also allow fentry; arm64 got the direct-call
+      // trampolines fentry needs only in 6.4, so its 6.1 has kprobes but refuses fentry.
+      if (process.arch === 'x64') expect(hasKprobes).toBe(false);
       return;
     }
     const port = freePort();
