@@ -70,7 +70,7 @@ export async function createExporters(config: ExportersConfig | unknown, options
     if (webhook !== undefined) sinks.push(webhookSink({ ...(typeof webhook === 'string' ? { url: webhook } : webhook), host, onUndelivered }));
     if (cfg.prometheus) prometheus = await startPrometheusServer(metrics, cfg.prometheus);
     if (cfg.otlp) {
-      otlp = startOtlpExporter(metrics, { ...cfg.otlp, url: cfg.otlp.url! });
+      otlp = startOtlpExporter(metrics, cfg.otlp);
       if (cfg.otlp.logs !== false) sinks.push(otlp.alertSink);
     }
   } catch (e) {
