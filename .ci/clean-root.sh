@@ -24,7 +24,13 @@ mkdir -p "$cache"
 say() { printf 'clean-root: %s\n' "$*"; }
 fail() { printf 'clean-root: FAIL: %s\n' "$*" >&2; exit 1; }
 
-command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+# mmdebstrap for the root; for `npm pack` (scripts/prebuild.js): the arm64 cross compiler and
+# Debian's arm64 static libbpf, libelf and zlib.
+if ! command -v mmdebstrap >/dev/null || ! command -v aarch64-linux-gnu-g++ >/dev/null || [ ! -f /usr/lib/aarch64-linux-gnu/libbpf.a ]; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap g++-aarch64-linux-gnu \
+    libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 >/dev/null
+fi
 
 base=$cache/base-$suite-minbase.tar
 if [ ! -s "$base" ]; then

@@ -124,7 +124,17 @@ function buildBpf(arch) {
 }
 
 const t0 = Date.now();
-for (const arch of arches.length ? arches : ['x64', 'arm64']) {
+if (!arches.length) {
+  // Both architectures at once: each is one compiler process at a time.
+  const children = ['x64', 'arm64'].map((arch) => require('node:child_process').spawn(process.execPath, [__filename, arch, ...parts], { stdio: 'inherit' }));
+  Promise.all(children.map((c) => new Promise((resolve) => c.on('close', resolve)))).then((codes) => {
+    const bad = codes.find((c) => c !== 0);
+    if (bad !== undefined) process.exit(bad ?? 1);
+    console.log(`prebuild: both architectures in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  });
+  return;
+}
+for (const arch of arches) {
   if (!parts.length || parts.includes('addon')) {
     const f = buildAddon(arch);
     console.log(`prebuild: ${path.relative(root, f)} (${(fs.statSync(f).size / 1024).toFixed(0)} KiB)`);
