@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The deployment files agree with the code: the Grafana dashboard queries exactly the metric
 // names the registry exports (and shows every one of them), the DaemonSet has the
 // capabilities and mounts the probes need, and its config files pass validation.

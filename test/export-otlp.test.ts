@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // OpenTelemetry export against an OTLP/HTTP endpoint started here: it decodes what the SDK
 // exporters POST (OTLP protobuf, the default, and JSON) and checks metric names, values,
 // units, and an alert's log record, the same for both.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Typed view of the N-API addon. Nothing outside lib/bpf imports the addon directly.
 import path from 'node:path';
 import fs from 'node:fs';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The exporters' configuration (the `exporters` part of a `tcpscope serve` config file) and
 // its validation: every mistake is reported with its path in the file and what was expected,
 // before anything listens or connects.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Exporters assembled from a configuration: the metrics model, the Prometheus endpoint,
 // the OTLP push, and the alert sinks, behind one object the agent feeds and closes.
 import os from 'node:os';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // OpenTelemetry export: the metrics model through the OTel metrics SDK (a MeterProvider
 // whose periodic reader pushes OTLP over HTTP, protobuf or JSON), and alerts as OTLP log
 // records through the logs SDK. The SDK packages are optional peer dependencies. Names are the model's (tcpscope_*); an OpenTelemetry Collector exporting to

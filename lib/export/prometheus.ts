@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Prometheus exposition of the metrics model: a prom-client Registry of our own (never the
 // global one, so an application embedding tcpscope keeps its registry to itself) whose
 // collectors read TcpscopeMetrics snapshots at scrape time, and a small /metrics server.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import fs from 'node:fs';
 import { Btf } from '../../bpf/btf/parse';
 import { genTypes } from '../../bpf/btf/gen-types';
