@@ -117,6 +117,10 @@ describe('Kubernetes DaemonSet', () => {
     expect(hostPathOf('/sys/kernel/tracing')).toBe('/sys/kernel/tracing');
     expect(hostPathOf('/sys/fs/cgroup')).toBe('/sys/fs/cgroup');
     expect(c.volumeMounts.find((m) => m.mountPath === '/sys/fs/bpf')!.readOnly).not.toBe(true); // pins are written
+    expect((c.volumeMounts.find((m) => m.mountPath === '/sys/fs/bpf') as { mountPropagation?: string }).mountPropagation).toBe('HostToContainer');
+    // Socket owners are seeded from the node's /proc, and interfaces created later are followed.
+    expect((pod as { hostPID?: boolean }).hostPID).toBe(true);
+    expect(c.args.join(' ')).toMatch(/ -i any$/);
   });
 
   it('is annotated for Prometheus on the port its config serves, with an OTLP env variant', () => {
