@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import { defineConfig } from 'vitest/config';
 
 // Integration tests attach programs to shared kernel objects (loopback, cgroups, tracepoints);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/map-dump: reading every entry of a 100k-entry BPF hash map (16-byte key, 32-byte
 // value: test/bpf/bench_map.bpf.c) into JavaScript, vs C bpf_map_lookup_batch in the same
 // run. The map is filled by 100k test runs of bench_fill in each process.

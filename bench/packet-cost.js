@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/packet-cost: kernel ns per packet of a tc program that parses a TCP SYN and emits a
 // 64-byte event (test/bpf/bench_packet.bpf.c), from BPF_PROG_TEST_RUN's own duration, on a
 // real frame from tcpFrame(). Compared:

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/ringbuf: events/s from a 4 MiB BPF ring buffer into JavaScript vs libbpf's C
 // consumer (ring_buffer__poll/consume) of the same producer, measured in the same run.
 //

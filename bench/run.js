@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // npm run bench: runs every benchmark, each in its own process, and prints the JSON line
 // each one ends with (stdout carries only JSON lines; progress goes to stderr). The lines are
 // also written to bench/out/latest.jsonl.

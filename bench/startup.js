@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/startup: opening, loading and attaching every built-in probe (packets on lo,
 // connections, retransmits, rtt, resets, drops), each in a fresh process so no BTF or
 // object cache is warm. Target: < 1 s in all. JSON line last.

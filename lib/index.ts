@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * tcpscope: inspect incoming TCP traffic with eBPF.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <napi.h>
 
 #include "common.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared helpers for the addon: libbpf log capture and errno-carrying JS errors.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A Link is one attachment of a program. Every kind detaches the same way from JS
 // (detach(), dispose, or finalization), whatever kernel mechanism holds it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Map and fd operations. They take raw fds so maps found by name, opened from a pin or
 // shared between objects all go through one path.
 #include <bpf/bpf.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Small kernel facilities the JS layer needs: fd readiness through libuv, program test
 // runs, feature probes and interface names.
 #include <bpf/bpf.h>

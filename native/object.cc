@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // BpfObject: one ELF object opened, configured, loaded and attached through libbpf.
 // The JS layer validates arguments and shapes the API; this class only maps calls 1:1.
 #include <bpf/bpf.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packet events from a ring batch, written as pcapng enhanced packet blocks in one native
 // call per batch. A capture writes up to a million packets a second; done per packet in
 // JavaScript (field reads, a view per packet, a copy call) plus the JIT compiling that loop

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packet events as pcapng enhanced packet blocks, from a copied batch or straight from a
 // ring (RingReader::ConsumePcapng).
 #pragma once

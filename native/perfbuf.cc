@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Perf event array reader over libbpf's perf_buffer. Records are copied into a pending
 // queue by libbpf's per-record callback and handed to JS in batches, in the same framing
 // as ring buffer batches: [u32 length][u32 cpu][data, padded to 8 bytes].

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A BPF ring buffer consumer of our own: libbpf's ring_buffer__consume calls a C function
 // per record and cannot stop before a record without consuming it. Here one call copies
 // every committed record that fits, in kernel layout, into a JS-owned buffer with a single

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Builds everything `npm install` must produce: the BPF objects (clang, CO-RE against the
 // running kernel's BTF), the N-API addon (node-gyp) and the TypeScript output (tsc).
 // Each missing prerequisite fails with the packages that provide it.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Fails when anything tcpscope or its tests attach is still in the kernel: programs whose
 # names come from our objects, XDP/tc attachments, test namespaces and veths, pins.
 set -u

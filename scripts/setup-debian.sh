@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what tcpscope needs to build, run and test on Debian/Ubuntu.
 set -eu
 export DEBIAN_FRONTEND=noninteractive

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Alert sinks: NDJSON to a stream, the webhook against a local HTTP server (retries with
 // backoff, non-retryable statuses, bounded queue, close), and the fan-out.
 import { describe, it, expect, afterEach } from 'vitest';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Parsers of the flows probe on byte fixtures: built by hand, and a real ClientHello that
 // Node's TLS client sends (captured by a plain TCP server in this process), whole,
 // truncated at every length, and corrupted.

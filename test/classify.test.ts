@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // flows(): real HTTP/1.1, HTTP/2 and TLS clients over loopback and over a veth into a
 // namespace the test creates; one record per flow however many segments it has.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

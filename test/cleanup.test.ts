@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A SIGKILLed process leaves nothing that outlives it except what `tcpscope cleanup` removes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';

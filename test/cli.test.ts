@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CLI as a user runs it: a separate process, exit codes, messages.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';

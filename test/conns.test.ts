@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // connections(): lifecycle, owners and byte counts on real traffic, IPv4 and IPv6, over
 // loopback and over a veth pair into a namespace the test creates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The deployment files agree with the code: the Grafana dashboard queries exactly the metric
 // names the registry exports (and shows every one of them), the DaemonSet has the
 // capabilities and mounts the probes need, and its config files pass validation.
@@ -6,35 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { TcpscopeMetrics, createPrometheusRegistry, validateExportersConfig } from '../lib/export';
+import { promqlMetricNames } from './helpers/promql';
 
 const ROOT = path.resolve(__dirname, '..');
 const DASHBOARD = path.join(ROOT, 'deploy', 'grafana', 'tcpscope.json');
 const DAEMONSET = path.join(ROOT, 'deploy', 'kubernetes', 'daemonset.yaml');
-
-// ---- PromQL: the metric names an expression reads --------------------------------------
-
-const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'and', 'or', 'unless', 'inf', 'nan']);
-
-/**
- * The metric names in a PromQL expression: identifiers that are not function or aggregation
- * calls, keywords, label names in matchers or grouping clauses, durations or numbers.
- */
-function promqlMetricNames(expr: string): string[] {
-  const s = expr
-    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ') // string literals (label values)
-    .replace(/\{[^}]*\}/g, ' ') // label matchers
-    .replace(/\[[^\]]*\]/g, ' ') // ranges and subqueries
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ') // label lists
-    .replace(/(?<![A-Za-z0-9_:])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g, ' '); // numbers
-  const names: string[] = [];
-  for (const m of s.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
-    const after = s.slice(m.index! + m[0].length);
-    if (/^\s*\(/.test(after)) continue; // a call: rate(...), sum(...)
-    if (PROMQL_KEYWORDS.has(m[0].toLowerCase())) continue;
-    names.push(m[0]);
-  }
-  return [...new Set(names)];
-}
 
 interface Panel { type: string; title: string; targets?: Array<{ expr: string }>; panels?: Panel[] }
 interface Dashboard { panels: Panel[]; templating: { list: Array<{ name: string; definition?: string }> } }
@@ -140,6 +117,10 @@ describe('Kubernetes DaemonSet', () => {
     expect(hostPathOf('/sys/kernel/tracing')).toBe('/sys/kernel/tracing');
     expect(hostPathOf('/sys/fs/cgroup')).toBe('/sys/fs/cgroup');
     expect(c.volumeMounts.find((m) => m.mountPath === '/sys/fs/bpf')!.readOnly).not.toBe(true); // pins are written
+    expect((c.volumeMounts.find((m) => m.mountPath === '/sys/fs/bpf') as { mountPropagation?: string }).mountPropagation).toBe('HostToContainer');
+    // Socket owners are seeded from the node's /proc, and interfaces created later are followed.
+    expect((pod as { hostPID?: boolean }).hostPID).toBe(true);
+    expect(c.args.join(' ')).toMatch(/ -i any$/);
   });
 
   it('is annotated for Prometheus on the port its config serves, with an OTLP env variant', () => {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The detectors' decisions on synthetic timelines: every call carries its own time, so
 // there are no sleeps and no kernel.
 import { describe, expect, it } from 'vitest';

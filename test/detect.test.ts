@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detect() on real traffic in a namespace the test creates: a SYN flood (hping3), a SYN
 // scan (nmap) and ordinary connections, all aimed only at the test's host-side veth.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of how addon failures become the typed errors users act on.
 import { describe, expect, it } from 'vitest';
 import { BpfPermissionError, VerifierError, translateError } from '../lib/bpf/errors';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The examples the README points to run and do what they say.
 import { describe, expect, it } from 'vitest';
 import net from 'node:net';

@@ -1,10 +1,14 @@
+// SPDX-License-Identifier: MIT
 // OpenTelemetry export against an OTLP/HTTP endpoint started here: it decodes what the SDK
-// exporters POST (OTLP JSON) and checks metric names, values, units, and an alert's log record.
+// exporters POST (OTLP protobuf, the default, and JSON) and checks metric names, values,
+// units, and an alert's log record, the same for both.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { TcpscopeMetrics, startOtlpExporter, OtlpExporter, createExporters, otlpBaseUrl } from '../lib/export';
+import { TcpscopeMetrics, startOtlpExporter, OtlpExporter, OtlpProtocol, createExporters, otlpBaseUrl, otlpProtocol, validateExportersConfig } from '../lib/export';
 import { eventually } from './helpers/bpf';
+import { decodeLogsRequest, decodeMetricsRequest } from './helpers/otlp-proto';
+import { MissingPackageError, requirePackages } from '../lib/util/optional';
 
 // ---- the OTLP JSON shapes we read ------------------------------------------------------
 interface AnyValue { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values: AnyValue[] } }
@@ -44,10 +48,12 @@ class Receiver {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      this.contentTypes.add(String(req.headers['content-type']));
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-      if (req.method === 'POST' && req.url === '/v1/metrics') this.metrics.push(body as MetricsRequest);
-      else if (req.method === 'POST' && req.url === '/v1/logs') this.logs.push(body as LogsRequest);
+      const type = String(req.headers['content-type']);
+      this.contentTypes.add(type);
+      const raw = Buffer.concat(chunks);
+      const proto = type === 'application/x-protobuf';
+      if (req.method === 'POST' && req.url === '/v1/metrics') this.metrics.push((proto ? decodeMetricsRequest(raw) : JSON.parse(raw.toString('utf8'))) as MetricsRequest);
+      else if (req.method === 'POST' && req.url === '/v1/logs') this.logs.push((proto ? decodeLogsRequest(raw) : JSON.parse(raw.toString('utf8'))) as LogsRequest);
       else return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
@@ -84,14 +90,16 @@ function pointValue(m: OtlpMetric | undefined, labels: Record<string, string>): 
   return p === undefined ? undefined : Number(p.asInt ?? p.asDouble);
 }
 
-describe('OTLP export', () => {
+const CONTENT_TYPE: Record<OtlpProtocol, string> = { 'http/protobuf': 'application/x-protobuf', 'http/json': 'application/json' };
+
+describe.each([undefined, 'http/json'] as const)('OTLP export (protocol %s)', (protocol) => {
   const receiver = new Receiver();
   const metrics = new TcpscopeMetrics();
   let otlp: OtlpExporter;
 
   beforeAll(async () => {
     await receiver.start();
-    otlp = startOtlpExporter(metrics, { url: `${receiver.url}/`, intervalMs: 300, resourceAttributes: { 'k8s.node.name': 'node-a' } });
+    otlp = startOtlpExporter(metrics, { url: `${receiver.url}/`, intervalMs: 300, resourceAttributes: { 'k8s.node.name': 'node-a' }, ...(protocol ? { protocol } : {}) });
   });
 
   afterAll(async () => {
@@ -107,7 +115,8 @@ describe('OTLP export', () => {
     metrics.observeAlert({ kind: 'port_scan', state: 'raised' });
 
     await eventually(() => pointValue(receiver.latest('tcpscope_connections_opened'), { direction: 'passive', port: '8443' }) === 5, 10_000, 'connections in an OTLP push');
-    expect([...receiver.contentTypes]).toContain('application/json');
+    // Without a protocol option (or OTEL_EXPORTER_OTLP_PROTOCOL), the OpenTelemetry default: protobuf.
+    expect([...receiver.contentTypes]).toEqual([CONTENT_TYPE[protocol ?? 'http/protobuf']]);
 
     const opened = receiver.latest('tcpscope_connections_opened')!;
     expect(opened.unit).toBe('{connection}');
@@ -185,5 +194,82 @@ describe('createExporters with otlp', () => {
       await exporters.close();
       await receiver.stop();
     }
+  });
+});
+
+describe('OTLP settings from the standard variables', () => {
+  const VARS = ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL', 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS'] as const;
+  const withEnv = async (env: Partial<Record<(typeof VARS)[number], string>>, f: () => Promise<void> | void): Promise<void> => {
+    const saved = Object.fromEntries(VARS.map((k) => [k, process.env[k]]));
+    for (const k of VARS) delete process.env[k];
+    Object.assign(process.env, env);
+    try {
+      await f();
+    } finally {
+      for (const k of VARS) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+  };
+
+  it('picks the protocol: option, then per-signal variable, then OTEL_EXPORTER_OTLP_PROTOCOL, then http/protobuf', async () => {
+    await withEnv({}, () => expect(otlpProtocol('METRICS')).toBe('http/protobuf'));
+    await withEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, () => {
+      expect(otlpProtocol('METRICS')).toBe('http/json');
+      expect(otlpProtocol('LOGS', 'http/protobuf')).toBe('http/protobuf');
+    });
+    await withEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'http/protobuf' }, () => {
+      expect(otlpProtocol('LOGS')).toBe('http/protobuf');
+      expect(otlpProtocol('METRICS')).toBe('http/json');
+    });
+  });
+
+  it('refuses grpc and unknown protocols in one line that says what to use', async () => {
+    await withEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, () => {
+      expect(() => otlpProtocol('METRICS')).toThrow(/^otlp: OTEL_EXPORTER_OTLP_PROTOCOL is grpc, which tcpscope does not speak: use http\/protobuf/);
+    });
+    await withEnv({ OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/xml' }, () => {
+      expect(() => otlpProtocol('METRICS')).toThrow('otlp: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL is "http/xml"; expected http/protobuf or http/json');
+    });
+    expect(() => validateExportersConfig({ otlp: { url: 'http://c:4318', protocol: 'grpc' } })).toThrow(/exporters.otlp.protocol: expected "http\/protobuf" or "http\/json", got "grpc" \(gRPC is not supported/);
+  });
+
+  it('sends to the per-signal endpoints with OTEL_EXPORTER_OTLP_HEADERS, JSON by OTEL_EXPORTER_OTLP_PROTOCOL, when the config names no URL', async () => {
+    const receiver = new Receiver();
+    await receiver.start();
+    const seen: string[] = [];
+    const server = (receiver as unknown as { server: http.Server }).server;
+    server.prependListener('request', (req: http.IncomingMessage) => { seen.push(String(req.headers['x-tenant'])); });
+    try {
+      await withEnv({
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${receiver.url}/v1/metrics`,
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: `${receiver.url}/v1/logs`,
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=blue',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      }, async () => {
+        const exporters = await createExporters({ otlp: { intervalMs: 60_000 } });
+        try {
+          exporters.alert({ kind: 'port_scan', state: 'raised', at: new Date(), summary: 'scan', evidence: {} });
+          await exporters.flush();
+          await eventually(() => receiver.logRecords().length > 0 && receiver.metrics.length > 0, 5000, 'logs and metrics');
+        } finally {
+          await exporters.close();
+        }
+      });
+      expect([...receiver.contentTypes]).toEqual(['application/json']);
+      expect(new Set(seen)).toEqual(new Set(['blue']));
+    } finally {
+      await receiver.stop();
+    }
+  });
+});
+
+describe('optional peer dependencies', () => {
+  it('names every missing package and the command that installs them, in one line', () => {
+    expect(() => requirePackages('OpenTelemetry export', ['@opentelemetry/api', '@tcpscope-test/absent-a', '@tcpscope-test/absent-b']))
+      .toThrow(new MissingPackageError('OpenTelemetry export', ['@tcpscope-test/absent-a', '@tcpscope-test/absent-b']));
+    expect(new MissingPackageError('Prometheus export', ['prom-client']).message).toBe('Prometheus export needs the package prom-client: npm install prom-client');
   });
 });

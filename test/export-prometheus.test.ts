@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // End to end with a real Prometheus server (Debian's `prometheus`): it scrapes our /metrics
 // every second, and the values we fed come back through its query API.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';

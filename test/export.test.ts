@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The metrics model, its Prometheus exposition, the exporters' config validation and
 // createExporters; no kernel needed.
 import { describe, it, expect } from 'vitest';

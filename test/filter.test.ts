@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of the tcpdump-like filter: parser, compiler to the kernel jump program, and
 // the JavaScript evaluator that mirrors the kernel interpreter.
 import { describe, expect, it } from 'vitest';

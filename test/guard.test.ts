@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The guard: unit tests of its pieces, test runs of the XDP program on built frames, and
 // real connections from two source addresses in a namespace the test creates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

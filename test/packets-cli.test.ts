@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope packets` run as a process from the compiled dist (built here with
 // `node scripts/build.js ts`), on real loopback traffic: lines, -c, --json, -w read back
 // by tcpdump, Ctrl-C summary, usage errors, nothing left attached.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // PacketPcapngEncoder on real loopback traffic: packets written straight from the ring
 // (run()) and from rawBatches() (writeBatch()) give the same blocks, tcpdump reads them,
 // an abort still writes what was waiting, and the wake-up threshold is validated.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Integration tests of the packets probe and SYN accounting on real traffic: a veth pair
 // into a namespace this file creates (and loopback), at tc ingress and XDP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

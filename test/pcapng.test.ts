@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of the pcapng writer, read back by our reader and by tcpdump itself.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Integration tests of the generic runtime: real programs, real attachments, real traffic
 // over loopback and over a veth pair into a namespace the test creates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

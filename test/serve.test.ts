@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The agent as it runs in production: a process with a config file, scraped over HTTP,
 // raising alerts from real traffic and, when enabled, denying their sources.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The conns, resets, drops, rtt and retrans commands run as processes (compiled dist), on
 // real loopback traffic: output, --json, -c N, --duration, Ctrl-C summary, nothing left
 // attached.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // retransmits(), rtt(), resets(), drops() on real traffic: loopback, and a veth pair into a
 // namespace the test creates (bad checksums crafted there, segments dropped on the veth by
 // a tc program of the test so the host retransmits).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Connection timelines joined from every probe, on a real connection.
 import { describe, expect, it } from 'vitest';
 import net from 'node:net';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope top` as a process, with real traffic from a namespace the test creates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';

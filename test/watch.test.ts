@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The main job as a user runs it: `tcpscope watch --demo` shows real connections through
 // the demo network, then leaves nothing behind.
 import { describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared helpers for vmtest/fetch and vmtest/run (bash; sourced, not executed).
 # shellcheck shell=bash
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // vmtest/matrix.mjs — `npm run test:vmtest`: run the focused integration suite
 // (vmtest/suite.txt) in a VM per kernel of vmtest/kernels.txt, two VMs at a
 // time, and print a table kernel × test file → pass/fail/skip.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C baselines for the tcpscope benchmarks, compiled at bench time by bench/lib/cbuild.js:
 //   cc -O2 bench_c.c $(pkg-config --cflags --libs libbpf) -lpthread
 // They load the same .bpf.o files as the JavaScript side and print one JSON line.

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Many small connections: CONNECTIONS connections to HOST:PORT, PARALLEL at a time, each
 // writing BYTES and closing. Run inside the bench namespace.
 'use strict';

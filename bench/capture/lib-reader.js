@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Library iterator phase of bench/capture: packets() on one interface, counting decoded
 // events until SIGINT; prints {received, lost} as JSON.
 'use strict';

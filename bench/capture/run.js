@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/capture: the cost of capturing incoming TCP, tcpscope vs tcpdump, on the same
 // bounded traffic over a veth pair into a namespace this script creates:
 //   syn    hping3 -S --faster -c N from the namespace to a closed port of the host end

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/guard: what listing a million sources costs the guard (bpf/guard.bpf.c).
 //   1. inserting N /32 entries (strings) through Guard.denyMany (the bulk path: parse, one
 //      LPM update with BPF_NOEXIST each), entries/s and kernel memory of the trie; then

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared by the benchmarks: where things are, the C baseline helper, clocks, machine facts.
 'use strict';
 const fs = require('node:fs');

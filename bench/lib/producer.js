@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The producer of the JavaScript benchmarks: `bench_c produce` in a child process, running a
 // program loaded by this process through BPF_PROG_TEST_RUN. The program's fd is handed down
 // as the child's fd 3.

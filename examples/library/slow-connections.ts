@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Library example: report connections to a local service that took longer than a threshold,
 // with the process that owned them and their RTT, for a given time.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Example custom probe, user-space half: load syncount.bpf.o, attach it at tc ingress of
 // an interface, and print SYN counts per source every second.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Local alert sinks: NDJSON lines to a file or stream, the metrics counters, and a fan-out
 // that feeds several sinks. None of them blocks the detector that calls send().
 import fs from 'node:fs';

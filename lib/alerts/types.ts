@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The alert every detector emits and every sink delivers. One shape for all detectors, so
 // sinks, metrics and dashboards never need to know which detector spoke.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Webhook alert sink: POSTs each alert as JSON, in order, one request at a time, retrying
 // with exponential backoff. send() only queues: a slow or dead receiver never stalls the
 // detectors. The queue is bounded; when it is full the oldest alert is dropped and counted.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A batch of ring/perf buffer records as copied by the addon: [u32 len][u32 aux][data],
 // each record padded to 8 bytes. Reading it allocates nothing per record.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Codecs turn JS values into the bytes a map key or value holds, and back.
 
 /** Encodes and decodes one fixed-size value at an offset of a DataView. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Errors carry what failed, the errno, and what the user can do about it.
 
 /** Raised when a kernel or libbpf operation fails. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * tcpscope/bpf: the generic eBPF runtime. Open and load CO-RE objects, attach programs,
  * read maps, ring buffers and perf buffers from TypeScript.

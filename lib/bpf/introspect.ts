@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What is attached to an interface right now, asked from the kernel (bpftool 7.1 cannot
 // list tcx links, and shows netlink XDP programs without names).
 import { execFileSync } from 'node:child_process';

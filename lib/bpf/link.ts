@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import { call } from './errors';
 import type { NativeLink } from './native';
 import { forgetAttachment, recordAttachment } from './registry';

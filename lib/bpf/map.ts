@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import { Codec, codecForSize } from './codec';
 import { call } from './errors';
 import { ensureBpffs } from './sys';

@@ -1,5 +1,8 @@
+// SPDX-License-Identifier: MIT
 // Typed view of the N-API addon. Nothing outside lib/bpf imports the addon directly.
-import bindings from 'bindings';
+import path from 'node:path';
+import fs from 'node:fs';
+import { packageRoot, prebuildDir } from './paths';
 
 export interface NativeProgramInfo {
   name: string;
@@ -161,16 +164,33 @@ export interface NativeAddon {
 
 let addon: NativeAddon | undefined;
 
+/**
+ * Addon candidates, in order: a build from source (`npm run build`, or an install where no
+ * prebuild fitted), then the prebuilt one for this platform shipped in the package.
+ */
+export function addonCandidates(): string[] {
+  return [path.join(packageRoot(), 'build', 'Release', 'tcpscope.node'), path.join(prebuildDir(), 'tcpscope.node')];
+}
+
 /** The loaded addon; loading is deferred so importing tcpscope never fails by itself. */
 export function native(): NativeAddon {
   if (!addon) {
-    try {
-      addon = bindings('tcpscope') as NativeAddon;
-    } catch (cause) {
+    const failures: string[] = [];
+    for (const file of addonCandidates()) {
+      if (!fs.existsSync(file)) continue;
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        addon = require(file) as NativeAddon;
+        break;
+      } catch (e) {
+        failures.push(`${path.relative(packageRoot(), file)}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (!addon) {
       throw new Error(
-        'tcpscope: the native addon is not built (build/Release/tcpscope.node). ' +
-          'Run `npm run build` in the tcpscope package; scripts/setup-debian.sh installs what it needs.',
-        { cause },
+        `tcpscope: no native addon loads on ${process.platform}-${process.arch}` +
+          (failures.length ? ` (${failures.join('; ')})` : ' (none is built: build/Release/tcpscope.node is missing and there is no prebuild for it)') +
+          '. Build it from source: `npm run build` in the tcpscope package (scripts/setup-debian.sh installs what it needs).',
       );
     }
   }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import fs from 'node:fs';
 import { NotFoundError } from './errors';
 import { native } from './native';

@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: MIT
 import fs from 'node:fs';
 import { Btf } from './btf/parse';
 import { decoderFor, encoderFor } from './btf/codec';
 import { bytes, u32 } from './codec';
 import type { Codec } from './codec';
 import { BpfError, NotFoundError, NotSupportedError, VerifierError, call, translateError } from './errors';
-import { bpfPrivilege } from './sys';
+import { bpfPrivilege, defaultBtfCustomPath } from './sys';
 import { Link } from './link';
 import { BpfMap, MapCodecs, MapType } from './map';
 import { native } from './native';
@@ -58,7 +59,8 @@ export class BpfObject implements Disposable {
     }
     const nativeOptions: { name?: string; btfCustomPath?: string } = {};
     if (options.name !== undefined) nativeOptions.name = options.name;
-    if (options.btfCustomPath !== undefined) nativeOptions.btfCustomPath = options.btfCustomPath;
+    const btfCustomPath = options.btfCustomPath ?? defaultBtfCustomPath();
+    if (btfCustomPath !== undefined) nativeOptions.btfCustomPath = btfCustomPath;
     const handle = call(`open ${typeof source === 'string' ? source : 'BPF object'}`, () => new (native().NativeObject)(source, nativeOptions));
     const obj = new BpfObject(handle, typeof source === 'string' ? source : undefined);
     try {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Builders for Ethernet/IPv4/IPv6/TCP frames with correct checksums, for test runs of
 // packet programs and for unit tests of parsers.
 

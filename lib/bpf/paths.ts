@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -18,7 +19,19 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** Path of a BPF object built from `<name>.bpf.c` (bpf/, examples/ or test/bpf/). */
+/** Directory of the prebuilt addon and built-in objects for this platform (may not exist). */
+export function prebuildDir(): string {
+  return path.join(packageRoot(), 'prebuilds', `${process.platform}-${process.arch}`);
+}
+
+/**
+ * Path of a BPF object built from `<name>.bpf.o`: build/bpf/ first (what `npm run build`
+ * compiles from bpf/, examples/ and test/bpf/, and what an install without a prebuild
+ * compiled), then the package's prebuilt built-in objects for this architecture.
+ */
 export function builtObjectPath(name: string): string {
-  return path.join(packageRoot(), 'build', 'bpf', `${name}.bpf.o`);
+  const built = path.join(packageRoot(), 'build', 'bpf', `${name}.bpf.o`);
+  if (fs.existsSync(built)) return built;
+  const prebuilt = path.join(prebuildDir(), 'bpf', `${name}.bpf.o`);
+  return fs.existsSync(prebuilt) ? prebuilt : built;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Attachments that outlive their process (legacy tc filters, netlink XDP) are recorded in
 // /run/tcpscope/attachments so `tcpscope cleanup` can remove what a killed process left.
 // BPF links (tcx, XDP links, cgroup, tracepoints) die with their fds and are not recorded.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import { RecordBatch, batchScratch } from './batch';
 import { call, translateError } from './errors';
 import { native } from './native';

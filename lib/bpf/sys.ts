@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernel filesystems and facts the runtime depends on. Mounted on demand, never assumed.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -64,14 +65,19 @@ export function cgroup2Root(): string {
   return dir;
 }
 
+const CAP_NET_ADMIN = 12, CAP_SYS_ADMIN = 21, CAP_PERFMON = 38, CAP_BPF = 39;
+
+/** Whether this process has capability `bit` in its effective set. */
+function hasCapability(bit: number): boolean {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const hex = /CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? '0';
+  return (BigInt(`0x${hex}`) & (1n << BigInt(bit))) !== 0n;
+}
+
 /** True when this process can load BPF programs; otherwise the reason. */
 export function bpfPrivilege(): { ok: true } | { ok: false; reason: string } {
   if (process.platform !== 'linux') return { ok: false, reason: 'eBPF needs Linux' };
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const hex = /CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? '0';
-  const caps = BigInt(`0x${hex}`);
-  const has = (bit: number): boolean => (caps & (1n << BigInt(bit))) !== 0n;
-  const CAP_NET_ADMIN = 12, CAP_SYS_ADMIN = 21, CAP_PERFMON = 38, CAP_BPF = 39;
+  const has = hasCapability;
   if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON) && has(CAP_NET_ADMIN))) return { ok: true };
   return { ok: false, reason: 'needs root or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (this process has neither)' };
 }
@@ -79,4 +85,16 @@ export function bpfPrivilege(): { ok: true } | { ok: false; reason: string } {
 /** True when the running kernel exposes its BTF. */
 export function kernelBtfPath(): string | undefined {
   return fs.existsSync('/sys/kernel/btf/vmlinux') ? '/sys/kernel/btf/vmlinux' : undefined;
+}
+
+/**
+ * The BTF to relocate CO-RE objects against when none is given: the kernel's own, when this
+ * process lacks CAP_SYS_ADMIN. Listing the kernel modules' BTF (which libbpf does when a type
+ * has no candidate in vmlinux, e.g. a compatibility flavour like `___old`) needs CAP_SYS_ADMIN,
+ * and libbpf before 1.2 (Debian 12's, the prebuilt addon's) then fails the whole load with
+ * EPERM; naming vmlinux's BTF keeps it to vmlinux, as later libbpf does by itself.
+ */
+export function defaultBtfCustomPath(): string | undefined {
+  if (process.platform !== 'linux' || hasCapability(CAP_SYS_ADMIN)) return undefined;
+  return kernelBtfPath();
 }

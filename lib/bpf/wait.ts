@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import { native } from './native';
 import type { NativeFdWatcher } from './native';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // flows(): each new incoming TCP flow identified once from its first payload bytes
 // (bpf/classify.bpf.c at tc ingress, parsers in ./parse). Payload bytes are captured only
 // by this probe, which the caller asks for explicitly; they stay out of events unless

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Identification of a flow from its first payload bytes: an HTTP/1.x request line and Host
 // header, the HTTP/2 connection preface, or a TLS ClientHello (SNI, ALPN, version).
 // Input comes off the network: every read is bounded by both the bytes captured and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What every CLI command provides, and the pieces they share: option parsing, stop
 // conditions (Ctrl-C, -c N, --duration) and output (text or NDJSON).
 import { parseArgs, ParseArgsConfig } from 'node:util';

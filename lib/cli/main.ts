@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // tcpscope command line: `tcpscope COMMAND [options]`. Exit codes: 0 ok, 1 failure, 2 usage.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { BpfError, BpfPermissionError, NotFoundError } from '../bpf/errors';
 import { packageRoot } from '../bpf/paths';
 import { commands } from './commands';
 import { Command, CommandContext, UsageError, parseCommandArgs, parseDuration } from './command';
+import { MissingPackageError } from '../util/optional';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -60,7 +62,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       io.err.write(`tcpscope ${name}: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof BpfPermissionError || e instanceof BpfError || e instanceof NotFoundError || e instanceof TypeError) {
+    if (e instanceof BpfPermissionError || e instanceof BpfError || e instanceof NotFoundError || e instanceof TypeError || e instanceof MissingPackageError) {
       io.err.write(`tcpscope ${name}: ${e.message}\n`);
       return 1;
     }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Makes TCP connections to host:port and writes `bytes` on each; run inside a netns made
 // by the demo or a test (never aimed anywhere else).
 // usage: traffic.js HOST PORT CONNECTIONS BYTES

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The demo behind `tcpscope watch` on a machine without traffic: a veth pair into a
 // namespace made for the purpose, a server on the host side, and a short burst of real
 // connections from inside the namespace. Everything is removed afterwards.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The alert every detector emits: lib/alerts' Alert, with a key that matches a cleared
 // alert to its raise.
 import type { Alert, KnownAlertKind } from '../alerts/types';

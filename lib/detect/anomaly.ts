@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Rate anomalies: for each metric (SYNs, connections, resets, retransmits) and each key
 // (a source address, a local port, and 'all'), the rate per interval is folded into an
 // EWMA mean and deviation. After warm-up, a rate above mean + k deviations (and above an

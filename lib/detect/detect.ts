@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detect(): opens the probes the detectors need, feeds their events and the kernel's SYN
 // counters into the DetectionEngine, and delivers alerts as an async iterator (and to an
 // onAlert hook). Counting happens in the kernel; decisions in TypeScript.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The decision side of detect(): normalized signals in, alerts out. No kernel, no timers:
 // every call carries its time (ms since the epoch), so tests replay synthetic timelines.
 import type { AlertEmitter, DetectAlert } from './alert';

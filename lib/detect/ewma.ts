@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Exponentially weighted moving mean and variance (West/Finch incremental form):
 //   diff = x - mean; incr = alpha * diff; mean += incr; var = (1 - alpha) * (var + diff * incr)
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Detection of SYN floods, port scans, rate anomalies and sequence anomalies.
 export { detect, DETECT_PACKET_FILTER } from './detect';
 export type { DetectOptions, Detector, DetectStats } from './detect';

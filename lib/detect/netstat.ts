@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TcpExt counters of /proc/net/netstat (this process's network namespace).
 import fs from 'node:fs';
 

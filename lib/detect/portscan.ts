@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Port scans, weighted as scanlogd does: each distinct destination port a source probes
 // adds 3 (below 1024) or 1; a source whose weight reaches 21 while no gap between its
 // probes exceeds 3 s is a scanner. Probes are the kprobe-free signals that only scans

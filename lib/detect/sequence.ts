@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sequence anomalies, judged by the kernel's own receive checks (skb:kfree_skb drop
 // reasons) and checksums (tcp:tcp_bad_csum):
 //  - out_of_window: segments the kernel found outside the receive window

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SYN floods: SYNs that never complete a handshake, per source address, per source
 // prefix (/24, /64) and per destination port, over a sliding window; plus listen-queue
 // pressure (TcpExt ListenOverflows/ListenDrops/SyncookiesSent, SYN-ACK retransmissions).

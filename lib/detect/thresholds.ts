@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every number a detector decides with: options with documented defaults (also listed in
 // lib/detect/README.md). detect() takes any subset and fills in the rest.
 

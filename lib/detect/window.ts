@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sliding-window counters: counts per key in fixed time buckets, summed over the last
 // `windowMs`. Time is passed in (ms), so tests drive it with synthetic clocks.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compile-time checks that the probes' events, the syn-counts snapshot and the detectors'
 // alerts fit the metrics model's and the sinks' input types. The model declares its own
 // small input types (so it does not depend on every probe field); this file is where tsc

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The exporters' configuration (the `exporters` part of a `tcpscope serve` config file) and
 // its validation: every mistake is reported with its path in the file and what was expected,
 // before anything listens or connects.
@@ -13,8 +14,8 @@ export interface PrometheusConfig {
   path?: string;
 }
 
-/** The exporter's options, with the URL optional: $OTEL_EXPORTER_OTLP_ENDPOINT fills it. */
-export type OtlpConfig = Omit<OtlpOptions, 'url'> & { url?: string };
+/** The exporter's options; without url, the OTEL_EXPORTER_OTLP_*ENDPOINT variables say where. */
+export type OtlpConfig = OtlpOptions;
 
 export interface WebhookConfig {
   url: string;
@@ -128,11 +129,18 @@ export function validateExportersConfig(value: unknown, at = 'exporters'): Expor
 
   if (root['otlp'] !== undefined) {
     const p = `${at}.otlp`;
-    const o = object(root['otlp'], p, ['url', 'intervalMs', 'timeoutMs', 'headers', 'metrics', 'logs', 'resourceAttributes']);
-    const url = opt(o, 'url', p, (v, a) => httpUrl(v, a, 'http://otel-collector:4318')) ?? process.env['OTEL_EXPORTER_OTLP_ENDPOINT'];
-    if (url === undefined) throw new ConfigError(`${p}.url: required (e.g. http://otel-collector:4318) unless OTEL_EXPORTER_OTLP_ENDPOINT is set`);
-    httpUrl(url, `${p}.url`, 'http://otel-collector:4318');
-    const otlp = assign<OtlpConfig>({ url }, {
+    const o = object(root['otlp'], p, ['url', 'protocol', 'intervalMs', 'timeoutMs', 'headers', 'metrics', 'logs', 'resourceAttributes']);
+    const env = process.env;
+    const url = opt(o, 'url', p, (v, a) => httpUrl(v, a, 'http://otel-collector:4318')) ?? env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+    const bySignal = env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'] && env['OTEL_EXPORTER_OTLP_LOGS_ENDPOINT'];
+    if (url === undefined && !bySignal) throw new ConfigError(`${p}.url: required (e.g. http://otel-collector:4318) unless OTEL_EXPORTER_OTLP_ENDPOINT is set`);
+    if (url !== undefined) httpUrl(url, `${p}.url`, 'http://otel-collector:4318');
+    const protocol = opt(o, 'protocol', p, (v, a) => {
+      if (v !== 'http/protobuf' && v !== 'http/json') throw new ConfigError(`${a}: expected "http/protobuf" or "http/json", got ${describe(v)}${v === 'grpc' ? ' (gRPC is not supported: use the collector\'s HTTP port, 4318)' : ''}`);
+      return v;
+    });
+    const otlp = assign<OtlpConfig>(url === undefined ? {} : { url }, {
+      protocol,
       intervalMs: opt(o, 'intervalMs', p, (v, a) => integer(v, a, 100, 3_600_000)),
       timeoutMs: opt(o, 'timeoutMs', p, (v, a) => integer(v, a, 100, 600_000)),
       headers: opt(o, 'headers', p, stringMap),

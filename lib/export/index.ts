@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Exporters assembled from a configuration: the metrics model, the Prometheus endpoint,
 // the OTLP push, and the alert sinks, behind one object the agent feeds and closes.
 import os from 'node:os';
@@ -70,7 +71,7 @@ export async function createExporters(config: ExportersConfig | unknown, options
     if (webhook !== undefined) sinks.push(webhookSink({ ...(typeof webhook === 'string' ? { url: webhook } : webhook), host, onUndelivered }));
     if (cfg.prometheus) prometheus = await startPrometheusServer(metrics, cfg.prometheus);
     if (cfg.otlp) {
-      otlp = startOtlpExporter(metrics, { ...cfg.otlp, url: cfg.otlp.url! });
+      otlp = startOtlpExporter(metrics, cfg.otlp);
       if (cfg.otlp.logs !== false) sinks.push(otlp.alertSink);
     }
   } catch (e) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The metrics model: the one place where probe events, probe stats and alerts become
 // counters, gauges and histograms. It knows nothing of Prometheus or OpenTelemetry; the
 // exporters read `collect()` snapshots. Every label is bounded: flag classes, directions and

@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 // OpenTelemetry export: the metrics model through the OTel metrics SDK (a MeterProvider
-// whose periodic reader pushes OTLP/HTTP JSON), and alerts as OTLP log records through the
-// logs SDK. Names are the model's (tcpscope_*); an OpenTelemetry Collector exporting to
+// whose periodic reader pushes OTLP over HTTP, protobuf or JSON), and alerts as OTLP log
+// records through the logs SDK. The SDK packages are optional peer dependencies. Names are the model's (tcpscope_*); an OpenTelemetry Collector exporting to
 // Prometheus adds `_total` to monotonic sums, so both paths give the dashboard the same names.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,16 +13,28 @@ import type { CollectionResult, MeterProvider, MetricData, MetricProducer } from
 import type { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { MetricSnapshot, TcpscopeMetrics } from './metrics';
 import { packageRoot } from '../bpf/paths';
+import { requirePackages } from '../util/optional';
 import { Alert, AlertSink, alertSeverity, jsonSafe } from '../alerts/types';
 
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+
 export interface OtlpOptions {
-  /** Base URL of an OTLP/HTTP receiver, e.g. http://localhost:4318 (/v1/metrics and /v1/logs are appended). */
-  url: string;
-  /** Metrics push interval. Default 15000 ms. */
+  /**
+   * Base URL of an OTLP/HTTP receiver, e.g. http://localhost:4318 (/v1/metrics and /v1/logs
+   * are appended). Without it, the standard variables: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT /
+   * OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (full URLs), else OTEL_EXPORTER_OTLP_ENDPOINT (a base).
+   */
+  url?: string;
+  /**
+   * Wire format. Default: OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL, else
+   * OTEL_EXPORTER_OTLP_PROTOCOL, else 'http/protobuf' (the OpenTelemetry default).
+   */
+  protocol?: OtlpProtocol;
+  /** Metrics push interval. Default OTEL_METRIC_EXPORT_INTERVAL, else 15000 ms. */
   intervalMs?: number;
-  /** Per-export timeout. Default 10000 ms (capped to intervalMs). */
+  /** Per-export timeout. Default OTEL_EXPORTER_OTLP_TIMEOUT, else 10000 ms (capped to intervalMs). */
   timeoutMs?: number;
-  /** Extra headers (e.g. an API key). */
+  /** Extra headers (e.g. an API key), over those of OTEL_EXPORTER_OTLP_HEADERS. */
   headers?: Record<string, string>;
   /** Send metrics. Default true. */
   metrics?: boolean;
@@ -42,29 +55,43 @@ export interface OtlpExporter {
   shutdown(): Promise<void>;
 }
 
-// The SDK is loaded on first use: it takes a good fraction of a second to require, which
-// every `require('tcpscope')` and CLI command would otherwise pay without exporting anything.
+// The SDK is an optional peer dependency, loaded on first use: it takes a good fraction of a
+// second to require, which every `require('tcpscope')` and CLI command would otherwise pay
+// without exporting anything.
 /* eslint-disable @typescript-eslint/no-require-imports */
+type MetricExporterModule = typeof import('@opentelemetry/exporter-metrics-otlp-http');
+type LogExporterModule = typeof import('@opentelemetry/exporter-logs-otlp-http');
 let sdk: {
   api: typeof import('@opentelemetry/api');
   apiLogs: typeof import('@opentelemetry/api-logs');
   resources: typeof import('@opentelemetry/resources');
   metrics: typeof import('@opentelemetry/sdk-metrics');
   logs: typeof import('@opentelemetry/sdk-logs');
-  metricExporter: typeof import('@opentelemetry/exporter-metrics-otlp-http');
-  logExporter: typeof import('@opentelemetry/exporter-logs-otlp-http');
 } | undefined;
+const SDK_PACKAGES = ['@opentelemetry/api', '@opentelemetry/api-logs', '@opentelemetry/resources', '@opentelemetry/sdk-metrics', '@opentelemetry/sdk-logs'];
+/** The exporter packages of each protocol: metrics, logs. */
+const EXPORTER_PACKAGES: Record<OtlpProtocol, [string, string]> = {
+  'http/protobuf': ['@opentelemetry/exporter-metrics-otlp-proto', '@opentelemetry/exporter-logs-otlp-proto'],
+  'http/json': ['@opentelemetry/exporter-metrics-otlp-http', '@opentelemetry/exporter-logs-otlp-http'],
+};
 function otel(): NonNullable<typeof sdk> {
-  sdk ??= {
-    api: require('@opentelemetry/api'),
-    apiLogs: require('@opentelemetry/api-logs'),
-    resources: require('@opentelemetry/resources'),
-    metrics: require('@opentelemetry/sdk-metrics'),
-    logs: require('@opentelemetry/sdk-logs'),
-    metricExporter: require('@opentelemetry/exporter-metrics-otlp-http'),
-    logExporter: require('@opentelemetry/exporter-logs-otlp-http'),
-  };
+  if (!sdk) {
+    requirePackages('OpenTelemetry export', SDK_PACKAGES);
+    sdk = {
+      api: require('@opentelemetry/api'),
+      apiLogs: require('@opentelemetry/api-logs'),
+      resources: require('@opentelemetry/resources'),
+      metrics: require('@opentelemetry/sdk-metrics'),
+      logs: require('@opentelemetry/sdk-logs'),
+    };
+  }
   return sdk;
+}
+/** The OTLP exporter classes for `protocol`; the proto and http packages export the same names. */
+function exporters(protocol: OtlpProtocol, metrics: boolean, logs: boolean): { metric?: MetricExporterModule; log?: LogExporterModule } {
+  const [m, l] = EXPORTER_PACKAGES[protocol];
+  requirePackages(`OpenTelemetry export (OTLP ${protocol})`, [...SDK_PACKAGES, ...(metrics ? [m] : []), ...(logs ? [l] : [])]);
+  return { metric: metrics ? require(m) as MetricExporterModule : undefined, log: logs ? require(l) as LogExporterModule : undefined };
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -214,24 +241,59 @@ function alertLogSink(logger: Logger | undefined, provider: LoggerProvider | und
   };
 }
 
+const PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json'];
+
+function envNumber(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new TypeError(`otlp: ${name}=${JSON.stringify(v)} is not a positive number of milliseconds`);
+  return n;
+}
+
+/**
+ * The protocol of a signal: `option`, else OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL, else
+ * OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf. gRPC is refused with what to use instead.
+ */
+export function otlpProtocol(signal: 'METRICS' | 'LOGS', option?: string): OtlpProtocol {
+  const [name, value] = option !== undefined ? ['protocol', option]
+    : process.env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ? [`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`, process.env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`]!]
+      : process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] ? ['OTEL_EXPORTER_OTLP_PROTOCOL', process.env['OTEL_EXPORTER_OTLP_PROTOCOL']]
+        : ['default', 'http/protobuf'];
+  if ((PROTOCOLS as readonly string[]).includes(value)) return value as OtlpProtocol;
+  if (value === 'grpc') throw new TypeError(`otlp: ${name} is grpc, which tcpscope does not speak: use http/protobuf (the collector's port 4318)`);
+  throw new TypeError(`otlp: ${name} is ${JSON.stringify(value)}; expected http/protobuf or http/json`);
+}
+
 /** Starts pushing `metrics` (every intervalMs) and makes alertSink send OTLP logs to `url`. */
 export function startOtlpExporter(metrics: TcpscopeMetrics, options: OtlpOptions): OtlpExporter {
-  const base = otlpBaseUrl(options.url);
+  const base = options.url === undefined ? undefined : otlpBaseUrl(options.url);
+  const wantMetrics = options.metrics !== false;
+  const wantLogs = options.logs !== false;
+  const metricsProtocol = otlpProtocol('METRICS', options.protocol);
+  const logsProtocol = otlpProtocol('LOGS', options.protocol);
+  const { metric } = exporters(metricsProtocol, wantMetrics, false);
+  const { log } = exporters(logsProtocol, false, wantLogs);
   const { metrics: { MeterProvider, PeriodicExportingMetricReader }, logs: { LoggerProvider, BatchLogRecordProcessor } } = otel();
-  const { OTLPMetricExporter } = otel().metricExporter;
-  const { OTLPLogExporter } = otel().logExporter;
-  const intervalMs = options.intervalMs ?? 15_000;
-  const timeoutMs = Math.min(options.timeoutMs ?? 10_000, intervalMs);
+  const intervalMs = options.intervalMs ?? envNumber('OTEL_METRIC_EXPORT_INTERVAL') ?? 15_000;
+  // Unset options stay unset so that the SDK applies OTEL_EXPORTER_OTLP_* (timeout, headers,
+  // endpoints, compression, certificates); explicit options win over the variables.
+  const timeoutMs = options.timeoutMs === undefined ? undefined : Math.min(options.timeoutMs, intervalMs);
+  const exporterOptions = (path: string): { url?: string; headers?: Record<string, string>; timeoutMillis?: number } => {
+    const o: { url?: string; headers?: Record<string, string>; timeoutMillis?: number } = {};
+    if (base !== undefined) o.url = `${base}${path}`;
+    if (options.headers) o.headers = options.headers;
+    if (timeoutMs !== undefined) o.timeoutMillis = timeoutMs;
+    return o;
+  };
   const resource = resourceFor(options.resourceAttributes);
-  const headers = options.headers ?? {};
 
   let meterProvider: MeterProvider | undefined;
-  if (options.metrics !== false) {
+  if (metric) {
     const reader = new PeriodicExportingMetricReader({
-      // JSON keeps the wire format readable for debugging and needs no protobuf runtime.
-      exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics`, headers, timeoutMillis: timeoutMs }),
+      exporter: new metric.OTLPMetricExporter(exporterOptions('/v1/metrics')),
       exportIntervalMillis: intervalMs,
-      exportTimeoutMillis: timeoutMs,
+      exportTimeoutMillis: Math.min(timeoutMs ?? envNumber('OTEL_EXPORTER_OTLP_TIMEOUT') ?? 10_000, intervalMs),
       metricProducers: [new ModelProducer(metrics, resource)],
     });
     meterProvider = new MeterProvider({ resource, readers: [reader] });
@@ -239,11 +301,11 @@ export function startOtlpExporter(metrics: TcpscopeMetrics, options: OtlpOptions
 
   let loggerProvider: LoggerProvider | undefined;
   let logger: Logger | undefined;
-  if (options.logs !== false) {
+  if (log) {
     loggerProvider = new LoggerProvider({
       resource,
       processors: [new BatchLogRecordProcessor({
-        exporter: new OTLPLogExporter({ url: `${base}/v1/logs`, headers, timeoutMillis: timeoutMs }),
+        exporter: new log.OTLPLogExporter(exporterOptions('/v1/logs')),
         // Alerts are rare and urgent: ship them within a second rather than the default 5.
         scheduledDelayMillis: 1000,
         maxQueueSize: 2048,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Prometheus exposition of the metrics model: a prom-client Registry of our own (never the
 // global one, so an application embedding tcpscope keeps its registry to itself) whose
 // collectors read TcpscopeMetrics snapshots at scrape time, and a small /metrics server.
@@ -5,6 +6,7 @@ import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import type { Metric, Registry } from 'prom-client';
 import { MetricSnapshot, TcpscopeMetrics } from './metrics';
+import { requireOptional } from '../util/optional';
 
 interface PromValue {
   value: number;
@@ -64,9 +66,8 @@ class SnapshotCache {
 
 /** A prom-client Registry exposing `metrics` (read at every scrape). */
 export function createPrometheusRegistry(metrics: TcpscopeMetrics): Registry {
-  // Loaded on first use, like the OpenTelemetry SDK: `require('tcpscope')` stays light.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Registry } = require('prom-client') as typeof import('prom-client');
+  // An optional peer dependency, loaded on first use: `require('tcpscope')` stays light.
+  const { Registry } = requireOptional<typeof import('prom-client')>('Prometheus export', 'prom-client');
   const registry = new Registry();
   const cache = new SnapshotCache();
   for (const family of metrics.collect()) {

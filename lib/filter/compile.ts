@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compiles a filter (tcpdump-like expression or structured spec) into the kernel's jump
 // program (struct filter_prog in bpf/packets.bpf.c).
 //

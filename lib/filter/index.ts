@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tcpdump-like filter of the packets probe: parse, compile to the kernel's jump
 // program, evaluate in JavaScript.
 export { parseFilter, FilterError, FLAG_BITS } from './parse';

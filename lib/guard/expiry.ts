@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Expiry times by id: a binary min-heap with lazy deletion, so setting, extending and
 // removing are O(log n) and popping what is due costs only what is due, with millions of ids.
 

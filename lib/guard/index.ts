@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Enforcement: an XDP program (bpf/guard.bpf.c) drops or rate-limits incoming TCP from
 // listed sources. Opt-in: nothing is blocked unless a caller lists it. Entries are CIDR
 // prefixes in two LPM tries (IPv4, IPv6); longest prefix wins, so allow() inside a denied

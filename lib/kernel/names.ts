@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Names of kernel enums read from the running kernel's BTF, so reasons and states never
 // come from a table that goes stale. Each lookup parses BTF once and caches the map.
 import { Btf } from '../bpf/btf/parse';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import os from 'node:os';
 
 /** The running kernel's major.minor, from its release string (e.g. 6.1.0-56-amd64 -> [6, 1]). */

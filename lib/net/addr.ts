@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Addresses as tcpscope events carry them: 16 bytes, IPv4 in the first 4 (family 2) or
 // a full IPv6 address (family 10).
 import net from 'node:net';

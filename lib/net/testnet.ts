@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A network namespace joined to the host by a veth pair, made and removed by tests, the
 // demo and benchmarks. Traffic between the two ends never leaves this machine.
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Which process listens on which TCP port, from /proc: the seed of the BPF listen_owners
 // map for sockets that were listening before a probe started. Covers every network
 // namespace some process is in (each read through /proc/PID/net/tcp{,6} of one of its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A pcapng writer (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-02.html):
 // one section header block, one interface description block per interface (name, link
 // type, snaplen, timestamp resolution), then enhanced packet blocks. Blocks are built in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TCP connection lifecycle: open, every state transition, close with duration and bytes,
 // with the owning process, from sock:inet_sock_set_state (bpf/conns.bpf.c).
 import fs from 'node:fs';

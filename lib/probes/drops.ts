@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Dropped TCP packets with the kernel's drop reason (skb:kfree_skb, filtered to TCP in the
 // kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
 import { kernelEnum } from '../kernel/names';

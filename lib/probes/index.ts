@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Built-in probes. One line per probe module.
 export {};
 export * from './connections';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packet events into a pcapng file without JavaScript per packet: the addon encodes the
 // enhanced packet blocks straight from the ring into the writer's buffer
 // (native/pcapng.cc). Done per packet in JavaScript (field reads, a view, a copy call)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The packets probe: every incoming TCP segment on chosen interfaces, at tc ingress
 // (default: sees loopback and veth after GRO) or XDP, filtered and sampled in the kernel
 // (bpf/packets.bpf.c). One ring record per packet: a fixed header decoded by the BTF

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TCP resets sent and received: tcp:tcp_send_reset (reason from enum sk_rst_reason, 6.10+)
 // and tcp:tcp_receive_reset.
 import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TCP retransmissions per connection: tcp:tcp_retransmit_skb and tcp:tcp_retransmit_synack.
 import { compileFilter, TcpFilterOptions, TcpProbe } from './tcp_common';
 import { EV, TcpEventBase, baseFields, openTcpEvents, stateName } from './tcp_events';

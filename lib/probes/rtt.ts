@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Smoothed RTT of TCP connections from tcp:tcp_probe: per-sample events and in-kernel log2
 // histograms keyed by local port, remote address, or one for everything.
 import { addr, compileFilter, familyName, TcpFilterOptions, TcpProbe } from './tcp_common';

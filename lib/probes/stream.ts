@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The shape every built-in probe shares: a loaded object, its links, one ring buffer read
 // as typed events, stats, and a close that releases it all.
 import { BpfObject, OpenOptions } from '../bpf/object';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SYN accounting: the packets program counts SYNs (SYN without ACK) per source address
 // (/32, /128), per source prefix (/24, /64) and per destination port in per-CPU LRU maps.
 // synCounts() runs it without events; snapshot() reads the maps into sorted rows.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the tracepoint-based TCP probes (connections, retransmits, rtt, resets, drops)
 // share: option validation, tracepoint availability on the running kernel, the in-kernel
 // port filter, address decoding and the open/attach sequence.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The object the retransmits, rtt, resets and drops probes share (bpf/tcpevents.bpf.c):
 // one ring of `struct tcp_event`, each probe loading only its own programs.
 import { dropReasonName, resetReasonName, tcpStateName } from '../kernel/names';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope serve`: probes feeding the metrics, detectors raising alerts, an optional guard
 // acting on them, and the exporters, run together until stopped.
 import { connections } from '../probes/connections';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The agent's configuration file: which probes, detectors, guard and exporters to run.
 // Every key is validated; a ConfigError names the bad one and what it should be.
 import fs from 'node:fs';

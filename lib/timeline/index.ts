@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One view per connection that joins its packets, state changes, retransmits, RTT samples,
 // resets and drops in kernel time order. Events are matched by socket cookie where they
 // carry one, else by the connection's two endpoints (packets at tc/XDP have no socket yet).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // timelines(): runs the connection, packet and TCP event probes together and yields each
 // connection's joined timeline when it closes.
 import { connections } from '../probes/connections';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What `tcpscope top` shows: the busiest remote hosts and connections over the last
 // interval, from incoming packets, with owners from connection events.
 import type { PacketEvent } from '../probes/packets';

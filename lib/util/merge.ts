@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Interleaves several async iterables as their values arrive, tagging each with its source.
  * Ends when every source has ended; returning early (break) returns every source, so probes

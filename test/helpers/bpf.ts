@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Gatekeeping for integration tests: skip with a printed reason without BPF privileges,
 // fail instead when TCPSCOPE_REQUIRE_BPF=1 (CI).
 import path from 'node:path';

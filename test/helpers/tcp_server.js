@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // A TCP server for the connection tests: listens on HOST PORT, names its process (comm)
 // TITLE, reads everything each client sends, then closes. Prints `ready PID` when
 // listening. Never connects anywhere itself.

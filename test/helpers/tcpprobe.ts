@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers for the tests of the tracepoint TCP probes: collect events in the background,
 // run a server child process, make connections.
 import { spawn, ChildProcess } from 'node:child_process';

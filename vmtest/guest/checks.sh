@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Smoke checks of a guest's environment: vmtest/run --kernel NAME -- vmtest/guest/checks.sh
 set -x
 uname -r

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # vmtest stage 2: PID 1 in the guest after switch_root into the overlay of the
 # host root. Runs with the host's userland (bash, node, bpftool, iproute2).
 #

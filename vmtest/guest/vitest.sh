@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Runs in the guest (through vmtest/run) from the repo root:
 #   vmtest/guest/vitest.sh [--selftest] [FILE...]
 # --selftest runs vmtest/selftest with its own config; FILEs run with the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Placeholder integration test for the VM machinery (vmtest/README.md): it
 // checks that the guest runs the kernel vmtest/run booted and that the BPF
 // environment the real suite expects is set up. Outside a vmtest guest

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Decode throughput for a typical connection event.
  * Run after `npm run build:ts`: node dist/lib/bpf/btf/bench-decode.js [count]

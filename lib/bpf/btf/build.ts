@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Minimal BTF writer. Used to synthesize BTF in tests and benchmarks (every
  * kind, including ones clang 14 cannot emit such as ENUM64), and usable to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * BTF-driven binary codecs. Each decoder/encoder is generated once per type as
  * straight-line JavaScript (new Function) so that decoding a ring-buffer event

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Minimal ELF64 little-endian reader: just enough to pull `.BTF` and the
  * symbol table out of a clang-built BPF object without linking libbpf.

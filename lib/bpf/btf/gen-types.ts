@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * TypeScript declarations for BTF types, derived from the same shapes the
  * codecs use so that `decoderFor<conn_event>(btf, 'conn_event')` is typed exactly.

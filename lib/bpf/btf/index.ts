@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * BTF parsing and BTF-driven codecs, in pure TypeScript (no libbpf needed).
  *

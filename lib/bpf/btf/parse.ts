@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import * as fs from 'node:fs';
 import { elfSectionData, isElf, readElfSections, readElfSymbols } from './elf';
 import {

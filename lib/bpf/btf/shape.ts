@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * The JS shape of a BTF type: which JS value each piece of memory maps to.
  * Codecs and gen-types are both derived from this one plan, so the generated

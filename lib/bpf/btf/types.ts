@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Plain-data view of BTF types. Every type object is frozen and carries its
  * own id so that callers can pass it back to Btf methods.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import fs from 'node:fs';
 import { cleanupAttachments } from '../../bpf/registry';
 import { PIN_ROOT } from '../../bpf/sys';

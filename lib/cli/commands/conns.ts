@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope conns: one line per closed TCP connection (like tcplife), or every state
 // transition with --states (like tcpstates).
 import { connections, ConnectionEvent } from '../../probes/connections';

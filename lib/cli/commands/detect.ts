@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope detect: SYN floods, port scans, rate anomalies and sequence anomalies on the
 // incoming traffic of one or more interfaces, printed as alerts (raised / cleared).
 import { alertToJson } from '../../alerts/types';

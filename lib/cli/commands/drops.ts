@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope drops: TCP packets the kernel dropped, with the drop reason, and bad checksums.
 import { drops, DropEvent } from '../../probes/drops';
 import type { Command } from '../command';

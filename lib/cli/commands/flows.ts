@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope flows: each new incoming TCP flow identified once from its first payload bytes
 // (HTTP/1.x method, path and Host; HTTP/2 preface; TLS SNI, ALPN and version).
 import { flows, FlowEvent } from '../../classify';

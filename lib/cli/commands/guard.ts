@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope guard: drop or rate-limit incoming TCP from listed sources (XDP), printing drop
 // counters periodically and a summary when stopped.
 import { Guard, GuardAction, GuardEntry, GuardStats } from '../../guard';

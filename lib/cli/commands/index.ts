@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every CLI command, in the order `tcpscope --help` lists them. Add one line per command.
 import type { Command } from '../command';
 import { genTypesCommand } from './gen-types';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope packets: incoming TCP segments, one tcpdump-like line each (or NDJSON, or a
 // pcapng file), filtered in the kernel by a tcpdump-like expression.
 import { compileFilter } from '../../filter/compile';

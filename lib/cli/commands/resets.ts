@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope resets: TCP resets sent (with the kernel's reason) and received.
 import { resets, ResetEvent } from '../../probes/resets';
 import type { Command } from '../command';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope retrans: TCP retransmissions (like tcpretrans).
 import { retransmits, RetransmitEvent } from '../../probes/retransmits';
 import type { Command } from '../command';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tcpscope rtt: smoothed RTT histograms (like bcc tcprtt), refreshed every -i seconds or
 // printed at exit; --samples prints each sample instead.
 import { rtt, RttEvent, RttHistogramKey, RttHistogramRow } from '../../probes/rtt';

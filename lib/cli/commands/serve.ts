@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope serve --config FILE`: the long-running agent (probes, detectors, guard, exporters).
 import { loadServeConfig, validateServeConfig } from '../../serve/config';
 import { startAgent } from '../../serve/agent';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the conns, retrans, rtt, resets and drops commands share: filter options, the
 // event loop with -c/--duration/Ctrl-C, and the summary.
 import type { TcpFilterOptions, TcpProbe } from '../../probes/tcp_common';

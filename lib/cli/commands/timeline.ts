@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope timeline`: each connection's packets, state changes, retransmits, RTT samples,
 // resets and drops in order, printed when the connection closes.
 import { timelines } from '../../timeline/stream';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope top`: a live, refreshing table of the busiest remote hosts and connections.
 import { connections } from '../../probes/connections';
 import { packets } from '../../probes/packets';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope watch`: the main job. A live view of incoming TCP: connections as they open
 // and close (with their owner), and once a second the packet, SYN and connection rates on
 // every watched interface. With no traffic (or --demo), a demo network shows it working.

@@ -1,4 +1,0 @@
-declare module 'bindings' {
-  function bindings(name: string): unknown;
-  export = bindings;
-}
