@@ -458,8 +458,9 @@ export class Btf {
       case 'enum':
       case 'enum64':
       case 'float':
-      case 'datasec':
         return t.size;
+      case 'datasec':
+        return this.checkedSize(t.id);
       case 'ptr':
         return this.pointerSize();
       case 'array':

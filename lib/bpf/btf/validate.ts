@@ -16,6 +16,7 @@ const UNVISITED = 0;
 const ON_PATH = 1;
 const DONE = 2;
 
+const NOT_VALUE_TYPES = new Set(['var', 'datasec', 'func', 'decl_tag']);
 const INT_SIZES = new Set([1, 2, 4, 8, 16]);
 const ENUM_SIZES = new Set([1, 2, 4, 8]);
 const FLOAT_SIZES = new Set([2, 4, 8, 12, 16]);
@@ -103,6 +104,13 @@ export class BtfChecker {
     }
   }
 
+  // A value's type: what typedefs, qualifiers, pointers, arrays, members and variables name.
+  private valueRef(t: BtfType, id: number, what: string): void {
+    this.ref(t, id, what);
+    const k = this.btf.kindOf(id);
+    if (NOT_VALUE_TYPES.has(k)) throw this.bad(t, `${what} is a ${k} (${id}), not a type`);
+  }
+
   private bad(t: BtfType, what: string): BtfError {
     return new BtfError(`BTF type ${t.id} (${t.kind}${t.name ? ` ${t.name}` : ''}): ${what}`);
   }
@@ -128,18 +136,18 @@ export class BtfChecker {
       case 'volatile':
       case 'restrict':
       case 'type_tag':
-        this.ref(t, t.type, 'its target');
+        this.valueRef(t, t.type, 'its target');
         if (t.kind === 'typedef' && !t.name) throw this.bad(t, 'a typedef without a name');
         return;
       case 'array':
-        this.ref(t, t.type, 'its element');
+        this.valueRef(t, t.type, 'its element');
         this.ref(t, t.indexType, 'its index type');
         if (t.type === 0) throw this.bad(t, 'an array of void');
         return;
       case 'struct':
       case 'union':
         for (const m of t.members) {
-          this.ref(t, m.type, `member ${m.name || '(anon)'}`);
+          this.valueRef(t, m.type, `member ${m.name || '(anon)'}`);
           if (m.type === 0) throw this.bad(t, `member ${m.name || '(anon)'} is void`);
         }
         return;
@@ -148,11 +156,11 @@ export class BtfChecker {
         if (btf.kindOf(t.type) !== 'func_proto') throw this.bad(t, `its prototype ${t.type} is a ${btf.kindOf(t.type)}, not a func_proto`);
         return;
       case 'func_proto':
-        this.ref(t, t.returnType, 'its return type');
-        for (const p of t.params) this.ref(t, p.type, `parameter ${p.name || '(anon)'}`);
+        this.valueRef(t, t.returnType, 'its return type');
+        for (const p of t.params) this.valueRef(t, p.type, `parameter ${p.name || '(anon)'}`);
         return;
       case 'var':
-        this.ref(t, t.type, 'its type');
+        this.valueRef(t, t.type, 'its type');
         if (t.type === 0) throw this.bad(t, 'a variable of type void');
         if (!t.name) throw this.bad(t, 'a variable without a name');
         return;
@@ -221,8 +229,17 @@ export class BtfChecker {
         }
         return t.size;
       }
-      case 'datasec':
-        return t.size;
+      case 'datasec': {
+        // clang leaves a section's size 0 until libbpf fixes it up: then its extent is its variables'.
+        let end = 0;
+        for (const v of t.vars) {
+          const vs = sized(v.type);
+          if (vs > v.size && btf.kindOf(v.type) === 'var') throw this.bad(t, `variable ${v.type} is ${vs} bytes but its entry says ${v.size}`);
+          end = Math.max(end, v.offset + v.size);
+        }
+        if (t.size !== 0 && end > t.size) throw this.bad(t, `variables end at ${end}, past the section's ${t.size} bytes`);
+        return Math.max(t.size, end);
+      }
       default:
         return -1;
     }
