@@ -64,6 +64,8 @@ export class BpfObject implements Disposable {
     const image = typeof source === 'string' ? readObjectFile(source) : source;
     try {
       checkBpfObject(image);
+      // libbpf parses a custom kernel BTF as trustingly as the object's own.
+      if (options.btfCustomPath !== undefined) Btf.fromFile(options.btfCustomPath).validate();
     } catch (e) {
       if (e instanceof ElfError) throw new ElfError(`${what}: ${e.message}`, { cause: e });
       if (e instanceof BtfError) throw new BtfError(`${what}: ${e.message}`, { cause: e });

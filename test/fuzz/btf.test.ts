@@ -182,6 +182,12 @@ describe('BTF type checks', () => {
     expect(decoderFor(wide.btf, 's2').size).toBe(256 * 64);
   });
 
+  it('unreadable and non-BTF files are BtfErrors', () => {
+    expect(() => Btf.fromFile('/tmp')).toThrow(/cannot read BTF from \/tmp: it is a directory/);
+    expect(() => Btf.fromFile('/nonexistent.btf')).toThrow(BtfError);
+    expect(() => Btf.fromFile('/etc/hostname')).toThrow(BtfError);
+  });
+
   it('the kernel BTF and every built object pass the checks', () => {
     Btf.kernel().validate();
     for (const o of objects) expect(checkBpfObject(o)).toBeDefined();

@@ -53,6 +53,17 @@ describe('fuzz: BpfObject.open', () => {
     expect(r.summary?.untyped).toEqual([]);
   });
 
+  it('checks a custom kernel BTF before libbpf parses it', () => {
+    const bad = path.join(require('node:os').tmpdir(), `tcps-btf-${process.pid}.btf`);
+    const raw = Buffer.from(fs.readFileSync('/sys/kernel/btf/vmlinux').subarray(0, 4096));
+    fs.writeFileSync(bad, raw); // cut mid-type
+    try {
+      expect(() => BpfObject.open(path.join(ROOT, 'build', 'bpf', 'syncount.bpf.o'), { btfCustomPath: bad })).toThrow(/open BPF object .*syncount.*BTF/);
+    } finally {
+      fs.rmSync(bad, { force: true });
+    }
+  });
+
   it('says what libbpf said, once', () => {
     // A valid object with its BTF dropped from the section table: libbpf refuses it itself.
     const image = fs.readFileSync(path.join(ROOT, 'build', 'bpf', 'syncount.bpf.o'));

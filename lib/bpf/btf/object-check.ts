@@ -51,6 +51,11 @@ export function checkBpfObject(elf: Uint8Array): Btf | undefined {
   return btf;
 }
 
+/** A 64-bit field as a number; past 2^53 it is out of range for anything here anyway. */
+function u64(dv: DataView, at: number): number {
+  return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 0x100000000;
+}
+
 function checkSymbols(elf: Uint8Array, sections: ElfSection[], symtab: ElfSection): number {
   if (symtab.entsize !== SYM_SIZE) throw new ElfError(`symbol table entry size ${symtab.entsize} (expected ${SYM_SIZE})`);
   if (symtab.size % SYM_SIZE !== 0) throw new ElfError(`symbol table size ${symtab.size} is not a multiple of ${SYM_SIZE}`);
@@ -67,10 +72,10 @@ function checkSymbols(elf: Uint8Array, sections: ElfSection[], symtab: ElfSectio
     const shndx = dv.getUint16(at + 6, true);
     if (shndx >= sections.length && shndx < SHN_LORESERVE) throw new ElfError(`symbol ${i}: section index ${shndx} does not exist`);
     if (shndx >= SHN_LORESERVE && shndx !== SHN_ABS && shndx !== SHN_COMMON) throw new ElfError(`symbol ${i}: reserved section index 0x${shndx.toString(16)}`);
-    const value = dv.getBigUint64(at + 8, true);
-    const size = dv.getBigUint64(at + 16, true);
+    const value = u64(dv, at + 8);
+    const size = u64(dv, at + 16);
     const sec = shndx < sections.length ? sections[shndx] : undefined;
-    if (sec && shndx !== 0 && (value > BigInt(sec.size) || size > BigInt(sec.size))) {
+    if (sec && shndx !== 0 && (value > sec.size || size > sec.size)) {
       throw new ElfError(`symbol ${i}: value ${value} size ${size} is outside section ${sec.name} (${sec.size} bytes)`);
     }
   }
@@ -85,10 +90,10 @@ function checkRelocations(elf: Uint8Array, sections: ElfSection[], rel: ElfSecti
   const data = elfSectionData(elf, rel);
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   for (let at = 0; at < data.length; at += REL_SIZE) {
-    const offset = dv.getBigUint64(at, true);
+    const offset = u64(dv, at);
     const sym = dv.getUint32(at + 12, true);
     if (sym >= symbols) throw new ElfError(`relocation section ${rel.name}: symbol index ${sym} of ${symbols}`);
-    if (offset >= BigInt(target.size)) throw new ElfError(`relocation section ${rel.name}: offset ${offset} is past ${target.name} (${target.size} bytes)`);
+    if (offset >= target.size) throw new ElfError(`relocation section ${rel.name}: offset ${offset} is past ${target.name} (${target.size} bytes)`);
   }
 }
 

@@ -252,7 +252,14 @@ export class Btf {
    * Btf.fromFile('build/tcpscope.bpf.o').find('conn_event');
    */
   static fromFile(path: string, base?: Btf): Btf {
-    const buf = fs.readFileSync(path);
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      throw new BtfError(`cannot read BTF from ${path}: ${why}; give a BPF object (.bpf.o) or a raw BTF file`, { cause: e });
+    }
     if (isElf(buf)) {
       if (base) throw new BtfError('split BTF from an ELF file is not supported');
       return Btf.fromElf(buf);
