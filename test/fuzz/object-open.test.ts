@@ -8,7 +8,7 @@ import { BpfError } from '../../lib/bpf/errors';
 import { ROOT, SEED, FIXTURES, fixtures, iterations } from './harness';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { runOpenFuzz, replayOpen } = require('./run-open.cjs') as {
-  runOpenFuzz: (o: { seed: number; count: number; corpus: string[]; fixturesDir?: string; hangMs?: number }) => Promise<{
+  runOpenFuzz: (o: { seed: number; count: number; corpus: string[]; fixturesDir?: string; hangMs?: number; env?: Record<string, string> }) => Promise<{
     inputs: number;
     opened: number;
     failed: number;
@@ -17,7 +17,7 @@ const { runOpenFuzz, replayOpen } = require('./run-open.cjs') as {
     duplicated: { index: number; message: string }[];
     kinds: Record<string, number>;
   }>;
-  replayOpen: (files: string[]) => Promise<{ failures: { file: string; what: string }[]; summary?: { untyped: unknown[] } }>;
+  replayOpen: (files: string[], o?: { env?: Record<string, string> }) => Promise<{ failures: { file: string; what: string }[]; summary?: { untyped: unknown[] } }>;
 };
 
 const corpus = fs
@@ -45,12 +45,31 @@ describe('fuzz: BpfObject.open', () => {
     expect(r.opened).toBeGreaterThan(count / 20);
   }, 7_200_000);
 
+  it('mutated objects that open also load (CO-RE relocation, verifier) without crashing', async () => {
+    const count = iterations('objectload', 200);
+    const r = await runOpenFuzz({
+      seed: SEED + 100,
+      count,
+      corpus,
+      ...(process.env.FUZZ_KEEP === '1' ? { fixturesDir: path.join(FIXTURES, 'object-load') } : {}),
+      hangMs: 60_000,
+      env: { FUZZ_LOAD: '1' },
+    });
+    const line = `object load: ${r.inputs} inputs, ${r.opened} loaded, ${r.failed} refused with a typed error, ${r.crashes.length} crashes/hangs, ${r.untyped.length} untyped errors (seed ${SEED + 100}) ${JSON.stringify(r.kinds)}`;
+    if (process.env.FUZZ_REPORT) fs.appendFileSync(process.env.FUZZ_REPORT, line + '\n');
+    expect(r.crashes).toEqual([]);
+    expect(r.untyped).toEqual([]);
+    expect(r.opened).toBeGreaterThan(0);
+  }, 7_200_000);
+
   it('replays every kept input (each crashed libbpf 1.1 before the checks)', async () => {
     const files = fixtures('object');
     expect(files.length).toBeGreaterThan(0);
     const r = await replayOpen(files);
     expect(r.failures).toEqual([]);
     expect(r.summary?.untyped).toEqual([]);
+    const loaded = await replayOpen(fixtures('object-load'), { env: { FUZZ_LOAD: '1' } });
+    expect(loaded.failures).toEqual([]);
   });
 
   it('checks a custom kernel BTF before libbpf parses it', () => {

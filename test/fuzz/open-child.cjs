@@ -32,6 +32,8 @@ for (let i = start; i < start + count; i++) {
       obj.programInfos();
       obj.mapInfos();
       void obj.btf;
+      // FUZZ_LOAD=1: also relocate (CO-RE against the kernel's BTF) and load what opened.
+      if (process.env.FUZZ_LOAD === '1') obj.load();
     } finally {
       obj.close();
     }
