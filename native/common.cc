@@ -80,6 +80,20 @@ const char* ErrnoName(int errnum) {
 #undef NAME
     case 524:
       return "ENOTSUPP";
+    case LIBBPF_ERRNO__LIBELF: return "LIBBPF_ERRNO__LIBELF";
+    case LIBBPF_ERRNO__FORMAT: return "LIBBPF_ERRNO__FORMAT";
+    case LIBBPF_ERRNO__KVERSION: return "LIBBPF_ERRNO__KVERSION";
+    case LIBBPF_ERRNO__ENDIAN: return "LIBBPF_ERRNO__ENDIAN";
+    case LIBBPF_ERRNO__INTERNAL: return "LIBBPF_ERRNO__INTERNAL";
+    case LIBBPF_ERRNO__RELOC: return "LIBBPF_ERRNO__RELOC";
+    case LIBBPF_ERRNO__LOAD: return "LIBBPF_ERRNO__LOAD";
+    case LIBBPF_ERRNO__VERIFY: return "LIBBPF_ERRNO__VERIFY";
+    case LIBBPF_ERRNO__PROG2BIG: return "LIBBPF_ERRNO__PROG2BIG";
+    case LIBBPF_ERRNO__KVER: return "LIBBPF_ERRNO__KVER";
+    case LIBBPF_ERRNO__PROGTYPE: return "LIBBPF_ERRNO__PROGTYPE";
+    case LIBBPF_ERRNO__WRNGPID: return "LIBBPF_ERRNO__WRNGPID";
+    case LIBBPF_ERRNO__INVSEQ: return "LIBBPF_ERRNO__INVSEQ";
+    case LIBBPF_ERRNO__NLPARSE: return "LIBBPF_ERRNO__NLPARSE";
     default:
       return "EUNKNOWN";
   }
@@ -88,8 +102,10 @@ const char* ErrnoName(int errnum) {
 Napi::Error MakeBpfError(Napi::Env env, const std::string& operation, int errnum,
                          const std::string& log) {
   if (errnum < 0) errnum = -errnum;
-  std::string reason = errnum == 524 ? "Operation not supported by this kernel"
-                                     : std::string(strerror(errnum));
+  // libbpf's own codes (4000..) mean nothing to strerror: ask libbpf for its text.
+  char text[256] = {0};
+  if (errnum != 524) libbpf_strerror(errnum, text, sizeof(text));
+  std::string reason = errnum == 524 ? "Operation not supported by this kernel" : std::string(text);
   Napi::Error error = Napi::Error::New(env, operation + ": " + reason);
   error.Set("errno", Napi::Number::New(env, errnum));
   error.Set("code", Napi::String::New(env, ErrnoName(errnum)));

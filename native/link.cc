@@ -3,12 +3,17 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <map>
+#include <mutex>
+#include <utility>
 
 #include "common.h"
 
@@ -19,6 +24,71 @@
 namespace tcpscope {
 
 namespace {
+
+// The network namespace of the calling thread (setns() is per thread), as its inode.
+uint64_t CurrentNetns() {
+  struct stat st;
+  if (stat("/proc/thread-self/ns/net", &st) != 0 && stat("/proc/self/ns/net", &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+// An interface as the kernel knows it: ifindexes repeat across network namespaces.
+using IfKey = std::pair<uint64_t, int>;
+
+// An fd an attachment owns (a dup the caller made for it), closed exactly once.
+class OwnedFd {
+ public:
+  OwnedFd() = default;
+  explicit OwnedFd(int owned) : fd_(owned) {}
+  ~OwnedFd() { Reset(); }
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  int Get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Netlink requests act in the calling thread's namespace: detaching from another one
+// (a thread that has setns()ed since) first enters the namespace the attachment is in.
+class NetnsHandle {
+ public:
+  NetnsHandle() : ino_(CurrentNetns()) {
+    int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    fd_ = fd;
+  }
+  ~NetnsHandle() {
+    if (fd_ >= 0) close(fd_);
+  }
+  NetnsHandle(const NetnsHandle&) = delete;
+  NetnsHandle& operator=(const NetnsHandle&) = delete;
+  uint64_t Ino() const { return ino_; }
+  // Runs fn inside this namespace, returning to the thread's own afterwards.
+  template <typename Fn>
+  int Within(Fn fn) const {
+    if (ino_ == 0 || CurrentNetns() == ino_ || fd_ < 0) return fn();
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) return -errno;
+    if (setns(fd_, CLONE_NEWNET) != 0) {
+      int err = -errno;
+      close(home);
+      return err;
+    }
+    int result = fn();
+    setns(home, CLONE_NEWNET);
+    close(home);
+    return result;
+  }
+
+ private:
+  uint64_t ino_;
+  int fd_ = -1;
+};
 
 class LibbpfLinkAttachment : public Attachment {
  public:
@@ -68,11 +138,14 @@ class ClsactFilterAttachment : public Attachment {
   int Detach() override {
     if (detached_) return 0;
     detached_ = true;
-    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_,
-                        .attach_point = ingress_ ? BPF_TC_INGRESS : BPF_TC_EGRESS);
-    DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle_, .priority = priority_);
-    int err = bpf_tc_detach(&hook, &opts);
-    ReleaseClsact(ifindex_);
+    int err = netns_.Within([&] {
+      DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_,
+                          .attach_point = ingress_ ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+      DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle_, .priority = priority_);
+      int e = bpf_tc_detach(&hook, &opts);
+      ReleaseClsact(ifindex_);
+      return e;
+    });
     // The interface may be gone already (a deleted veth takes its filters with it).
     return err == -ENODEV || err == -ENOENT ? 0 : err;
   }
@@ -89,18 +162,24 @@ class ClsactFilterAttachment : public Attachment {
   bool ingress_;
   uint32_t handle_;
   uint32_t priority_;
+  NetnsHandle netns_;
   bool detached_ = false;
 };
 
 class XdpNetlink : public Attachment {
  public:
+  // Detaching replaces only our program (XDP_FLAGS_REPLACE with its fd): our own dup, as
+  // the object's fd is closed with the object and its number may then be reused.
   XdpNetlink(int ifindex, uint32_t flags, int prog_fd) : ifindex_(ifindex), flags_(flags), prog_fd_(prog_fd) {}
   ~XdpNetlink() override { Detach(); }
   int Detach() override {
     if (detached_) return 0;
     detached_ = true;
-    DECLARE_LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd_);
-    int err = bpf_xdp_detach(ifindex_, flags_ | XDP_FLAGS_REPLACE, &opts);
+    int err = netns_.Within([&] {
+      DECLARE_LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd_.Get());
+      return bpf_xdp_detach(ifindex_, flags_ | XDP_FLAGS_REPLACE, &opts);
+    });
+    prog_fd_.Reset();
     return err == -ENODEV ? 0 : err;
   }
   std::string Kind() const override { return "xdp"; }
@@ -113,34 +192,39 @@ class XdpNetlink : public Attachment {
  private:
   int ifindex_;
   uint32_t flags_;
-  int prog_fd_;
+  OwnedFd prog_fd_;
+  NetnsHandle netns_;
   bool detached_ = false;
 };
 
+// Detaches through its own dup of the socket: the caller's fd number may be closed and
+// reused for another socket meanwhile. The dup keeps the socket open until detach.
 class SocketFilter : public Attachment {
  public:
-  explicit SocketFilter(int socket_fd) : socket_fd_(socket_fd) {}
+  explicit SocketFilter(int socket_fd) : socket_(socket_fd) {}
   ~SocketFilter() override { Detach(); }
   int Detach() override {
-    if (socket_fd_ < 0) return 0;
+    if (socket_.Get() < 0) return 0;
     int unused = 0;
-    int err = setsockopt(socket_fd_, SOL_SOCKET, SO_DETACH_BPF, &unused, sizeof(unused)) == 0 ? 0 : -errno;
-    socket_fd_ = -1;
-    // A socket closed before its filter was detached took the filter with it.
-    return err == -EBADF || err == -ENOENT || err == -ENOTSOCK ? 0 : err;
+    int err = setsockopt(socket_.Get(), SOL_SOCKET, SO_DETACH_BPF, &unused, sizeof(unused)) == 0 ? 0 : -errno;
+    socket_.Reset();
+    // A socket whose filter is already gone (detached elsewhere) has nothing to detach.
+    return err == -ENOENT ? 0 : err;
   }
   std::string Kind() const override { return "socket_filter"; }
 
  private:
-  int socket_fd_;
+  OwnedFd socket_;
 };
 
 struct ClsactUse {
   int users = 0;
   bool created = false;
 };
-std::map<int, ClsactUse>& ClsactUses() {
-  static std::map<int, ClsactUse> uses;
+// Shared by every thread that loads the addon (Node workers); keyed by namespace and ifindex.
+std::mutex clsact_mutex;
+std::map<IfKey, ClsactUse>& ClsactUses() {
+  static std::map<IfKey, ClsactUse> uses;
   return uses;
 }
 
@@ -211,13 +295,15 @@ class Link : public Napi::ObjectWrap<Link> {
 }  // namespace
 
 int AcquireClsact(int ifindex, std::string* log) {
-  ClsactUse& use = ClsactUses()[ifindex];
+  (void)log;
+  std::lock_guard<std::mutex> lock(clsact_mutex);
+  IfKey key(CurrentNetns(), ifindex);
+  ClsactUse& use = ClsactUses()[key];
   if (use.users == 0) {
     DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
     int err = bpf_tc_hook_create(&hook);
     if (err < 0 && err != -EEXIST) {
-      ClsactUses().erase(ifindex);
-      (void)log;
+      ClsactUses().erase(key);
       return err;
     }
     use.created = err == 0;
@@ -227,7 +313,8 @@ int AcquireClsact(int ifindex, std::string* log) {
 }
 
 void ReleaseClsact(int ifindex) {
-  auto it = ClsactUses().find(ifindex);
+  std::lock_guard<std::mutex> lock(clsact_mutex);
+  auto it = ClsactUses().find(IfKey(CurrentNetns(), ifindex));
   if (it == ClsactUses().end()) return;
   if (--it->second.users > 0) return;
   if (it->second.created) {

@@ -32,6 +32,8 @@ std::unique_ptr<Attachment> LibbpfAttachment(struct bpf_link* link, std::string 
 std::unique_ptr<Attachment> FdAttachment(int fd, std::string kind);
 std::unique_ptr<Attachment> TcAttachment(int ifindex, bool ingress, uint32_t handle,
                                          uint32_t priority);
+// Both take ownership of the fd they are given: a dup made for the attachment, so that
+// detaching never acts through an fd number the caller has closed and reused.
 std::unique_ptr<Attachment> XdpNetlinkAttachment(int ifindex, uint32_t flags, int prog_fd);
 std::unique_ptr<Attachment> SocketFilterAttachment(int socket_fd);
 
@@ -39,7 +41,8 @@ std::unique_ptr<Attachment> SocketFilterAttachment(int socket_fd);
 Napi::Object NewLink(Napi::Env env, std::unique_ptr<Attachment> attachment);
 
 // tc clsact hooks are shared by every filter on an interface: count our users per
-// interface so the qdisc we created is removed only when our last filter goes.
+// interface (network namespace + ifindex, of the calling thread) so the qdisc we created
+// is removed only when our last filter goes. Thread-safe: workers load the addon too.
 int AcquireClsact(int ifindex, std::string* log);
 void ReleaseClsact(int ifindex);
 

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -89,11 +92,31 @@ Napi::Value DumpBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), total);
 }
 
+// What kind of BPF object an fd is ("map", "prog", "link"...), from its anon inode name;
+// get_info_by_fd would happily fill a map_info from a program.
+std::string BpfFdKind(int fd) {
+  char path[64], target[64];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, target, sizeof(target) - 1);
+  if (n < 0) return "";
+  target[n] = 0;
+  const char prefix[] = "anon_inode:bpf-";
+  if (strncmp(target, prefix, sizeof(prefix) - 1) != 0) return "not a BPF object";
+  return target + sizeof(prefix) - 1;
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  int fd = FdArg(info[0]);
+  std::string kind = BpfFdKind(fd);
+  if (!kind.empty() && kind != "map") {
+    Napi::Error error = MakeBpfError(env, "map info", EINVAL, "");
+    error.Set("message", Napi::String::New(env, "map info: the object is a " + kind + ", not a map"));
+    throw error;
+  }
   struct bpf_map_info map_info = {};
   __u32 len = sizeof(map_info);
-  if (bpf_obj_get_info_by_fd(FdArg(info[0]), &map_info, &len) != 0)
+  if (bpf_obj_get_info_by_fd(fd, &map_info, &len) != 0)
     throw MakeBpfError(env, "map info", errno, "");
   Napi::Object out = Napi::Object::New(env);
   out.Set("id", map_info.id);

@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -101,43 +102,56 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
 };
 
 // testRun(progFd, { data?, dataOutSize?, ctx?, ctxOutSize?, repeat?, flags?, cpu? })
+// Every option is read (which may run user getters) before any bytes are taken, and the
+// input bytes are copied: no pointer into a JS buffer is held while JS can run.
 Napi::Value TestRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "test run options must be an object");
   Napi::Object options = info[1].As<Napi::Object>();
+  Napi::Value data_value = options.Get("data");
+  Napi::Value data_out_size = options.Get("dataOutSize");
+  Napi::Value ctx_value = options.Get("ctx");
+  Napi::Value repeat = options.Get("repeat");
+  Napi::Value flags = options.Get("flags");
+  Napi::Value cpu = options.Get("cpu");
   DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts);
-  std::vector<uint8_t> data_out, ctx_out;
-  if (options.Has("data") && !options.Get("data").IsUndefined()) {
-    Bytes data = BytesArg(options.Get("data"), "data");
-    opts.data_in = data.data;
-    opts.data_size_in = static_cast<__u32>(data.length);
-    uint32_t out_size = options.Get("dataOutSize").IsNumber()
-                            ? options.Get("dataOutSize").As<Napi::Number>().Uint32Value()
-                            : static_cast<uint32_t>(data.length) + 256;
+  std::vector<uint8_t> data_in, data_out, ctx_in, ctx_out;
+  bool has_data = !data_value.IsUndefined() && !data_value.IsNull();
+  bool has_ctx = !ctx_value.IsUndefined() && !ctx_value.IsNull();
+  uint32_t out_size = data_out_size.IsNumber() ? data_out_size.As<Napi::Number>().Uint32Value() : 0;
+  if (repeat.IsNumber()) opts.repeat = repeat.As<Napi::Number>().Uint32Value();
+  if (flags.IsNumber()) opts.flags = flags.As<Napi::Number>().Uint32Value();
+  if (cpu.IsNumber()) opts.cpu = cpu.As<Napi::Number>().Uint32Value();
+  // From here on no JS runs until the kernel has answered.
+  if (has_data) {
+    Bytes data = BytesArg(data_value, "data");
+    data_in.assign(data.data, data.data + data.length);
+    if (!data_out_size.IsNumber()) out_size = static_cast<uint32_t>(data_in.size()) + 256;
     data_out.resize(out_size);
+    opts.data_in = data_in.data();
+    opts.data_size_in = static_cast<__u32>(data_in.size());
     opts.data_out = data_out.data();
     opts.data_size_out = out_size;
   }
-  if (options.Has("ctx") && !options.Get("ctx").IsUndefined()) {
-    Bytes ctx = BytesArg(options.Get("ctx"), "ctx");
-    opts.ctx_in = ctx.data;
-    opts.ctx_size_in = static_cast<__u32>(ctx.length);
-    ctx_out.resize(ctx.length);
+  if (has_ctx) {
+    Bytes ctx = BytesArg(ctx_value, "ctx");
+    ctx_in.assign(ctx.data, ctx.data + ctx.length);
+    ctx_out.resize(ctx_in.size());
+    opts.ctx_in = ctx_in.data();
+    opts.ctx_size_in = static_cast<__u32>(ctx_in.size());
     opts.ctx_out = ctx_out.data();
     opts.ctx_size_out = static_cast<__u32>(ctx_out.size());
   }
-  if (options.Get("repeat").IsNumber()) opts.repeat = options.Get("repeat").As<Napi::Number>().Uint32Value();
-  if (options.Get("flags").IsNumber()) opts.flags = options.Get("flags").As<Napi::Number>().Uint32Value();
-  if (options.Get("cpu").IsNumber()) opts.cpu = options.Get("cpu").As<Napi::Number>().Uint32Value();
   LogCapture capture;
   if (bpf_prog_test_run_opts(fd, &opts) != 0) throw MakeBpfError(env, "test run", errno, capture.Take());
   Napi::Object out = Napi::Object::New(env);
   out.Set("retval", opts.retval);
   out.Set("durationNs", opts.duration);
   if (opts.data_out != nullptr)
-    out.Set("data", Napi::Buffer<uint8_t>::Copy(env, data_out.data(), opts.data_size_out));
+    out.Set("data", Napi::Buffer<uint8_t>::Copy(env, data_out.data(), std::min<size_t>(opts.data_size_out, data_out.size())));
   if (opts.ctx_out != nullptr)
-    out.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, ctx_out.data(), opts.ctx_size_out));
+    out.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, ctx_out.data(), std::min<size_t>(opts.ctx_size_out, ctx_out.size())));
   return out;
 }
 

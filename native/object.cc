@@ -298,9 +298,14 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
         int err = -errno;
         if (err != -EINVAL || OptBool(spec, "linkOnly")) throw fail(err);
       }
+      int own = fcntl(prog_fd, F_DUPFD_CLOEXEC, 3);
+      if (own < 0) throw fail(-errno);
       int err = bpf_xdp_attach(ifindex, prog_fd, mode_flags | XDP_FLAGS_UPDATE_IF_NOEXIST, nullptr);
-      if (err) throw fail(err);
-      return NewLink(env, XdpNetlinkAttachment(ifindex, mode_flags, prog_fd));
+      if (err) {
+        close(own);
+        throw fail(err);
+      }
+      return NewLink(env, XdpNetlinkAttachment(ifindex, mode_flags, own));
     }
     if (kind == "tc") {
       int ifindex = static_cast<int>(OptInt(spec, "ifindex", 0));
@@ -331,8 +336,14 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     }
     if (kind == "socket") {
       int socket_fd = static_cast<int>(OptInt(spec, "fd", -1));
-      if (setsockopt(socket_fd, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd, sizeof(prog_fd)) != 0) throw fail(-errno);
-      return NewLink(env, SocketFilterAttachment(socket_fd));
+      int own = fcntl(socket_fd, F_DUPFD_CLOEXEC, 3);
+      if (own < 0) throw fail(-errno);
+      if (setsockopt(own, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd, sizeof(prog_fd)) != 0) {
+        int err = -errno;
+        close(own);
+        throw fail(err);
+      }
+      return NewLink(env, SocketFilterAttachment(own));
     }
     throw Napi::Error::New(env, "unknown attach kind '" + kind + "'");
   }

@@ -113,6 +113,18 @@ function buildAddon() {
   const gyp = process.env.npm_config_node_gyp ??
     (() => { try { return require.resolve('node-gyp/bin/node-gyp.js'); } catch { return null; } })() ??
     path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  // build/tcpscope-sanitize marks an addon built with ASan+UBSan (build:asan): switching
+  // either way reconfigures, without wiping build/.
+  const marker = path.join(root, 'build', 'tcpscope-sanitize');
+  const sanitize = steps.has('addon-asan');
+  if (fs.existsSync(path.join(root, 'build', 'Makefile')) && (sanitize || fs.existsSync(marker))) {
+    const configure = [gyp, 'configure'];
+    const headers = path.join(path.dirname(process.execPath), '..');
+    if (!process.env.npm_config_nodedir && fs.existsSync(path.join(headers, 'include', 'node', 'node_api.h'))) configure.push(`--nodedir=${headers}`);
+    run(process.execPath, [...configure, '--', `-Dtcpscope_sanitize=${sanitize ? 1 : 0}`]);
+    if (sanitize) fs.writeFileSync(marker, 'address,undefined\n');
+    else fs.rmSync(marker, { force: true });
+  }
   const args = [gyp, fs.existsSync(path.join(root, 'build', 'Makefile')) ? 'build' : 'rebuild'];
   // Build against the headers of the running Node when they are installed beside it, so
   // nothing is downloaded.
@@ -150,6 +162,6 @@ function buildTs() {
   if (fs.existsSync(cli)) fs.chmodSync(cli, 0o755);
 }
 
-if (steps.has('addon')) buildAddon();
+if (steps.has('addon') || steps.has('addon-asan')) buildAddon();
 if (steps.has('bpf')) buildBpf();
 if (steps.has('ts')) buildTs();

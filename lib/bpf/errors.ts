@@ -56,6 +56,7 @@ interface NativeErrorShape {
   errno?: number;
   code?: string;
   libbpfLog?: string;
+  operation?: string;
 }
 
 function isNativeError(e: unknown): e is Error & NativeErrorShape {
@@ -71,6 +72,13 @@ const WHAT_TO_DO: Readonly<Record<string, string>> = {
   EFBIG: 'the file is too large',
   EPIPE: 'the reader of the pipe went away',
 };
+
+/** The addon's message without its operation when the context already says it. */
+function reasonOf(e: Error & NativeErrorShape, context: string): string {
+  const op = e.operation;
+  if (op && e.message.startsWith(`${op}: `) && (context.startsWith(op) || context.endsWith(op))) return e.message.slice(op.length + 2);
+  return e.message;
+}
 
 /** Turns an addon error into the typed error a user can act on. */
 export function translateError(e: unknown, context: string): unknown {
@@ -99,14 +107,20 @@ export function translateError(e: unknown, context: string): unknown {
     );
   }
   if (code === 'EPERM' || code === 'EACCES') {
-    return new BpfPermissionError(`${context}: ${e.message}. ${PRIVILEGE_HINT}`, details);
+    return new BpfPermissionError(`${context}: ${reasonOf(e, context)}. ${PRIVILEGE_HINT}`, details);
   }
   if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP') {
-    return new NotSupportedError(`${context}: ${e.message}`, details);
+    return new NotSupportedError(`${context}: ${reasonOf(e, context)}`, details);
   }
-  const lastLog = libbpfLog.trim().split('\n').filter(Boolean).slice(-3).join('\n');
+  const lastLog = libbpfLog
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .slice(-3)
+    .map((line) => line.replace(/^libbpf: /, ''))
+    .join('\n');
   const hint = WHAT_TO_DO[code];
-  return new BpfError(`${context}: ${e.message}${hint ? ` — ${code} (${hint})` : ''}${lastLog ? `\nlibbpf: ${lastLog}` : ''}`, details);
+  return new BpfError(`${context}: ${reasonOf(e, context)}${hint ? ` — ${code} (${hint})` : ''}${lastLog ? `\nlibbpf: ${lastLog}` : ''}`, details);
 }
 
 /** Runs a native call and rethrows its failure as a typed error. */

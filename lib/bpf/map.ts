@@ -5,6 +5,16 @@ import { ensureBpffs } from './sys';
 import { native } from './native';
 import type { NativeMapInfo } from './native';
 
+/** Runs `make` for a new fd; closes the fd if it throws (bad codecs, not a map...). */
+function ownFd<T>(fd: number, make: () => T): T {
+  try {
+    return make();
+  } catch (e) {
+    native().closeFd(fd);
+    throw e;
+  }
+}
+
 /** Kernel map type numbers (enum bpf_map_type) the API treats specially. */
 export const MapType = {
   HASH: 1,
@@ -88,15 +98,13 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   static openPinned<K = unknown, V = unknown>(path: string, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
     ensureBpffs(path);
     const fd = call(`open pinned map ${path}`, () => native().objGet(path));
-    const info = call(`inspect pinned map ${path}`, () => native().mapInfo(fd));
-    return new BpfMap<K, V>(fd, info, codecs, true);
+    return ownFd(fd, () => new BpfMap<K, V>(fd, call(`inspect pinned map ${path}`, () => native().mapInfo(fd)), codecs, true));
   }
 
   /** Creates a map that belongs to no object (for tests and user-space-only state). */
   static create<K = unknown, V = unknown>(spec: { type: number; name: string; keySize: number; valueSize: number; maxEntries: number; flags?: number }, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
     const fd = call(`create map '${spec.name}'`, () => native().mapCreate(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries, spec.flags ?? 0));
-    const info = native().mapInfo(fd);
-    return new BpfMap<K, V>(fd, info, codecs, true);
+    return ownFd(fd, () => new BpfMap<K, V>(fd, call(`inspect map '${spec.name}'`, () => native().mapInfo(fd)), codecs, true));
   }
 
   get fd(): number {

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 import fs from 'node:fs';
+import path from 'node:path';
 import { Btf } from './btf/parse';
+import { ElfError } from './btf/elf';
+import { checkBpfObject } from './btf/object-check';
+import { BtfError } from './btf/types';
 import { decoderFor, encoderFor } from './btf/codec';
 import { bytes, u32 } from './codec';
 import type { Codec } from './codec';
@@ -52,16 +56,30 @@ export class BpfObject implements Disposable {
     this.path = path;
   }
 
-  /** Opens an object from a file path or the bytes of an ELF file. */
+  /**
+   * Opens an object from a file path or the bytes of an ELF file. The ELF and its BTF are
+   * checked first (ElfError / BtfError): libbpf 1.1 trusts them and crashes on bad ones.
+   */
   static open(source: string | Uint8Array, options: OpenOptions = {}): BpfObject {
-    if (typeof source === 'string' && !fs.existsSync(source)) {
-      throw new NotFoundError(`BPF object file ${source} does not exist (built objects live in build/bpf; run \`npm run build\`)`);
+    const what = typeof source === 'string' ? `open BPF object ${source}` : 'open BPF object';
+    const image = typeof source === 'string' ? readObjectFile(source) : source;
+    try {
+      checkBpfObject(image);
+      // libbpf parses a custom kernel BTF as trustingly as the object's own.
+      if (options.btfCustomPath !== undefined) Btf.fromFile(options.btfCustomPath).validate();
+    } catch (e) {
+      if (e instanceof ElfError) throw new ElfError(`${what}: ${e.message}`, { cause: e });
+      if (e instanceof BtfError) throw new BtfError(`${what}: ${e.message}`, { cause: e });
+      throw e;
     }
     const nativeOptions: { name?: string; btfCustomPath?: string } = {};
-    if (options.name !== undefined) nativeOptions.name = options.name;
+    // libbpf names an object opened from a file after the file, up to the first dot;
+    // the checked bytes are what it opens, under that same name.
+    const name = options.name ?? (typeof source === 'string' ? path.basename(source).split('.')[0] : undefined);
+    if (name) nativeOptions.name = name;
     const btfCustomPath = options.btfCustomPath ?? defaultBtfCustomPath();
     if (btfCustomPath !== undefined) nativeOptions.btfCustomPath = btfCustomPath;
-    const handle = call(`open ${typeof source === 'string' ? source : 'BPF object'}`, () => new (native().NativeObject)(source, nativeOptions));
+    const handle = call(what, () => new (native().NativeObject)(image, nativeOptions));
     const obj = new BpfObject(handle, typeof source === 'string' ? source : undefined);
     try {
       for (const name of options.skipPrograms ?? []) obj.program(name).autoload = false;
@@ -395,6 +413,17 @@ export class BpfObject implements Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+function readObjectFile(file: string): Uint8Array {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new NotFoundError(`BPF object file ${file} does not exist (built objects live in build/bpf; run \`npm run build\`)`);
+    if (code === 'EISDIR') throw new BpfError(`open BPF object ${file}: it is a directory; give the path of a .bpf.o file`, { errno: 21, code });
+    throw new BpfError(`open BPF object ${file}: ${(e as Error).message}`, { errno: (e as NodeJS.ErrnoException).errno ?? 0, code: code ?? 'EUNKNOWN', cause: e });
   }
 }
 

@@ -94,9 +94,16 @@ interface Qualifiers {
   type: 'host' | 'net' | 'port' | 'portrange';
 }
 
+// Parentheses and 'not' nest by recursion, and/or chains build a tree as deep as they
+// are long: both bounded so a hostile filter gets a FilterError, not a stack overflow.
+const MAX_NESTING = 64;
+const MAX_OPERANDS = 1000;
+
 class Parser {
   private i = 0;
   private last: Qualifiers | undefined;
+  private nesting = 0;
+  private operands = 0;
   constructor(private readonly input: string, private readonly tokens: Token[]) {}
 
   private peek(offset = 0): Token | undefined {
@@ -134,6 +141,7 @@ class Parser {
     const start = this.i;
     let left = this.parseAnd();
     while (this.is('or') || this.is('||')) {
+      this.operand();
       this.next();
       const right = this.parseAnd();
       left = { kind: 'or', left, right, text: this.textFrom(start) };
@@ -145,6 +153,7 @@ class Parser {
     const start = this.i;
     let left = this.parseNot();
     while (this.is('and') || this.is('&&')) {
+      this.operand();
       this.next();
       const right = this.parseNot();
       left = { kind: 'and', left, right, text: this.textFrom(start) };
@@ -152,11 +161,21 @@ class Parser {
     return left;
   }
 
+  private operand(): void {
+    if (++this.operands >= MAX_OPERANDS) this.fail(`more than ${MAX_OPERANDS} terms joined by and/or; split the filter or use net/portrange`, this.peek());
+  }
+
+  private nest(): void {
+    if (++this.nesting > MAX_NESTING) this.fail(`parentheses and 'not' nested more than ${MAX_NESTING} deep`, this.peek());
+  }
+
   private parseNot(): FilterNode {
     const start = this.i;
     if (this.is('not') || this.is('!')) {
+      this.nest();
       this.next();
       const expr = this.parseNot();
+      this.nesting--;
       return { kind: 'not', expr, text: this.textFrom(start) };
     }
     return this.parsePrimary();
@@ -166,10 +185,12 @@ class Parser {
     const token = this.peek();
     if (!token) this.fail('expected a filter primitive', token);
     if (token.text === '(') {
+      this.nest();
       this.next();
       const inner = this.parseOr();
       if (!this.is(')')) this.fail("expected ')'", this.peek());
       this.next();
+      this.nesting--;
       return inner;
     }
     return this.parsePrimitive();
@@ -184,7 +205,7 @@ class Parser {
     if (word === 'tcp') { this.next(); return { kind: 'true', text: 'tcp' }; }
     if (word === 'ip') { this.next(); return { kind: 'family', family: 2, text: 'ip' }; }
     if (word === 'ip6') { this.next(); return { kind: 'family', family: 10, text: 'ip6' }; }
-    if (word in FLAG_BITS && word !== 'push') { this.next(); return { kind: 'flags-any', mask: FLAG_BITS[word]!, text: word }; }
+    if (Object.hasOwn(FLAG_BITS, word) && word !== 'push') { this.next(); return { kind: 'flags-any', mask: FLAG_BITS[word]!, text: word }; }
     if (['udp', 'icmp', 'icmp6', 'arp', 'rarp', 'sctp', 'ether', 'vlan', 'mpls', 'less', 'greater', 'len', 'broadcast', 'multicast', 'gateway', 'proto', 'inbound', 'outbound'].includes(word)) {
       this.fail(`'${word}' is not supported: tcpscope sees incoming TCP only and filters on addresses, ports and TCP flags`, token);
     }
@@ -333,7 +354,7 @@ class Parser {
       return n;
     }
     const m = /^tcp-(\w+)$/.exec(t);
-    const bit = m ? FLAG_BITS[m[1]!] : undefined;
+    const bit = m && Object.hasOwn(FLAG_BITS, m[1]!) ? FLAG_BITS[m[1]!] : undefined;
     if (bit === undefined) this.fail(`unknown TCP flag '${token.text}' (expected tcp-syn, tcp-ack, tcp-fin, tcp-rst, tcp-push, tcp-urg, tcp-ece, tcp-cwr)`, token);
     return bit;
   }

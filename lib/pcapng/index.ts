@@ -33,13 +33,26 @@ export interface PcapngOptions {
   bufferBytes?: number;
 }
 
+/** A pcapng file or option that cannot be written or read as given. */
+export class PcapngError extends Error {
+  override readonly name = 'PcapngError';
+}
+
+/** An option's length is a 16-bit field. */
+const MAX_OPTION_BYTES = 0xffff;
+
 function pad4(n: number): number {
   return (n + 3) & ~3;
 }
 
+const OPTION_NAMES: Readonly<Record<number, string>> = { 2: 'if_name', 3: 'if_description', 4: 'shb_userappl' };
+
 function optionBytes(options: Array<[number, Uint8Array]>): Uint8Array {
   let size = 4; // opt_endofopt
-  for (const [, v] of options) size += 4 + pad4(v.length);
+  for (const [code, v] of options) {
+    if (v.length > MAX_OPTION_BYTES) throw new PcapngError(`pcapng: option ${OPTION_NAMES[code] ?? code} is ${v.length} bytes; pcapng options hold at most ${MAX_OPTION_BYTES} bytes, shorten it`);
+    size += 4 + pad4(v.length);
+  }
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   let at = 0;
@@ -278,8 +291,10 @@ export function readPcapng(bytes: Uint8Array): { interfaces: Array<{ linkType: n
   while (at + 12 <= bytes.length) {
     const type = view.getUint32(at, true);
     const len = view.getUint32(at + 4, true);
-    if (len < 12 || at + len > bytes.length || view.getUint32(at + len - 4, true) !== len) throw new Error(`pcapng: bad block length ${len} at ${at}`);
-    if (type === SHB && view.getUint32(at + 8, true) !== BYTE_ORDER_MAGIC) throw new Error('pcapng: bad byte-order magic');
+    if (len < 12 || len % 4 !== 0 || at + len > bytes.length || view.getUint32(at + len - 4, true) !== len) throw new PcapngError(`pcapng: bad block length ${len} at ${at}`);
+    const least = type === SHB ? 28 : type === IDB ? 20 : type === EPB ? 32 : 12;
+    if (len < least) throw new PcapngError(`pcapng: block of type ${type} at ${at} is ${len} bytes, shorter than its ${least}-byte minimum`);
+    if (type === SHB && view.getUint32(at + 8, true) !== BYTE_ORDER_MAGIC) throw new PcapngError('pcapng: bad byte-order magic');
     if (type === IDB) {
       const iface: { linkType: number; snaplen: number; name?: string; tsresol?: number } = { linkType: view.getUint16(at + 8, true), snaplen: view.getUint32(at + 12, true) };
       let o = at + 16;
@@ -287,6 +302,7 @@ export function readPcapng(bytes: Uint8Array): { interfaces: Array<{ linkType: n
         const code = view.getUint16(o, true);
         const olen = view.getUint16(o + 2, true);
         if (code === 0) break;
+        if (o + 4 + olen > at + len - 4) throw new PcapngError(`pcapng: option ${code} at ${o} overruns its block`);
         const value = bytes.subarray(o + 4, o + 4 + olen);
         if (code === 2) iface.name = new TextDecoder().decode(value);
         if (code === 9) iface.tsresol = value[0]!;
@@ -295,6 +311,7 @@ export function readPcapng(bytes: Uint8Array): { interfaces: Array<{ linkType: n
       interfaces.push(iface);
     } else if (type === EPB) {
       const capLen = view.getUint32(at + 20, true);
+      if (capLen > len - 32) throw new PcapngError(`pcapng: packet at ${at} claims ${capLen} captured bytes in a ${len}-byte block`);
       packets.push({ iface: view.getUint32(at + 8, true), tsHigh: view.getUint32(at + 12, true), tsLow: view.getUint32(at + 16, true), capLen, origLen: view.getUint32(at + 24, true), data: bytes.slice(at + 28, at + 28 + capLen) });
     }
     at += len;

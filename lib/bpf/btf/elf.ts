@@ -52,6 +52,7 @@ function u64(dv: DataView, off: number): number {
 }
 
 function cstring(buf: Uint8Array, start: number, end: number): string {
+  if (start > end || end > buf.length) throw new ElfError(`string at ${start} is outside its string table (ends at ${end})`);
   let e = start;
   while (e < end && buf[e] !== 0) e++;
   return Buffer.from(buf.buffer, buf.byteOffset + start, e - start).toString('utf8');

@@ -16,6 +16,7 @@ import {
   type BtfType,
   type BtfTypeOfKind,
 } from './types';
+import { BtfChecker } from './validate';
 
 /**
  * A type given by id, by name (optionally `struct x` / `union x` / `enum x`), or as a type object.
@@ -80,6 +81,8 @@ const FIND_RANK: Readonly<Record<BtfKind, number>> = {
   void: 6,
 };
 
+const TYPE_NAME_DEPTH = 32;
+
 const VOID: BtfType = Object.freeze({ id: 0, kind: 'void', name: '' });
 
 // Name lookups served by scanning before the name index is built.
@@ -122,6 +125,7 @@ export class Btf {
   private nameIndex: Map<string, number | number[]> | undefined;
   private ptrSize = 0;
   private lookups = 0;
+  private checker: BtfChecker | undefined;
 
   private constructor(raw: Uint8Array, base: Btf | undefined) {
     this.raw = raw;
@@ -249,7 +253,14 @@ export class Btf {
    * Btf.fromFile('build/tcpscope.bpf.o').find('conn_event');
    */
   static fromFile(path: string, base?: Btf): Btf {
-    const buf = fs.readFileSync(path);
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      throw new BtfError(`cannot read BTF from ${path}: ${why}; give a BPF object (.bpf.o) or a raw BTF file`, { cause: e });
+    }
     if (isElf(buf)) {
       if (base) throw new BtfError('split BTF from an ELF file is not supported');
       return Btf.fromElf(buf);
@@ -368,8 +379,14 @@ export class Btf {
    * btf.lookup('struct sock').id;
    */
   lookup(ref: BtfTypeRef): BtfType {
-    if (typeof ref === 'number') return this.type(ref);
-    if (typeof ref !== 'string') return ref;
+    if (typeof ref === 'number') {
+      this.checkType(ref);
+      return this.type(ref);
+    }
+    if (typeof ref !== 'string') {
+      this.checkType(ref.id);
+      return ref;
+    }
     const m = /^\s*(struct|union|enum)\s+(\S+)\s*$/.exec(ref);
     let t: BtfType | undefined;
     if (m) {
@@ -379,7 +396,35 @@ export class Btf {
       t = this.find(ref.trim());
     }
     if (!t) throw new BtfError(`BTF type ${JSON.stringify(ref)} not found`);
+    this.checkType(t.id);
     return t;
+  }
+
+  /**
+   * Checks the whole blob: ids in range, sizes consistent, no type containing itself,
+   * bounded nesting. Throws a BtfError naming the first bad type. Lookups check the
+   * types they reach on their own; this is for BTF about to be handed to libbpf.
+   *
+   * @example
+   * Btf.parse(untrusted).validate();
+   */
+  validate(): this {
+    this.checkerFor().checkAll();
+    return this;
+  }
+
+  /** @internal Checks one type and what it contains (see {@link Btf.validate}). */
+  checkType(id: number): void {
+    this.checkerFor().check(id);
+  }
+
+  /** @internal Size of a checked type, -1 when it has none. */
+  checkedSize(id: number): number {
+    return this.checkerFor().size(id);
+  }
+
+  private checkerFor(): BtfChecker {
+    return (this.checker ??= new BtfChecker(this));
   }
 
   /**
@@ -421,8 +466,9 @@ export class Btf {
       case 'enum':
       case 'enum64':
       case 'float':
-      case 'datasec':
         return t.size;
+      case 'datasec':
+        return this.checkedSize(t.id);
       case 'ptr':
         return this.pointerSize();
       case 'array':
@@ -492,7 +538,14 @@ export class Btf {
    * btf.typeName(btf.find('ev', 'struct')!.members[5]!.type); // '__u8[16]'
    */
   typeName(ref: BtfTypeRef): string {
+    return this.typeNameAt(ref, 0);
+  }
+
+  // Pointers and prototypes may form cycles through each other; names stop at a depth.
+  private typeNameAt(ref: BtfTypeRef, depth: number): string {
     const t = this.lookup(ref);
+    if (depth > TYPE_NAME_DEPTH) return '...';
+    const typeName = (id: number): string => this.typeNameAt(id, depth + 1);
     switch (t.kind) {
       case 'void':
         return 'void';
@@ -505,7 +558,7 @@ export class Btf {
       case 'fwd':
         return `${t.fwdKind} ${t.name}`;
       case 'ptr':
-        return `${this.typeName(t.type)} *`;
+        return `${typeName(t.type)} *`;
       case 'array': {
         let dims = '';
         let e: BtfType = t;
@@ -513,16 +566,16 @@ export class Btf {
           dims += `[${e.nelems}]`;
           e = this.type(e.type);
         }
-        return `${this.typeName(e.id)}${dims}`;
+        return `${typeName(e.id)}${dims}`;
       }
       case 'const':
       case 'volatile':
       case 'restrict':
-        return `${t.kind} ${this.typeName(t.type)}`;
+        return `${t.kind} ${typeName(t.type)}`;
       case 'type_tag':
-        return this.typeName(t.type);
+        return typeName(t.type);
       case 'func_proto':
-        return `${this.typeName(t.returnType)} (${t.params.map((p) => (p.type === 0 ? '...' : this.typeName(p.type))).join(', ')})`;
+        return `${typeName(t.returnType)} (${t.params.map((p) => (p.type === 0 ? '...' : typeName(p.type))).join(', ')})`;
       default:
         return t.name;
     }
@@ -556,6 +609,11 @@ export class Btf {
     // libbpf's linker also orders a section's variables by offset.
     vars.sort((x, y) => x.offset - y.offset);
     return { name: sec.name, id: sec.id, size: sec.size, vars };
+  }
+
+  /** @internal Bytes of a pointer in this BTF. */
+  pointerWidth(): number {
+    return this.pointerSize();
   }
 
   private pointerSize(): number {

@@ -67,6 +67,12 @@ export type ScalarShape = Extract<Shape, { k: 'int' | 'bigint' | 'bool' | 'enum'
 const SIGNED_BYTE_TYPEDEFS = new Set(['s8', '__s8', 'int8_t', '__int8_t']);
 
 const MAX_DEPTH = 64;
+/**
+ * Most leaf values one shape may expand to once shared records and small arrays are
+ * written out (what a generated codec reads); bounds code size for types that nest a
+ * wide struct in a wide struct in a wide struct.
+ */
+export const MAX_SHAPE_NODES = 1 << 16;
 
 /**
  * Compute the shape of a type. Throws a BtfError naming the member path for
@@ -92,12 +98,25 @@ export class ShapePlanner {
 
   shapeOf(ref: BtfTypeRef): Shape {
     const t = this.btf.lookup(ref);
-    return this.plan(t.id, t.name || this.btf.typeName(t.id), 0);
+    const path = t.name || this.btf.typeName(t.id);
+    const shape = this.plan(t.id, path, 0);
+    if (expandedNodes(shape, this.expanded) > MAX_SHAPE_NODES) {
+      throw new BtfError(`${path}: ${this.btf.typeName(t.id)} expands to more than ${MAX_SHAPE_NODES} values; decode a smaller member type instead`);
+    }
+    return shape;
+  }
+
+  private readonly expanded = new WeakMap<Shape, number>();
+  private budget = MAX_SHAPE_NODES * 4;
+
+  private spend(path: string): void {
+    if (--this.budget < 0) throw new BtfError(`${path}: the type has too many members to decode`);
   }
 
   plan(id: number, path: string, depth: number): Shape {
     const btf = this.btf;
     if (depth > MAX_DEPTH) throw new BtfError(`${path}: type nesting too deep`);
+    this.spend(path);
     const ctype = valueTypeName(btf, id);
     const t = btf.resolve(id);
     switch (t.kind) {
@@ -160,7 +179,7 @@ export class ShapePlanner {
     let size: number;
     let union = false;
     if (t.kind === 'datasec') {
-      size = t.size;
+      size = this.btf.checkedSize(t.id);
       for (const si of t.vars) {
         const v = this.btf.type(si.type);
         if (v.kind !== 'var') continue;
@@ -182,6 +201,7 @@ export class ShapePlanner {
     const t = this.btf.resolve(id);
     if (t.kind !== 'struct' && t.kind !== 'union') return;
     for (const m of t.members) {
+      this.spend(path);
       const bitPos = baseBits + m.bitOffset;
       const mt = this.btf.resolve(m.type);
       if (m.name === '') {
@@ -214,6 +234,25 @@ export class ShapePlanner {
       }
     }
   }
+}
+
+// Arrays of more than this many leaves are read in a loop, so count as one element.
+const LOOP_WEIGHT = 64;
+
+/** Leaf values a generated codec writes out for `s` (shared shapes counted once each). */
+function expandedNodes(s: Shape, memo: WeakMap<Shape, number>): number {
+  const known = memo.get(s);
+  if (known !== undefined) return known;
+  let n = 1;
+  if (s.k === 'record') {
+    for (const f of s.fields) n += expandedNodes(f.shape, memo);
+  } else if (s.k === 'array') {
+    const elem = expandedNodes(s.elem, memo);
+    n += s.len * elem <= LOOP_WEIGHT ? s.len * elem : elem;
+  }
+  n = Math.min(n, Number.MAX_SAFE_INTEGER);
+  memo.set(s, n);
+  return n;
 }
 
 // Qualifiers say nothing about the value, so leave them out of messages:
