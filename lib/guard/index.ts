@@ -19,6 +19,10 @@ import { interfaceName } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
 import { AF_INET, AF_INET6, Cidr, formatAddress, parseCidr } from '../net/addr';
 import { ExpiryQueue } from './expiry';
+import { GuardSafetyError, ProtectedAddress, denyProblem, protectedAddresses } from './safety';
+
+export { GuardSafetyError } from './safety';
+export type { ProtectedAddress } from './safety';
 
 /** What happens to packets from a listed source. */
 export type GuardAction = 'drop' | { ratePerSec: number; burst?: number };
@@ -39,6 +43,12 @@ export interface DenyOptions {
   ttlMs?: number;
   /** Default 'drop'. A rate lets `ratePerSec` packets/s through (bursts of `burst`, default = ratePerSec) and drops the rest. */
   action?: GuardAction;
+  /**
+   * Deny even a range that covers every address (0.0.0.0/0, ::/0), the peer of an
+   * established connection to a local listener (the SSH session's client among them) or a
+   * default gateway. Without it such a deny throws GuardSafetyError. Default false.
+   */
+  force?: boolean;
 }
 
 export interface GuardEntry {
@@ -60,7 +70,12 @@ export interface GuardEntry {
 export interface PortProtectionOptions {
   /** SYNs per second (all sources together) passed to the kernel before the rest are answered or dropped. Default 1000. */
   ratePerSec?: number;
-  /** Bucket size; default = ratePerSec. */
+  /**
+   * Bucket size. Default: the rate, and with cookies at least net.core.somaxconn + 1, so the
+   * first SYNs of a flood overflow the listener's queue (any backlog is capped at somaxconn)
+   * before cookies are answered: the kernel accepts cookies only on a listener that has
+   * overflowed in the last two minutes.
+   */
   burst?: number;
   /** Answer over-budget SYNs with SYN cookies (default), or drop them (false). Without kernel support, they are dropped: see PortEntry.fallback. */
   synCookies?: boolean;
@@ -184,6 +199,15 @@ function syncookieSysctlProblem(): string | undefined {
   return undefined;
 }
 
+function somaxconn(): number {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    return Number.isInteger(n) && n > 0 ? Math.min(n, MAX_BURST - 1) : 4096;
+  } catch {
+    return 4096;
+  }
+}
+
 function portId(port: number): string {
   return `port:${port}`;
 }
@@ -273,6 +297,7 @@ export class Guard extends EventEmitter {
   private count = 0;
   private expiredCount = 0;
   private closed = false;
+  private safety: { at: number; list: ProtectedAddress[] } | undefined;
 
   private constructor(object: BpfObject, program: Program, links: Link[], interfaces: InterfaceRef[], config: RawConfig) {
     super();
@@ -396,19 +421,39 @@ export class Guard extends EventEmitter {
     return expiresAt;
   }
 
+  /** Addresses a deny must not cover without force, read again when a second old. */
+  protectedAddresses(): ProtectedAddress[] {
+    const now = Date.now();
+    if (!this.safety || now - this.safety.at > 1000) this.safety = { at: now, list: protectedAddresses() };
+    return this.safety.list;
+  }
+
+  private checkSafe(c: Cidr, options: DenyOptions): void {
+    if (options.force) return;
+    const problem = denyProblem(c, this.protectedAddresses());
+    if (problem) throw new GuardSafetyError(keyOf(c), problem);
+  }
+
   /**
    * Lists a source prefix: its TCP packets are dropped, or rate-limited with
    * `action: { ratePerSec, burst }`. Denying a listed prefix again replaces its action and
    * keeps its counters; the later expiry wins (an entry without TTL never expires).
+   * Refuses (GuardSafetyError) a prefix covering every address, an established peer or a
+   * default gateway, unless `force`.
    */
   deny(cidr: string | Cidr, options: DenyOptions = {}): GuardEntry {
     this.requireOpen('deny');
-    return this.put(toCidr(cidr), ruleFor(options.action ?? 'drop'), options.ttlMs);
+    const c = toCidr(cidr);
+    const rule = ruleFor(options.action ?? 'drop');
+    this.checkSafe(c, options);
+    return this.put(c, rule, options.ttlMs);
   }
 
   /**
    * Lists many prefixes with one action and TTL: the bulk path (no lookup per entry, no
-   * entry objects returned). Prefixes listed already are updated as deny() would.
+   * entry objects returned). Prefixes listed already are updated as deny() would. The
+   * safety rules of deny() apply to each; the first refused prefix throws, with the
+   * prefixes before it listed.
    */
   denyMany(cidrs: Iterable<string | Cidr>, options: DenyOptions = {}): { added: number; updated: number } {
     this.requireOpen('denyMany');
@@ -428,8 +473,16 @@ export class Guard extends EventEmitter {
     const keys = { [AF_INET]: new Uint8Array(this.v4.keySize), [AF_INET6]: new Uint8Array(this.v6.keySize) };
     const expiresAt = ttlMs === undefined ? undefined : Date.now() + ttlMs;
     let added = 0, updated = 0;
+    const guarded = options.force ? [] : this.protectedAddresses();
     for (const item of cidrs) {
       const c = toCidr(item);
+      if (!options.force) {
+        const problem = denyProblem(c, guarded);
+        if (problem) {
+          if (expiresAt !== undefined) this.armTimer();
+          throw new GuardSafetyError(keyOf(c), problem);
+        }
+      }
       const key = keys[c.family];
       new DataView(key.buffer).setUint32(0, c.prefixLen, true);
       key.set(c.addr.subarray(0, c.family === AF_INET6 ? 16 : 4), 4);
@@ -534,7 +587,8 @@ export class Guard extends EventEmitter {
       fallback = this.synCookiesUnavailable ?? syncookieSysctlProblem();
       if (fallback === undefined) action = ACTION.cookie;
     }
-    const rule = bucket(action, options.ratePerSec ?? DEFAULT_PORT_RATE, options.burst);
+    const rate = options.ratePerSec ?? DEFAULT_PORT_RATE;
+    const rule = bucket(action, rate, options.burst ?? (action === ACTION.cookie ? Math.max(rate, somaxconn() + 1) : undefined));
     const old = this.portMap.get(key);
     const sameBucket = old !== undefined && old.action === rule.action && old.rate === rule.rate && old.capacity === rule.capacity;
     const value: RawRule = {

@@ -1,7 +1,7 @@
 // tcpscope guard: drop or rate-limit incoming TCP from listed sources, and protect ports
 // against SYN floods with SYN cookies (XDP), printing counters periodically and a summary
 // when stopped.
-import { Guard, GuardAction, GuardEntry, GuardStats, PortEntry } from '../../guard';
+import { Guard, GuardAction, GuardEntry, GuardSafetyError, GuardStats, PortEntry } from '../../guard';
 import { parsePort } from '../../net/addr';
 import type { XdpMode } from '../../bpf/program';
 import type { Command } from '../command';
@@ -44,7 +44,7 @@ function entryText(e: GuardEntry): string {
 export const guardCommand: Command = {
   name: 'guard',
   summary: 'drop or rate-limit incoming TCP from listed sources (XDP, opt-in enforcement)',
-  usage: '-i IFACE (--deny CIDR[,CIDR] [--allow CIDR] [--rate N/s [--burst M]] [--ttl 60s] [--syn-only] | --protect-port PORT[,PORT|all] [--port-rate N/s] [--no-syn-cookies]) [--mode auto|native|skb] [--interval 1s] [--duration 10s] [--json]',
+  usage: '-i IFACE (--deny CIDR[,CIDR] [--allow CIDR] [--rate N/s [--burst M]] [--ttl 60s] [--syn-only] [--force] | --protect-port PORT[,PORT|all] [--port-rate N/s] [--no-syn-cookies]) [--mode auto|native|skb] [--interval 1s] [--duration 10s] [--json]',
   options: {
     interface: { type: 'string', short: 'i', multiple: true },
     deny: { type: 'string', multiple: true },
@@ -53,6 +53,7 @@ export const guardCommand: Command = {
     burst: { type: 'string' },
     ttl: { type: 'string' },
     'syn-only': { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
     'protect-port': { type: 'string', multiple: true },
     'port-rate': { type: 'string' },
     'no-syn-cookies': { type: 'boolean', default: false },
@@ -94,7 +95,13 @@ export const guardCommand: Command = {
 
     const guard = Guard.start({ interfaces, mode: mode as XdpMode, synOnly: Boolean(ctx.values['syn-only']) });
     try {
-      for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action } : { action, ttlMs });
+      const force = Boolean(ctx.values['force']);
+      try {
+        for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action, force } : { action, ttlMs, force });
+      } catch (e) {
+        if (e instanceof GuardSafetyError) throw new UsageError(e.message);
+        throw e;
+      }
       for (const cidr of allow) guard.allow(cidr);
       for (const port of ports) {
         const p = guard.protectPort(port, { ...(portRate !== undefined ? { ratePerSec: portRate } : {}), synCookies: !ctx.values['no-syn-cookies'] });
