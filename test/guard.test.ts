@@ -13,6 +13,7 @@ import { main } from '../lib/cli/main';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
+import { prepareFloodNet, startSynFlood, FloodNet } from '../lib/net/floodnet';
 
 const enabled = bpfAvailable('guard');
 const XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3;
@@ -509,4 +510,61 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
     expect((summary['entries'] as Array<{ cidr: string; droppedPackets: number }>).find((e) => e.cidr === `${second4}/32`)?.droppedPackets).toBe(summary['dropped']);
     expect(lines.some((l) => l['type'] === 'interval')).toBe(true);
   });
+});
+
+describe.skipIf(!enabled)('guard under a random-source SYN flood (hping3 over a veth)', () => {
+  let tn: TestNet;
+  let fnet: FloodNet;
+  let client: string;
+  let port: number;
+  let server: net.Server;
+
+  beforeAll(async () => {
+    tn = createTestNet();
+    fnet = prepareFloodNet(tn);
+    client = tn.nsV4.replace(/\.2$/, '.3');
+    execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
+    port = 30000 + Math.floor(Math.random() * 20000);
+    server = net.createServer((s) => { s.on('error', () => {}); s.destroy(); });
+    server.listen({ port, host: tn.hostV4, backlog: 64 });
+    await once(server, 'listening');
+    expect(await connectFrom(tn, tn.hostV4, port, client)).toEqual({ ok: 1, fail: 0 });
+  });
+  afterAll(() => {
+    server?.close();
+    fnet?.destroy();
+    tn?.destroy();
+  });
+
+  it('answers the flood with SYN cookies at XDP; a legitimate client connects during it; nothing stays attached', async () => {
+    const guard = Guard.start({ interfaces: [tn.hostIf] });
+    const flood = startSynFlood(tn, tn.hostV4, port, 30);
+    try {
+      const entry = guard.protectPort(port, { ratePerSec: 100 });
+      const answered = guard.synCookies ? 'cookies' : 'portDropped';
+      // The flood is under way once the budget is spent and SYNs are answered (or dropped).
+      await eventually(() => guard.stats()[answered] > 2000n, 15000, `the flood's SYNs to be ${guard.synCookies ? 'answered' : 'dropped'}`);
+      if (guard.synCookies) {
+        expect(entry.mode).toBe('cookie');
+        // Ten connections, 100 ms apart, each given 3 s (a lost SYN costs 1 s).
+        const attempts = await attemptsFrom(tn, tn.hostV4, port, client, 10, 3000, 100);
+        expect(flood.child.exitCode).toBeNull(); // still flooding
+        expect(attempts.filter((a) => a.ok)).toHaveLength(10);
+        const s = guard.stats();
+        // The budget let 100/s (plus its burst) reach the kernel; everything else was answered here.
+        expect(s.cookies).toBeGreaterThan(10n * s.portPassed / 10n);
+        expect(s.portDropped).toBe(0n);
+      } else {
+        // Before 6.0: the over-budget SYNs are dropped, the fallback says why.
+        expect(guard.protectedPorts()[0]!.fallback).toMatch(/6\.0|rejected/);
+      }
+    } finally {
+      flood.stop();
+      await flood.done;
+      guard.close();
+    }
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+    // Unprotected again: the kernel answers.
+    expect(await connectFrom(tn, tn.hostV4, port, client, 1, 3000)).toEqual({ ok: 1, fail: 0 });
+  }, 90_000);
 });
