@@ -492,6 +492,44 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
     expect(guard.stats().expired).toBe(1);
   });
 
+  it('tcpscope guard refuses a deny that cuts the host off, in one line, before attaching; --force overrides', async () => {
+    const run = async (args: string[]): Promise<{ code: number; err: string }> => {
+      const err: string[] = [];
+      const io = { out: { write: () => true }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
+      return { code: await main(['guard', '-i', tn.hostIf, ...args], io), err: err.join('') };
+    };
+    const everything = await run(['--deny', '10.9.0.0/16,0.0.0.0/0']);
+    expect(everything.code).toBe(2);
+    expect(everything.err).toBe('tcpscope guard: refusing to deny 0.0.0.0/0: it covers every IPv4 address (pass --force, or force: true, to deny it anyway)\n');
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+    expect((await run(['--deny', '::/0'])).err).toMatch(/^tcpscope guard: refusing to deny ::\/0: it covers every IPv6 address .*\n$/);
+    const bad = await run(['--deny', '10.0.0.0/40']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^tcpscope guard: bad --deny '10\.0\.0\.0\/40': bad prefix length.*\n$/);
+    expect(bad.err.split('\n')).toHaveLength(2);
+    expect((await run(['--protect-port', '0'])).err).toMatch(/bad --protect-port '0'/);
+    expect((await run(['--port-rate', '5/s', '--deny', '10.9.0.1'])).err).toMatch(/--port-rate needs --protect-port/);
+    // The established peer: a connection to a local listener held open while denying its /24.
+    const kept: net.Socket[] = [];
+    const keeper = net.createServer((s) => { s.on('error', () => {}); kept.push(s); });
+    keeper.listen(0, tn.hostV4);
+    await once(keeper, 'listening');
+    const keptPort = (keeper.address() as net.AddressInfo).port;
+    const peer = net.connect({ host: tn.hostV4, port: keptPort });
+    await once(peer, 'connect');
+    try {
+      const refused = await run(['--deny', `${tn.hostV4.replace(/\.1$/, '.0')}/24`]);
+      expect(refused.code).toBe(2);
+      expect(refused.err).toMatch(new RegExp(`peer of an established connection to local port ${keptPort}`));
+    } finally {
+      peer.destroy();
+      for (const k of kept) k.destroy();
+      keeper.close();
+    }
+    expect((await run(['--deny', '0.0.0.0/0', '--force', '--duration', '200ms'])).code).toBe(0);
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+  });
+
   it('tcpscope guard --json prints counters and a summary, then detaches', async () => {
     const out: string[] = [], err: string[] = [];
     const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };

@@ -2,7 +2,8 @@
 // against SYN floods with SYN cookies (XDP), printing counters periodically and a summary
 // when stopped.
 import { Guard, GuardAction, GuardEntry, GuardSafetyError, GuardStats, PortEntry } from '../../guard';
-import { parsePort } from '../../net/addr';
+import { parseCidr, parsePort } from '../../net/addr';
+import { denyProblem, protectedAddresses } from '../../guard/safety';
 import type { XdpMode } from '../../bpf/program';
 import type { Command } from '../command';
 import { UsageError, parseDuration, toJson } from '../command';
@@ -93,9 +94,18 @@ export const guardCommand: Command = {
     if (!(intervalMs > 0)) throw new UsageError('--interval must be positive');
     const json = Boolean(ctx.values['json']);
 
+    const force = Boolean(ctx.values['force']);
+    if (!force) {
+      // Refused before anything is attached.
+      const guarded = protectedAddresses();
+      for (const cidr of deny) {
+        let problem: string | undefined;
+        try { problem = denyProblem(parseCidr(cidr), guarded); } catch (e) { throw new UsageError(`bad --deny '${cidr}': ${(e as Error).message}`); }
+        if (problem) throw new UsageError(new GuardSafetyError(cidr, problem).message);
+      }
+    }
     const guard = Guard.start({ interfaces, mode: mode as XdpMode, synOnly: Boolean(ctx.values['syn-only']) });
     try {
-      const force = Boolean(ctx.values['force']);
       try {
         for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action, force } : { action, ttlMs, force });
       } catch (e) {
