@@ -9,6 +9,7 @@
 //   auto     `tcpscope serve` with the guard on: the syn_flood alert protects the port
 //            (SYN cookies at XDP past a SYN budget); the time from the flood's start to the
 //            protection is reported
+//   lean     as auto, with serve's metric probes off (detectors and guard only)
 //   static   the port protected before the flood (`tcpscope guard --protect-port`)
 // Per mode: requests completed and failed, their latency (median, p90), the SYNs/s the
 // veth received, and for auto the protection delay. The last line is JSON.
@@ -35,7 +36,7 @@ for (let i = 2; i < process.argv.length; i++) {
   opts[m[1]] = m[1] === 'modes' ? v : Number(v);
 }
 const MODES = opts.modes.split(',');
-for (const m of MODES) if (!['none', 'watch', 'auto', 'static'].includes(m)) { console.error(`unknown mode ${m}: none, watch, auto, static`); process.exit(2); }
+for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static'].includes(m)) { console.error(`unknown mode ${m}: none, watch, auto, lean, static`); process.exit(2); }
 
 const debug = (m) => { if (process.env.DEBUG_FLOOD) console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -83,16 +84,16 @@ async function main() {
       for (const mode of MODES) {
         let agent;
         let log = '';
-        if (mode === 'watch' || mode === 'auto') {
-          const config = { interfaces: [tn.hostIf], guard: { enabled: mode === 'auto' }, exporters: { prometheus: { port: 0, host: '127.0.0.1' } } };
+        if (mode === 'watch' || mode === 'auto' || mode === 'lean') {
+          const probes = mode === 'lean' ? { packets: false, connections: false, retransmits: false, resets: false, drops: false, rtt: false } : {};
+          const config = { interfaces: [tn.hostIf], probes, guard: { enabled: mode !== 'watch' }, exporters: { prometheus: { port: 0, host: '127.0.0.1' } } };
           const file = path.join(dir, `${mode}.json`);
           fs.writeFileSync(file, JSON.stringify(config));
           agent = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-          agent.stderr.on('data', (d) => { log += `${Date.now()} ${d}`; });
+          agent.stderr.on('data', (d) => { const now = Date.now(); log += String(d).split('\n').filter(Boolean).map((l) => `${now} ${l}\n`).join(''); });
           await waitFor(agent, /metrics at/, 30000, 'serve');
         } else if (mode === 'static') {
           agent = spawn(process.execPath, [CLI, 'guard', '-i', tn.hostIf, '--protect-port', String(port), '--interval', '60s'], { stdio: ['ignore', 'ignore', 'pipe'] });
-          agent.stderr.on('data', (d) => { log += `${Date.now()} ${d}`; });
           await waitFor(agent, /guarding/, 30000, 'guard');
         }
         if (agent) children.push(agent);
@@ -117,6 +118,7 @@ async function main() {
         if (agent) {
           const m = /^(\d+) .*guard: protecting port/m.exec(log);
           if (m) protectedAfterMs = Number(m[1]) - t0;
+          debug(`flood started ${t0}\n${log.split('\n').filter((l) => /guard|syn_flood|alert/.test(l)).slice(0, 8).join('\n')}`);
           const exited = once(agent, 'exit');
           agent.kill('SIGINT');
           await exited;
