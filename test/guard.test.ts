@@ -5,16 +5,65 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
-import { Guard } from '../lib/guard';
+import { Guard, GuardSafetyError } from '../lib/guard';
 import { ExpiryQueue } from '../lib/guard/expiry';
+import { defaultGateways, denyProblem, establishedPeers, sshClient } from '../lib/guard/safety';
+import { parseCidr } from '../lib/net/addr';
 import { attachedPrograms, tcpFrame } from '../lib/bpf';
 import { main } from '../lib/cli/main';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
+import { prepareFloodNet, startSynFlood, FloodNet } from '../lib/net/floodnet';
 
 const enabled = bpfAvailable('guard');
-const XDP_DROP = 1, XDP_PASS = 2;
+const XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3;
+/** The variant this kernel loads: cookies from 6.0, BPF_FETCH atomics from 5.12. */
+const EXPECTED_PROGRAM = kernelAtLeast(6, 0) ? 'guard_xdp' : kernelAtLeast(5, 12) ? 'guard_xdp_nocookie' : 'guard_xdp_xadd';
+
+/** Ones' complement sum of 16-bit big-endian words (0xffff over a correct checksummed range). */
+function onesSum(...parts: Uint8Array[]): number {
+  let sum = 0;
+  for (const p of parts) for (let i = 0; i < p.length; i += 2) sum += (p[i]! << 8) | (p[i + 1] ?? 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+describe('guard safety rules', () => {
+  it('refuses every address, the SSH client, established peers, default gateways', () => {
+    const ssh = sshClient({ SSH_CONNECTION: '203.0.113.9 52100 192.0.2.1 22' })!;
+    expect(ssh.address).toBe('203.0.113.9');
+    const list = [ssh];
+    expect(denyProblem(parseCidr('0.0.0.0/0'), list)).toMatch(/covers every IPv4 address/);
+    expect(denyProblem(parseCidr('::/0'), list)).toMatch(/covers every IPv6 address/);
+    expect(denyProblem(parseCidr('203.0.113.0/24'), list)).toMatch(/203\.0\.113\.9, the client of this SSH session/);
+    expect(denyProblem(parseCidr('203.0.113.9'), list)).toMatch(/SSH session/);
+    expect(denyProblem(parseCidr('203.0.113.10'), list)).toBeUndefined();
+    expect(sshClient({ SSH_CONNECTION: 'garbage' })).toBeUndefined();
+    expect(sshClient({})).toBeUndefined();
+    // The machine's own tables: whatever gateway it has is refused.
+    for (const gw of defaultGateways()) expect(denyProblem(parseCidr(gw.address), defaultGateways())).toMatch(/default gateway/);
+  });
+
+  it('finds the peer of an established connection to a local listener, not of an outgoing one', async () => {
+    const server = net.createServer((s) => s.on('error', () => {}));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    const client = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.9' });
+    await once(client, 'connect');
+    try {
+      const peers = establishedPeers();
+      const mine = peers.find((p) => p.address === '127.0.0.9');
+      expect(mine?.reason).toMatch(new RegExp(`established connection to local port ${port}`));
+      // The client side of that connection (local port not listening) is not a peer to protect.
+      expect(peers.some((p) => p.reason.includes(`local port ${client.localPort}`))).toBe(false);
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+});
 
 describe('ExpiryQueue', () => {
   it('pops what is due in order, honours extensions and deletions', () => {
@@ -49,8 +98,9 @@ describe.skipIf(!enabled)('guard XDP program (test runs)', () => {
   it('drops listed IPv4/IPv6 prefixes, passes the rest, non-TCP and non-IP', () => {
     using guard = Guard.start({ interfaces: [] });
     const prog = guard.program;
-    // Kernels without BPF_FETCH atomics (before 5.12) get the variant with atomic adds only.
-    expect(prog.name).toBe(kernelAtLeast(5, 12) ? 'guard_xdp' : 'guard_xdp_xadd');
+    // Kernels without the cookie helpers (before 6.0) or BPF_FETCH atomics (before 5.12) get the variants without them.
+    expect(prog.name).toBe(EXPECTED_PROGRAM);
+    expect(guard.synCookies).toBe(EXPECTED_PROGRAM === 'guard_xdp');
     guard.deny('198.51.100.0/24');
     guard.deny('2001:db8:bad::/48');
     guard.allow('198.51.100.7');
@@ -163,6 +213,114 @@ describe.skipIf(!enabled)('guard XDP program (test runs)', () => {
     expect(guard.denyMany(['192.0.2.0/28', '192.0.2.16/28'], { ttlMs: 100 })).toEqual({ added: 2, updated: 0 });
     await eventually(() => guard.size === 1002, 2000, 'bulk entries to expire');
     expect(() => guard.denyMany(['10.0.0.1', '300.1.1.1'])).toThrow(/bad IPv4|address/);
+  });
+
+  it('a protected port passes its budget, then answers SYNs with a SYN cookie (or drops them before 6.0)', () => {
+    using guard = Guard.start({ interfaces: [] });
+    const prog = guard.program;
+    expect(guard.protectPort(8443, { ratePerSec: 1, burst: 1 })).toMatchObject({ port: 8443, mode: guard.synCookies ? 'cookie' : 'drop', ratePerSec: 1, burst: 1 });
+    if (!guard.synCookies) expect(guard.protectedPorts()[0]!.fallback).toMatch(/6\.0|rejected/);
+    for (const [src, dst] of [['198.51.100.1', '192.0.2.254'], ['2001:db8::1', '2001:db8::ff']] as const) {
+      const v6 = src.includes(':');
+      const frame = tcpFrame({ src, dst, sport: 40000, dport: 8443, seq: 0xfffffff0, flags: { syn: true }, options: { mss: 1400, sackPermitted: true, timestamps: [1, 0], wscale: 7 } });
+      const first = prog.testRun({ data: frame, dataOutSize: 256 });
+      expect(first.retval).toBe(v6 ? (guard.synCookies ? XDP_TX : XDP_DROP) : XDP_PASS); // the budget's burst: one SYN
+      const r = prog.testRun({ data: frame, dataOutSize: 256 });
+      if (!guard.synCookies) { expect(r.retval).toBe(XDP_DROP); continue; }
+      expect(r.retval).toBe(XDP_TX);
+      const out = r.data!;
+      const ipLen = v6 ? 40 : 20;
+      expect(out.length).toBe(14 + ipLen + 24);
+      // Ethernet addresses swapped.
+      expect([...out.subarray(0, 6)]).toEqual([...frame.subarray(6, 12)]);
+      const ip = out.subarray(14, 14 + ipLen);
+      const tcp = out.subarray(14 + ipLen);
+      const t = new DataView(tcp.buffer, tcp.byteOffset, tcp.byteLength);
+      // Addresses and ports swapped; SYN-ACK; ack = the SYN's seq + 1 (wrapping); our MSS only.
+      expect([...ip.subarray(v6 ? 8 : 12, v6 ? 24 : 16)]).toEqual([...frame.subarray(14 + (v6 ? 24 : 16), 14 + (v6 ? 40 : 20))]);
+      expect(t.getUint16(0)).toBe(8443);
+      expect(t.getUint16(2)).toBe(40000);
+      expect(t.getUint32(8)).toBe(0xfffffff1);
+      expect(tcp[12]).toBe(6 << 4);
+      expect(tcp[13]).toBe(0x12);
+      expect([tcp[20], tcp[21]]).toEqual([2, 4]);
+      expect(t.getUint16(22)).toBe(v6 ? 1440 : 1460); // no interface: MTU 1500
+      // Checksums: IPv4 header, TCP with its pseudo-header.
+      const pseudo = new Uint8Array(v6 ? 40 : 12);
+      pseudo.set(ip.subarray(v6 ? 8 : 12, v6 ? 40 : 20), 0);
+      if (v6) { pseudo[35] = 24; pseudo[39] = 6; } else { pseudo[9] = 6; pseudo[11] = 24; }
+      if (!v6) expect(onesSum(ip)).toBe(0xffff);
+      expect(onesSum(pseudo, tcp)).toBe(0xffff);
+      // The cookie depends on the connection: another source port, another cookie.
+      const other = prog.testRun({ data: tcpFrame({ src, dst, sport: 40001, dport: 8443, seq: 0xfffffff0, flags: { syn: true }, options: { mss: 1400 } }), dataOutSize: 256 });
+      expect(new DataView(other.data!.buffer).getUint32(14 + ipLen + 4)).not.toBe(t.getUint32(4));
+      // A SYN without options gets a SYN-ACK without options (no room for ours).
+      const bare = prog.testRun({ data: tcpFrame({ src, dst, sport: 40002, dport: 8443, flags: { syn: true } }), dataOutSize: 256 });
+      expect(bare.retval).toBe(XDP_TX);
+      expect(bare.data!.length).toBe(14 + ipLen + 20);
+    }
+    // Established traffic and other ports pass; an unprotected port is left alone.
+    const ack = tcpFrame({ src: '198.51.100.1', dst: '192.0.2.254', sport: 40000, dport: 8443, flags: { ack: true } });
+    expect(prog.testRun({ data: ack }).retval).toBe(XDP_PASS);
+    expect(prog.testRun({ data: tcpFrame({ src: '198.51.100.1', dst: '192.0.2.254', sport: 40000, dport: 8444, flags: { syn: true } }) }).retval).toBe(XDP_PASS);
+    // A listed source is decided by its entry, not the port: allow passes, drop drops.
+    guard.allow('198.51.100.50');
+    expect(prog.testRun({ data: tcpFrame({ src: '198.51.100.50', dst: '192.0.2.254', sport: 1, dport: 8443, flags: { syn: true } }) }).retval).toBe(XDP_PASS);
+    const s = guard.stats();
+    expect(s.ports).toBe(1);
+    expect(s.portPassed).toBe(1n);
+    const entry = guard.protectedPorts()[0]!;
+    expect(entry.passedPackets).toBe(1n);
+    expect(guard.synCookies ? entry.cookies : entry.droppedPackets).toBe(guard.synCookies ? 7n : 3n);
+    expect(s.packets).toBe(s.passed + s.dropped + s.cookies);
+    // 'all' covers ports without an entry of their own; unprotecting stops it.
+    guard.protectPort('all', { ratePerSec: 1, burst: 1, synCookies: false });
+    const syn9 = tcpFrame({ src: '198.51.100.1', dst: '192.0.2.254', sport: 40000, dport: 9, flags: { syn: true } });
+    expect(prog.testRun({ data: syn9 }).retval).toBe(XDP_PASS);
+    expect(prog.testRun({ data: syn9 }).retval).toBe(XDP_DROP);
+    expect(guard.unprotectPort('all')).toBe(true);
+    expect(guard.unprotectPort(8443)).toBe(true);
+    expect(guard.unprotectPort(8443)).toBe(false);
+    expect(prog.testRun({ data: syn9 }).retval).toBe(XDP_PASS);
+    expect(guard.stats().ports).toBe(0);
+    expect(() => guard.protectPort(0)).toThrow(/port must be 1\.\.65535 or 'all'/);
+    expect(() => guard.protectPort(70000)).toThrow(/port must be/);
+    expect(() => guard.protectPort(80, { ratePerSec: 0 })).toThrow(/ratePerSec/);
+  });
+
+  it('a port protection expires after its TTL', async () => {
+    using guard = Guard.start({ interfaces: [] });
+    const gone: Array<number | 'all'> = [];
+    guard.on('expirePort', (p: { port: number | 'all' }) => gone.push(p.port));
+    guard.protectPort(8080, { ttlMs: 100 });
+    expect(guard.protectedPorts()[0]!.expiresAt).toBeGreaterThan(Date.now() - 1);
+    await eventually(() => guard.stats().ports === 0, 2000, 'the port protection to expire');
+    expect(gone).toEqual([8080]);
+    const syn = tcpFrame({ src: '198.51.100.1', dst: '192.0.2.254', sport: 40000, dport: 8080, flags: { syn: true } });
+    expect(guard.program.testRun({ data: syn }).retval).toBe(XDP_PASS);
+    expect(guard.stats().portMatched).toBe(0n);
+  });
+
+  it('refuses unsafe denies unless forced', () => {
+    const saved = process.env['SSH_CONNECTION'];
+    process.env['SSH_CONNECTION'] = '203.0.113.9 52100 192.0.2.1 22';
+    try {
+      using guard = Guard.start({ interfaces: [] });
+      expect(() => guard.deny('0.0.0.0/0')).toThrow(GuardSafetyError);
+      expect(() => guard.deny('0.0.0.0/0')).toThrow(/^refusing to deny 0\.0\.0\.0\/0: it covers every IPv4 address \(pass --force, or force: true, to deny it anyway\)$/);
+      expect(() => guard.deny('::/0', { action: { ratePerSec: 10 } })).toThrow(/every IPv6 address/);
+      expect(() => guard.deny('203.0.113.0/24')).toThrow(/203\.0\.113\.9, the client of this SSH session/);
+      expect(() => guard.denyMany(['198.51.100.1', '203.0.113.9/32'])).toThrow(/SSH session/);
+      expect(guard.get('198.51.100.1')).toBeDefined(); // listed before the refused one
+      expect(guard.get('203.0.113.9')).toBeUndefined();
+      const gw = defaultGateways()[0];
+      if (gw) expect(() => guard.deny(gw.address)).toThrow(/default gateway/);
+      expect(guard.deny('0.0.0.0/0', { force: true }).prefixLen).toBe(0);
+      expect(guard.denyMany(['203.0.113.9'], { force: true })).toEqual({ added: 1, updated: 0 });
+    } finally {
+      if (saved === undefined) delete process.env['SSH_CONNECTION'];
+      else process.env['SSH_CONNECTION'] = saved;
+    }
   });
 
   it('rejects bad input', () => {
@@ -335,6 +493,44 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
     expect(guard.stats().expired).toBe(1);
   });
 
+  it('tcpscope guard refuses a deny that cuts the host off, in one line, before attaching; --force overrides', async () => {
+    const run = async (args: string[]): Promise<{ code: number; err: string }> => {
+      const err: string[] = [];
+      const io = { out: { write: () => true }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
+      return { code: await main(['guard', '-i', tn.hostIf, ...args], io), err: err.join('') };
+    };
+    const everything = await run(['--deny', '10.9.0.0/16,0.0.0.0/0']);
+    expect(everything.code).toBe(2);
+    expect(everything.err).toBe('tcpscope guard: refusing to deny 0.0.0.0/0: it covers every IPv4 address (pass --force, or force: true, to deny it anyway)\n');
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+    expect((await run(['--deny', '::/0'])).err).toMatch(/^tcpscope guard: refusing to deny ::\/0: it covers every IPv6 address .*\n$/);
+    const bad = await run(['--deny', '10.0.0.0/40']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^tcpscope guard: bad --deny '10\.0\.0\.0\/40': bad prefix length.*\n$/);
+    expect(bad.err.split('\n')).toHaveLength(2);
+    expect((await run(['--protect-port', '0'])).err).toMatch(/bad --protect-port '0'/);
+    expect((await run(['--port-rate', '5/s', '--deny', '10.9.0.1'])).err).toMatch(/--port-rate needs --protect-port/);
+    // The established peer: a connection to a local listener held open while denying its /24.
+    const kept: net.Socket[] = [];
+    const keeper = net.createServer((s) => { s.on('error', () => {}); kept.push(s); });
+    keeper.listen(0, tn.hostV4);
+    await once(keeper, 'listening');
+    const keptPort = (keeper.address() as net.AddressInfo).port;
+    const peer = net.connect({ host: tn.hostV4, port: keptPort });
+    await once(peer, 'connect');
+    try {
+      const refused = await run(['--deny', `${tn.hostV4.replace(/\.1$/, '.0')}/24`]);
+      expect(refused.code).toBe(2);
+      expect(refused.err).toMatch(new RegExp(`peer of an established connection to local port ${keptPort}`));
+    } finally {
+      peer.destroy();
+      for (const k of kept) k.destroy();
+      keeper.close();
+    }
+    expect((await run(['--deny', '0.0.0.0/0', '--force', '--duration', '200ms'])).code).toBe(0);
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+  });
+
   it('tcpscope guard --json prints counters and a summary, then detaches', async () => {
     const out: string[] = [], err: string[] = [];
     const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
@@ -353,4 +549,61 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
     expect((summary['entries'] as Array<{ cidr: string; droppedPackets: number }>).find((e) => e.cidr === `${second4}/32`)?.droppedPackets).toBe(summary['dropped']);
     expect(lines.some((l) => l['type'] === 'interval')).toBe(true);
   });
+});
+
+describe.skipIf(!enabled)('guard under a random-source SYN flood (hping3 over a veth)', () => {
+  let tn: TestNet;
+  let fnet: FloodNet;
+  let client: string;
+  let port: number;
+  let server: net.Server;
+
+  beforeAll(async () => {
+    tn = createTestNet();
+    fnet = prepareFloodNet(tn);
+    client = tn.nsV4.replace(/\.2$/, '.3');
+    execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
+    port = 30000 + Math.floor(Math.random() * 20000);
+    server = net.createServer((s) => { s.on('error', () => {}); s.destroy(); });
+    server.listen({ port, host: tn.hostV4, backlog: 64 });
+    await once(server, 'listening');
+    expect(await connectFrom(tn, tn.hostV4, port, client)).toEqual({ ok: 1, fail: 0 });
+  });
+  afterAll(() => {
+    server?.close();
+    fnet?.destroy();
+    tn?.destroy();
+  });
+
+  it('answers the flood with SYN cookies at XDP; a legitimate client connects during it; nothing stays attached', async () => {
+    const guard = Guard.start({ interfaces: [tn.hostIf] });
+    const flood = startSynFlood(tn, tn.hostV4, port, 30);
+    try {
+      const entry = guard.protectPort(port, { ratePerSec: 100 });
+      const answered = guard.synCookies ? 'cookies' : 'portDropped';
+      // The flood is under way once the budget is spent and SYNs are answered (or dropped).
+      await eventually(() => guard.stats()[answered] > 2000n, 15000, `the flood's SYNs to be ${guard.synCookies ? 'answered' : 'dropped'}`);
+      if (guard.synCookies) {
+        expect(entry.mode).toBe('cookie');
+        // Ten connections, 100 ms apart, each given 3 s (a lost SYN costs 1 s).
+        const attempts = await attemptsFrom(tn, tn.hostV4, port, client, 10, 3000, 100);
+        expect(flood.child.exitCode).toBeNull(); // still flooding
+        expect(attempts.filter((a) => a.ok)).toHaveLength(10);
+        const s = guard.stats();
+        // The budget let 100/s (plus its burst) reach the kernel; everything else was answered here.
+        expect(s.cookies).toBeGreaterThan(10n * s.portPassed / 10n);
+        expect(s.portDropped).toBe(0n);
+      } else {
+        // Before 6.0: the over-budget SYNs are dropped, the fallback says why.
+        expect(guard.protectedPorts()[0]!.fallback).toMatch(/6\.0|rejected/);
+      }
+    } finally {
+      flood.stop();
+      await flood.done;
+      guard.close();
+    }
+    expect(attachedPrograms(tn.hostIf)).toEqual([]);
+    // Unprotected again: the kernel answers.
+    expect(await connectFrom(tn, tn.hostV4, port, client, 1, 3000)).toEqual({ ok: 1, fail: 0 });
+  }, 90_000);
 });

@@ -321,6 +321,7 @@ export class TcpscopeMetrics {
   private readonly alertsActive = new Gauge('tcpscope_alerts_active', 'Alerts currently raised (raised minus cleared), by kind.', '{alert}', ['kind']);
   private readonly alertsUndelivered = new Counter('tcpscope_alerts_undelivered', 'Alerts a sink gave up on (queue full, retries exhausted, write failed), by sink.', '{alert}', ['sink']);
   private readonly guardDrops = new Counter('tcpscope_guard_drops', 'Packets the guard dropped, by reason.', '{packet}', ['reason']);
+  private readonly guardActions = new Counter('tcpscope_guard_actions', 'What the guard did on its own: auto_deny (by alert kind), auto_deny_skipped (by why: allowed, established, protected, cap), protect/unprotect (a port against a SYN flood), syn_cookie (SYNs answered at XDP).', '{action}', ['action', 'reason']);
   private readonly ringReceived = new Counter('tcpscope_ringbuf_received', 'Ring-buffer records delivered to user space, by probe.', '{record}', ['probe']);
   private readonly ringLost = new Counter('tcpscope_ringbuf_lost', 'Ring-buffer records the kernel could not deliver (buffer full), by probe.', '{record}', ['probe']);
 
@@ -435,6 +436,11 @@ export class TcpscopeMetrics {
     this.guardDrops.inc([this.reasons.get(reason)], count);
   }
 
+  /** The guard acted on its own `count` times: `action` for `reason` (see tcpscope_guard_actions). */
+  observeGuardAction(action: string, reason: string, count = 1): void {
+    this.guardActions.inc([this.reasons.get(action), this.reasons.get(reason)], count);
+  }
+
   /** Any input by kind: for pipelines that route events by name. */
   observe<K extends keyof MetricInputs>(kind: K, input: MetricInputs[K]): void {
     switch (kind) {
@@ -506,7 +512,7 @@ export class TcpscopeMetrics {
       this.connOpened.snapshot(), this.connClosed.snapshot(), this.connDuration.snapshot(),
       this.retransmits.snapshot(), this.resets.snapshot(), this.drops.snapshot(), this.rtt.snapshot(),
       this.alerts.snapshot(), this.alertsActive.snapshot(), this.alertsUndelivered.snapshot(),
-      this.guardDrops.snapshot(), this.ringReceived.snapshot(), this.ringLost.snapshot(),
+      this.guardDrops.snapshot(), this.guardActions.snapshot(), this.ringReceived.snapshot(), this.ringLost.snapshot(),
     ];
   }
 }

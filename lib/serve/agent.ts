@@ -8,7 +8,9 @@ import { resets } from '../probes/resets';
 import { drops } from '../probes/drops';
 import { rtt } from '../probes/rtt';
 import { detect, Detector, DetectAlert } from '../detect';
-import { Guard } from '../guard';
+import { Guard, GuardSafetyError } from '../guard';
+import { ConfigError } from '../export/config';
+import { Mitigation } from './mitigate';
 import { createExporters, Exporters } from '../export';
 import type { ProbeStatsSource } from '../export';
 import { upInterfaces } from '../net/interfaces';
@@ -23,6 +25,8 @@ export interface Agent {
   readonly exporters: Exporters;
   readonly detector: Detector | undefined;
   readonly guard: Guard | undefined;
+  /** The guard's reactions to alerts (auto-deny, port protection), when the guard is on. */
+  readonly mitigation: Mitigation | undefined;
   /** Probe names running, and what this kernel could not provide. */
   readonly probes: string[];
   /** Sources denied automatically so far. */
@@ -35,10 +39,10 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   const interfaces = config.interfaces ?? upInterfaces();
   const running: Running[] = [];
   const pumps: Array<Promise<void>> = [];
-  const autoDenied: string[] = [];
   const exporters = await createExporters(config.exporters, { log });
   const metrics = exporters.metrics;
   let guard: Guard | undefined;
+  let mitigation: Mitigation | undefined;
   let detector: Detector | undefined;
   let guardTimer: NodeJS.Timeout | undefined;
   const names: string[] = [];
@@ -64,24 +68,27 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
 
     if (config.guard.enabled) {
       guard = Guard.start({ interfaces });
-      for (const cidr of config.guard.deny) guard.deny(cidr);
-      let lastDropped = 0n;
-      guardTimer = setInterval(() => {
-        const dropped = guard!.stats().dropped;
-        if (dropped > lastDropped) metrics.observeGuardDrop('deny_list', Number(dropped - lastDropped));
-        lastDropped = dropped;
-      }, 1000);
+      for (const cidr of config.guard.deny) {
+        try {
+          guard.deny(cidr, { force: config.guard.force });
+        } catch (e) {
+          if (e instanceof GuardSafetyError) throw new ConfigError(`config.guard.deny: ${e.message.replace('--force, or force: true', '"force": true in config.guard')}`);
+          throw e;
+        }
+      }
+      const m = new Mitigation(guard, config.guard, log, metrics);
+      mitigation = m;
+      log(`guard: allowing ${m.allow.length} ranges (guard.allow), never denied automatically${guard.synCookies ? '' : `; SYN floods: over-budget SYNs dropped, not answered (${guard.synCookiesUnavailable})`}`);
+      guardTimer = setInterval(() => m.tick(), 1000);
     }
 
     if (config.detect.enabled) {
-      const autoDeny = config.guard.enabled ? config.guard.autoDeny : undefined;
       const onAlert = (alert: DetectAlert): void => {
         exporters.alert(alert);
-        if (!guard || !autoDeny || alert.state !== 'raised' || !autoDeny.kinds.includes(alert.kind)) return;
-        for (const source of alert.evidence.sources ?? []) {
-          guard.deny(source, { ttlMs: autoDeny.ttlMs });
-          autoDenied.push(source);
-          log(`guard: denied ${source} for ${autoDeny.ttlMs / 1000} s after ${alert.kind}`);
+        try {
+          mitigation?.onAlert(alert);
+        } catch (e) {
+          log(`guard: could not act on ${alert.kind}: ${(e as Error).message}`);
         }
       };
       detector = detect({ interfaces, thresholds: config.detect.thresholds, detectors: config.detect.detectors, onAlert });
@@ -105,8 +112,9 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     exporters,
     detector,
     guard,
+    mitigation,
     probes: names,
-    autoDenied,
+    get autoDenied() { return mitigation?.autoDenied ?? []; },
     close() {
       closing ??= (async () => {
         if (guardTimer) clearInterval(guardTimer);

@@ -20,8 +20,27 @@ export interface ServeConfig {
     enabled?: boolean;
     /** CIDRs denied from the start. */
     deny?: string[];
-    /** Deny the sources of these alert kinds automatically, for `ttl` (e.g. "10m"). */
-    autoDeny?: { kinds: string[]; ttl?: string };
+    /** Deny what `deny` lists even when it covers every address, an established peer or a default gateway. Default false. */
+    force?: boolean;
+    /**
+     * Never denied automatically, and exempt at XDP: CIDRs, "loopback" (127.0.0.0/8, ::1)
+     * and "sessions" (the peers of connections established to local listeners when serve
+     * starts, the SSH session's client among them). Default ["loopback", "sessions"].
+     */
+    allow?: string[];
+    /**
+     * Deny the sources of these alert kinds automatically, for `ttl` (e.g. "10m"); at most
+     * `max` such denies at once (default 1000). Allowed sources, sources with an established
+     * connection and default gateways are never denied.
+     */
+    autoDeny?: { kinds: string[]; ttl?: string; max?: number };
+    /**
+     * Protect the ports of a syn_flood alert (all ports when it names none) with SYN cookies
+     * past `ratePerSec` SYNs/s per port (default 1000; `synCookies: false` drops instead),
+     * until no SYN has gone over the budget for `hold` (default "30s"). On by default with
+     * the guard; false turns it off.
+     */
+    autoProtect?: false | { ratePerSec?: number; burst?: number; synCookies?: boolean; hold?: string };
   };
   exporters?: ExportersConfig;
 }
@@ -30,7 +49,14 @@ export interface ResolvedServeConfig {
   interfaces: string[] | undefined;
   probes: Record<'packets' | 'connections' | 'retransmits' | 'resets' | 'drops' | 'rtt', boolean>;
   detect: { enabled: boolean; thresholds: ThresholdOptions; detectors: Partial<Record<DetectorName, boolean>> };
-  guard: { enabled: boolean; deny: string[]; autoDeny: { kinds: string[]; ttlMs: number } | undefined };
+  guard: {
+    enabled: boolean;
+    deny: string[];
+    force: boolean;
+    allow: string[];
+    autoDeny: { kinds: string[]; ttlMs: number; max: number } | undefined;
+    autoProtect: { ratePerSec: number; burst: number | undefined; synCookies: boolean; holdMs: number } | undefined;
+  };
   exporters: ExportersConfig;
 }
 
@@ -80,23 +106,47 @@ export function validateServeConfig(raw: unknown): ResolvedServeConfig {
 
   const guardRaw = raw['guard'] ?? {};
   if (!isObj(guardRaw)) throw new ConfigError('config.guard: expected an object');
-  keys(guardRaw, 'config.guard', ['enabled', 'deny', 'autoDeny']);
-  const deny = guardRaw['deny'] === undefined ? [] : strings(guardRaw['deny'], 'config.guard.deny');
-  deny.forEach((c, i) => {
-    try { parseCidr(c); } catch (e) { throw new ConfigError(`config.guard.deny[${i}]: ${(e as Error).message}`); }
-  });
+  keys(guardRaw, 'config.guard', ['enabled', 'deny', 'force', 'allow', 'autoDeny', 'autoProtect']);
+  const cidrs = (key: string, fallback: string[], keywords: string[]): string[] => {
+    const list = guardRaw[key] === undefined ? fallback : strings(guardRaw[key], `config.guard.${key}`);
+    list.forEach((c, i) => {
+      if (keywords.includes(c)) return;
+      try { parseCidr(c); } catch (e) { throw new ConfigError(`config.guard.${key}[${i}]: ${(e as Error).message}${keywords.length ? ` (or one of: ${keywords.join(', ')})` : ''}`); }
+    });
+    return list;
+  };
+  const deny = cidrs('deny', [], []);
+  const allow = cidrs('allow', ['loopback', 'sessions'], ['loopback', 'sessions']);
+  const duration = (v: unknown, path: string, fallback: number): number => {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string') throw new ConfigError(`${path}: expected a duration like "10m"`);
+    try { return parseDuration(v); } catch (e) { throw new ConfigError(`${path}: ${(e as Error).message}`); }
+  };
+  const count = (v: unknown, path: string, fallback: number, max: number): number => {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new ConfigError(`${path}: expected an integer 1..${max}, got ${JSON.stringify(v)}`);
+    return v;
+  };
   let autoDeny: ResolvedServeConfig['guard']['autoDeny'];
   if (guardRaw['autoDeny'] !== undefined) {
     const a = guardRaw['autoDeny'];
     if (!isObj(a)) throw new ConfigError('config.guard.autoDeny: expected { "kinds": ["port_scan"], "ttl": "10m" }');
-    keys(a, 'config.guard.autoDeny', ['kinds', 'ttl']);
+    keys(a, 'config.guard.autoDeny', ['kinds', 'ttl', 'max']);
     const kinds = strings(a['kinds'], 'config.guard.autoDeny.kinds');
-    let ttlMs = 600_000;
-    if (a['ttl'] !== undefined) {
-      if (typeof a['ttl'] !== 'string') throw new ConfigError('config.guard.autoDeny.ttl: expected a duration like "10m"');
-      try { ttlMs = parseDuration(a['ttl']); } catch (e) { throw new ConfigError(`config.guard.autoDeny.ttl: ${(e as Error).message}`); }
-    }
-    autoDeny = { kinds, ttlMs };
+    autoDeny = { kinds, ttlMs: duration(a['ttl'], 'config.guard.autoDeny.ttl', 600_000), max: count(a['max'], 'config.guard.autoDeny.max', 1000, 1_000_000) };
+  }
+  let autoProtect: ResolvedServeConfig['guard']['autoProtect'];
+  const p = guardRaw['autoProtect'];
+  if (p !== false) {
+    if (p !== undefined && !isObj(p)) throw new ConfigError('config.guard.autoProtect: expected false or { "ratePerSec": 1000, "hold": "30s" }');
+    const o = p ?? {};
+    keys(o, 'config.guard.autoProtect', ['ratePerSec', 'burst', 'synCookies', 'hold']);
+    autoProtect = {
+      ratePerSec: count(o['ratePerSec'], 'config.guard.autoProtect.ratePerSec', 1000, 1_000_000_000),
+      burst: o['burst'] === undefined ? undefined : count(o['burst'], 'config.guard.autoProtect.burst', 1, 1_000_000_000),
+      synCookies: bool(o['synCookies'], 'config.guard.autoProtect.synCookies', true),
+      holdMs: duration(o['hold'], 'config.guard.autoProtect.hold', 30_000),
+    };
   }
   let exporters: ExportersConfig;
   try {
@@ -108,7 +158,7 @@ export function validateServeConfig(raw: unknown): ResolvedServeConfig {
     interfaces,
     probes,
     detect: { enabled: bool(detectRaw['enabled'], 'config.detect.enabled', true), thresholds, detectors },
-    guard: { enabled: bool(guardRaw['enabled'], 'config.guard.enabled', false), deny, autoDeny },
+    guard: { enabled: bool(guardRaw['enabled'], 'config.guard.enabled', false), deny, force: bool(guardRaw['force'], 'config.guard.force', false), allow, autoDeny, autoProtect },
     exporters,
   };
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
-// tcpscope guard: drop or rate-limit incoming TCP from listed sources (XDP), printing drop
-// counters periodically and a summary when stopped.
-import { Guard, GuardAction, GuardEntry, GuardStats } from '../../guard';
+// tcpscope guard: drop or rate-limit incoming TCP from listed sources, and protect ports
+// against SYN floods with SYN cookies (XDP), printing counters periodically and a summary
+// when stopped.
+import { Guard, GuardAction, GuardEntry, GuardSafetyError, GuardStats, PortEntry } from '../../guard';
+import { parseCidr, parsePort } from '../../net/addr';
+import { denyProblem, protectedAddresses } from '../../guard/safety';
 import type { XdpMode } from '../../bpf/program';
 import type { Command } from '../command';
 import { UsageError, parseDuration, toJson } from '../command';
@@ -31,6 +34,10 @@ function top(entries: GuardEntry[], n: number): GuardEntry[] {
     .slice(0, n);
 }
 
+function portText(p: PortEntry): string {
+  return `  port ${String(p.port).padEnd(19)} ${`${p.mode === 'cookie' ? 'cookies' : 'drop'} past ${p.ratePerSec}/s`.padEnd(22)} passed ${p.passedPackets} cookies ${p.cookies} dropped ${p.droppedPackets}`;
+}
+
 function entryText(e: GuardEntry): string {
   const action = e.action === 'rate' ? `rate ${e.ratePerSec}/s burst ${e.burst}` : e.action;
   return `  ${e.cidr.padEnd(24)} ${action.padEnd(22)} dropped ${e.droppedPackets} (${bytes(e.droppedBytes)}) passed ${e.passedPackets}`;
@@ -39,7 +46,7 @@ function entryText(e: GuardEntry): string {
 export const guardCommand: Command = {
   name: 'guard',
   summary: 'drop or rate-limit incoming TCP from listed sources (XDP, opt-in enforcement)',
-  usage: '-i IFACE --deny CIDR[,CIDR] [--allow CIDR] [--rate N/s [--burst M]] [--ttl 60s] [--syn-only] [--mode auto|native|skb] [--interval 1s] [--duration 10s] [--json]',
+  usage: '-i IFACE (--deny CIDR[,CIDR] [--allow CIDR] [--rate N/s [--burst M]] [--ttl 60s] [--syn-only] [--force] | --protect-port PORT[,PORT|all] [--port-rate N/s] [--no-syn-cookies]) [--mode auto|native|skb] [--interval 1s] [--duration 10s] [--json]',
   options: {
     interface: { type: 'string', short: 'i', multiple: true },
     deny: { type: 'string', multiple: true },
@@ -48,6 +55,10 @@ export const guardCommand: Command = {
     burst: { type: 'string' },
     ttl: { type: 'string' },
     'syn-only': { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
+    'protect-port': { type: 'string', multiple: true },
+    'port-rate': { type: 'string' },
+    'no-syn-cookies': { type: 'boolean', default: false },
     mode: { type: 'string', default: 'auto' },
     interval: { type: 'string', default: '1s' },
     json: { type: 'boolean', default: false },
@@ -58,7 +69,16 @@ export const guardCommand: Command = {
     if (!interfaces.length) throw new UsageError('guard needs an interface: -i IFACE');
     const deny = list(ctx.values['deny']);
     const allow = list(ctx.values['allow']);
-    if (!deny.length) throw new UsageError('guard needs something to deny: --deny CIDR[,CIDR]');
+    const ports = list(ctx.values['protect-port']).map((p) => {
+      if (p === 'all') return 'all' as const;
+      let n: number;
+      try { n = parsePort(p); } catch { throw new UsageError(`bad --protect-port '${p}': expected a port 1..65535 or all`); }
+      if (n === 0) throw new UsageError(`bad --protect-port '${p}': expected a port 1..65535 or all`);
+      return n;
+    });
+    if (!deny.length && !ports.length) throw new UsageError('guard needs something to do: --deny CIDR[,CIDR] or --protect-port PORT');
+    const portRate = ctx.values['port-rate'] !== undefined ? parseRate(ctx.values['port-rate'] as string) : undefined;
+    if (portRate !== undefined && !ports.length) throw new UsageError('--port-rate needs --protect-port');
     const mode = ctx.values['mode'] as string;
     if (!['auto', 'native', 'skb'].includes(mode)) throw new UsageError(`bad --mode '${mode}': auto, native or skb`);
     let action: GuardAction = 'drop';
@@ -75,15 +95,34 @@ export const guardCommand: Command = {
     if (!(intervalMs > 0)) throw new UsageError('--interval must be positive');
     const json = Boolean(ctx.values['json']);
 
+    const force = Boolean(ctx.values['force']);
+    if (!force) {
+      // Refused before anything is attached.
+      const guarded = protectedAddresses();
+      for (const cidr of deny) {
+        let problem: string | undefined;
+        try { problem = denyProblem(parseCidr(cidr), guarded); } catch (e) { throw new UsageError(`bad --deny '${cidr}': ${(e as Error).message}`); }
+        if (problem) throw new UsageError(new GuardSafetyError(cidr, problem).message);
+      }
+    }
     const guard = Guard.start({ interfaces, mode: mode as XdpMode, synOnly: Boolean(ctx.values['syn-only']) });
     try {
-      for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action } : { action, ttlMs });
+      try {
+        for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action, force } : { action, ttlMs, force });
+      } catch (e) {
+        if (e instanceof GuardSafetyError) throw new UsageError(e.message);
+        throw e;
+      }
       for (const cidr of allow) guard.allow(cidr);
+      for (const port of ports) {
+        const p = guard.protectPort(port, { ...(portRate !== undefined ? { ratePerSec: portRate } : {}), synCookies: !ctx.values['no-syn-cookies'] });
+        if (p.fallback && !json) ctx.err.write(`guard: port ${p.port}: over-budget SYNs are dropped, not answered: ${p.fallback}\n`);
+      }
       guard.on('expire', (e: GuardEntry) => {
         if (json) ctx.out.write(`${toJson({ type: 'expire', ts: new Date().toISOString(), ...e })}\n`);
         else ctx.out.write(`expired ${e.cidr} (dropped ${e.droppedPackets})\n`);
       });
-      if (!json) ctx.err.write(`guarding ${interfaces.join(', ')}: ${guard.size} entries (${action === 'drop' ? 'drop' : `rate ${action.ratePerSec}/s`}${ttlMs ? `, ttl ${ttlMs / 1000}s` : ''}); Ctrl-C stops\n`);
+      if (!json) ctx.err.write(`guarding ${interfaces.join(', ')}: ${guard.size} entries (${action === 'drop' ? 'drop' : `rate ${action.ratePerSec}/s`}${ttlMs ? `, ttl ${ttlMs / 1000}s` : ''})${ports.length ? `, ${ports.length} protected ports` : ''}; Ctrl-C stops\n`);
 
       let last: GuardStats = guard.stats();
       const tick = (): void => {
@@ -92,10 +131,10 @@ export const guardCommand: Command = {
         const dPassed = s.passed - last.passed;
         const changed = top(guard.list(), 10);
         if (json) {
-          ctx.out.write(`${toJson({ type: 'interval', ts: new Date().toISOString(), ...s, droppedDelta: dDropped, passedDelta: dPassed, entries: changed })}\n`);
+          ctx.out.write(`${toJson({ type: 'interval', ts: new Date().toISOString(), ...s, droppedDelta: dDropped, passedDelta: dPassed, entries: changed, protectedPorts: guard.protectedPorts() })}\n`);
         } else {
           const rate = (Number(dDropped) * 1000) / intervalMs;
-          ctx.out.write(`${new Date().toISOString().slice(11, 19)} dropped ${s.dropped} (+${dDropped}, ${rate.toFixed(0)}/s, ${bytes(s.droppedBytes)}) passed ${s.passed} (+${dPassed}) entries ${s.entries}\n`);
+          ctx.out.write(`${new Date().toISOString().slice(11, 19)} dropped ${s.dropped} (+${dDropped}, ${rate.toFixed(0)}/s, ${bytes(s.droppedBytes)}) passed ${s.passed} (+${dPassed}) entries ${s.entries}${s.ports ? ` cookies ${s.cookies} (+${s.cookies - last.cookies})` : ''}\n`);
           if (dDropped > 0n) for (const e of changed) ctx.out.write(`${entryText(e)}\n`);
         }
         last = s;
@@ -109,10 +148,12 @@ export const guardCommand: Command = {
       const s = guard.stats();
       const entries = top(guard.list(), 100);
       if (json) {
-        ctx.out.write(`${toJson({ type: 'summary', ...s, entries })}\n`);
+        ctx.out.write(`${toJson({ type: 'summary', ...s, entries, protectedPorts: guard.protectedPorts() })}\n`);
       } else {
         ctx.out.write(`summary: dropped ${s.dropped} packets (${bytes(s.droppedBytes)}), passed ${s.passed} (${bytes(s.passedBytes)}), rate-limited passes ${s.ratePassed}, ${s.entries} entries, ${s.expired} expired\n`);
         for (const e of entries) ctx.out.write(`${entryText(e)}\n`);
+        if (s.ports) ctx.out.write(`SYNs to protected ports: ${s.portPassed} passed, ${s.cookies} answered with SYN cookies, ${s.portDropped} dropped\n`);
+        for (const p of guard.protectedPorts()) ctx.out.write(`${portText(p)}\n`);
       }
       return 0;
     } finally {
