@@ -35,6 +35,9 @@ export class SynFloodDetector {
   private readonly synackByPort: SlidingCounter<string>;
   private readonly states = new Map<string, Hysteresis>();
   private readonly raisedEvidence = new Map<string, Record<string, unknown>>();
+  /** SYN/s of each key over the latest poll interval (exact kernel deltas), and when that poll was. */
+  private readonly rateNow: Record<SynScope, Map<string, number>> = { source: new Map(), prefix: new Map(), port: new Map() };
+  private lastPollAt = -Infinity;
 
   constructor(private readonly t: SynFloodThresholds, private readonly emit: AlertEmitter) {
     const mk = <K>() => new SlidingCounter<K>({ windowMs: t.windowMs, bucketMs: t.bucketMs, maxKeys: t.maxKeys });
@@ -48,9 +51,19 @@ export class SynFloodDetector {
     this.synackByPort = mk();
   }
 
-  /** SYNs counted by the kernel since the last poll, for one key of one scope. */
-  syn(now: number, scope: SynScope, key: string, n = 1): void {
+  /**
+   * SYNs counted by the kernel since the last poll, for one key of one scope; `intervalMs`,
+   * the time since that poll, gives the key's current rate.
+   */
+  syn(now: number, scope: SynScope, key: string, n = 1, intervalMs?: number): void {
     if (n > 0) this.syns[scope].add(key, now, n);
+    if (intervalMs !== undefined && intervalMs > 0) {
+      if (now !== this.lastPollAt) {
+        for (const m of Object.values(this.rateNow)) m.clear();
+        this.lastPollAt = now;
+      }
+      this.rateNow[scope].set(key, (n * 1000) / intervalMs);
+    }
   }
 
   /** A SYN seen as an event (source and port known): attribution for evidence only. */
@@ -89,10 +102,11 @@ export class SynFloodDetector {
         const id = `syn_flood/${scope}/${key}`;
         seen.add(id);
         const m = this.measure(scope, key, now);
-        const over = m.halfOpenRate >= limit && m.halfOpenRatio >= this.t.minHalfOpenRatio && !this.explained(scope, key, m, now);
+        const surge = this.t.surgeFactor > 0 && m.recentHalfOpenRate >= this.t.surgeFactor * limit;
+        const over = (surge || (m.halfOpenRate >= limit && m.halfOpenRatio >= this.t.minHalfOpenRatio)) && !this.explained(scope, key, m, now);
         const calm = m.halfOpenRate < limit * this.t.clearFraction;
         this.step(id, now, over, calm, () => this.floodEvidence(scope, key, m, limit, now),
-          (ev) => `SYN flood ${scope === 'port' ? `to port ${key}` : `from ${key}`}: ${round(m.halfOpenRate)} half-open SYN/s (${m.syns} SYNs, ${m.completed} completed in ${this.t.windowMs} ms; threshold ${limit}/s)${topText(ev)}`);
+          (ev) => `SYN flood ${scope === 'port' ? `to port ${key}` : `from ${key}`}: ${round(Number(ev['synRate']))} SYN/s now; ${round(Number(ev['halfOpenRate']))} half-open SYN/s (${ev['syns']} SYNs, ${ev['completed']} completed in ${ev['measuredOverMs']} ms; threshold ${limit}/s)${topText(ev)}`);
       }
     }
     // Listen-queue pressure (host-wide counters and SYN-ACK retransmissions).
@@ -175,7 +189,14 @@ export class SynFloodDetector {
     const syns = this.syns[scope].sumEndingAt(key, now - this.t.graceMs);
     const completed = Math.min(syns, this.completed[scope].sum(key, now));
     const halfOpen = Math.max(0, syns - completed);
-    return { syns, completed, halfOpen, halfOpenRate: halfOpen / (this.t.windowMs / 1000), halfOpenRatio: syns > 0 ? halfOpen / syns : 0 };
+    // The SYNs not judged yet (the last graceMs), against every completion seen so far.
+    const grace = Math.max(this.t.graceMs, this.t.bucketMs);
+    const recentSyns = this.syns[scope].sumLast(key, now, grace);
+    const recentHalfOpen = Math.max(0, recentSyns - this.completed[scope].sumLast(key, now, grace));
+    return {
+      syns, completed, halfOpen, halfOpenRate: halfOpen / (this.t.windowMs / 1000), halfOpenRatio: syns > 0 ? halfOpen / syns : 0,
+      recentSyns, recentHalfOpen, recentHalfOpenRate: recentHalfOpen / (grace / 1000),
+    };
   }
 
   /** A prefix whose half-open SYNs come mostly (>= 80 %) from one source already over its own limit: the source alert says it. */
@@ -198,15 +219,28 @@ export class SynFloodDetector {
   }
 
   private floodEvidence(scope: SynScope, key: string, m: ReturnType<SynFloodDetector['measure']>, limit: number, now: number): Record<string, unknown> {
+    // Raised by a surge, the judged window may still be empty: the evidence then describes
+    // the SYNs of the last graceMs.
+    const surge = m.syns === 0 || (m.halfOpenRate < limit && m.recentHalfOpen > 0);
+    const grace = Math.max(this.t.graceMs, this.t.bucketMs);
+    const overMs = surge ? grace : this.t.windowMs;
+    const syns = surge ? m.recentSyns : m.syns;
+    const halfOpen = surge ? m.recentHalfOpen : m.halfOpen;
+    const completed = syns - halfOpen;
     const ev: Record<string, unknown> = {
       scope,
       [scope]: key,
-      halfOpenRate: round(m.halfOpenRate),
-      synRate: round(m.syns / (this.t.windowMs / 1000)),
-      completedRate: round(m.completed / (this.t.windowMs / 1000)),
-      syns: m.syns,
-      completed: m.completed,
-      halfOpenRatio: round(m.halfOpenRatio),
+      halfOpenRate: round(halfOpen / (overMs / 1000)),
+      // The rate of the latest poll interval (exact kernel counts); the window average
+      // when the key had no SYNs in it.
+      synRate: round(this.rateNow[scope].get(key) ?? syns / (overMs / 1000)),
+      windowSynRate: round(syns / (overMs / 1000)),
+      completedRate: round(completed / (overMs / 1000)),
+      syns,
+      completed,
+      halfOpenRatio: round(syns > 0 ? halfOpen / syns : 0),
+      measuredOverMs: overMs,
+      surge,
       threshold: limit,
       windowMs: this.t.windowMs,
       graceMs: this.t.graceMs,
@@ -214,8 +248,8 @@ export class SynFloodDetector {
     };
     const perSec = this.t.windowMs / 1000;
     ev['rates'] = { halfOpen: ev['halfOpenRate'], syn: ev['synRate'], completed: ev['completedRate'] };
-    ev['thresholds'] = { halfOpen: limit, halfOpenRatio: this.t.minHalfOpenRatio };
-    ev['counts'] = { syns: m.syns, completed: m.completed, halfOpen: m.halfOpen };
+    ev['thresholds'] = { halfOpen: limit, halfOpenRatio: this.t.minHalfOpenRatio, surge: this.t.surgeFactor * limit };
+    ev['counts'] = { syns, completed, halfOpen };
     if (scope === 'source') {
       const ports = this.bySourcePort.get(key);
       const topPorts = ports ? top([...ports.keys()].map((p) => [p, ports.sum(p, now)] as [number, number]), 10).map(([port, n]) => ({ port, synRate: round(n / perSec) })) : [];
@@ -231,6 +265,13 @@ export class SynFloodDetector {
       ev['sources'] = topSources.map((s) => s.source);
       ev['topSources'] = topSources;
       ev['synackRetransmits'] = this.synackByPort.sum(key, now);
+      // What a mitigation keys on: the flooded port, and whether denying sources could
+      // help (near 1: nearly every sampled SYN came from a new address, a random-source
+      // flood; near 0: a few sources).
+      let sampled = 0;
+      if (sources) for (const s of sources.keys()) sampled += sources.sum(s, now);
+      ev['sampledSources'] = sources?.size ?? 0;
+      ev['sourceSpread'] = sampled > 0 ? round((sources?.size ?? 0) / sampled) : 0;
     } else {
       const members = [...this.syns.source.keys()].filter((s) => prefixOf(s) === key);
       const topSources = top(members.map((s) => [s, this.measure('source', s, now).halfOpen] as [string, number]), 10).map(([source, n]) => ({ source, halfOpenRate: round(n / perSec) }));

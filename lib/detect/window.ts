@@ -72,6 +72,14 @@ export class SlidingCounter<K = string> {
     return this.sumBuckets(ring, newest - this.windowBuckets + 1, newest);
   }
 
+  /** Sum of the buckets that hold the last `ms` before `now` (at least the bucket of `now`). */
+  sumLast(key: K, now: number, ms: number): number {
+    const ring = this.rings.get(key);
+    if (!ring) return 0;
+    const newest = Math.floor(now / this.bucketMs);
+    return this.sumBuckets(ring, newest - Math.max(1, Math.ceil(ms / this.bucketMs)) + 1, newest);
+  }
+
   private sumBuckets(ring: Ring, oldest: number, newest: number): number {
     let total = 0;
     for (let i = 0; i < this.nb; i++) {
