@@ -7,7 +7,9 @@ import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { detect, DetectAlert } from '../lib/detect';
+import { detect, detectDelivery, DetectAlert } from '../lib/detect';
+import { TcpscopeMetrics } from '../lib/export/metrics';
+import { startPrometheusServer } from '../lib/export/prometheus';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
 
@@ -20,6 +22,20 @@ function have(cmd: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** GETs a URL; resolves with the body and how long it took. */
+async function timedGet(url: string): Promise<{ body: string; ms: number }> {
+  const start = performance.now();
+  const res = await fetch(url);
+  const body = await res.text();
+  return { body, ms: performance.now() - start };
+}
+
+/** A sample's value in a Prometheus exposition. */
+function sample(body: string, name: string): number | undefined {
+  const line = body.split('\n').find((l) => l.startsWith(name + ' '));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
 /** Fires a timer `ms` from now; resolves with how late it fired. */
@@ -38,7 +54,12 @@ describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
     server.listen(0, tn.hostV4, 128);
     await once(server, 'listening');
     const port = (server.address() as net.AddressInfo).port;
-    const d = detect({ interfaces: [tn.hostIf], detectors: { anomaly: false, sequence: false } });
+    // The agent's wiring: alerts into the metrics (an alert sink), the detector's delivery
+    // counts into the metrics, and /metrics served from this process's event loop.
+    const metrics = new TcpscopeMetrics();
+    const prom = await startPrometheusServer(metrics, { port: 0, host: '127.0.0.1' });
+    const d = detect({ interfaces: [tn.hostIf], detectors: { anomaly: false, sequence: false }, onAlert: (a) => metrics.observeAlert(a) });
+    metrics.attachProbe('detect', { stats: () => detectDelivery(d.stats()) });
     const alerts: Array<DetectAlert & { floodRunning: boolean }> = [];
     let flood: ChildProcess | undefined;
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -63,6 +84,10 @@ describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
         expect(Number(raised.evidence['sourceSpread'])).toBeGreaterThan(0.8);
         // A timer set during the flood fires within its budget.
         expect(await late).toBeLessThan(250);
+        // A scrape during the flood is answered on time, and shows the alert.
+        const scrape = await timedGet(prom.url);
+        expect(scrape.ms).toBeLessThan(500);
+        expect(sample(scrape.body, 'tcpscope_alerts_total{kind="syn_flood",state="raised"}')).toBeGreaterThanOrEqual(1);
         // Let the flood run a little longer with ticks measured.
         await new Promise((r) => setTimeout(r, 1000));
         expect(flood.exitCode).toBe(null);
@@ -89,10 +114,16 @@ describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
       expect(s.sampled['packets']).toBeGreaterThan(0);
       expect(s.events['packets']! + s.sampled['packets']! + s.lost['packets']!).toBe(s.packets!.matched);
       expect(s.ticks).toBeGreaterThan(0);
+      // The metrics say the same.
+      const after = await timedGet(prom.url);
+      const delivery = detectDelivery(d.stats());
+      expect(sample(after.body, 'tcpscope_events_sampled_total{probe="detect"}')).toBe(delivery.sampled);
+      expect(sample(after.body, 'tcpscope_ringbuf_lost_total{probe="detect"}')).toBe(delivery.lost);
     } finally {
       flood?.kill('SIGKILL');
       d.close();
       await pumping;
+      await prom.close();
       server.close();
     }
   }, 60000);

@@ -110,6 +110,12 @@ const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors
 /** Packets the detectors look at: SYNs (attribution of counts) and segments with no SYN, ACK or RST (FIN/NULL/XMAS probes). */
 export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == tcp-syn or tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == 0';
 
+/** A detector's events summed over its probes: delivered, lost (ring full), sampled out in the kernel. */
+export function detectDelivery(s: DetectStats): { received: number; lost: number; sampled: number; lossCounted: boolean } {
+  const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
+  return { received: sum(s.events), lost: sum(s.lost), sampled: sum(s.sampled), lossCounted: true };
+}
+
 interface Closable { close(): void; stats?(): { received: number; lost: number } }
 
 /**

@@ -6,7 +6,7 @@ import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
 import { drops } from '../probes/drops';
 import { rtt } from '../probes/rtt';
-import { detect, Detector, DetectAlert } from '../detect';
+import { detect, detectDelivery, Detector, DetectAlert } from '../detect';
 import { Guard } from '../guard';
 import { createExporters, Exporters } from '../export';
 import type { ProbeStatsSource } from '../export';
@@ -85,6 +85,8 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       };
       detector = detect({ interfaces, thresholds: config.detect.thresholds, detectors: config.detect.detectors, onAlert });
       running.push(detector);
+      const det = detector;
+      metrics.attachProbe('detect', { stats: () => detectDelivery(det.stats()) });
       for (const u of detector.unavailable) log(`detect: ${u.reason}`);
       // Alerts are consumed through onAlert; the iterator is drained so its queue stays empty.
       const d = detector;
