@@ -46,9 +46,10 @@ export interface DetectOptions {
   /** Most alerts kept for a slow reader; the oldest are dropped beyond it. @defaultValue 10000 */
   maxQueued?: number;
   /**
-   * Packet events per second (SYNs for attribution, FIN/NULL/XMAS probes) the kernel sends
-   * at most; beyond it, packets are counted as sampled instead of sent. SYN counts stay
-   * exact: they come from the kernel tables. @defaultValue 5000
+   * Events per second each probe's kernel side sends at most (packets: SYNs for
+   * attribution and FIN/NULL/XMAS probes; resets, drops, retransmits); beyond it they are
+   * counted as sampled instead of sent. SYN counts stay exact: they come from the kernel
+   * tables. @defaultValue 5000
    */
   maxPacketEventsPerSec?: number;
 }
@@ -116,7 +117,7 @@ export function detectDelivery(s: DetectStats): { received: number; lost: number
   return { received: sum(s.events), lost: sum(s.lost), sampled: sum(s.sampled), lossCounted: true };
 }
 
-interface Closable { close(): void; stats?(): { received: number; lost: number } }
+interface Closable { close(): void; stats?(): { received: number; lost: number; sampled?: number } }
 
 /**
  * Watches incoming TCP traffic for SYN floods, port scans, rate anomalies and sequence
@@ -259,13 +260,13 @@ export function detect(options: DetectOptions): Detector {
       if (conns) pump('connections', conns, (c) => {
         if (c.direction === 'passive' && isLocal(c.saddr)) engine.passiveOpen(c.time.getTime(), c.daddr, c.sport);
       });
-      const rtx = tcpProbe('retransmits', () => retransmits({ latencyMs: 50 }));
+      const rtx = tcpProbe('retransmits', () => retransmits({ latencyMs: 50, maxEventsPerSec: maxEventRate }));
       if (rtx) pump('retransmits', rtx, (r) => {
         if (isLocal(r.saddr)) engine.retransmit(r.time.getTime(), r.daddr, r.sport, r.type === 'synack');
       });
     }
     if (on('portScan') || on('anomaly')) {
-      const rst = tcpProbe('resets', () => resets({ directions: ['sent'], latencyMs: 50 }));
+      const rst = tcpProbe('resets', () => resets({ directions: ['sent'], latencyMs: 50, maxEventsPerSec: maxEventRate }));
       if (rst) pump('resets', rst, (r) => {
         if (isLocal(r.saddr)) engine.resetSent(r.time.getTime(), r.saddr, r.sport, r.daddr, r.reason);
       });
@@ -274,7 +275,7 @@ export function detect(options: DetectOptions): Detector {
     // kfree_skb drops with reason NO_SOCKET (SYN or stealth segments).
     const closedFromDrops = on('portScan') && kernelEnum('sk_rst_reason').size === 0;
     if (on('sequence') || closedFromDrops) {
-      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50 }));
+      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50, maxEventsPerSec: maxEventRate }));
       if (dr) pump('drops', dr, (d) => {
         if (!isLocal(d.daddr)) return;
         const now = d.time.getTime();
@@ -371,6 +372,7 @@ export function detect(options: DetectOptions): Detector {
       for (const [name, c] of closables) {
         const s = c.stats?.();
         if (s) stats.lost[name] = s.lost;
+        if (s?.sampled !== undefined) stats.sampled[name] = s.sampled;
       }
       if (packetStream) {
         try {

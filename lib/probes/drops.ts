@@ -1,7 +1,7 @@
 // Dropped TCP packets with the kernel's drop reason (skb:kfree_skb, filtered to TCP in the
 // kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
 import { kernelEnum } from '../kernel/names';
-import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common';
+import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
 import { EV, TcpEventBase, baseFields, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
 
 export interface DropEvent extends TcpEventBase {
@@ -21,7 +21,7 @@ export interface DropEvent extends TcpEventBase {
   tcpFlags: string;
 }
 
-export interface DropsOptions extends TcpFilterOptions {
+export interface DropsOptions extends TcpFilterOptions, EventCapOptions {
   /** Also report tcp:tcp_bad_csum. Default true. */
   badChecksums?: boolean;
   /**
@@ -39,7 +39,7 @@ export interface DropsOptions extends TcpFilterOptions {
  * for await (const e of d) console.log(e.reason, e.saddr, e.dport);
  */
 export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
-  const filter = compileFilter(options, 'drops', ['badChecksums', 'reasons']);
+  const filter = compileFilter(options, 'drops', ['maxEventsPerSec', 'badChecksums', 'reasons']);
   if (options.badChecksums !== undefined && typeof options.badChecksums !== 'boolean') throw new TypeError('drops(): badChecksums must be a boolean');
   let reasons: Set<string> | undefined;
   if (options.reasons !== undefined) {
