@@ -394,6 +394,18 @@ static __always_inline int parse_skb(const struct sk_buff *skb, __u16 protocol, 
 	return 1;
 }
 
+/* drops({ reasons }): with drop_reasons_only set, only reasons marked 1 here are sent, so
+ * drops of other reasons (a flood's) do not use up the events cap. Set before load. */
+#define DROP_REASONS_MAX 1024
+const volatile __u8 drop_reasons_only = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DROP_REASONS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} drop_reasons SEC(".maps");
+
 SEC("tracepoint/skb/kfree_skb")
 int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
 {
@@ -412,6 +424,12 @@ int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
 	if (bpf_core_field_exists(ctx->reason)) {
 		reason = ctx->reason;
 		flags |= TEV_REASON_KNOWN;
+	}
+	if (drop_reasons_only) {
+		__u8 *wanted = bpf_map_lookup_elem(&drop_reasons, &reason);
+
+		if (!wanted || !*wanted)
+			return 0;
 	}
 	e = new_event(EV_DROP);
 	if (!e)

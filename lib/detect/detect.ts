@@ -20,6 +20,7 @@ import type { DetectAlert } from './alert';
 import { DETECTORS, DetectionEngine, DetectorName } from './engine';
 import { counterDelta, ListenCounters, readListenCounters } from './netstat';
 import { resolveThresholds, ThresholdOptions, Thresholds } from './thresholds';
+import { OLD_DATA_REASON, OUT_OF_WINDOW_REASONS } from './sequence';
 
 export interface DetectOptions {
   /** Interfaces whose incoming traffic is watched (tc ingress or XDP). At least one. */
@@ -275,7 +276,11 @@ export function detect(options: DetectOptions): Detector {
     // kfree_skb drops with reason NO_SOCKET (SYN or stealth segments).
     const closedFromDrops = on('portScan') && kernelEnum('sk_rst_reason').size === 0;
     if (on('sequence') || closedFromDrops) {
-      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50, maxEventsPerSec: maxEventRate }));
+      // Only the reasons the detectors use leave the kernel: drops of other reasons (a
+      // flood's) neither cost user space nor use up the events cap.
+      const known = new Set(kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_').values());
+      const wanted = [...(on('sequence') ? [...OUT_OF_WINDOW_REASONS, OLD_DATA_REASON, 'TCP_CSUM'] : []), ...(closedFromDrops ? ['NO_SOCKET'] : [])].filter((r) => known.has(r));
+      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50, maxEventsPerSec: maxEventRate, ...(known.size ? { reasons: wanted } : {}) }));
       if (dr) pump('drops', dr, (d) => {
         if (!isLocal(d.daddr)) return;
         const now = d.time.getTime();

@@ -11,6 +11,9 @@ import type { SynFloodThresholds } from './thresholds';
 
 export type SynScope = 'source' | 'prefix' | 'port';
 
+/** Sources given an attribution counter without being counted as heavy by the kernel. */
+const ATTRIBUTION_ROOM = 1024;
+
 /** The /24 (IPv4) or /64 (IPv6) prefix of an address, as the kernel tables print it: 'a.b.c.0/24', 'fd00:1::/64'. */
 export function prefixOf(address: string): string {
   const v6 = net.isIPv6(address);
@@ -31,6 +34,9 @@ export class SynFloodDetector {
   /** (source -> port) and (port -> source) SYN attributions from packet events (samples). */
   private readonly bySourcePort = new Map<string, SlidingCounter<number>>();
   private readonly byPortSource = new Map<string, SlidingCounter<string>>();
+  /** Per port: SYN samples, and those from a source not seen on the port before (spread). */
+  private readonly portSamples: SlidingCounter<string>;
+  private readonly portNovel: SlidingCounter<string>;
   private readonly listen: SlidingCounter<keyof ListenCounters>;
   private readonly synackByPort: SlidingCounter<string>;
   private readonly states = new Map<string, Hysteresis>();
@@ -49,6 +55,8 @@ export class SynFloodDetector {
     this.completed = { source: done(), prefix: done(), port: done() };
     this.listen = mk();
     this.synackByPort = mk();
+    this.portSamples = mk();
+    this.portNovel = mk();
   }
 
   /**
@@ -69,8 +77,16 @@ export class SynFloodDetector {
   /** A SYN seen as an event (source and port known): attribution for evidence only. */
   synSample(now: number, source: string, port: number): void {
     const p = String(port);
-    this.attribution(this.bySourcePort, source).add(port, now);
-    this.attribution(this.byPortSource, p).add(source, now);
+    // A source gets an attribution counter while there is room, or once the kernel counts
+    // it as heavy: a random-source flood then fills the room once instead of allocating a
+    // counter per sample.
+    if (this.bySourcePort.has(source) || this.bySourcePort.size < ATTRIBUTION_ROOM || this.syns.source.has(source)) {
+      this.attribution(this.bySourcePort, source).add(port, now);
+    }
+    const bySource = this.attribution(this.byPortSource, p);
+    this.portSamples.add(p, now);
+    if (!bySource.has(source)) this.portNovel.add(p, now);
+    bySource.addIfRoom(source, now);
   }
 
   /** A handshake completed (passive open) from `source` to local `port`. */
@@ -138,6 +154,8 @@ export class SynFloodDetector {
       this.syns[scope].prune(now);
       this.completed[scope].prune(now);
     }
+    this.portSamples.prune(now);
+    this.portNovel.prune(now);
     for (const m of [this.bySourcePort, this.byPortSource]) {
       for (const [k, c] of m) { c.prune(now); if (c.size === 0) m.delete(k); }
     }
@@ -268,10 +286,9 @@ export class SynFloodDetector {
       // What a mitigation keys on: the flooded port, and whether denying sources could
       // help (near 1: nearly every sampled SYN came from a new address, a random-source
       // flood; near 0: a few sources).
-      let sampled = 0;
-      if (sources) for (const s of sources.keys()) sampled += sources.sum(s, now);
-      ev['sampledSources'] = sources?.size ?? 0;
-      ev['sourceSpread'] = sampled > 0 ? round((sources?.size ?? 0) / sampled) : 0;
+      const sampled = this.portSamples.sum(key, now);
+      ev['sampledSyns'] = sampled;
+      ev['sourceSpread'] = sampled > 0 ? round(this.portNovel.sum(key, now) / sampled) : 0;
     } else {
       const members = [...this.syns.source.keys()].filter((s) => prefixOf(s) === key);
       const topSources = top(members.map((s) => [s, this.measure('source', s, now).halfOpen] as [string, number]), 10).map(([source, n]) => ({ source, halfOpenRate: round(n / perSec) }));

@@ -56,6 +56,16 @@ export class SlidingCounter<K = string> {
     if (t > ring.last) ring.last = t;
   }
 
+  /**
+   * Adds like add() when `key` is tracked or there is room; otherwise leaves the counter as
+   * it is and returns false (no eviction scan: for keys that arrive faster than they matter).
+   */
+  addIfRoom(key: K, t: number, n = 1): boolean {
+    if (this.rings.size >= this.maxKeys && !this.rings.has(key)) return false;
+    this.add(key, t, n);
+    return true;
+  }
+
   /** Sum over the window ending at `now` (buckets after now - windowMs, up to now). */
   sum(key: K, now: number): number {
     const ring = this.rings.get(key);

@@ -1,8 +1,12 @@
 // Dropped TCP packets with the kernel's drop reason (skb:kfree_skb, filtered to TCP in the
 // kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
+import type { BpfObject } from '../bpf/object';
 import { kernelEnum } from '../kernel/names';
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
 import { EV, TcpEventBase, baseFields, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+
+/** Size of the kernel's drop_reasons map (DROP_REASONS_MAX in bpf/tcpevents.bpf.c). */
+const DROP_REASONS_MAX = 1024;
 
 export interface DropEvent extends TcpEventBase {
   /** drop: skb freed with a drop reason; bad_csum: a segment failed its checksum. */
@@ -55,10 +59,21 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
   }
   const programs = [{ program: 'tev_drop', tracepoint: 'skb/kfree_skb', provides: 'dropped packets' }];
   if (options.badChecksums ?? true) programs.push({ program: 'tev_bad_csum', tracepoint: 'tcp/tcp_bad_csum', provides: 'bad checksum events (tcp:tcp_bad_csum appeared in Linux 5.12)' });
+  // The reasons' codes, marked in the kernel's drop_reasons map: other drops stay there.
+  const codes: number[] = [];
+  if (reasons) {
+    for (const [value, name] of kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_')) {
+      if (reasons.has(name) && value >= 0 && value < DROP_REASONS_MAX) codes.push(value);
+    }
+  }
   return openTcpEvents<DropEvent>({
     probe: 'drops',
     filter,
     programs,
+    ...(reasons ? {
+      globals: { drop_reasons_only: 1 },
+      setup: (obj: BpfObject) => { const m = obj.map<number, number>('drop_reasons'); for (const c of codes) m.set(c, 1); },
+    } : {}),
     toEvent: (r) => {
       const drop = r.kind === EV.DROP;
       const reason = drop ? reasonOf(r, 'drop') : undefined;
