@@ -172,6 +172,25 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
     }
   }, 45000);
 
+  // Every scan type and pace the detector promises, each over 12 closed privileged ports
+  // (weight 36 >= 21): connect, XMAS, NULL, ACK scans; a polite (-T2, 0.4 s between probes)
+  // and a delayed (--scan-delay 500ms) SYN scan.
+  it.skipIf(!have('nmap')).each(
+    [['-sT'], ['-sX'], ['-sN'], ['-sA'], ['-sS', '-T2'], ['-sS', '--scan-delay', '500ms']].map((f) => [f.join(' '), f] as [string, string[]]),
+  )('nmap %s raises port_scan naming the source', async (_name: string, flags: string[]) => {
+    const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, anomaly: false, sequence: false } });
+    const alerts = collect(d);
+    try {
+      const r = await nsRun(tn, 'nmap', [...flags, '-n', '-Pn', '-p', '1-12', '--max-retries', '0', tn.hostV4], 30000);
+      expect(r.out).toMatch(/Nmap done/);
+      const raised = await eventually(() => alerts.find((a) => a.kind === 'port_scan' && a.state === 'raised'), 8000, 'port_scan raised');
+      expect(raised.evidence.sources).toEqual([tn.nsV4]);
+      expect((raised.evidence.ports as number[]).every((p) => p >= 1 && p <= 12)).toBe(true);
+    } finally {
+      d.close();
+    }
+  }, 45000);
+
   it.skipIf(!have('nmap'))('an nmap FIN scan is seen from the FIN probes themselves', async () => {
     // Resets (tracepoint ring) and FIN probes (packet ring) race to raise the alert; the
     // cleared alert carries the whole scan, FIN probes included.
