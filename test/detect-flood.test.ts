@@ -12,6 +12,7 @@ import { TcpscopeMetrics } from '../lib/export/metrics';
 import { startPrometheusServer } from '../lib/export/prometheus';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
+import { confineReplies, routeDevice } from '../lib/net/confine';
 
 const enabled = bpfAvailable('detect-flood');
 
@@ -49,8 +50,16 @@ function timerLateness(ms: number): Promise<number> {
 
 describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
   let tn: TestNet;
-  beforeAll(() => { tn = createTestNet(); });
-  afterAll(() => tn?.destroy());
+  let unconfine: (() => void) | undefined;
+  beforeAll(() => {
+    tn = createTestNet();
+    // The host answers the spoofed SYNs: keep those answers on our veth.
+    unconfine = confineReplies(tn.hostV4, tn.hostIf);
+  });
+  afterAll(() => {
+    unconfine?.();
+    tn?.destroy();
+  });
 
   it.skipIf(!have('hping3'))('raises syn_flood for the port while the flood runs, keeps timers on time, and accounts for every event', async () => {
     const server = net.createServer((s) => s.destroy());
@@ -70,6 +79,8 @@ describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
       for await (const a of d) alerts.push({ ...a, floodRunning: flood !== undefined && flood.exitCode === null && flood.signalCode === null });
     })();
     try {
+      // Answers to a random (here: documentation) address leave through the veth only.
+      expect(routeDevice(tn.hostV4, '198.51.100.7')).toBe(tn.hostIf);
       const spawnedAt = Date.now();
       flood = spawn('ip', ['netns', 'exec', tn.ns, 'hping3', '-S', '--flood', '--rand-source', '-p', String(port), tn.hostV4], { stdio: 'ignore' });
       // Bounded whatever happens below.

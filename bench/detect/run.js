@@ -25,6 +25,7 @@ const BASELINE = opt('baseline', undefined);
 if (!(SECONDS > 0 && SECONDS <= 60)) throw new Error('--seconds must be in (0, 60]');
 if (!(ROUNDS >= 1 && ROUNDS <= 20)) throw new Error('--rounds must be 1..20');
 const { createTestNet } = require(path.join(ROOT, 'dist', 'lib', 'net', 'testnet'));
+const { confineReplies, routeDevice } = require(path.join(ROOT, 'dist', 'lib', 'net', 'confine'));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stderr.write(s + '\n');
@@ -37,7 +38,20 @@ function cpuTicks(pid) {
 }
 const median = (xs) => { const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : null; };
 
-async function round(tn, port, variant, treeRoot) {
+async function round(tn, variant, treeRoot) {
+  // A fresh listener per round: the previous round's half-open backlog and SYN-ACK
+  // retransmissions belong to another port.
+  const server = net.createServer((s) => s.destroy());
+  await new Promise((r) => server.listen(0, tn.hostV4, 128, r));
+  const port = server.address().port;
+  try {
+    return await measure(tn, port, variant, treeRoot);
+  } finally {
+    server.close();
+  }
+}
+
+async function measure(tn, port, variant, treeRoot) {
   const child = spawn(process.execPath, [path.join(__dirname, 'child.js'), treeRoot, tn.hostIf], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = [];
   let buf = '';
@@ -74,13 +88,14 @@ async function round(tn, port, variant, treeRoot) {
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   const final = lines.find((l) => l.type === 'final');
-  const first = lines.find((l) => l.type === 'alert' && l.kind === 'syn_flood' && l.state === 'raised');
+  const first = lines.find((l) => l.type === 'alert' && l.kind === 'syn_flood' && l.state === 'raised' && l.receivedAt >= floodStart);
   const portAlert = lines.find((l) => l.type === 'alert' && l.kind === 'syn_flood' && l.state === 'raised' && l.key === `syn_flood/port/${port}`);
   const ifaceRate = (rxEnd - rxStart) / (floodMs / 1000);
   const r = {
     variant,
     first_alert_s: first ? (first.receivedAt - floodStart) / 1000 : null,
     first_alert_key: first ? first.key : null,
+    port_alert_s: portAlert ? (portAlert.receivedAt - floodStart) / 1000 : null,
     detector_cpu_pct: ((cpu1 - cpu0) / TICK) / (floodMs / 1000) * 100,
     iface_rx_per_s: Math.round(ifaceRate),
     reported_syn_rate: portAlert ? portAlert.synRate : null,
@@ -101,18 +116,18 @@ async function round(tn, port, variant, treeRoot) {
 (async () => {
   try { execFileSync('which', ['hping3'], { stdio: 'pipe' }); } catch { throw new Error('hping3 is needed (apt-get install hping3)'); }
   const tn = createTestNet();
-  const server = net.createServer((s) => s.destroy());
-  await new Promise((r) => server.listen(0, tn.hostV4, 128, r));
-  const port = server.address().port;
+  // The host answers the spoofed SYNs: those answers must stay on our veth.
+  const unconfine = confineReplies(tn.hostV4, tn.hostIf);
   const results = [];
   try {
+    if (routeDevice(tn.hostV4, '198.51.100.7') !== tn.hostIf) throw new Error('answers to spoofed sources would leave the veth');
     log(`uptime: ${execFileSync('uptime').toString().trim()}`);
     for (let i = 0; i < ROUNDS; i++) {
-      if (BASELINE) results.push(await round(tn, port, 'baseline', path.resolve(BASELINE)));
-      results.push(await round(tn, port, 'subject', ROOT));
+      if (BASELINE) results.push(await round(tn, 'baseline', path.resolve(BASELINE)));
+      results.push(await round(tn, 'subject', ROOT));
     }
   } finally {
-    server.close();
+    unconfine();
     tn.destroy();
   }
   const summary = { benchmark: 'detect-flood', seconds: SECONDS, rounds: ROUNDS, uptime: execFileSync('uptime').toString().trim() };
@@ -120,6 +135,7 @@ async function round(tn, port, variant, treeRoot) {
     const rs = results.filter((r) => r.variant === variant);
     summary[variant] = {
       first_alert_s: median(rs.map((r) => r.first_alert_s)),
+      port_alert_s: median(rs.map((r) => r.port_alert_s)),
       detector_cpu_pct: median(rs.map((r) => r.detector_cpu_pct)),
       iface_rx_per_s: median(rs.map((r) => r.iface_rx_per_s)),
       reported_over_iface: median(rs.map((r) => r.reported_over_iface)),
