@@ -51,8 +51,9 @@ async function round(tn, variant, treeRoot) {
   }
 }
 
-async function measure(tn, port, variant, treeRoot) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'child.js'), treeRoot, tn.hostIf], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A child process whose stdout is JSON lines, collected in `lines`. */
+function jsonChild(args) {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = [];
   let buf = '';
   child.stdout.on('data', (b) => {
@@ -60,13 +61,34 @@ async function measure(tn, port, variant, treeRoot) {
     let i;
     while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
   });
+  return { child, lines };
+}
+
+/** Interface rx rate over (from, to] ms, from the sampled timeline. */
+function rateOver(samples, from, to) {
+  let a, b;
+  for (const s of samples) {
+    if (s.t <= from) a = s;
+    if (s.t <= to) b = s;
+  }
+  if (!a || !b || b.t <= a.t) return null;
+  return (b.rx - a.rx) / ((b.t - a.t) / 1000);
+}
+
+async function measure(tn, port, variant, treeRoot) {
+  const { child, lines } = jsonChild([path.join(__dirname, 'child.js'), treeRoot, tn.hostIf]);
+  const control = jsonChild([path.join(__dirname, 'control.js')]);
   const deadline = Date.now() + 20000;
-  while (!lines.some((l) => l.type === 'ready')) {
+  while (!lines.some((l) => l.type === 'ready') || !control.lines.some((l) => l.type === 'ready')) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${variant}: detector did not start`);
     await sleep(20);
   }
   await sleep(1500); // settle: a few ticks before the flood
   const rx0 = rx(tn.hostIf);
+  // The interface's counter every 20 ms from before the flood, to compare an alert's rate
+  // with the interval it claims.
+  const samples = [{ t: Date.now(), rx: rx0 }];
+  const sampler = setInterval(() => samples.push({ t: Date.now(), rx: rx(tn.hostIf) }), 20);
   const flood = spawn('ip', ['netns', 'exec', tn.ns, 'hping3', '-S', '--flood', '--rand-source', '-p', String(port), tn.hostV4], { stdio: 'ignore' });
   const killer = setTimeout(() => flood.kill('SIGKILL'), (SECONDS + 10) * 1000);
   // The flood starts when the interface sees it.
@@ -77,20 +99,28 @@ async function measure(tn, port, variant, treeRoot) {
     else await sleep(2);
   }
   child.kill('SIGUSR1');
+  control.child.kill('SIGUSR1');
   const cpu0 = cpuTicks(child.pid);
   const rxStart = rx(tn.hostIf);
   await sleep(SECONDS * 1000);
+  clearInterval(sampler);
   const cpu1 = cpuTicks(child.pid);
   const rxEnd = rx(tn.hostIf);
   const floodMs = Date.now() - floodStart;
   clearTimeout(killer);
   flood.kill('SIGKILL');
   child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  control.child.kill('SIGTERM');
+  await Promise.all([new Promise((r) => child.once('exit', r)), new Promise((r) => control.child.once('exit', r))]);
   const final = lines.find((l) => l.type === 'final');
+  const controlFinal = control.lines.find((l) => l.type === 'final');
   const first = lines.find((l) => l.type === 'alert' && l.kind === 'syn_flood' && l.state === 'raised' && l.receivedAt >= floodStart);
   const portAlert = lines.find((l) => l.type === 'alert' && l.kind === 'syn_flood' && l.state === 'raised' && l.key === `syn_flood/port/${port}`);
   const ifaceRate = (rxEnd - rxStart) / (floodMs / 1000);
+  // The rate the interface saw over the interval the alert's rate claims: the detector's
+  // poll interval (250 ms) for the subject, the 5 s window for the baseline.
+  const claimMs = variant === 'subject' ? 250 : 5000;
+  const ifaceAtAlert = portAlert ? rateOver(samples, portAlert.at - claimMs, portAlert.at) : null;
   const r = {
     variant,
     first_alert_s: first ? (first.receivedAt - floodStart) / 1000 : null,
@@ -99,7 +129,9 @@ async function measure(tn, port, variant, treeRoot) {
     detector_cpu_pct: ((cpu1 - cpu0) / TICK) / (floodMs / 1000) * 100,
     iface_rx_per_s: Math.round(ifaceRate),
     reported_syn_rate: portAlert ? portAlert.synRate : null,
-    reported_over_iface: portAlert ? portAlert.synRate / ifaceRate : null,
+    iface_rate_at_alert: ifaceAtAlert === null ? null : Math.round(ifaceAtAlert),
+    reported_over_iface: portAlert && ifaceAtAlert ? portAlert.synRate / ifaceAtAlert : null,
+    control_eld_p99_ms: controlFinal ? controlFinal.eld.p99 : null,
     eld_p99_ms: final ? final.eld.p99 : null,
     eld_max_ms: final ? final.eld.max : null,
     alerts: lines.filter((l) => l.type === 'alert').length,
@@ -140,6 +172,7 @@ async function measure(tn, port, variant, treeRoot) {
       iface_rx_per_s: median(rs.map((r) => r.iface_rx_per_s)),
       reported_over_iface: median(rs.map((r) => r.reported_over_iface)),
       eld_p99_ms: median(rs.map((r) => r.eld_p99_ms)),
+      control_eld_p99_ms: median(rs.map((r) => r.control_eld_p99_ms)),
       eld_max_ms: median(rs.map((r) => r.eld_max_ms)),
     };
   }
