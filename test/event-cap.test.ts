@@ -5,6 +5,9 @@ import { packets } from '../lib/probes/packets';
 import { resets } from '../lib/probes';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { connectRefused, freePort } from './helpers/tcpprobe';
+import { readSynTables } from '../lib/probes/syn-counts';
+import net from 'node:net';
+import { once } from 'node:events';
 
 const enabled = bpfAvailable('event-cap');
 
@@ -56,5 +59,41 @@ describe('events-per-second cap', () => {
     }
     // Still readable after close.
     expect(probe.stats().sampled).toBeGreaterThan(0);
+  });
+
+  it.skipIf(!enabled)('SYN sources enter the table through the sketch once heavy; SYN-ACKs and closed-port RSTs are counted at egress', async () => {
+    const open = net.createServer((c) => c.destroy());
+    open.listen(0, '127.0.0.1');
+    await once(open, 'listening');
+    const openPort = (open.address() as net.AddressInfo).port;
+    const closedPort = await freePort();
+    const probe = packets({ interfaces: ['lo'], filter: `dst port ${openPort} or dst port ${closedPort}`, countSyns: true, synAdmission: 20, egressCounters: true, maxEventsPerSec: 100 });
+    try {
+      // 10 SYNs: under the admission threshold, no row for 127.0.0.1 yet.
+      for (let i = 0; i < 10; i++) await connectRefused('127.0.0.1', closedPort);
+      expect(readSynTables(probe.program).sources.filter((r) => r.address === '127.0.0.1')).toEqual([]);
+      // 120 more at once: whichever epochs they fall in, one holds >= 20 of them (unless they
+      // spread over six epochs, 1.6 s), so the estimate reaches the threshold and the row appears.
+      await Promise.all(Array.from({ length: 120 }, () => connectRefused('127.0.0.1', closedPort)));
+      const row = readSynTables(probe.program).sources.find((r) => r.address === '127.0.0.1');
+      expect(row).toBeDefined();
+      // Entered with the sketch's estimate (>= 20), exact from then on: never more than were sent.
+      expect(row!.count).toBeGreaterThanOrEqual(20);
+      expect(row!.count).toBeLessThanOrEqual(130);
+      // The port table counts every SYN however the sources fare.
+      expect(readSynTables(probe.program).ports.find((p) => p.port === closedPort)?.count).toBe(130);
+      for (let i = 0; i < 5; i++) {
+        const c = net.connect(openPort, '127.0.0.1');
+        c.on('error', () => {});
+        await once(c, 'close');
+      }
+      const k = probe.program.counters();
+      expect(k.syns).toBe(135);
+      expect(k.rstsOut).toBeGreaterThanOrEqual(130);
+      expect(k.synacksOut).toBeGreaterThanOrEqual(5);
+    } finally {
+      probe.close();
+      open.close();
+    }
   });
 });
