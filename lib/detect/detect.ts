@@ -21,6 +21,7 @@ import { DETECTORS, DetectionEngine, DetectorName } from './engine';
 import { counterDelta, ListenCounters, readListenCounters } from './netstat';
 import { resolveThresholds, ThresholdOptions, Thresholds } from './thresholds';
 import { OLD_DATA_REASON, OUT_OF_WINDOW_REASONS } from './sequence';
+import { consumeBounded } from '../util/bounded';
 
 export interface DetectOptions {
   /** Interfaces whose incoming traffic is watched (tc ingress or XDP). At least one. */
@@ -90,8 +91,6 @@ export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
 /** SYN-sketch epoch, ms (HH_EPOCH_SHIFT in bpf/packets.bpf.c) and cells per row (HH_WIDTH in bpf/include/heavy_hitters.h). */
 const SKETCH_EPOCH_MS = 2 ** 28 / 1e6;
 const SKETCH_WIDTH = 16384;
-/** Longest slice of synchronous event handling before a consumer yields to timers and I/O. */
-const SLICE_MS = 10;
 
 /**
  * Sketch admission for a SYN rate: half the SYNs per epoch of the smallest per-key limit,
@@ -104,8 +103,6 @@ export function synAdmissionFor(minKeyRate: number, synRate: number): number {
   return Math.max(base, Math.ceil(lambda + 5 * Math.sqrt(lambda) + 1));
 }
 
-/** Resolves after pending timers and I/O had their turn. */
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued', 'maxPacketEventsPerSec'];
 
@@ -198,26 +195,13 @@ export function detect(options: DetectOptions): Detector {
     failure = e instanceof Error ? e : new Error(String(e));
     detector.close();
   };
-  // A ring that never runs dry resolves every read at once (microtasks only): without a
-  // yield, timers (ticks, metrics scrapes, alert sinks) would never run. Each consumer
-  // yields after SLICE_MS of handling, and after every batch while the ring stays busy.
+  // Bounded work per turn (lib/util/bounded.ts): ticks, scrapes and sinks run during a flood.
   const pump = <E>(name: string, stream: { batches(): AsyncIterableIterator<E[]> }, handle: (e: E) => void): void => {
     stats.events[name] = 0;
-    pumps.push((async () => {
-      for await (const batch of stream.batches()) {
-        stats.events[name]! += batch.length;
-        let sliceStart = performance.now();
-        for (let i = 0; i < batch.length; i++) {
-          handle(batch[i]!);
-          if ((i & 255) === 255 && performance.now() - sliceStart > SLICE_MS) {
-            await yieldToLoop();
-            if (closed) return;
-            sliceStart = performance.now();
-          }
-        }
-        await yieldToLoop();
-      }
-    })().catch(fail));
+    pumps.push(consumeBounded(stream.batches(), handle, {
+      stopped: () => closed,
+      onBatch: (n) => { stats.events[name]! += n; },
+    }).catch(fail));
   };
 
   let packetStream: PacketStream | undefined;

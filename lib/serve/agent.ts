@@ -10,6 +10,7 @@ import { detect, detectDelivery, Detector, DetectAlert } from '../detect';
 import { Guard } from '../guard';
 import { createExporters, Exporters } from '../export';
 import type { ProbeStatsSource } from '../export';
+import { consumeBounded } from '../util/bounded';
 import { upInterfaces } from '../net/interfaces';
 import type { ResolvedServeConfig } from './config';
 
@@ -43,13 +44,13 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   const names: string[] = [];
 
   /** Reads a probe to the end into the metrics; a failing probe is reported, not fatal. */
-  const pump = <E>(name: string, probe: AsyncIterable<E> & Running & ProbeStatsSource, observe: (e: E) => void): void => {
+  // Bounded work per turn (lib/util/bounded.ts): scrapes, sinks and the detector's ticks
+  // run however fast a probe's events come.
+  const pump = <E>(name: string, probe: { batches(): AsyncIterable<E[]> } & Running & ProbeStatsSource, observe: (e: E) => void): void => {
     running.push(probe);
     names.push(name);
     metrics.attachProbe(name, probe);
-    pumps.push((async () => {
-      for await (const e of probe) observe(e);
-    })().catch((e: Error) => log(`${name} stopped: ${e.message}`)));
+    pumps.push(consumeBounded(probe.batches(), observe).catch((e: Error) => log(`${name} stopped: ${e.message}`)));
   };
 
   try {
