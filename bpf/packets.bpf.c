@@ -10,6 +10,8 @@
 #include <bpf/bpf_core_read.h>
 #include "tcpscope.h"
 #include "tcp_parse.h"
+#include "rate_cap.h"
+#include "heavy_hitters.h"
 
 #define HOOK_XDP 1
 #define HOOK_TC 2
@@ -28,6 +30,10 @@ struct packets_config {
 	__u32 snaplen;       /* frame bytes to copy after the header (0: none) */
 	__u32 payload_bytes; /* TCP payload bytes to copy when snaplen is 0 (0: none) */
 	__u32 filter_slot;   /* which of the two filter programs is active */
+	__u32 events_per_slot; /* most records per 100 ms (rate_cap.h); beyond: sampled. 0: no cap */
+	__u32 hh_min;        /* 0: count every source; else admit a source (prefix) to the
+			      * syn_by_addr (syn_by_prefix) table once the sketch has seen this
+			      * many of its SYNs in one epoch (heavy_hitters.h) */
 	__u32 _pad;
 };
 
@@ -93,6 +99,8 @@ struct packets_stats {
 	__u64 emitted;      /* records submitted */
 	__u64 capture_errors;
 	__u64 syns;         /* SYNs counted */
+	__u64 synacks_out;  /* SYN-ACKs sent (tc egress, when attached) */
+	__u64 rsts_out;     /* RSTs sent that answer a segment no socket took (tc egress) */
 };
 
 struct {
@@ -137,7 +145,33 @@ struct {
 	__type(value, struct syn_count);
 } syn_by_port SEC(".maps");
 
+/* Sketches that admit sources and prefixes to the tables above (heavy_hitters.h); user
+ * space shrinks them to one entry when every source is counted (hh_min 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HH_ROWS * HH_WIDTH);
+	__type(key, __u32);
+	__type(value, struct hh_cell);
+} syn_sketch_addr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HH_ROWS * HH_WIDTH);
+	__type(key, __u32);
+	__type(value, struct hh_cell);
+} syn_sketch_prefix SEC(".maps");
+
+/* Epochs of the sketches: 2^28 ns, about 268 ms. */
+#define HH_EPOCH_SHIFT 28
+
 /* ---- events ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rate_cap);
+} packets_rate SEC(".maps");
 
 #define CAP_NONE 0
 #define CAP_FRAME 1    /* bytes from the start of the frame (link header) */
@@ -281,7 +315,32 @@ static __always_inline void syn_bump(void *map, const void *key, __u64 now)
 	bpf_map_update_elem(map, key, &init, BPF_NOEXIST);
 }
 
-static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now)
+/* Counts a SYN of `key` in `table`, or, with a sketch threshold, only once the key is heavy:
+ * keys already in the table count exactly; others go through the sketch, and enter the
+ * table with the sketch's estimate when it reaches hh_min. */
+static __always_inline void syn_bump_heavy(void *table, void *sketch, const struct syn_addr_key *key, __u64 now, __u32 hh_min)
+{
+	struct syn_count *c;
+	__u32 est;
+
+	if (hh_min == 0) {
+		syn_bump(table, key, now);
+		return;
+	}
+	c = bpf_map_lookup_elem(table, key);
+	if (c) {
+		c->count++;
+		c->last_ns = now;
+		return;
+	}
+	est = hh_sketch_add(sketch, key->addr, (__u32)(now >> HH_EPOCH_SHIFT));
+	if (est >= hh_min) {
+		struct syn_count init = { .count = est, .last_ns = now };
+		bpf_map_update_elem(table, key, &init, BPF_NOEXIST);
+	}
+}
+
+static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now, __u32 hh_min)
 {
 	struct syn_addr_key key = {};
 	__u32 port = pkt->dport;
@@ -296,7 +355,7 @@ static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now)
 	} else {
 		key.prefix_len = 32;
 	}
-	syn_bump(&syn_by_addr, &key, now);
+	syn_bump_heavy(&syn_by_addr, &syn_sketch_addr, &key, now, hh_min);
 	if (pkt->family == AF_INET6) {
 		key.addr[2] = key.addr[3] = 0;
 		key.prefix_len = 64;
@@ -304,7 +363,7 @@ static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now)
 		key.addr[0] &= bpf_htonl(0xffffff00);
 		key.prefix_len = 24;
 	}
-	syn_bump(&syn_by_prefix, &key, now);
+	syn_bump_heavy(&syn_by_prefix, &syn_sketch_prefix, &key, now, hh_min);
 	syn_bump(&syn_by_port, &port, now);
 }
 
@@ -466,13 +525,17 @@ static __always_inline void handle(void *ctx, const int hook, void *data, void *
 
 	__u64 now = bpf_ktime_get_ns();
 	if ((cfg->features & FEATURE_SYNS) && (pkt->flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
-		count_syn(pkt, now);
+		count_syn(pkt, now, cfg->hh_min);
 		st->syns++;
 	}
 	if (!(cfg->features & FEATURE_EVENTS))
 		return;
 	__u32 rate = cfg->sample_rate;
 	if (rate > 1 && st->matched % rate != 0) {
+		st->sampled_out++;
+		return;
+	}
+	if (!rate_cap_take(&packets_rate, now, cfg->events_per_slot)) {
 		st->sampled_out++;
 		return;
 	}
@@ -503,6 +566,30 @@ int packets_tc(struct __sk_buff *skb)
 		data_end = (void *)(long)skb->data_end;
 	}
 	handle(skb, HOOK_TC, data, data_end, skb->len, skb->ifindex);
+	return TC_ACT_UNSPEC_;
+}
+
+/* Outgoing segments, for the replies a flood or a scan draws: SYN-ACKs, and RSTs that
+ * answer a segment no socket took (the kernel's reply to a SYN, FIN, NULL or XMAS probe of a
+ * closed port has ACK set and sequence 0; to an ACK probe, no ACK). Counters only. */
+SEC("tc")
+int packets_tc_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 zero = 0;
+	struct tcp_packet *pkt = bpf_map_lookup_elem(&packets_scratch, &zero);
+	struct packets_stats *st;
+
+	if (!pkt || tcp_parse(data, data_end, pkt) < 0)
+		return TC_ACT_UNSPEC_;
+	st = bpf_map_lookup_elem(&packets_stats, &zero);
+	if (!st)
+		return TC_ACT_UNSPEC_;
+	if ((pkt->flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK))
+		st->synacks_out++;
+	else if ((pkt->flags & TCP_FLAG_RST) && (!(pkt->flags & TCP_FLAG_ACK) || pkt->seq == 0))
+		st->rsts_out++;
 	return TC_ACT_UNSPEC_;
 }
 

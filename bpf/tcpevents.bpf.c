@@ -15,6 +15,7 @@
 #include "tp_compat.h"
 #include "port_filter.h"
 #include "sock_cookie.h"
+#include "rate_cap.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -83,10 +84,27 @@ struct {
 	__type(value, struct rtt_hist);
 } rtt_hists SEC(".maps");
 
+/* Most records per 100 ms (rate_cap.h), set before load; beyond it events are counted in
+ * tcp_events_sampled instead of sent. 0: no cap. */
+const volatile __u32 tcp_events_per_slot = 0;
+__u64 tcp_events_sampled = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rate_cap);
+} tcp_events_rate SEC(".maps");
+
 static __always_inline struct tcp_event *new_event(__u32 kind)
 {
-	struct tcp_event *e = tcpscope_reserve(tcp_events, sizeof(*e));
+	struct tcp_event *e;
 
+	if (!rate_cap_take(&tcp_events_rate, bpf_ktime_get_ns(), tcp_events_per_slot)) {
+		__sync_fetch_and_add(&tcp_events_sampled, 1);
+		return NULL;
+	}
+	e = tcpscope_reserve(tcp_events, sizeof(*e));
 	if (!e)
 		return NULL;
 	__builtin_memset(e, 0, sizeof(*e));
@@ -376,6 +394,18 @@ static __always_inline int parse_skb(const struct sk_buff *skb, __u16 protocol, 
 	return 1;
 }
 
+/* drops({ reasons }): with drop_reasons_only set, only reasons marked 1 here are sent, so
+ * drops of other reasons (a flood's) do not use up the events cap. Set before load. */
+#define DROP_REASONS_MAX 1024
+const volatile __u8 drop_reasons_only = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DROP_REASONS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} drop_reasons SEC(".maps");
+
 SEC("tracepoint/skb/kfree_skb")
 int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
 {
@@ -394,6 +424,12 @@ int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
 	if (bpf_core_field_exists(ctx->reason)) {
 		reason = ctx->reason;
 		flags |= TEV_REASON_KNOWN;
+	}
+	if (drop_reasons_only) {
+		__u8 *wanted = bpf_map_lookup_elem(&drop_reasons, &reason);
+
+		if (!wanted || !*wanted)
+			return 0;
 	}
 	e = new_event(EV_DROP);
 	if (!e)

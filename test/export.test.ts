@@ -133,6 +133,22 @@ describe('metrics model', () => {
     expect(value(m, 'tcpscope_ringbuf_received', { probe: 'rtt' })).toBe(0);
   });
 
+  it('counts what the kernel sampled out instead of sending, beside received and lost', () => {
+    const m = new TcpscopeMetrics();
+    let stats = { received: 10, lost: 2, lossCounted: true, sampled: 500 };
+    const detach = m.attachProbe('detect', { stats: () => stats });
+    expect(value(m, 'tcpscope_events_sampled', { probe: 'detect' })).toBe(500);
+    stats = { ...stats, sampled: 900 };
+    expect(value(m, 'tcpscope_events_sampled', { probe: 'detect' })).toBe(900);
+    detach();
+    stats = { received: 0, lost: 0, lossCounted: true, sampled: 100 };
+    m.attachProbe('detect', { stats: () => stats });
+    expect(value(m, 'tcpscope_events_sampled', { probe: 'detect' })).toBe(1000);
+    // A probe without sampling reports 0, not a missing series.
+    m.attachProbe('rtt', { stats: () => ({ received: 1, lost: 0, lossCounted: true }) });
+    expect(value(m, 'tcpscope_events_sampled', { probe: 'rtt' })).toBe(0);
+  });
+
   it('turns cumulative SYN tables into counters, labelled ports plus "other" summing to the total', () => {
     const m = new TcpscopeMetrics({ maxPorts: 1 });
     let snap = { total: 10, ports: [{ port: 80, count: 6 }, { port: 22, count: 3 }] };

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // detect(): opens the probes the detectors need, feeds their events and the kernel's SYN
 // counters into the DetectionEngine, and delivers alerts as an async iterator (and to an
-// onAlert hook). Counting happens in the kernel; decisions in TypeScript.
+// onAlert hook). Counting happens in the kernel; decisions in TypeScript. Packet events
+// are capped in the kernel (the rest counted as sampled), and every consumer loop yields
+// to timers and I/O after a bounded slice of work, so ticks run on time during a flood.
 import os from 'node:os';
 import type { InterfaceRef } from '../bpf/netif';
 import { interfaceName } from '../bpf/netif';
@@ -19,6 +21,8 @@ import type { DetectAlert } from './alert';
 import { DETECTORS, DetectionEngine, DetectorName } from './engine';
 import { counterDelta, ListenCounters, readListenCounters } from './netstat';
 import { resolveThresholds, ThresholdOptions, Thresholds } from './thresholds';
+import { OLD_DATA_REASON, OUT_OF_WINDOW_REASONS } from './sequence';
+import { consumeBounded } from '../util/bounded';
 
 export interface DetectOptions {
   /** Interfaces whose incoming traffic is watched (tc ingress or XDP). At least one. */
@@ -34,7 +38,7 @@ export interface DetectOptions {
   /** Packet hook: tc ingress (default) or XDP. */
   hook?: 'tc' | 'xdp';
   xdpMode?: XdpMode;
-  /** How often windows are evaluated and kernel counters read, ms. @defaultValue 500 */
+  /** How often windows are evaluated and kernel counters read, ms. @defaultValue 250 */
   tickMs?: number;
   /**
    * Addresses that are "this host" for the tracepoint probes (resets sent, connections,
@@ -45,9 +49,10 @@ export interface DetectOptions {
   /** Most alerts kept for a slow reader; the oldest are dropped beyond it. @defaultValue 10000 */
   maxQueued?: number;
   /**
-   * Packet events per second (SYNs for attribution, FIN/NULL/XMAS probes) above which the
-   * kernel samples them (1 in N, N a power of two, adjusted every tick). SYN counts stay
-   * exact: they come from the kernel tables. @defaultValue 20000
+   * Events per second each probe's kernel side sends at most (packets: SYNs for
+   * attribution and FIN/NULL/XMAS probes; resets, drops, retransmits); beyond it they are
+   * counted as sampled instead of sent. SYN counts stay exact: they come from the kernel
+   * tables. @defaultValue 5000
    */
   maxPacketEventsPerSec?: number;
 }
@@ -55,15 +60,19 @@ export interface DetectOptions {
 export interface DetectStats {
   /** Events read per source probe. */
   events: Record<string, number>;
-  /** Events lost in ring buffers, per probe. */
+  /** Events lost in ring buffers (full), per probe. */
   lost: Record<string, number>;
+  /** Events not sent by the kernel because of the events-per-second cap, per probe. */
+  sampled: Record<string, number>;
   alerts: { raised: number; cleared: number; dropped: number };
   hookErrors: number;
   ticks: number;
-  /** Kernel packet counters of the packet program. */
-  packets?: { tcp: number; matched: number; emitted: number; syns: number };
-  /** Current 1-in-N sampling of packet events (1: all). */
-  sampleRate: number;
+  /** Kernel packet counters of the packet program (synacksOut, rstsOut: at tc egress). */
+  packets?: { tcp: number; matched: number; emitted: number; sampled: number; syns: number; synacksOut: number; rstsOut: number };
+  /** Incoming SYNs per second over the last tick, from the kernel counter. */
+  synRate: number;
+  /** SYNs of one epoch (about 268 ms) that give a source or prefix its own kernel counter. */
+  synAdmission: number;
 }
 
 /** A running detector: async iterable of alerts. */
@@ -80,12 +89,34 @@ export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
   readonly engine: DetectionEngine;
 }
 
+/** SYN-sketch epoch, ms (HH_EPOCH_SHIFT in bpf/packets.bpf.c) and cells per row (HH_WIDTH in bpf/include/heavy_hitters.h). */
+const SKETCH_EPOCH_MS = 2 ** 28 / 1e6;
+const SKETCH_WIDTH = 16384;
+
+/**
+ * Sketch admission for a SYN rate: half the SYNs per epoch of the smallest per-key limit,
+ * raised above the sketch's noise at high rates (each cell then holds lambda = SYNs per
+ * epoch / width random SYNs; lambda + 5 sqrt(lambda) is out of its reach).
+ */
+export function synAdmissionFor(minKeyRate: number, synRate: number): number {
+  const base = Math.max(2, Math.floor((minKeyRate * SKETCH_EPOCH_MS) / 1000 / 2));
+  const lambda = (synRate * SKETCH_EPOCH_MS) / 1000 / SKETCH_WIDTH;
+  return Math.max(base, Math.ceil(lambda + 5 * Math.sqrt(lambda) + 1));
+}
+
+
 const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued', 'maxPacketEventsPerSec'];
 
 /** Packets the detectors look at: SYNs (attribution of counts) and segments with no SYN, ACK or RST (FIN/NULL/XMAS probes). */
 export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == tcp-syn or tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == 0';
 
-interface Closable { close(): void; stats?(): { received: number; lost: number } }
+/** A detector's events summed over its probes: delivered, lost (ring full), sampled out in the kernel. */
+export function detectDelivery(s: DetectStats): { received: number; lost: number; sampled: number; lossCounted: boolean } {
+  const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
+  return { received: sum(s.events), lost: sum(s.lost), sampled: sum(s.sampled), lossCounted: true };
+}
+
+interface Closable { close(): void; stats?(): { received: number; lost: number; sampled?: number } }
 
 /**
  * Watches incoming TCP traffic for SYN floods, port scans, rate anomalies and sequence
@@ -109,20 +140,24 @@ export function detect(options: DetectOptions): Detector {
     enabled[k as DetectorName] = v;
   }
   const on = (d: DetectorName) => enabled[d] ?? true;
-  const tickMs = options.tickMs ?? 500;
+  const tickMs = options.tickMs ?? 250;
   if (!(typeof tickMs === 'number' && tickMs >= 10)) throw new TypeError('detect(): tickMs must be a number >= 10');
   if (options.onAlert !== undefined && typeof options.onAlert !== 'function') throw new TypeError('detect(): onAlert must be a function');
   const maxQueued = options.maxQueued ?? 10000;
   if (!(Number.isInteger(maxQueued) && maxQueued > 0)) throw new TypeError('detect(): maxQueued must be a positive integer');
-  const maxEventRate = options.maxPacketEventsPerSec ?? 20000;
-  if (!(typeof maxEventRate === 'number' && maxEventRate > 0)) throw new TypeError('detect(): maxPacketEventsPerSec must be a positive number');
+  const maxEventRate = options.maxPacketEventsPerSec ?? 5000;
+  if (!(typeof maxEventRate === 'number' && maxEventRate >= 10 && Number.isFinite(maxEventRate))) throw new TypeError('detect(): maxPacketEventsPerSec must be a number >= 10');
 
   // ---- alert delivery -----------------------------------------------------------------
   const queue: DetectAlert[] = [];
   let wake: (() => void) | undefined;
   let closed = false;
   let failure: Error | undefined;
-  const stats: DetectStats = { events: {}, lost: {}, alerts: { raised: 0, cleared: 0, dropped: 0 }, hookErrors: 0, ticks: 0, sampleRate: 1 };
+  const minKeyRate = Math.min(thresholds.synFlood.sourceRate, thresholds.synFlood.prefixRate);
+  const stats: DetectStats = {
+    events: {}, lost: {}, sampled: {}, alerts: { raised: 0, cleared: 0, dropped: 0 }, hookErrors: 0, ticks: 0,
+    synRate: 0, synAdmission: synAdmissionFor(minKeyRate, 0),
+  };
   const deliver = (alert: DetectAlert): void => {
     stats.alerts[alert.state]++;
     if (options.onAlert) {
@@ -161,14 +196,13 @@ export function detect(options: DetectOptions): Detector {
     failure = e instanceof Error ? e : new Error(String(e));
     detector.close();
   };
+  // Bounded work per turn (lib/util/bounded.ts): ticks, scrapes and sinks run during a flood.
   const pump = <E>(name: string, stream: { batches(): AsyncIterableIterator<E[]> }, handle: (e: E) => void): void => {
     stats.events[name] = 0;
-    pumps.push((async () => {
-      for await (const batch of stream.batches()) {
-        stats.events[name]! += batch.length;
-        for (const e of batch) handle(e);
-      }
-    })().catch(fail));
+    pumps.push(consumeBounded(stream.batches(), handle, {
+      stopped: () => closed,
+      onBatch: (n) => { stats.events[name]! += n; },
+    }).catch(fail));
   };
 
   let packetStream: PacketStream | undefined;
@@ -181,6 +215,9 @@ export function detect(options: DetectOptions): Detector {
         ...(options.xdpMode ? { xdpMode: options.xdpMode } : {}),
         filter: DETECT_PACKET_FILTER,
         countSyns: true,
+        synAdmission: stats.synAdmission,
+        maxEventsPerSec: maxEventRate,
+        egressCounters: true,
         latencyMs: 50,
       });
       closables.push(['packets', packetStream]);
@@ -209,13 +246,13 @@ export function detect(options: DetectOptions): Detector {
       if (conns) pump('connections', conns, (c) => {
         if (c.direction === 'passive' && isLocal(c.saddr)) engine.passiveOpen(c.time.getTime(), c.daddr, c.sport);
       });
-      const rtx = tcpProbe('retransmits', () => retransmits({ latencyMs: 50 }));
+      const rtx = tcpProbe('retransmits', () => retransmits({ latencyMs: 50, maxEventsPerSec: maxEventRate }));
       if (rtx) pump('retransmits', rtx, (r) => {
         if (isLocal(r.saddr)) engine.retransmit(r.time.getTime(), r.daddr, r.sport, r.type === 'synack');
       });
     }
     if (on('portScan') || on('anomaly')) {
-      const rst = tcpProbe('resets', () => resets({ directions: ['sent'], latencyMs: 50 }));
+      const rst = tcpProbe('resets', () => resets({ directions: ['sent'], latencyMs: 50, maxEventsPerSec: maxEventRate }));
       if (rst) pump('resets', rst, (r) => {
         if (isLocal(r.saddr)) engine.resetSent(r.time.getTime(), r.saddr, r.sport, r.daddr, r.reason);
       });
@@ -224,7 +261,11 @@ export function detect(options: DetectOptions): Detector {
     // kfree_skb drops with reason NO_SOCKET (SYN or stealth segments).
     const closedFromDrops = on('portScan') && kernelEnum('sk_rst_reason').size === 0;
     if (on('sequence') || closedFromDrops) {
-      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50 }));
+      // Only the reasons the detectors use leave the kernel: drops of other reasons (a
+      // flood's) neither cost user space nor use up the events cap.
+      const known = new Set(kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_').values());
+      const wanted = [...(on('sequence') ? [...OUT_OF_WINDOW_REASONS, OLD_DATA_REASON, 'TCP_CSUM'] : []), ...(closedFromDrops ? ['NO_SOCKET'] : [])].filter((r) => known.has(r));
+      const dr = tcpProbe('drops', () => drops({ badChecksums: on('sequence'), latencyMs: 50, maxEventsPerSec: maxEventRate, ...(known.size ? { reasons: wanted } : {}) }));
       if (dr) pump('drops', dr, (d) => {
         if (!isLocal(d.daddr)) return;
         const now = d.time.getTime();
@@ -246,6 +287,8 @@ export function detect(options: DetectOptions): Detector {
   const prevSyn = { sources: new Map<string, number>(), prefixes: new Map<string, number>(), ports: new Map<number, number>() };
   let prevNetstat: ListenCounters | undefined = readListenCounters();
   let lastLocalRefresh = Date.now();
+  let prevSynTotal = 0;
+  let prevPollAt = Date.now();
   const pollSyns = (now: number): void => {
     if (!packetStream) return;
     const snap = readSynTables(packetStream.program);
@@ -262,30 +305,32 @@ export function detect(options: DetectOptions): Detector {
       for (const k of prev.keys()) if (!seen.has(k)) prev.delete(k);
       return out;
     };
+    const total = packetStream.counters().syns;
     engine.synCounts(now, {
+      total: Math.max(0, total - prevSynTotal),
+      intervalMs: now - prevPollAt,
       sources: delta(snap.sources.map((r) => ({ key: r.address, count: r.count })), prevSyn.sources),
       prefixes: delta(snap.prefixes.map((r) => ({ key: r.cidr, count: r.count })), prevSyn.prefixes),
       ports: delta(snap.ports.map((r) => ({ key: r.port, count: r.count })), prevSyn.ports),
     });
+    prevSynTotal = total;
+    prevPollAt = now;
   };
-  // Adaptive sampling of packet events: keep user space under maxEventRate.
-  let prevMatched = 0;
-  let prevSampleAt = Date.now();
-  const adaptSampling = (now: number): void => {
+  // The SYN rate from the kernel counter; it sets the sketch's admission threshold.
+  let prevSyns = 0;
+  let prevSynAt = Date.now();
+  const followSynRate = (now: number): void => {
     if (!packetStream) return;
-    const matched = packetStream.counters().matched;
-    const seconds = (now - prevSampleAt) / 1000;
+    const syns = packetStream.counters().syns;
+    const seconds = (now - prevSynAt) / 1000;
     if (seconds <= 0) return;
-    const rate = (matched - prevMatched) / seconds;
-    prevMatched = matched;
-    prevSampleAt = now;
-    let next = 1;
-    while (rate / next > maxEventRate && next < 1 << 20) next *= 2;
-    // Go back down only when well under the limit (hysteresis).
-    if (next < stats.sampleRate && rate / stats.sampleRate > maxEventRate / 4) next = stats.sampleRate;
-    if (next !== stats.sampleRate) {
-      packetStream.setSampleRate(next);
-      stats.sampleRate = next;
+    stats.synRate = Math.max(0, syns - prevSyns) / seconds;
+    prevSyns = syns;
+    prevSynAt = now;
+    const admission = synAdmissionFor(minKeyRate, stats.synRate);
+    if (admission !== stats.synAdmission) {
+      packetStream.program.setSynAdmission(admission);
+      stats.synAdmission = admission;
     }
   };
   const tick = (): void => {
@@ -293,7 +338,7 @@ export function detect(options: DetectOptions): Detector {
     try {
       const now = Date.now();
       stats.ticks++;
-      adaptSampling(now);
+      followSynRate(now);
       if (now - lastLocalRefresh > 5000) { refreshLocal(); lastLocalRefresh = now; }
       if (on('synFlood') || on('anomaly')) pollSyns(now);
       const nextNetstat = readListenCounters();
@@ -317,18 +362,22 @@ export function detect(options: DetectOptions): Detector {
       for (const [name, c] of closables) {
         const s = c.stats?.();
         if (s) stats.lost[name] = s.lost;
+        if (s?.sampled !== undefined) stats.sampled[name] = s.sampled;
       }
-      if (packetStream && !packetStream.isClosed) {
+      if (packetStream) {
         try {
           const k = packetStream.counters();
-          stats.packets = { tcp: k.tcp, matched: k.matched, emitted: k.emitted, syns: k.syns };
+          stats.packets = { tcp: k.tcp, matched: k.matched, emitted: k.emitted, sampled: k.sampledOut, syns: k.syns, synacksOut: k.synacksOut, rstsOut: k.rstsOut };
+          stats.sampled['packets'] = k.sampledOut;
         } catch { /* closed meanwhile */ }
       }
       return structuredClone(stats);
     },
     close() {
       if (closed) return;
-      stats.lost = detector.stats().lost;
+      const last = detector.stats();
+      stats.lost = last.lost;
+      stats.sampled = last.sampled;
       closed = true;
       clearInterval(timer);
       options.signal?.removeEventListener('abort', onAbort);

@@ -16,6 +16,13 @@ export interface SynDeltas {
   sources: Iterable<[string, number]>;
   prefixes: Iterable<[string, number]>;
   ports: Iterable<[number, number]>;
+  /**
+   * All SYNs since the previous poll (the kernel's total; the per-source table may hold only
+   * heavy sources). Default: the sum over `sources`.
+   */
+  total?: number;
+  /** Time since the previous poll, ms: gives each key's current rate. */
+  intervalMs?: number;
 }
 
 export class DetectionEngine {
@@ -46,17 +53,18 @@ export class DetectionEngine {
   /** Kernel SYN counter increases (per source address, source prefix CIDR, destination port). */
   synCounts(now: number, d: SynDeltas): void {
     let total = 0;
+    const interval = d.intervalMs;
     for (const [source, n] of d.sources) {
-      this.synFlood?.syn(now, 'source', source, n);
+      this.synFlood?.syn(now, 'source', source, n, interval);
       this.anomaly?.recordScoped(now, 'syn', 'source', source, n);
       total += n;
     }
-    for (const [prefix, n] of d.prefixes) this.synFlood?.syn(now, 'prefix', prefix, n);
+    for (const [prefix, n] of d.prefixes) this.synFlood?.syn(now, 'prefix', prefix, n, interval);
     for (const [port, n] of d.ports) {
-      this.synFlood?.syn(now, 'port', String(port), n);
+      this.synFlood?.syn(now, 'port', String(port), n, interval);
       this.anomaly?.recordScoped(now, 'syn', 'port', String(port), n);
     }
-    this.anomaly?.recordScoped(now, 'syn', 'all', 'all', total);
+    this.anomaly?.recordScoped(now, 'syn', 'all', 'all', d.total ?? total);
   }
 
   /** SYNs without counters (e.g. from events only): counts and attributes them. */

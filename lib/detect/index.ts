@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Detection of SYN floods, port scans, rate anomalies and sequence anomalies.
-export { detect, DETECT_PACKET_FILTER } from './detect';
+export { detect, detectDelivery, synAdmissionFor, DETECT_PACKET_FILTER } from './detect';
 export type { DetectOptions, Detector, DetectStats } from './detect';
 export { DetectionEngine, DETECTORS } from './engine';
 export type { DetectorName, SynDeltas } from './engine';

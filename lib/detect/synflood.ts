@@ -12,6 +12,9 @@ import type { SynFloodThresholds } from './thresholds';
 
 export type SynScope = 'source' | 'prefix' | 'port';
 
+/** Sources given an attribution counter without being counted as heavy by the kernel. */
+const ATTRIBUTION_ROOM = 1024;
+
 /** The /24 (IPv4) or /64 (IPv6) prefix of an address, as the kernel tables print it: 'a.b.c.0/24', 'fd00:1::/64'. */
 export function prefixOf(address: string): string {
   const v6 = net.isIPv6(address);
@@ -32,10 +35,16 @@ export class SynFloodDetector {
   /** (source -> port) and (port -> source) SYN attributions from packet events (samples). */
   private readonly bySourcePort = new Map<string, SlidingCounter<number>>();
   private readonly byPortSource = new Map<string, SlidingCounter<string>>();
+  /** Per port: SYN samples, and those from a source not seen on the port before (spread). */
+  private readonly portSamples: SlidingCounter<string>;
+  private readonly portNovel: SlidingCounter<string>;
   private readonly listen: SlidingCounter<keyof ListenCounters>;
   private readonly synackByPort: SlidingCounter<string>;
   private readonly states = new Map<string, Hysteresis>();
   private readonly raisedEvidence = new Map<string, Record<string, unknown>>();
+  /** SYN/s of each key over the latest poll interval (exact kernel deltas), and when that poll was. */
+  private readonly rateNow: Record<SynScope, Map<string, number>> = { source: new Map(), prefix: new Map(), port: new Map() };
+  private lastPollAt = -Infinity;
 
   constructor(private readonly t: SynFloodThresholds, private readonly emit: AlertEmitter) {
     const mk = <K>() => new SlidingCounter<K>({ windowMs: t.windowMs, bucketMs: t.bucketMs, maxKeys: t.maxKeys });
@@ -47,18 +56,38 @@ export class SynFloodDetector {
     this.completed = { source: done(), prefix: done(), port: done() };
     this.listen = mk();
     this.synackByPort = mk();
+    this.portSamples = mk();
+    this.portNovel = mk();
   }
 
-  /** SYNs counted by the kernel since the last poll, for one key of one scope. */
-  syn(now: number, scope: SynScope, key: string, n = 1): void {
+  /**
+   * SYNs counted by the kernel since the last poll, for one key of one scope; `intervalMs`,
+   * the time since that poll, gives the key's current rate.
+   */
+  syn(now: number, scope: SynScope, key: string, n = 1, intervalMs?: number): void {
     if (n > 0) this.syns[scope].add(key, now, n);
+    if (intervalMs !== undefined && intervalMs > 0) {
+      if (now !== this.lastPollAt) {
+        for (const m of Object.values(this.rateNow)) m.clear();
+        this.lastPollAt = now;
+      }
+      this.rateNow[scope].set(key, (n * 1000) / intervalMs);
+    }
   }
 
   /** A SYN seen as an event (source and port known): attribution for evidence only. */
   synSample(now: number, source: string, port: number): void {
     const p = String(port);
-    this.attribution(this.bySourcePort, source).add(port, now);
-    this.attribution(this.byPortSource, p).add(source, now);
+    // A source gets an attribution counter while there is room, or once the kernel counts
+    // it as heavy: a random-source flood then fills the room once instead of allocating a
+    // counter per sample.
+    if (this.bySourcePort.has(source) || this.bySourcePort.size < ATTRIBUTION_ROOM || this.syns.source.has(source)) {
+      this.attribution(this.bySourcePort, source).add(port, now);
+    }
+    const bySource = this.attribution(this.byPortSource, p);
+    this.portSamples.add(p, now);
+    if (!bySource.has(source)) this.portNovel.add(p, now);
+    bySource.addIfRoom(source, now);
   }
 
   /** A handshake completed (passive open) from `source` to local `port`. */
@@ -90,10 +119,11 @@ export class SynFloodDetector {
         const id = `syn_flood/${scope}/${key}`;
         seen.add(id);
         const m = this.measure(scope, key, now);
-        const over = m.halfOpenRate >= limit && m.halfOpenRatio >= this.t.minHalfOpenRatio && !this.explained(scope, key, m, now);
+        const surge = this.t.surgeFactor > 0 && m.recentHalfOpenRate >= this.t.surgeFactor * limit;
+        const over = (surge || (m.halfOpenRate >= limit && m.halfOpenRatio >= this.t.minHalfOpenRatio)) && !this.explained(scope, key, m, now);
         const calm = m.halfOpenRate < limit * this.t.clearFraction;
         this.step(id, now, over, calm, () => this.floodEvidence(scope, key, m, limit, now),
-          (ev) => `SYN flood ${scope === 'port' ? `to port ${key}` : `from ${key}`}: ${round(m.halfOpenRate)} half-open SYN/s (${m.syns} SYNs, ${m.completed} completed in ${this.t.windowMs} ms; threshold ${limit}/s)${topText(ev)}`);
+          (ev) => `SYN flood ${scope === 'port' ? `to port ${key}` : `from ${key}`}: ${round(Number(ev['synRate']))} SYN/s now; ${round(Number(ev['halfOpenRate']))} half-open SYN/s (${ev['syns']} SYNs, ${ev['completed']} completed in ${ev['measuredOverMs']} ms; threshold ${limit}/s)${topText(ev)}`);
       }
     }
     // Listen-queue pressure (host-wide counters and SYN-ACK retransmissions).
@@ -125,6 +155,8 @@ export class SynFloodDetector {
       this.syns[scope].prune(now);
       this.completed[scope].prune(now);
     }
+    this.portSamples.prune(now);
+    this.portNovel.prune(now);
     for (const m of [this.bySourcePort, this.byPortSource]) {
       for (const [k, c] of m) { c.prune(now); if (c.size === 0) m.delete(k); }
     }
@@ -176,7 +208,14 @@ export class SynFloodDetector {
     const syns = this.syns[scope].sumEndingAt(key, now - this.t.graceMs);
     const completed = Math.min(syns, this.completed[scope].sum(key, now));
     const halfOpen = Math.max(0, syns - completed);
-    return { syns, completed, halfOpen, halfOpenRate: halfOpen / (this.t.windowMs / 1000), halfOpenRatio: syns > 0 ? halfOpen / syns : 0 };
+    // The SYNs not judged yet (the last graceMs), against every completion seen so far.
+    const grace = Math.max(this.t.graceMs, this.t.bucketMs);
+    const recentSyns = this.syns[scope].sumLast(key, now, grace);
+    const recentHalfOpen = Math.max(0, recentSyns - this.completed[scope].sumLast(key, now, grace));
+    return {
+      syns, completed, halfOpen, halfOpenRate: halfOpen / (this.t.windowMs / 1000), halfOpenRatio: syns > 0 ? halfOpen / syns : 0,
+      recentSyns, recentHalfOpen, recentHalfOpenRate: recentHalfOpen / (grace / 1000),
+    };
   }
 
   /** A prefix whose half-open SYNs come mostly (>= 80 %) from one source already over its own limit: the source alert says it. */
@@ -199,15 +238,28 @@ export class SynFloodDetector {
   }
 
   private floodEvidence(scope: SynScope, key: string, m: ReturnType<SynFloodDetector['measure']>, limit: number, now: number): Record<string, unknown> {
+    // Raised by a surge, the judged window may still be empty: the evidence then describes
+    // the SYNs of the last graceMs.
+    const surge = m.syns === 0 || (m.halfOpenRate < limit && m.recentHalfOpen > 0);
+    const grace = Math.max(this.t.graceMs, this.t.bucketMs);
+    const overMs = surge ? grace : this.t.windowMs;
+    const syns = surge ? m.recentSyns : m.syns;
+    const halfOpen = surge ? m.recentHalfOpen : m.halfOpen;
+    const completed = syns - halfOpen;
     const ev: Record<string, unknown> = {
       scope,
       [scope]: key,
-      halfOpenRate: round(m.halfOpenRate),
-      synRate: round(m.syns / (this.t.windowMs / 1000)),
-      completedRate: round(m.completed / (this.t.windowMs / 1000)),
-      syns: m.syns,
-      completed: m.completed,
-      halfOpenRatio: round(m.halfOpenRatio),
+      halfOpenRate: round(halfOpen / (overMs / 1000)),
+      // The rate of the latest poll interval (exact kernel counts); the window average
+      // when the key had no SYNs in it.
+      synRate: round(this.rateNow[scope].get(key) ?? syns / (overMs / 1000)),
+      windowSynRate: round(syns / (overMs / 1000)),
+      completedRate: round(completed / (overMs / 1000)),
+      syns,
+      completed,
+      halfOpenRatio: round(syns > 0 ? halfOpen / syns : 0),
+      measuredOverMs: overMs,
+      surge,
       threshold: limit,
       windowMs: this.t.windowMs,
       graceMs: this.t.graceMs,
@@ -215,8 +267,8 @@ export class SynFloodDetector {
     };
     const perSec = this.t.windowMs / 1000;
     ev['rates'] = { halfOpen: ev['halfOpenRate'], syn: ev['synRate'], completed: ev['completedRate'] };
-    ev['thresholds'] = { halfOpen: limit, halfOpenRatio: this.t.minHalfOpenRatio };
-    ev['counts'] = { syns: m.syns, completed: m.completed, halfOpen: m.halfOpen };
+    ev['thresholds'] = { halfOpen: limit, halfOpenRatio: this.t.minHalfOpenRatio, surge: this.t.surgeFactor * limit };
+    ev['counts'] = { syns, completed, halfOpen };
     if (scope === 'source') {
       const ports = this.bySourcePort.get(key);
       const topPorts = ports ? top([...ports.keys()].map((p) => [p, ports.sum(p, now)] as [number, number]), 10).map(([port, n]) => ({ port, synRate: round(n / perSec) })) : [];
@@ -232,6 +284,12 @@ export class SynFloodDetector {
       ev['sources'] = topSources.map((s) => s.source);
       ev['topSources'] = topSources;
       ev['synackRetransmits'] = this.synackByPort.sum(key, now);
+      // What a mitigation keys on: the flooded port, and whether denying sources could
+      // help (near 1: nearly every sampled SYN came from a new address, a random-source
+      // flood; near 0: a few sources).
+      const sampled = this.portSamples.sum(key, now);
+      ev['sampledSyns'] = sampled;
+      ev['sourceSpread'] = sampled > 0 ? round(this.portNovel.sum(key, now) / sampled) : 0;
     } else {
       const members = [...this.syns.source.keys()].filter((s) => prefixOf(s) === key);
       const topSources = top(members.map((s) => [s, this.measure('source', s, now).halfOpen] as [string, number]), 10).map(([source, n]) => ({ source, halfOpenRate: round(n / perSec) }));

@@ -22,6 +22,13 @@ export interface SynFloodThresholds {
   portRate: number;
   /** Least share of a key's SYNs that must be half-open (0..1) to raise. @defaultValue 0.5 */
   minHalfOpenRatio: number;
+  /**
+   * A key also raises before its SYNs are graceMs old when its half-open SYNs of the last
+   * graceMs, counted against every completion seen so far, reach this many times its limit:
+   * a flood is then plain without waiting for late completion events. 0: never.
+   * @defaultValue 10
+   */
+  surgeFactor: number;
   /** A raised key is calm when its rate falls below this fraction of its raise rate. @defaultValue 0.5 */
   clearFraction: number;
   /** How long a raised condition must stay calm before it is cleared, ms. @defaultValue 3000 */
@@ -115,7 +122,7 @@ export type ThresholdOptions = { [K in keyof Thresholds]?: Partial<Thresholds[K]
 
 export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   synFlood: Object.freeze({
-    windowMs: 5000, bucketMs: 500, graceMs: 1000, sourceRate: 50, prefixRate: 100, portRate: 100, minHalfOpenRatio: 0.5,
+    windowMs: 5000, bucketMs: 500, graceMs: 1000, sourceRate: 50, prefixRate: 100, portRate: 100, minHalfOpenRatio: 0.5, surgeFactor: 10,
     clearFraction: 0.5, clearAfterMs: 3000, listenDrops: 10, syncookies: 10, synackRetransmits: 50, maxKeys: 16384,
   }),
   portScan: Object.freeze({

@@ -57,6 +57,16 @@ export class SlidingCounter<K = string> {
     if (t > ring.last) ring.last = t;
   }
 
+  /**
+   * Adds like add() when `key` is tracked or there is room; otherwise leaves the counter as
+   * it is and returns false (no eviction scan: for keys that arrive faster than they matter).
+   */
+  addIfRoom(key: K, t: number, n = 1): boolean {
+    if (this.rings.size >= this.maxKeys && !this.rings.has(key)) return false;
+    this.add(key, t, n);
+    return true;
+  }
+
   /** Sum over the window ending at `now` (buckets after now - windowMs, up to now). */
   sum(key: K, now: number): number {
     const ring = this.rings.get(key);
@@ -71,6 +81,14 @@ export class SlidingCounter<K = string> {
     if (!ring) return 0;
     const newest = Math.floor(end / this.bucketMs);
     return this.sumBuckets(ring, newest - this.windowBuckets + 1, newest);
+  }
+
+  /** Sum of the buckets that hold the last `ms` before `now` (at least the bucket of `now`). */
+  sumLast(key: K, now: number, ms: number): number {
+    const ring = this.rings.get(key);
+    if (!ring) return 0;
+    const newest = Math.floor(now / this.bucketMs);
+    return this.sumBuckets(ring, newest - Math.max(1, Math.ceil(ms / this.bucketMs)) + 1, newest);
   }
 
   private sumBuckets(ring: Ring, oldest: number, newest: number): number {

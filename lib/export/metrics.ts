@@ -86,8 +86,12 @@ export interface AlertInput {
 
 /** Anything with ProbeStream's stats(). */
 export interface ProbeStatsSource {
-  stats(): ReaderStats;
+  /** `sampled`: events the kernel counted instead of sending (sampling or an events-per-second cap). */
+  stats(): ReaderStats & { sampled?: number };
 }
+
+/** What an attached probe has counted: delivered, lost (ring full), sampled out in the kernel. */
+interface ProbeCounts { received: number; lost: number; sampled: number }
 
 /** Inputs by kind, for `observe(kind, input)`. */
 export interface MetricInputs {
@@ -329,7 +333,8 @@ export class TcpscopeMetrics {
   private readonly synSources = new Set<SynCountsSource>();
 
   /** Attached probes, and what detached ones had counted (so a restarted probe's counters keep rising). */
-  private readonly attached = new Map<string, { sources: Set<ProbeStatsSource>; last: Map<ProbeStatsSource, ReaderStats>; base: { received: number; lost: number } }>();
+  private readonly ringSampled = new Counter('tcpscope_events_sampled', 'Events the kernel counted instead of sending to user space (1-in-N sampling or the events-per-second cap), by probe.', '{record}', ['probe']);
+  private readonly attached = new Map<string, { sources: Set<ProbeStatsSource>; last: Map<ProbeStatsSource, ProbeCounts>; base: ProbeCounts }>();
 
   constructor(options: MetricsOptions = {}) {
     this.ports = new LabelCap(options.maxPorts ?? 32, (options.ports ?? []).map(String));
@@ -466,17 +471,18 @@ export class TcpscopeMetrics {
     const label = this.probeNames.get(name);
     let entry = this.attached.get(label);
     if (!entry) {
-      entry = { sources: new Set(), last: new Map(), base: { received: 0, lost: 0 } };
+      entry = { sources: new Set(), last: new Map(), base: { received: 0, lost: 0, sampled: 0 } };
       this.attached.set(label, entry);
     }
     const e = entry;
     e.sources.add(probe);
     this.ringReceived.at([label]);
     this.ringLost.at([label]);
+    this.ringSampled.at([label]);
     return () => {
       if (!e.sources.delete(probe)) return;
       const last = readStats(probe) ?? e.last.get(probe);
-      if (last) { e.base.received += last.received; e.base.lost += last.lost; }
+      if (last) { e.base.received += last.received; e.base.lost += last.lost; e.base.sampled += last.sampled; }
       e.last.delete(probe);
     };
   }
@@ -485,6 +491,7 @@ export class TcpscopeMetrics {
     for (const [label, e] of this.attached) {
       let received = e.base.received;
       let lost = e.base.lost;
+      let sampled = e.base.sampled;
       for (const source of e.sources) {
         // A probe closed under us may throw: its last reading stands.
         const s = readStats(source) ?? e.last.get(source);
@@ -492,12 +499,15 @@ export class TcpscopeMetrics {
         e.last.set(source, s);
         received += s.received;
         lost += s.lost;
+        sampled += s.sampled;
       }
       // Never go down (a counter reset would read as a huge rate in Prometheus).
       const r = this.ringReceived.at([label]);
       r.value = Math.max(r.value, received);
       const l = this.ringLost.at([label]);
       l.value = Math.max(l.value, lost);
+      const sm = this.ringSampled.at([label]);
+      sm.value = Math.max(sm.value, sampled);
     }
   }
 
@@ -513,6 +523,7 @@ export class TcpscopeMetrics {
       this.retransmits.snapshot(), this.resets.snapshot(), this.drops.snapshot(), this.rtt.snapshot(),
       this.alerts.snapshot(), this.alertsActive.snapshot(), this.alertsUndelivered.snapshot(),
       this.guardDrops.snapshot(), this.guardActions.snapshot(), this.ringReceived.snapshot(), this.ringLost.snapshot(),
+      this.ringSampled.snapshot(),
     ];
   }
 }
@@ -527,9 +538,10 @@ class DeltaTracker {
   }
 }
 
-function readStats(source: ProbeStatsSource): ReaderStats | undefined {
+function readStats(source: ProbeStatsSource): ProbeCounts | undefined {
   try {
-    return source.stats();
+    const s = source.stats();
+    return { received: s.received, lost: s.lost, sampled: s.sampled ?? 0 };
   } catch {
     return undefined;
   }

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Dropped TCP packets with the kernel's drop reason (skb:kfree_skb, filtered to TCP in the
 // kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
+import type { BpfObject } from '../bpf/object';
 import { kernelEnum } from '../kernel/names';
-import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common';
+import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
 import { EV, TcpEventBase, baseFields, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+
+/** Size of the kernel's drop_reasons map (DROP_REASONS_MAX in bpf/tcpevents.bpf.c). */
+const DROP_REASONS_MAX = 1024;
 
 export interface DropEvent extends TcpEventBase {
   /** drop: skb freed with a drop reason; bad_csum: a segment failed its checksum. */
@@ -22,7 +26,7 @@ export interface DropEvent extends TcpEventBase {
   tcpFlags: string;
 }
 
-export interface DropsOptions extends TcpFilterOptions {
+export interface DropsOptions extends TcpFilterOptions, EventCapOptions {
   /** Also report tcp:tcp_bad_csum. Default true. */
   badChecksums?: boolean;
   /**
@@ -40,7 +44,7 @@ export interface DropsOptions extends TcpFilterOptions {
  * for await (const e of d) console.log(e.reason, e.saddr, e.dport);
  */
 export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
-  const filter = compileFilter(options, 'drops', ['badChecksums', 'reasons']);
+  const filter = compileFilter(options, 'drops', ['maxEventsPerSec', 'badChecksums', 'reasons']);
   if (options.badChecksums !== undefined && typeof options.badChecksums !== 'boolean') throw new TypeError('drops(): badChecksums must be a boolean');
   let reasons: Set<string> | undefined;
   if (options.reasons !== undefined) {
@@ -56,10 +60,21 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
   }
   const programs = [{ program: 'tev_drop', tracepoint: 'skb/kfree_skb', provides: 'dropped packets' }];
   if (options.badChecksums ?? true) programs.push({ program: 'tev_bad_csum', tracepoint: 'tcp/tcp_bad_csum', provides: 'bad checksum events (tcp:tcp_bad_csum appeared in Linux 5.12)' });
+  // The reasons' codes, marked in the kernel's drop_reasons map: other drops stay there.
+  const codes: number[] = [];
+  if (reasons) {
+    for (const [value, name] of kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_')) {
+      if (reasons.has(name) && value >= 0 && value < DROP_REASONS_MAX) codes.push(value);
+    }
+  }
   return openTcpEvents<DropEvent>({
     probe: 'drops',
     filter,
     programs,
+    ...(reasons ? {
+      globals: { drop_reasons_only: 1 },
+      setup: (obj: BpfObject) => { const m = obj.map<number, number>('drop_reasons'); for (const c of codes) m.set(c, 1); },
+    } : {}),
     toEvent: (r) => {
       const drop = r.kind === EV.DROP;
       const reason = drop ? reasonOf(r, 'drop') : undefined;

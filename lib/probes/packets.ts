@@ -40,6 +40,25 @@ export interface PacketsOptions extends ProbeOptions {
   sampleRate?: number;
   /** Also count SYNs in the kernel (see synSnapshot / synCounts()). */
   countSyns?: boolean;
+  /**
+   * Most records per second the kernel sends; matching packets beyond it are counted as
+   * sampled (stats().sampled) instead of sent. Default: no cap.
+   */
+  maxEventsPerSec?: number;
+  /**
+   * With countSyns: give a source (a /24 or /64 prefix) its own SYN counter only once a
+   * count-min sketch has seen this many of its SYNs within one epoch (about 268 ms), so a
+   * random-source flood does not fill the tables with one-SYN entries. 0 (default): every
+   * source is counted.
+   */
+  synAdmission?: number;
+  /** Also count SYN-ACKs and closed-port RSTs sent, at tc egress (counters().synacksOut, rstsOut). */
+  egressCounters?: boolean;
+}
+
+/** Records delivered and lost (ring full), and matching packets sampled out (1-in-N sampling or the events-per-second cap). */
+export interface PacketStreamStats extends ReaderStats {
+  sampled: number;
 }
 
 /** One incoming TCP segment. Field names follow struct packet_event (bpf/packets.bpf.c). */
@@ -113,6 +132,10 @@ export interface PacketCounters {
   /** Records written to the ring. */
   emitted: number;
   syns: number;
+  /** SYN-ACKs sent (with egressCounters). */
+  synacksOut: number;
+  /** RSTs sent answering a segment no socket took (with egressCounters). */
+  rstsOut: number;
 }
 
 interface ConfigValue {
@@ -121,6 +144,9 @@ interface ConfigValue {
   snaplen: number;
   payload_bytes: number;
   filter_slot: number;
+  events_per_slot: number;
+  hh_min: number;
+  _pad: number;
 }
 
 const FEATURE_EVENTS = 1;
@@ -137,6 +163,16 @@ interface NormalizedOptions {
   snaplen: number;
   payloadBytes: number;
   sampleRate: number;
+  eventsPerSlot: number;
+  synAdmission: number;
+  egressCounters: boolean;
+}
+
+/** Events per second into the kernel's budget per 100 ms slot (bpf/include/rate_cap.h); 0: no cap. */
+function eventsPerSlot(rate: number | undefined): number {
+  if (rate === undefined) return 0;
+  if (typeof rate !== 'number' || !(rate >= 10) || !Number.isFinite(rate)) throw new TypeError(`maxEventsPerSec must be a number >= 10, got ${JSON.stringify(rate)}`);
+  return Math.min(0xffffffff, Math.ceil(rate / 10));
 }
 
 function intOption(name: string, value: unknown, min: number, max: number, fallback: number): number {
@@ -188,6 +224,9 @@ function normalize(options: Partial<PacketsOptions> & Pick<PacketsOptions, 'inte
     snaplen: intOption('snaplen', options.snaplen, 0, 262144, 0),
     payloadBytes: intOption('payloadBytes', options.payloadBytes, 0, MAX_CAPTURE, 0),
     sampleRate: intOption('sampleRate', options.sampleRate, 1, 0x7fffffff, 1),
+    eventsPerSlot: eventsPerSlot(options.maxEventsPerSec),
+    synAdmission: intOption('synAdmission', options.synAdmission, 0, 0xffffffff, 0),
+    egressCounters: options.egressCounters ?? false,
   };
 }
 
@@ -227,11 +266,16 @@ export class PacketProgram {
   static open(opts: NormalizedOptions, features: number, ringBytes?: number, wakeupBytes = DEFAULT_WAKEUP_BYTES): PacketProgram {
     const obj = BpfObject.open(builtObjectPath('packets'), {
       globals: { tcpscope_wakeup_bytes: wakeupBytes },
-      skipPrograms: [opts.hook === 'tc' ? 'packets_xdp' : 'packets_tc'],
+      skipPrograms: [opts.hook === 'tc' ? 'packets_xdp' : 'packets_tc', ...(opts.egressCounters ? [] : ['packets_tc_egress'])],
     });
     try {
       if (ringBytes !== undefined) obj.setMaxEntries('packets', ringBytes);
       else if (!(features & FEATURE_EVENTS)) obj.setMaxEntries('packets', 4096);
+      // The sketches take 1 MiB each: only when sources are admitted through them.
+      if (!(features & FEATURE_SYNS) || opts.synAdmission === 0) {
+        obj.setMaxEntries('syn_sketch_addr', 1);
+        obj.setMaxEntries('syn_sketch_prefix', 1);
+      }
       obj.load();
       const config: ConfigValue = {
         features,
@@ -239,6 +283,9 @@ export class PacketProgram {
         snaplen: Math.min(opts.snaplen, MAX_CAPTURE),
         payload_bytes: opts.payloadBytes,
         filter_slot: 0,
+        events_per_slot: opts.eventsPerSlot,
+        hh_min: opts.synAdmission,
+        _pad: 0,
       };
       obj.map('packets_filter').set(0, encodeFilter(opts.filter));
       obj.map('packets_config').set(0, config);
@@ -246,6 +293,10 @@ export class PacketProgram {
       const prog = obj.program(opts.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
       for (const ifindex of opts.ifindexes) {
         links.push(opts.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: opts.xdpMode }));
+      }
+      if (opts.egressCounters) {
+        const egress = obj.program('packets_tc_egress');
+        for (const ifindex of opts.ifindexes) links.push(egress.attachTc(ifindex, { direction: 'egress' }));
       }
       return new PacketProgram(obj, links, opts, config);
     } catch (e) {
@@ -276,6 +327,16 @@ export class PacketProgram {
     this.writeConfig({ sample_rate: intOption('sampleRate', rate, 1, 0x7fffffff, 1) });
   }
 
+  /** Changes the kernel's cap on records per second while attached (undefined: no cap). */
+  setMaxEventsPerSec(rate: number | undefined): void {
+    this.writeConfig({ events_per_slot: eventsPerSlot(rate) });
+  }
+
+  /** Changes the SYN sketch's admission threshold while attached (see PacketsOptions.synAdmission; needs the sketch, i.e. a non-zero synAdmission at open). */
+  setSynAdmission(min: number): void {
+    this.writeConfig({ hh_min: intOption('synAdmission', min, this.config.hh_min === 0 ? 0 : 1, 0xffffffff, 0) });
+  }
+
   /** Changes what bytes are captured while attached. */
   setCapture(capture: { snaplen?: number; payloadBytes?: number }): void {
     const snaplen = intOption('snaplen', capture.snaplen, 0, 262144, this.config.snaplen);
@@ -297,7 +358,10 @@ export class PacketProgram {
   counters(): PacketCounters {
     const perCpu = this.object.map<number, Record<string, bigint>>('packets_stats').getPerCpu(0) ?? [];
     const sum = (k: string): number => perCpu.reduce((n, v) => n + Number(v[k] ?? 0n), 0);
-    return { tcp: sum('tcp'), matched: sum('matched'), sampledOut: sum('sampled_out'), emitted: sum('emitted'), syns: sum('syns') };
+    return {
+      tcp: sum('tcp'), matched: sum('matched'), sampledOut: sum('sampled_out'), emitted: sum('emitted'), syns: sum('syns'),
+      synacksOut: sum('synacks_out'), rstsOut: sum('rsts_out'),
+    };
   }
 
   close(): void {
@@ -341,7 +405,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
   private readonly offsetHigh: number;
   private readonly offsetLow: number;
   readonly clockOffsetNs: bigint;
-  private finalStats: ReaderStats | undefined;
+  private finalStats: PacketStreamStats | undefined;
   private finalCounters: PacketCounters | undefined;
 
   /** @internal */
@@ -465,16 +529,17 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
     return this.isClosed && this.finalCounters ? this.finalCounters : this.program.counters();
   }
 
-  /** Events delivered and lost; after close(), the final values. */
-  override stats(): ReaderStats {
-    return this.isClosed && this.finalStats ? this.finalStats : super.stats();
+  /** Events delivered, lost (ring full) and sampled out (in the kernel); after close(), the final values. */
+  override stats(): PacketStreamStats {
+    if (this.isClosed && this.finalStats) return this.finalStats;
+    return { ...super.stats(), sampled: this.program.counters().sampledOut };
   }
 
   override close(): void {
     if (!this.isClosed) {
       try {
-        this.finalStats = super.stats();
         this.finalCounters = this.program.counters();
+        this.finalStats = { ...super.stats(), sampled: this.finalCounters.sampledOut };
       } catch { /* closing anyway */ }
     }
     super.close();

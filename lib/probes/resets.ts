@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // TCP resets sent and received: tcp:tcp_send_reset (reason from enum sk_rst_reason, 6.10+)
 // and tcp:tcp_receive_reset.
-import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common';
+import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
 import { EV, TcpEventBase, baseFields, openTcpEvents, reasonOf, stateName } from './tcp_events';
 
 export interface ResetEvent extends TcpEventBase {
@@ -28,7 +28,7 @@ export interface ResetEvent extends TcpEventBase {
   comm: string;
 }
 
-export interface ResetsOptions extends TcpFilterOptions {
+export interface ResetsOptions extends TcpFilterOptions, EventCapOptions {
   /** Which resets: default both. */
   directions?: Array<'sent' | 'received'>;
 }
@@ -41,7 +41,7 @@ export interface ResetsOptions extends TcpFilterOptions {
  * for await (const e of r) console.log(e.type, e.reason, e.daddr, e.dport);
  */
 export function resets(options: ResetsOptions = {}): TcpProbe<ResetEvent> {
-  const filter = compileFilter(options, 'resets', ['directions']);
+  const filter = compileFilter(options, 'resets', ['maxEventsPerSec', 'directions']);
   const dirs = new Set(options.directions === undefined ? ['sent', 'received'] : asArray(options.directions, 'resets(): directions'));
   for (const d of dirs) if (d !== 'sent' && d !== 'received') throw new TypeError(`resets(): bad direction '${String(d)}': expected 'sent' or 'received'`);
   if (!dirs.size) throw new TypeError("resets(): directions must name 'sent' and/or 'received'");

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // TCP retransmissions per connection: tcp:tcp_retransmit_skb and tcp:tcp_retransmit_synack.
-import { compileFilter, TcpFilterOptions, TcpProbe } from './tcp_common';
+import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe } from './tcp_common';
 import { EV, TcpEventBase, baseFields, openTcpEvents, stateName } from './tcp_events';
 
 export interface RetransmitEvent extends TcpEventBase {
@@ -16,7 +16,7 @@ export interface RetransmitEvent extends TcpEventBase {
   err: number;
 }
 
-export interface RetransmitsOptions extends TcpFilterOptions {
+export interface RetransmitsOptions extends TcpFilterOptions, EventCapOptions {
   /** Also report SYN-ACK retransmissions. Default true. */
   synack?: boolean;
 }
@@ -29,7 +29,7 @@ export interface RetransmitsOptions extends TcpFilterOptions {
  * for await (const e of r) console.log(e.daddr, e.dport, e.seq, e.state);
  */
 export function retransmits(options: RetransmitsOptions = {}): TcpProbe<RetransmitEvent> {
-  const filter = compileFilter(options, 'retransmits', ['synack']);
+  const filter = compileFilter(options, 'retransmits', ['maxEventsPerSec', 'synack']);
   if (options.synack !== undefined && typeof options.synack !== 'boolean') throw new TypeError('retransmits(): synack must be a boolean');
   const programs = [{ program: 'tev_retransmit', tracepoint: 'tcp/tcp_retransmit_skb', provides: 'segment retransmissions' }];
   if (options.synack ?? true) programs.push({ program: 'tev_retransmit_synack', tracepoint: 'tcp/tcp_retransmit_synack', provides: 'SYN-ACK retransmissions' });

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Smoothed RTT of TCP connections from tcp:tcp_probe: per-sample events and in-kernel log2
 // histograms keyed by local port, remote address, or one for everything.
-import { addr, compileFilter, familyName, TcpFilterOptions, TcpProbe } from './tcp_common';
+import { addr, compileFilter, familyName, TcpFilterOptions, EventCapOptions, TcpProbe } from './tcp_common';
 import { TcpEventBase, baseFields, openTcpEvents } from './tcp_events';
 
 export interface RttEvent extends TcpEventBase {
@@ -33,7 +33,7 @@ export interface RttHistogramRow {
   buckets: RttBucket[];
 }
 
-export interface RttOptions extends TcpFilterOptions {
+export interface RttOptions extends TcpFilterOptions, EventCapOptions {
   /** Deliver one event per sample. Default true (false: histograms only). */
   events?: boolean;
   /** Keep in-kernel histograms by this key. Default: none. */
@@ -72,7 +72,7 @@ export function log2Buckets(slots: ArrayLike<number | bigint>): RttBucket[] {
  * setTimeout(() => { console.log(r.histogram()); r.close(); }, 5000);
  */
 export function rtt(options: RttOptions = {}): TcpProbe<RttEvent, RttProbeExtra> {
-  const filter = compileFilter(options, 'rtt', ['events', 'histogram']);
+  const filter = compileFilter(options, 'rtt', ['maxEventsPerSec', 'events', 'histogram']);
   if (options.events !== undefined && typeof options.events !== 'boolean') throw new TypeError('rtt(): events must be a boolean');
   const by = options.histogram === undefined || options.histogram === false ? 0 : HIST_BY[options.histogram];
   if (by === undefined) throw new TypeError(`rtt(): histogram must be 'local-port', 'remote-addr', 'all' or false, got '${String(options.histogram)}'`);

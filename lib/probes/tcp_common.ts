@@ -21,6 +21,15 @@ export interface TcpFilterOptions extends ProbeOptions {
   family?: 'ipv4' | 'ipv6';
 }
 
+/** Probes of bpf/tcpevents.bpf.c (resets, drops, retransmits, rtt). */
+export interface EventCapOptions {
+  /**
+   * Most events per second the kernel sends; beyond it they are counted as sampled
+   * (stats().sampled) instead of sent. Default: no cap.
+   */
+  maxEventsPerSec?: number;
+}
+
 export interface CompiledFilter {
   ports: number[];
   cidrs: Cidr[];

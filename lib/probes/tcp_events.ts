@@ -79,14 +79,18 @@ export function openTcpEvents<Event>(spec: {
   globals?: Record<string, unknown>;
   setup?(obj: BpfObject): void;
   toEvent(r: RawTcpEvent): Event | undefined;
-}, options: ProbeOptions): TcpProbe<Event> {
-  return openTcpProbe<Event>({
+}, options: ProbeOptions & { maxEventsPerSec?: number }): TcpProbe<Event> {
+  const cap = options.maxEventsPerSec;
+  if (cap !== undefined && !(typeof cap === 'number' && cap >= 10 && Number.isFinite(cap))) {
+    throw new TypeError(`${spec.probe}(): maxEventsPerSec must be a number >= 10, got ${JSON.stringify(cap)}`);
+  }
+  const probe = openTcpProbe<Event>({
     probe: spec.probe,
     object: 'tcpevents',
     ring: 'tcp_events',
     allPrograms: TCP_EVENT_PROGRAMS,
     programs: [...spec.programs, COOKIE_PROGRAM],
-    globals: { ...filterGlobals(spec.filter), ...spec.globals },
+    globals: { ...filterGlobals(spec.filter), ...spec.globals, tcp_events_per_slot: cap === undefined ? 0 : Math.ceil(cap / 10) },
     setup(obj) {
       fillPortFilter(obj, spec.filter);
       spec.setup?.(obj);
@@ -97,4 +101,21 @@ export function openTcpEvents<Event>(spec: {
       return spec.toEvent(r);
     },
   }, options);
+  // Events the cap kept in the kernel, beside received and lost; kept past close.
+  const baseStats = probe.stats.bind(probe);
+  const baseClose = probe.close.bind(probe);
+  let sampled = 0;
+  const readSampled = (): number => {
+    if (!probe.isClosed) {
+      try { sampled = Number(probe.object.global<bigint>('tcp_events_sampled')); } catch { /* object gone: last reading */ }
+    }
+    return sampled;
+  };
+  return Object.assign(probe, {
+    stats: () => ({ ...baseStats(), sampled: readSampled() }),
+    close: () => {
+      readSampled();
+      baseClose();
+    },
+  });
 }

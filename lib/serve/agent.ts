@@ -7,12 +7,13 @@ import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
 import { drops } from '../probes/drops';
 import { rtt } from '../probes/rtt';
-import { detect, Detector, DetectAlert } from '../detect';
+import { detect, detectDelivery, Detector, DetectAlert } from '../detect';
 import { Guard, GuardSafetyError } from '../guard';
 import { ConfigError } from '../export/config';
 import { Mitigation } from './mitigate';
 import { createExporters, Exporters } from '../export';
 import type { ProbeStatsSource } from '../export';
+import { consumeBounded } from '../util/bounded';
 import { upInterfaces } from '../net/interfaces';
 import type { ResolvedServeConfig } from './config';
 
@@ -48,13 +49,13 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   const names: string[] = [];
 
   /** Reads a probe to the end into the metrics; a failing probe is reported, not fatal. */
-  const pump = <E>(name: string, probe: AsyncIterable<E> & Running & ProbeStatsSource, observe: (e: E) => void): void => {
+  // Bounded work per turn (lib/util/bounded.ts): scrapes, sinks and the detector's ticks
+  // run however fast a probe's events come.
+  const pump = <E>(name: string, probe: { batches(): AsyncIterable<E[]> } & Running & ProbeStatsSource, observe: (e: E) => void): void => {
     running.push(probe);
     names.push(name);
     metrics.attachProbe(name, probe);
-    pumps.push((async () => {
-      for await (const e of probe) observe(e);
-    })().catch((e: Error) => log(`${name} stopped: ${e.message}`)));
+    pumps.push(consumeBounded(probe.batches(), observe).catch((e: Error) => log(`${name} stopped: ${e.message}`)));
   };
 
   try {
@@ -93,6 +94,8 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       };
       detector = detect({ interfaces, thresholds: config.detect.thresholds, detectors: config.detect.detectors, onAlert });
       running.push(detector);
+      const det = detector;
+      metrics.attachProbe('detect', { stats: () => detectDelivery(det.stats()) });
       for (const u of detector.unavailable) log(`detect: ${u.reason}`);
       // Alerts are consumed through onAlert; the iterator is drained so its queue stays empty.
       const d = detector;

@@ -2,7 +2,7 @@
 // tcpscope detect: SYN floods, port scans, rate anomalies and sequence anomalies on the
 // incoming traffic of one or more interfaces, printed as alerts (raised / cleared).
 import { alertToJson } from '../../alerts/types';
-import { detect, Detector, DETECTORS, DetectorName, DEFAULT_THRESHOLDS, ThresholdOptions } from '../../detect';
+import { detect, detectDelivery, Detector, DETECTORS, DetectorName, DEFAULT_THRESHOLDS, ThresholdOptions } from '../../detect';
 import type { Command } from '../command';
 import { STREAM_OPTIONS, UsageError, counter } from '../command';
 import { clock } from './tcp_common';
@@ -62,9 +62,8 @@ export const detectCommand: Command = {
     } finally {
       d.close();
       const s = d.stats();
-      const events = Object.values(s.events).reduce((a, b) => a + b, 0);
-      const lost = Object.values(s.lost).reduce((a, b) => a + b, 0);
-      ctx.err.write(`${s.alerts.raised} raised, ${s.alerts.cleared} cleared; ${events} events read, ${lost} lost\n`);
+      const { received, lost, sampled } = detectDelivery(s);
+      ctx.err.write(`${s.alerts.raised} raised, ${s.alerts.cleared} cleared; ${received} events read, ${sampled} sampled, ${lost} lost\n`);
     }
     return 0;
   },
