@@ -93,8 +93,15 @@ interface Qualifiers {
   type: 'host' | 'net' | 'port' | 'portrange';
 }
 
+/** Parentheses and `not`s nested deeper than this are refused (no real filter needs more; recursion is bounded). */
+export const MAX_FILTER_DEPTH = 100;
+/** Primitives beyond this are refused before compiling (the kernel program runs far fewer tests anyway). */
+export const MAX_FILTER_PRIMITIVES = 1000;
+
 class Parser {
   private i = 0;
+  private depth = 0;
+  private primitives = 0;
   private last: Qualifiers | undefined;
   constructor(private readonly input: string, private readonly tokens: Token[]) {}
 
@@ -155,7 +162,7 @@ class Parser {
     const start = this.i;
     if (this.is('not') || this.is('!')) {
       this.next();
-      const expr = this.parseNot();
+      const expr = this.nested(() => this.parseNot());
       return { kind: 'not', expr, text: this.textFrom(start) };
     }
     return this.parsePrimary();
@@ -166,7 +173,7 @@ class Parser {
     if (!token) this.fail('expected a filter primitive', token);
     if (token.text === '(') {
       this.next();
-      const inner = this.parseOr();
+      const inner = this.nested(() => this.parseOr());
       if (!this.is(')')) this.fail("expected ')'", this.peek());
       this.next();
       return inner;
@@ -174,16 +181,26 @@ class Parser {
     return this.parsePrimitive();
   }
 
+  private nested<T>(parse: () => T): T {
+    if (++this.depth > MAX_FILTER_DEPTH) this.fail(`nested more than ${MAX_FILTER_DEPTH} deep (parentheses and 'not'): simplify the filter`, this.peek());
+    try {
+      return parse();
+    } finally {
+      this.depth--;
+    }
+  }
+
   private parsePrimitive(): FilterNode {
     const start = this.i;
     const token = this.peek()!;
+    if (++this.primitives > MAX_FILTER_PRIMITIVES) this.fail(`more than ${MAX_FILTER_PRIMITIVES} primitives: simplify the filter`, token);
     const word = token.text.toLowerCase();
 
     if (word === 'tcp' && this.is('[', 1)) return this.parseFlagsTest();
     if (word === 'tcp') { this.next(); return { kind: 'true', text: 'tcp' }; }
     if (word === 'ip') { this.next(); return { kind: 'family', family: 2, text: 'ip' }; }
     if (word === 'ip6') { this.next(); return { kind: 'family', family: 10, text: 'ip6' }; }
-    if (word in FLAG_BITS && word !== 'push') { this.next(); return { kind: 'flags-any', mask: FLAG_BITS[word]!, text: word }; }
+    if (Object.hasOwn(FLAG_BITS, word) && word !== 'push') { this.next(); return { kind: 'flags-any', mask: FLAG_BITS[word]!, text: word }; }
     if (['udp', 'icmp', 'icmp6', 'arp', 'rarp', 'sctp', 'ether', 'vlan', 'mpls', 'less', 'greater', 'len', 'broadcast', 'multicast', 'gateway', 'proto', 'inbound', 'outbound'].includes(word)) {
       this.fail(`'${word}' is not supported: tcpscope sees incoming TCP only and filters on addresses, ports and TCP flags`, token);
     }
@@ -332,7 +349,7 @@ class Parser {
       return n;
     }
     const m = /^tcp-(\w+)$/.exec(t);
-    const bit = m ? FLAG_BITS[m[1]!] : undefined;
+    const bit = m && Object.hasOwn(FLAG_BITS, m[1]!) ? FLAG_BITS[m[1]!] : undefined;
     if (bit === undefined) this.fail(`unknown TCP flag '${token.text}' (expected tcp-syn, tcp-ack, tcp-fin, tcp-rst, tcp-push, tcp-urg, tcp-ece, tcp-cwr)`, token);
     return bit;
   }

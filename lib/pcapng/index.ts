@@ -36,6 +36,17 @@ function pad4(n: number): number {
   return (n + 3) & ~3;
 }
 
+/** An option's length field is 16 bits: longer values are cut at the last whole UTF-8 character that fits. */
+export const MAX_OPTION_BYTES = 0xffff;
+
+function optionText(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= MAX_OPTION_BYTES) return bytes;
+  let end = MAX_OPTION_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // bytes[end] continues a character: cut before it
+  return bytes.subarray(0, end);
+}
+
 function optionBytes(options: Array<[number, Uint8Array]>): Uint8Array {
   let size = 4; // opt_endofopt
   for (const [, v] of options) size += 4 + pad4(v.length);
@@ -64,8 +75,7 @@ function block(type: number, body: Uint8Array): Uint8Array {
 
 /** The section header block and interface description blocks that start a file. */
 export function pcapngHeader(options: PcapngOptions): Uint8Array {
-  const enc = new TextEncoder();
-  const shbOpts = optionBytes(options.application ? [[4, enc.encode(options.application)]] : []);
+  const shbOpts = optionBytes(options.application ? [[4, optionText(options.application)]] : []);
   const shbBody = new Uint8Array(16 + shbOpts.length);
   const sv = new DataView(shbBody.buffer);
   sv.setUint32(0, BYTE_ORDER_MAGIC, true);
@@ -77,8 +87,8 @@ export function pcapngHeader(options: PcapngOptions): Uint8Array {
   const parts = [block(SHB, shbBody)];
   const tsresol = options.resolution === 'us' ? 6 : 9;
   for (const iface of options.interfaces) {
-    const opts: Array<[number, Uint8Array]> = [[2, enc.encode(iface.name)]];
-    if (iface.description) opts.push([3, enc.encode(iface.description)]);
+    const opts: Array<[number, Uint8Array]> = [[2, optionText(iface.name)]];
+    if (iface.description) opts.push([3, optionText(iface.description)]);
     opts.push([9, Uint8Array.of(tsresol)]);
     const o = optionBytes(opts);
     const body = new Uint8Array(8 + o.length);
