@@ -45,6 +45,23 @@ export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
 }
 
+/** What to do about EPERM, naming only the capabilities this process lacks. */
+export function privilegeHint(): string {
+  let missing: string[];
+  try {
+    // Loaded lazily: sys.ts imports this module.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    missing = (require('./sys') as typeof import('./sys')).missingBpfCapabilities();
+  } catch {
+    return PRIVILEGE_HINT;
+  }
+  if (!missing.length) {
+    return 'this process has CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, so something else refused it (a kernel lockdown, an LSM such as SELinux or AppArmor, or a part that needs root: see the message)';
+  }
+  const names = missing.map((c) => c.toLowerCase()).join(',');
+  return `this process lacks ${missing.join(' and ')}: run with sudo, or grant ${missing.length > 1 ? 'them' : 'it'} (e.g. \`setcap ${names}+ep $(which node)\`)`;
+}
+
 export const PRIVILEGE_HINT =
   'loading and attaching BPF programs needs root or the capabilities CAP_BPF, CAP_PERFMON and ' +
   'CAP_NET_ADMIN (CAP_SYS_ADMIN on kernels before 5.8); run with sudo or grant them, e.g. ' +
@@ -98,7 +115,7 @@ export function translateError(e: unknown, context: string): unknown {
     );
   }
   if (code === 'EPERM' || code === 'EACCES') {
-    return new BpfPermissionError(`${context}: ${e.message}. ${PRIVILEGE_HINT}`, details);
+    return new BpfPermissionError(`${context}: ${e.message}. ${privilegeHint()}`, details);
   }
   if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP') {
     return new NotSupportedError(`${context}: ${e.message}`, details);

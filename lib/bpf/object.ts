@@ -4,7 +4,7 @@ import { decoderFor, encoderFor } from './btf/codec';
 import { bytes, u32 } from './codec';
 import type { Codec } from './codec';
 import { BpfError, NotFoundError, NotSupportedError, VerifierError, call, translateError } from './errors';
-import { bpfPrivilege } from './sys';
+import { bpfPrivilege, hasCapability, kernelBtfPath } from './sys';
 import { Link } from './link';
 import { BpfMap, MapCodecs, MapType } from './map';
 import { native } from './native';
@@ -59,6 +59,14 @@ export class BpfObject implements Disposable {
     const nativeOptions: { name?: string; btfCustomPath?: string } = {};
     if (options.name !== undefined) nativeOptions.name = options.name;
     if (options.btfCustomPath !== undefined) nativeOptions.btfCustomPath = options.btfCustomPath;
+    else if (!hasCapability('CAP_SYS_ADMIN') && kernelBtfPath()) {
+      // Without CAP_SYS_ADMIN the kernel refuses to list BTF objects (BPF_BTF_GET_NEXT_ID),
+      // which libbpf does to look for a CO-RE type in kernel modules when vmlinux lacks it
+      // (as it does for the ___old layouts kept for older kernels), failing the whole load.
+      // Naming vmlinux's BTF as the target restricts the search to vmlinux: what our objects
+      // need is there, and a flavour absent from it simply does not match.
+      nativeOptions.btfCustomPath = kernelBtfPath()!;
+    }
     const handle = call(`open ${typeof source === 'string' ? source : 'BPF object'}`, () => new (native().NativeObject)(source, nativeOptions));
     const obj = new BpfObject(handle, typeof source === 'string' ? source : undefined);
     try {
