@@ -273,6 +273,8 @@ int BPF_PROG(conns_set_state_btf, const struct sock *sk, int oldstate, int newst
 {
 	TP_TWIN_RECORD(struct trace_event_raw_inet_sock_set_state, rec);
 
+	if (!sk)
+		return 0;
 	rec->skaddr = sk;
 	rec->oldstate = oldstate;
 	rec->newstate = newstate;
@@ -285,6 +287,8 @@ static __always_inline int refine_owner_btf(const struct sock *sk)
 {
 	TP_TWIN_RECORD(struct trace_event_raw_sock_msg_length___compat, rec);
 
+	if (!sk)
+		return 0;
 	rec->sk = (void *)sk;
 	rec->protocol = BPF_CORE_READ(sk, sk_protocol);
 	return refine_owner(rec);

@@ -9,7 +9,7 @@
  *
  * The record is a CO-RE type: its fields are written at the running kernel's offsets, which
  * are also where the handler reads them. The slack keeps a kernel whose record is larger
- * than the compile-time one inside the stack object.
+ * than the compile-time one (an older vmlinux.h) inside the stack object.
  */
 #ifndef TCPSCOPE_TP_BTF_TWIN_H
 #define TCPSCOPE_TP_BTF_TWIN_H
@@ -21,7 +21,7 @@
 /* `type *name` pointing at zeroed stack room for the record (a byte buffer: a struct
  * wrapping the CO-RE type would be an anonymous type that CO-RE cannot relocate). */
 #define TP_TWIN_RECORD(type, name)                                                                   \
-	__u8 name##_room[sizeof(type) + 64] __attribute__((aligned(8))) = {};                         \
+	__u8 name##_room[sizeof(type) + 16] __attribute__((aligned(8))) = {};                         \
 	type *name = (type *)name##_room
 
 /* The saddr/daddr/saddr_v6/daddr_v6 + sport/dport (+ family) fields from a full socket, as
@@ -44,16 +44,15 @@
  * TP_STORE_ADDR_PORTS stores it: family, port (network order), address. */
 static __always_inline void tp_twin_sockaddr(__u8 *field, __u16 family, __u16 port, const void *addr4, const void *addr6)
 {
-	__u8 raw[28] = {};
-
-	*(__u16 *)raw = family;
-	raw[2] = port >> 8;
-	raw[3] = port & 0xff;
+	/* The field is in the zeroed stack record: written in place. */
+	field[0] = family & 0xff;
+	field[1] = family >> 8;
+	field[2] = port >> 8;
+	field[3] = port & 0xff;
 	if (family == AF_INET6)
-		bpf_probe_read_kernel(raw + 8, 16, addr6);
+		bpf_probe_read_kernel(field + 8, 16, addr6);
 	else
-		bpf_probe_read_kernel(raw + 4, 4, addr4);
-	__builtin_memcpy(field, raw, sizeof(raw));
+		bpf_probe_read_kernel(field + 4, 4, addr4);
 }
 
 /* Local and remote sockaddr of a full socket. */

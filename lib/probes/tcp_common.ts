@@ -138,6 +138,15 @@ export const BTF_TWINS: Readonly<Record<string, string | ((args: number) => stri
   conns_set_state: 'conns_set_state_btf',
   conns_recv_length: 'conns_recv_length_btf',
   conns_send_length: 'conns_send_length_btf',
+  tev_retransmit: 'tev_retransmit_btf',
+  tev_retransmit_synack: 'tev_retransmit_synack_btf',
+  tev_rtt: 'tev_rtt_btf',
+  // 6.10 added the reason argument.
+  tev_send_reset: (args) => (args >= 3 ? 'tev_send_reset_btf3' : 'tev_send_reset_btf'),
+  tev_receive_reset: 'tev_receive_reset_btf',
+  // 5.17 added the reason, 6.11 rx_sk.
+  tev_drop: (args) => (args >= 4 ? 'tev_drop_btf4' : args === 3 ? 'tev_drop_btf3' : 'tev_drop_btf2'),
+  tev_bad_csum: 'tev_bad_csum_btf',
 };
 
 function twinsOf(program: string): string[] {
