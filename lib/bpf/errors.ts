@@ -56,10 +56,28 @@ export function privilegeHint(): string {
     return PRIVILEGE_HINT;
   }
   if (!missing.length) {
+    if (memlockLimited()) {
+      return 'this process has the capabilities, but kernels before 5.11 also charge BPF memory to RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or LimitMEMLOCK=infinity in a systemd unit)';
+    }
     return 'this process has CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, so something else refused it (a kernel lockdown, an LSM such as SELinux or AppArmor, or a part that needs root: see the message)';
   }
   const names = missing.map((c) => c.toLowerCase()).join(',');
   return `this process lacks ${missing.join(' and ')}: run with sudo, or grant ${missing.length > 1 ? 'them' : 'it'} (e.g. \`setcap ${names}+ep $(which node)\`)`;
+}
+
+/** Kernels before 5.11 account BPF maps against RLIMIT_MEMLOCK (later ones use memcg): true when that limit applies and is finite. */
+function memlockLimited(): boolean {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { kernelAtLeast } = require('../kernel/version') as typeof import('../kernel/version');
+    if (kernelAtLeast(5, 11)) return false;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const limits = (require('node:fs') as typeof import('node:fs')).readFileSync('/proc/self/limits', 'utf8');
+    const m = /^Max locked memory\s+(\S+)/m.exec(limits);
+    return m !== null && m[1] !== 'unlimited';
+  } catch {
+    return false;
+  }
 }
 
 export const PRIVILEGE_HINT =

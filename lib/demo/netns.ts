@@ -7,6 +7,8 @@ import { execFileSync, spawn, ChildProcessWithoutNullStreams } from 'node:child_
 import path from 'node:path';
 import readline from 'node:readline';
 import { packageRoot } from '../bpf/paths';
+import { BpfPermissionError } from '../bpf/errors';
+import { hasCapability } from '../bpf/sys';
 
 export interface DemoNet {
   /** Host-side interface (its ingress sees what the namespace sends). */
@@ -36,6 +38,9 @@ function ip(args: string[]): void {
 }
 
 export async function createDemoNet(): Promise<DemoNet> {
+  if (!hasCapability('CAP_SYS_ADMIN')) {
+    throw new BpfPermissionError('the demo needs root (CAP_SYS_ADMIN, to create its network namespace): run it as root, or watch real traffic with --no-demo');
+  }
   const n = counter++;
   const octet = (process.pid + n * 7) % 200 + 20;
   const hostIf = `tsd${process.pid}x${n}`;
