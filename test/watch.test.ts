@@ -34,20 +34,24 @@ describe.skipIf(!enabled)('tcpscope watch', () => {
     expect(demo, stderr).toBeDefined();
     expect(code).toBe(0);
     const port = demo!.port;
-    const driven = Number(/demo: traffic done \((\d+) connections\)/.exec(stderr)?.[1]);
-    expect(driven).toBe(36); // 3 rounds of 8 IPv4 + 4 IPv6 connections
+    const [, drivenText, bytesText] = /demo: traffic done \((\d+) connections of (\d+) bytes\)/.exec(stderr) ?? [];
+    const driven = Number(drivenText);
+    const bytes = Number(bytesText);
+    // However many connections the demo says it made, each is seen opening and closing.
+    expect(driven).toBeGreaterThan(0);
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const passive = events.filter((e) => e['direction'] === 'passive' && e['sport'] === port);
-    expect(passive.filter((e) => e['type'] === 'open').length).toBe(36);
-    expect(passive.filter((e) => e['type'] === 'close').length).toBe(36);
+    expect(passive.filter((e) => e['type'] === 'open').length).toBe(driven);
+    expect(passive.filter((e) => e['type'] === 'close').length).toBe(driven);
     expect(passive.every((e) => e['pid'] === child.pid)).toBe(true);
     expect(passive.some((e) => e['family'] === 'ipv6')).toBe(true);
     const closed = passive.filter((e) => e['type'] === 'close');
-    expect(closed.every((e) => e['bytesReceived'] === 2000)).toBe(true);
+    expect(bytes).toBeGreaterThan(0);
+    expect(closed.every((e) => e['bytesReceived'] === bytes)).toBe(true);
     const rates = events.filter((e) => e['type'] === 'rates');
     const demoIf = demo!.veth;
     const seen = rates.reduce((n, r) => n + ((r['interfaces'] as Record<string, { syns: number }>)[demoIf]?.syns ?? 0), 0);
-    expect(seen).toBe(36);
+    expect(seen).toBe(driven);
     expect(stderr).toMatch(/\d+ connection events \(0 lost\), \d+ packets \(0 lost\)/);
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(new RegExp(`tcps-${child.pid}-`));
     expect(linkExists(demoIf)).toBe(false);
