@@ -74,7 +74,7 @@ export function describeFailure(e: unknown, command: string): Failure {
   if (e instanceof BtfError) return { exitCode: EXIT_RUNTIME, line: `unusable BTF type information: ${oneLine(e.message)} (rebuild the object with clang -g)` };
   if (e instanceof RangeError) {
     if (/call stack/i.test(e.message)) return { exitCode: EXIT_RUNTIME, line: 'the input is nested too deeply to process: simplify it' };
-    return { exitCode: EXIT_RUNTIME, line: `a value is out of range: ${oneLine(e.message)}` };
+    return { exitCode: EXIT_RUNTIME, line: `malformed or out-of-range input (${oneLine(e.message)}): check the file or number given` };
   }
   if (e instanceof Error) {
     const errno = errnoFailure(e as Error & ErrnoLike);
