@@ -489,8 +489,7 @@ int tev_bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
 		TP_TWIN_FILL_SK_4_6(rec, sk);                                                        \
 	} while (0)
 
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tev_retransmit_btf, const struct sock *sk, const struct sk_buff *skb)
+static __always_inline int retransmit_twin(const struct sock *sk, const struct sk_buff *skb, int err)
 {
 	if (!sk)
 		return 0;
@@ -498,6 +497,8 @@ int BPF_PROG(tev_retransmit_btf, const struct sock *sk, const struct sk_buff *sk
 		TP_TWIN_RECORD(struct trace_event_raw_tcp_retransmit_skb___new, rec);
 
 		TWIN_FILL_SK_SKB(rec, sk, skb);
+		if (bpf_core_field_exists(rec->err))
+			rec->err = err;
 		return retransmit(rec);
 	} else {
 		TP_TWIN_RECORD(struct trace_event_raw_tcp_event_sk_skb___old, rec);
@@ -505,6 +506,19 @@ int BPF_PROG(tev_retransmit_btf, const struct sock *sk, const struct sk_buff *sk
 		TWIN_FILL_SK_SKB(rec, sk, skb);
 		return retransmit(rec);
 	}
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tev_retransmit_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	return retransmit_twin(sk, skb, 0);
+}
+
+/* 6.13+: the transmit's error is the third argument. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tev_retransmit_btf3, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	return retransmit_twin(sk, skb, err);
 }
 
 SEC("tp_btf/tcp_retransmit_synack")

@@ -138,7 +138,8 @@ export const BTF_TWINS: Readonly<Record<string, string | ((args: number) => stri
   conns_set_state: 'conns_set_state_btf',
   conns_recv_length: 'conns_recv_length_btf',
   conns_send_length: 'conns_send_length_btf',
-  tev_retransmit: 'tev_retransmit_btf',
+  // 6.13 added the transmit error.
+  tev_retransmit: (args) => (args >= 3 ? 'tev_retransmit_btf3' : 'tev_retransmit_btf'),
   tev_retransmit_synack: 'tev_retransmit_synack_btf',
   tev_rtt: 'tev_rtt_btf',
   // 6.10 added the reason argument.
