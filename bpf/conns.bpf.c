@@ -16,6 +16,7 @@
 #include "sock_owner.h"
 #include "port_filter.h"
 #include "sock_cookie.h"
+#include "tp_btf_twin.h"
 
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
@@ -158,8 +159,7 @@ static __always_inline void track_seq_flags(struct conn_info *info, const struct
 	}
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int conns_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+static __always_inline int set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	const struct sock *sk = ctx->skaddr;
 	__u64 key = (__u64)sk;
@@ -259,6 +259,51 @@ SEC("tracepoint/sock/sock_send_length")
 int conns_send_length(struct trace_event_raw_sock_msg_length___compat *ctx)
 {
 	return refine_owner(ctx);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int conns_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	return set_state(ctx);
+}
+
+/* tp_btf twins (see tp_btf_twin.h): the same handlers without tracefs. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(conns_set_state_btf, const struct sock *sk, int oldstate, int newstate)
+{
+	TP_TWIN_RECORD(struct trace_event_raw_inet_sock_set_state, rec);
+
+	if (!sk)
+		return 0;
+	rec->skaddr = sk;
+	rec->oldstate = oldstate;
+	rec->newstate = newstate;
+	rec->protocol = BPF_CORE_READ(sk, sk_protocol);
+	TP_TWIN_FILL_SK_4_6(rec, sk);
+	return set_state(rec);
+}
+
+static __always_inline int refine_owner_btf(const struct sock *sk)
+{
+	TP_TWIN_RECORD(struct trace_event_raw_sock_msg_length___compat, rec);
+
+	if (!sk)
+		return 0;
+	rec->sk = (void *)sk;
+	rec->protocol = BPF_CORE_READ(sk, sk_protocol);
+	return refine_owner(rec);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(conns_recv_length_btf, const struct sock *sk)
+{
+	return refine_owner_btf(sk);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(conns_send_length_btf, const struct sock *sk)
+{
+	return refine_owner_btf(sk);
 }
 
 /* Gives sockets a cookie before they reach ESTABLISHED: tracepoints can only read it. */

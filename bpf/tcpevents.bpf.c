@@ -16,6 +16,7 @@
 #include "port_filter.h"
 #include "sock_cookie.h"
 #include "rate_cap.h"
+#include "tp_btf_twin.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -140,8 +141,7 @@ static __always_inline __u32 skb_seq(const struct sk_buff *skb)
 	return seq;
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int tev_retransmit(void *raw)
+static __always_inline int retransmit(void *raw)
 {
 	struct tp_endpoints ep = {};
 	const void *sk, *skb;
@@ -180,8 +180,7 @@ int tev_retransmit(void *raw)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_synack")
-int tev_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
+static __always_inline int retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
 {
 	struct tp_endpoints ep = {};
 	struct tcp_event *e;
@@ -214,8 +213,7 @@ static __always_inline __u32 log2_slot(__u32 v)
 	return slot;
 }
 
-SEC("tracepoint/tcp/tcp_probe")
-int tev_rtt(struct trace_event_raw_tcp_probe___compat *ctx)
+static __always_inline int rtt(struct trace_event_raw_tcp_probe___compat *ctx)
 {
 	struct tp_endpoints ep = {};
 	__u16 family2 = 0;
@@ -272,8 +270,7 @@ int tev_rtt(struct trace_event_raw_tcp_probe___compat *ctx)
 
 /* --- resets ------------------------------------------------------------------------ */
 
-SEC("tracepoint/tcp/tcp_send_reset")
-int tev_send_reset(void *raw)
+static __always_inline int send_reset(void *raw)
 {
 	struct tp_endpoints ep = {};
 	struct tcp_event *e;
@@ -316,8 +313,7 @@ int tev_send_reset(void *raw)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_receive_reset")
-int tev_receive_reset(struct trace_event_raw_tcp_event_sk___compat *ctx)
+static __always_inline int receive_reset(struct trace_event_raw_tcp_event_sk___compat *ctx)
 {
 	struct tp_endpoints ep = {};
 	struct tcp_event *e;
@@ -406,8 +402,7 @@ struct {
 	__type(value, __u8);
 } drop_reasons SEC(".maps");
 
-SEC("tracepoint/skb/kfree_skb")
-int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
+static __always_inline int drop(struct trace_event_raw_kfree_skb___compat *ctx)
 {
 	__u16 protocol = ctx->protocol;
 	struct tp_endpoints ep = {};
@@ -445,8 +440,7 @@ int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_bad_csum")
-int tev_bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
+static __always_inline int bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
 {
 	struct tp_endpoints ep = {};
 	__u16 family2 = 0;
@@ -476,6 +470,258 @@ int tev_bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
 	e->flags = flags;
 	tcpscope_submit(tcp_events, e);
 	return 0;
+}
+
+/* --- entry points: tracepoints, and their tp_btf twins (see tp_btf_twin.h) ---------- */
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tev_retransmit(void *raw)
+{
+	return retransmit(raw);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_synack")
+int tev_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
+{
+	return retransmit_synack(ctx);
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int tev_rtt(struct trace_event_raw_tcp_probe___compat *ctx)
+{
+	return rtt(ctx);
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tev_send_reset(void *raw)
+{
+	return send_reset(raw);
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tev_receive_reset(struct trace_event_raw_tcp_event_sk___compat *ctx)
+{
+	return receive_reset(ctx);
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int tev_drop(struct trace_event_raw_kfree_skb___compat *ctx)
+{
+	return drop(ctx);
+}
+
+SEC("tracepoint/tcp/tcp_bad_csum")
+int tev_bad_csum(struct trace_event_raw_tcp_event_skb___compat *ctx)
+{
+	return bad_csum(ctx);
+}
+
+/* The tcp_event_sk_skb-style fields (and skbaddr/skaddr/state) of either layout. */
+#define TWIN_FILL_SK_SKB(rec, sk, skb)                                                               \
+	do {                                                                                         \
+		(rec)->skaddr = (sk);                                                                \
+		(rec)->skbaddr = (skb);                                                              \
+		(rec)->state = BPF_CORE_READ((sk), __sk_common.skc_state);                           \
+		TP_TWIN_FILL_SK_4_6(rec, sk);                                                        \
+	} while (0)
+
+static __always_inline int retransmit_twin(const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	if (!sk)
+		return 0;
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb___new)) {
+		TP_TWIN_RECORD(struct trace_event_raw_tcp_retransmit_skb___new, rec);
+
+		TWIN_FILL_SK_SKB(rec, sk, skb);
+		if (bpf_core_field_exists(rec->err))
+			rec->err = err;
+		return retransmit(rec);
+	} else {
+		TP_TWIN_RECORD(struct trace_event_raw_tcp_event_sk_skb___old, rec);
+
+		TWIN_FILL_SK_SKB(rec, sk, skb);
+		return retransmit(rec);
+	}
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tev_retransmit_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	return retransmit_twin(sk, skb, 0);
+}
+
+/* 6.13+: the transmit's error is the third argument. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tev_retransmit_btf3, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	return retransmit_twin(sk, skb, err);
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(tev_retransmit_synack_btf, const struct sock *sk, const struct request_sock *req)
+{
+	if (!sk)
+		return 0;
+	TP_TWIN_RECORD(struct trace_event_raw_tcp_retransmit_synack, rec);
+
+	/* The request socket's addresses and ports, as the kernel's record has them. */
+	rec->skaddr = sk;
+	rec->req = req;
+	rec->sport = BPF_CORE_READ(req, __req_common.skc_num);
+	rec->dport = bpf_ntohs(BPF_CORE_READ(req, __req_common.skc_dport));
+	if (bpf_core_field_exists(rec->family))
+		rec->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	bpf_probe_read_kernel(rec->saddr, 4, &req->__req_common.skc_rcv_saddr);
+	bpf_probe_read_kernel(rec->daddr, 4, &req->__req_common.skc_daddr);
+	bpf_probe_read_kernel(rec->saddr_v6, 16, &req->__req_common.skc_v6_rcv_saddr);
+	bpf_probe_read_kernel(rec->daddr_v6, 16, &req->__req_common.skc_v6_daddr);
+	return retransmit_synack(rec);
+}
+
+/* rtt()'s own stack (a zeroed histogram) leaves no room for a tcp_probe record beside it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8[sizeof(struct trace_event_raw_tcp_probe___compat) + 16]);
+} tev_twin_scratch SEC(".maps");
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tev_rtt_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	struct trace_event_raw_tcp_probe___compat *rec;
+	__u32 zero = 0;
+	void *room = bpf_map_lookup_elem(&tev_twin_scratch, &zero);
+
+	if (!room || !sk)
+		return 0;
+	__builtin_memset(room, 0, sizeof(struct trace_event_raw_tcp_probe___compat) + 16);
+	rec = room;
+
+	tp_twin_sk_sockaddrs(rec->saddr, rec->daddr, sk);
+	rec->srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	rec->snd_cwnd = BPF_CORE_READ(tp, snd_cwnd);
+	if (bpf_core_field_exists(rec->skaddr))
+		rec->skaddr = sk;
+	return rtt(rec);
+}
+
+/* A reset sent without a socket (6.10+): the addresses of the reply, from the packet
+ * being answered (its destination is our side). */
+static __always_inline void twin_reply_sockaddrs(__u8 *saddr, __u8 *daddr, const struct sk_buff *skb)
+{
+	struct tp_endpoints pkt = {};
+	__u32 seq = 0, pflags = 0;
+	__u8 tcp_flags = 0;
+
+	if (!skb || !parse_skb(skb, bpf_ntohs(BPF_CORE_READ(skb, protocol)), &pkt, &tcp_flags, &seq, &pflags))
+		return;
+	tp_twin_sockaddr(saddr, pkt.family, pkt.dport, pkt.daddr, pkt.daddr);
+	tp_twin_sockaddr(daddr, pkt.family, pkt.sport, pkt.saddr, pkt.saddr);
+}
+
+static __always_inline int send_reset_twin(const struct sock *sk, const struct sk_buff *skb, __u32 reason)
+{
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset___new)) {
+		TP_TWIN_RECORD(struct trace_event_raw_tcp_send_reset___new, rec);
+
+		rec->skaddr = sk;
+		rec->skbaddr = skb;
+		if (sk) {
+			rec->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+			tp_twin_sk_sockaddrs(rec->saddr, rec->daddr, sk);
+		} else {
+			twin_reply_sockaddrs(rec->saddr, rec->daddr, skb);
+		}
+		if (bpf_core_field_exists(rec->reason))
+			rec->reason = reason;
+		return send_reset(rec);
+	} else {
+		TP_TWIN_RECORD(struct trace_event_raw_tcp_event_sk_skb___old, rec);
+
+		if (!sk)
+			return 0;
+		TWIN_FILL_SK_SKB(rec, sk, skb);
+		return send_reset(rec);
+	}
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tev_send_reset_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	return send_reset_twin(sk, skb, 0);
+}
+
+/* 6.10+: the reason is the third argument. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tev_send_reset_btf3, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	return send_reset_twin(sk, skb, reason);
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tev_receive_reset_btf, const struct sock *sk)
+{
+	if (!sk)
+		return 0;
+	TP_TWIN_RECORD(struct trace_event_raw_tcp_event_sk___compat, rec);
+
+	rec->skaddr = sk;
+	TP_TWIN_FILL_SK_4_6(rec, sk);
+	return receive_reset(rec);
+}
+
+static __always_inline int drop_twin(const struct sk_buff *skb, __u32 reason, const struct sock *rx_sk)
+{
+	TP_TWIN_RECORD(struct trace_event_raw_kfree_skb___compat, rec);
+
+	if (!skb)
+		return 0;
+	rec->skbaddr = (void *)skb;
+	rec->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (bpf_core_field_exists(rec->reason))
+		rec->reason = reason;
+	if (bpf_core_field_exists(rec->rx_sk))
+		rec->rx_sk = (void *)rx_sk;
+	return drop(rec);
+}
+
+/* kfree_skb's arguments grew: (skb, location), + reason in 5.17, + rx_sk in 6.11. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tev_drop_btf2, const struct sk_buff *skb, void *location)
+{
+	return drop_twin(skb, 0, 0);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tev_drop_btf3, const struct sk_buff *skb, void *location, int reason)
+{
+	return drop_twin(skb, reason, 0);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tev_drop_btf4, const struct sk_buff *skb, void *location, int reason, const struct sock *rx_sk)
+{
+	return drop_twin(skb, reason, rx_sk);
+}
+
+SEC("tp_btf/tcp_bad_csum")
+int BPF_PROG(tev_bad_csum_btf, const struct sk_buff *skb)
+{
+	TP_TWIN_RECORD(struct trace_event_raw_tcp_event_skb___compat, rec);
+	struct tp_endpoints pkt = {};
+	__u32 seq = 0, pflags = 0;
+	__u8 tcp_flags = 0;
+
+	if (!skb)
+		return 0;
+	rec->skbaddr = skb;
+	if (parse_skb(skb, bpf_ntohs(BPF_CORE_READ(skb, protocol)), &pkt, &tcp_flags, &seq, &pflags)) {
+		tp_twin_sockaddr(rec->saddr, pkt.family, pkt.sport, pkt.saddr, pkt.saddr);
+		tp_twin_sockaddr(rec->daddr, pkt.family, pkt.dport, pkt.daddr, pkt.daddr);
+	}
+	return bad_csum(rec);
 }
 
 /* Cookies for connections made while a probe runs (see sock_cookie.h). */

@@ -19,6 +19,8 @@ export {
   createPrometheusRegistry, startPrometheusServer, DEFAULT_PROMETHEUS_PORT,
   startOtlpExporter, toMetricData, alertAttributes, otlpBaseUrl,
 } from './export';
+export { loadWebConfig } from './export';
+export type { WebConfig, WebTlsConfig } from './export';
 export type {
   Exporters, CreateExportersOptions, ExportersConfig, PrometheusConfig, OtlpConfig, AlertsConfig, WebhookConfig,
   MetricsOptions, MetricInputs, MetricSnapshot, MetricType, LabelSet, ScalarSeries, HistogramSeries, FlagClass,

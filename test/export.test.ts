@@ -243,7 +243,7 @@ describe('exporters config', () => {
   it.each([
     [{ prometheus: { port: '9464' } }, 'exporters.prometheus.port: expected an integer 0-65535, got "9464"'],
     [{ prometheus: {} }, 'exporters.prometheus.port: required'],
-    [{ prometheus: { port: 1, bind: 'x' } }, "exporters.prometheus: unknown key 'bind' (known: port, host, path)"],
+    [{ prometheus: { port: 1, bind: 'x' } }, "exporters.prometheus: unknown key 'bind' (known: port, host, path, webConfigFile)"],
     [{ otlp: { url: 'collector:4318' } }, 'exporters.otlp.url: expected an http:// or https:// URL'],
     [{ otlp: { url: 'http://c:4318', intervalMs: 0 } }, 'exporters.otlp.intervalMs: expected an integer 100-3600000, got 0'],
     [{ alerts: { webhook: 'not a url' } }, 'exporters.alerts.webhook: not a URL'],

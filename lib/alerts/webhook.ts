@@ -2,12 +2,29 @@
 // Webhook alert sink: POSTs each alert as JSON, in order, one request at a time, retrying
 // with exponential backoff. send() only queues: a slow or dead receiver never stalls the
 // detectors. The queue is bounded; when it is full the oldest alert is dropped and counted.
+// Redirects are never followed (a 3xx is a failed delivery), so an alert goes only where it
+// was configured to; link-local and cloud metadata targets are refused unless allowed; with
+// a secret, each body is signed (HMAC-SHA256) as GitHub and Stripe sign their webhooks.
+import crypto from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { Alert, AlertSink, UndeliveredHandler, alertToJson } from './types';
+import { guardedLookup, refusedHost } from './target';
+
+/** The header carrying the signature: `sha256=` and the hex HMAC-SHA256 of the raw body. */
+export const WEBHOOK_SIGNATURE_HEADER = 'x-tcpscope-signature-256';
 
 export interface WebhookSinkOptions {
   url: string;
   /** Extra request headers (e.g. Authorization). */
   headers?: Record<string, string>;
+  /**
+   * Signs each body: header X-Tcpscope-Signature-256 is `sha256=` + hex HMAC-SHA256(secret,
+   * body). The receiver recomputes it over the raw bytes and compares in constant time.
+   */
+  secret?: string;
+  /** Allow link-local targets (169.254/16, fe80::/10) and cloud metadata services. Default false. */
+  allowLinkLocal?: boolean;
   /** Alerts waiting beyond the one in flight. Default 1000. */
   maxQueue?: number;
   /** Attempts per alert, the first included. Default 5. */
@@ -46,17 +63,20 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
     throw new TypeError(`alerts webhook: bad URL '${options.url}'`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`alerts webhook: URL must be http(s), got '${options.url}'`);
+  const refused = options.allowLinkLocal ? undefined : refusedHost(url.hostname);
+  if (refused) throw new TypeError(`alerts webhook: ${refused}; refused as a target (set allowLinkLocal: true if this is intended)`);
+  if (options.secret !== undefined && (typeof options.secret !== 'string' || options.secret.length === 0)) throw new TypeError('alerts webhook: secret must be a non-empty string');
   const maxQueue = options.maxQueue ?? 1000;
   const maxAttempts = options.maxAttempts ?? 5;
   const initialBackoff = options.initialBackoffMs ?? 500;
   const maxBackoff = options.maxBackoffMs ?? 30_000;
   const timeoutMs = options.timeoutMs ?? 5000;
   const closeTimeout = options.closeTimeoutMs ?? 5000;
-  const headers = { 'content-type': 'application/json', 'user-agent': 'tcpscope', ...options.headers };
-
-  // Node loads its fetch implementation on the first call, which takes a while: do it now,
-  // at set-up, rather than in the middle of the first alert. A data: URL needs no network.
-  fetch('data:,').catch(() => undefined);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'tcpscope', ...options.headers };
+  const transport = url.protocol === 'https:' ? https : http;
+  // One connection, kept alive between alerts (deliveries are sequential).
+  const agent = new transport.Agent({ keepAlive: true, maxSockets: 1 });
+  const lookup = options.allowLinkLocal ? undefined : guardedLookup('alerts webhook');
 
   const queue: Alert[] = [];
   let running: Promise<void> | undefined;
@@ -85,28 +105,48 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
     });
   }
 
+  /** One POST; resolves with the status and headers (the response body is discarded). */
+  function post(body: Buffer, signal: AbortSignal): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+    const requestHeaders: Record<string, string | number> = { ...headers, 'content-length': body.length };
+    if (options.secret !== undefined) requestHeaders[WEBHOOK_SIGNATURE_HEADER] = `sha256=${crypto.createHmac('sha256', options.secret).update(body).digest('hex')}`;
+    return new Promise((resolve, reject) => {
+      const req = transport.request(url, { method: 'POST', headers: requestHeaders, agent, signal, ...(lookup ? { lookup } : {}) }, (res) => {
+        // Drained so the connection can be reused.
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   /** Delivers one alert, or gives up on it after its attempts. */
   async function deliver(alert: Alert): Promise<void> {
-    const body = JSON.stringify(alertToJson(alert, options.host));
+    const body = Buffer.from(JSON.stringify(alertToJson(alert, options.host)));
     let lastError = '';
     for (let attempt = 1; attempt <= maxAttempts && !stop.signal.aborted; attempt++) {
       let retryAfterMs: number | undefined;
       try {
-        const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]) });
-        // Drain the body so the connection can be reused.
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) {
+        const res = await post(body, AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]));
+        if (res.status >= 200 && res.status < 300) {
           delivered++;
           return;
+        }
+        if (res.status >= 300 && res.status < 400) {
+          const location = res.headers.location;
+          lastError = `HTTP ${res.status} redirect${location ? ` to ${location}` : ''} not followed: configure the final URL`;
+          break;
         }
         lastError = `HTTP ${res.status}`;
         if (!retryable(res.status)) break;
         // Retry-After in seconds (the HTTP-date form is rare for webhooks and ignored).
-        const header = res.headers.get('retry-after');
+        const header = res.headers['retry-after'] ?? null;
         const after = header === null || header.trim() === '' ? Number.NaN : Number(header);
         if (Number.isFinite(after) && after >= 0) retryAfterMs = after * 1000;
       } catch (e) {
         lastError = (e as Error).message;
+        if ((e as NodeJS.ErrnoException).code === 'EREFUSEDTARGET') break;
       }
       if (attempt < maxAttempts) {
         // Full jitter around the exponential step, so many agents do not retry in lockstep.
@@ -157,6 +197,7 @@ export function webhookSink(options: WebhookSinkOptions): WebhookSink {
         stop.abort();
         await flush();
       }
+      agent.destroy();
     },
   };
 }

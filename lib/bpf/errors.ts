@@ -46,6 +46,41 @@ export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
 }
 
+/** What to do about EPERM, naming only the capabilities this process lacks. */
+export function privilegeHint(): string {
+  let missing: string[];
+  try {
+    // Loaded lazily: sys.ts imports this module.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    missing = (require('./sys') as typeof import('./sys')).missingBpfCapabilities();
+  } catch {
+    return PRIVILEGE_HINT;
+  }
+  if (!missing.length) {
+    if (memlockLimited()) {
+      return 'this process has the capabilities, but kernels before 5.11 also charge BPF memory to RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or LimitMEMLOCK=infinity in a systemd unit)';
+    }
+    return 'this process has CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, so something else refused it (a kernel lockdown, an LSM such as SELinux or AppArmor, or a part that needs root: see the message)';
+  }
+  const names = missing.map((c) => c.toLowerCase()).join(',');
+  return `this process lacks ${missing.join(' and ')}: run with sudo, or grant ${missing.length > 1 ? 'them' : 'it'} (e.g. \`setcap ${names}+ep $(which node)\`)`;
+}
+
+/** Kernels before 5.11 account BPF maps against RLIMIT_MEMLOCK (later ones use memcg): true when that limit applies and is finite. */
+function memlockLimited(): boolean {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { kernelAtLeast } = require('../kernel/version') as typeof import('../kernel/version');
+    if (kernelAtLeast(5, 11)) return false;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const limits = (require('node:fs') as typeof import('node:fs')).readFileSync('/proc/self/limits', 'utf8');
+    const m = /^Max locked memory\s+(\S+)/m.exec(limits);
+    return m !== null && m[1] !== 'unlimited';
+  } catch {
+    return false;
+  }
+}
+
 export const PRIVILEGE_HINT =
   'loading and attaching BPF programs needs root or the capabilities CAP_BPF, CAP_PERFMON and ' +
   'CAP_NET_ADMIN (CAP_SYS_ADMIN on kernels before 5.8); run with sudo or grant them, e.g. ' +
@@ -107,7 +142,7 @@ export function translateError(e: unknown, context: string): unknown {
     );
   }
   if (code === 'EPERM' || code === 'EACCES') {
-    return new BpfPermissionError(`${context}: ${reasonOf(e, context)}. ${PRIVILEGE_HINT}`, details);
+    return new BpfPermissionError(`${context}: ${reasonOf(e, context)}. ${privilegeHint()}`, details);
   }
   if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP') {
     return new NotSupportedError(`${context}: ${reasonOf(e, context)}`, details);

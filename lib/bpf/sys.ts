@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BpfError, BpfPermissionError } from './errors';
 
 export const BPFFS = '/sys/fs/bpf';
 export const TRACEFS_CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
@@ -24,12 +25,15 @@ function fsTypeOf(dir: string): string | undefined {
 }
 
 function mount(type: string, dir: string): void {
+  if (!hasCapability('CAP_SYS_ADMIN')) {
+    throw new BpfPermissionError(`${type} is not mounted at ${dir}, and mounting it needs root (CAP_SYS_ADMIN): have it mounted once as root (mount -t ${type} ${type} ${dir}, or at boot in /etc/fstab)`);
+  }
   fs.mkdirSync(dir, { recursive: true });
   try {
     execFileSync('mount', ['-t', type, type, dir], { stdio: 'pipe' });
   } catch (e) {
-    const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`cannot mount ${type} at ${dir}${stderr ? `: ${stderr}` : ''}. Mount it as root: mount -t ${type} ${type} ${dir}`);
+    const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim().split('\n')[0];
+    throw new BpfError(`cannot mount ${type} at ${dir}${stderr ? ` (${stderr})` : ''}: mount it as root: mount -t ${type} ${type} ${dir}`);
   }
 }
 
@@ -44,10 +48,31 @@ export function ensureBpffs(pinPath: string = BPFFS): string {
   return BPFFS;
 }
 
-/** Returns the tracefs mount, mounting it at /sys/kernel/tracing if nothing is mounted. */
-export function ensureTracefs(): string {
+/**
+ * Where tracefs is, and whether this process can read it. tracefs is mode 0700 (root only)
+ * on current kernels: a process with capabilities but not root sees it mounted and cannot
+ * read it, which is not the same as its being absent.
+ */
+export function tracefsStatus(): { state: 'readable' | 'unreadable'; dir: string } | { state: 'unmounted' } {
   for (const dir of TRACEFS_CANDIDATES) {
-    if (fs.existsSync(path.join(dir, 'trace_pipe'))) return dir;
+    if (fsTypeOf(dir) !== 'tracefs') continue;
+    try {
+      fs.accessSync(path.join(dir, 'events'), fs.constants.R_OK | fs.constants.X_OK);
+      return { state: 'readable', dir };
+    } catch {
+      return { state: 'unreadable', dir };
+    }
+  }
+  return { state: 'unmounted' };
+}
+
+/** Returns the tracefs mount, mounting it at /sys/kernel/tracing if nothing is mounted (as root). */
+export function ensureTracefs(): string {
+  const status = tracefsStatus();
+  if (status.state === 'readable') return status.dir;
+  if (status.state === 'unreadable') {
+    throw new BpfPermissionError(`tracefs at ${status.dir} is not readable by this user (uid ${process.getuid?.() ?? '?'}; it is root-only): ` +
+      `run as root, or let this user's group read it (mount -o remount,gid=GROUP,mode=750 ${status.dir})`);
   }
   mount('tracefs', TRACEFS_CANDIDATES[0]!);
   return TRACEFS_CANDIDATES[0]!;
@@ -65,21 +90,33 @@ export function cgroup2Root(): string {
   return dir;
 }
 
-const CAP_NET_ADMIN = 12, CAP_SYS_ADMIN = 21, CAP_PERFMON = 38, CAP_BPF = 39;
+const CAPABILITY_BITS = { CAP_NET_ADMIN: 12, CAP_SYS_ADMIN: 21, CAP_PERFMON: 38, CAP_BPF: 39 } as const;
+export type Capability = keyof typeof CAPABILITY_BITS;
+/** What tcpscope needs when it is not root (CAP_SYS_ADMIN, i.e. root, covers them all). */
+export const BPF_CAPABILITIES: readonly Capability[] = ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN'];
 
-/** Whether this process has capability `bit` in its effective set. */
-function hasCapability(bit: number): boolean {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const hex = /CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? '0';
-  return (BigInt(`0x${hex}`) & (1n << BigInt(bit))) !== 0n;
+/** Whether this process holds `cap` in its effective set. */
+export function hasCapability(cap: Capability): boolean {
+  try {
+    const hex = /CapEff:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+    return (BigInt(`0x${hex}`) & (1n << BigInt(CAPABILITY_BITS[cap]))) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+/** The capabilities of BPF_CAPABILITIES this process lacks (none when it has CAP_SYS_ADMIN). */
+export function missingBpfCapabilities(): Capability[] {
+  if (hasCapability('CAP_SYS_ADMIN')) return [];
+  return BPF_CAPABILITIES.filter((c) => !hasCapability(c));
 }
 
 /** True when this process can load BPF programs; otherwise the reason. */
 export function bpfPrivilege(): { ok: true } | { ok: false; reason: string } {
   if (process.platform !== 'linux') return { ok: false, reason: 'eBPF needs Linux' };
-  const has = hasCapability;
-  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON) && has(CAP_NET_ADMIN))) return { ok: true };
-  return { ok: false, reason: 'needs root or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (this process has neither)' };
+  const missing = missingBpfCapabilities();
+  if (!missing.length) return { ok: true };
+  return { ok: false, reason: `this process lacks ${missing.join(', ')} (it needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)` };
 }
 
 /** True when the running kernel exposes its BTF. */
@@ -95,6 +132,6 @@ export function kernelBtfPath(): string | undefined {
  * EPERM; naming vmlinux's BTF keeps it to vmlinux, as later libbpf does by itself.
  */
 export function defaultBtfCustomPath(): string | undefined {
-  if (process.platform !== 'linux' || hasCapability(CAP_SYS_ADMIN)) return undefined;
+  if (process.platform !== 'linux' || hasCapability('CAP_SYS_ADMIN')) return undefined;
   return kernelBtfPath();
 }

@@ -3,11 +3,10 @@
 // tcpscope command line: `tcpscope COMMAND [options]`. Exit codes: 0 ok, 1 failure, 2 usage.
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpfError, BpfPermissionError, NotFoundError } from '../bpf/errors';
 import { packageRoot } from '../bpf/paths';
 import { commands } from './commands';
-import { Command, CommandContext, UsageError, parseCommandArgs, parseDuration } from './command';
-import { MissingPackageError } from '../util/optional';
+import { Command, CommandContext, parseCommandArgs, parseDuration } from './command';
+import { EXIT_RUNTIME, EXIT_USAGE, debugEnabled, describeFailure, failureDetail } from './failure';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -36,8 +35,8 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
   }
   const command: Command | undefined = commands.find((c) => c.name === name);
   if (!command) {
-    io.err.write(`tcpscope: unknown command '${name}'\n\n${help()}\n`);
-    return 2;
+    io.err.write(`tcpscope: unknown command '${name}' (run 'tcpscope --help' for the list of commands)\n`);
+    return EXIT_USAGE;
   }
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
@@ -58,15 +57,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
     const ctx: CommandContext = { values, positionals, signal: controller.signal, stop: () => controller.abort(), out: io.out, err: io.err };
     return await command.run(ctx);
   } catch (e) {
-    if (e instanceof UsageError) {
-      io.err.write(`tcpscope ${name}: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof BpfPermissionError || e instanceof BpfError || e instanceof NotFoundError || e instanceof TypeError || e instanceof MissingPackageError) {
-      io.err.write(`tcpscope ${name}: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    return reportFailure(e, name, io.err);
   } finally {
     if (timer) clearTimeout(timer);
     process.removeListener('SIGINT', onSignal);
@@ -76,9 +67,26 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
   }
 }
 
+/** Writes the one-line report of a failure (and, with TCPSCOPE_DEBUG=1, its detail); returns the exit code. */
+function reportFailure(e: unknown, command: string | undefined, err: NodeJS.WritableStream): number {
+  const failure = describeFailure(e, command ?? 'COMMAND');
+  err.write(`tcpscope${command ? ` ${command}` : ''}: ${failure.line}\n`);
+  if (debugEnabled()) err.write(`${failureDetail(e)}\n`);
+  return failure.exitCode;
+}
+
 if (require.main === module) {
+  const command = process.argv[2];
+  // An error escaping the command's own handling (an event handler, a stray promise) is
+  // still reported in one line; the exit then is immediate, as Node's own would be.
+  const fatal = (e: unknown): void => {
+    process.exitCode = reportFailure(e, command, process.stderr);
+    process.exit();
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   main(process.argv.slice(2)).then(
     (code) => { process.exitCode = code; },
-    (e: unknown) => { console.error(e); process.exitCode = 1; },
+    (e: unknown) => { process.exitCode = reportFailure(e, command, process.stderr) || EXIT_RUNTIME; },
   );
 }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The demo behind `tcpscope watch` on a machine without traffic: a veth pair into a
 // namespace made for the purpose, a server on the host side, and a short burst of real
-// connections from inside the namespace. Everything is removed afterwards.
+// connections from inside the namespace. The namespace has no name and dies with this
+// process (see netns.ts): nothing outlives it, even a SIGKILL.
 import { once } from 'node:events';
 import net from 'node:net';
-import { createTestNet, TestNet, TRAFFIC_SCRIPT } from '../net/testnet';
+import { createDemoNet, DemoNet } from './netns';
 
 export interface Demo {
-  net: TestNet;
+  net: DemoNet;
   port: number;
   /** Runs `connections` connections over IPv4 and half as many over IPv6, `bytes` each; returns how many. */
   drive(connections: number, bytes: number): Promise<number>;
@@ -15,7 +16,7 @@ export interface Demo {
 }
 
 export async function startDemo(): Promise<Demo> {
-  const tn = createTestNet();
+  const tn = await createDemoNet();
   const servers: net.Server[] = [];
   try {
     const port = 18000 + (process.pid % 1000);
@@ -26,9 +27,11 @@ export async function startDemo(): Promise<Demo> {
       servers.push(server);
     }
     const run = async (host: string, count: number, bytes: number): Promise<void> => {
-      const child = tn.spawnNode(TRAFFIC_SCRIPT, [host, String(port), String(count), String(bytes)]);
-      const [code] = (await once(child, 'exit')) as [number | null];
-      if (code !== 0) throw new Error(`demo traffic to ${host}:${port} failed (exit ${code})`);
+      try {
+        await tn.traffic(host, port, count, bytes);
+      } catch (e) {
+        throw new Error(`demo traffic to ${host}:${port} failed: ${(e as Error).message}`);
+      }
     };
     return {
       net: tn,

@@ -4,14 +4,17 @@
 // before anything listens or connects.
 import type { OtlpOptions } from './otlp';
 import type { MetricsOptions } from './metrics';
+import { refusedHost } from '../alerts/target';
 
 export interface PrometheusConfig {
   /** Port of the /metrics endpoint (0: any free port). */
   port: number;
-  /** Listen address. Default 0.0.0.0. */
+  /** Listen address. Default 127.0.0.1 (this host only); '0.0.0.0' or '::' to be scraped from elsewhere. */
   host?: string;
   /** Default /metrics. */
   path?: string;
+  /** An exporter-toolkit web config file (TLS, basic auth), as node_exporter's --web.config.file. */
+  webConfigFile?: string;
 }
 
 /** The exporter's options; without url, the OTEL_EXPORTER_OTLP_*ENDPOINT variables say where. */
@@ -23,6 +26,10 @@ export interface WebhookConfig {
   maxQueue?: number;
   maxAttempts?: number;
   timeoutMs?: number;
+  /** Signs each body with HMAC-SHA256 (header X-Tcpscope-Signature-256: sha256=HEX). */
+  secret?: string;
+  /** Allow link-local and cloud metadata targets (refused by default). */
+  allowLinkLocal?: boolean;
 }
 
 export interface AlertsConfig {
@@ -120,11 +127,11 @@ export function validateExportersConfig(value: unknown, at = 'exporters'): Expor
 
   if (root['prometheus'] !== undefined) {
     const p = `${at}.prometheus`;
-    const o = object(root['prometheus'], p, ['port', 'host', 'path']);
+    const o = object(root['prometheus'], p, ['port', 'host', 'path', 'webConfigFile']);
     if (o['port'] === undefined) throw new ConfigError(`${p}.port: required (e.g. 9464)`);
     const path = opt(o, 'path', p, string);
     if (path !== undefined && !path.startsWith('/')) throw new ConfigError(`${p}.path: must start with '/', got ${JSON.stringify(path)}`);
-    config.prometheus = assign<PrometheusConfig>({ port: integer(o['port'], `${p}.port`, 0, 65535) }, { host: opt(o, 'host', p, string), path });
+    config.prometheus = assign<PrometheusConfig>({ port: integer(o['port'], `${p}.port`, 0, 65535) }, { host: opt(o, 'host', p, string), path, webConfigFile: opt(o, 'webConfigFile', p, string) });
   }
 
   if (root['otlp'] !== undefined) {
@@ -160,15 +167,23 @@ export function validateExportersConfig(value: unknown, at = 'exporters'): Expor
     if (ndjson !== undefined) alerts.ndjson = ndjson;
     if (o['webhook'] !== undefined) {
       const w = `${p}.webhook`;
-      if (typeof o['webhook'] === 'string') alerts.webhook = httpUrl(o['webhook'], w, 'https://hooks.example.com/tcpscope');
+      const target = (url: string, at: string, allowed: boolean): string => {
+        const refused = allowed ? undefined : refusedHost(new URL(url).hostname);
+        if (refused) throw new ConfigError(`${at}: ${refused}; refused as a webhook target (set allowLinkLocal: true if this is intended)`);
+        return url;
+      };
+      if (typeof o['webhook'] === 'string') alerts.webhook = target(httpUrl(o['webhook'], w, 'https://hooks.example.com/tcpscope'), w, false);
       else {
-        const wo = object(o['webhook'], w, ['url', 'headers', 'maxQueue', 'maxAttempts', 'timeoutMs']);
+        const wo = object(o['webhook'], w, ['url', 'headers', 'maxQueue', 'maxAttempts', 'timeoutMs', 'secret', 'allowLinkLocal']);
         if (wo['url'] === undefined) throw new ConfigError(`${w}.url: required`);
-        alerts.webhook = assign<WebhookConfig>({ url: httpUrl(wo['url'], `${w}.url`, 'https://hooks.example.com/tcpscope') }, {
+        const allowLinkLocal = opt(wo, 'allowLinkLocal', w, boolean);
+        alerts.webhook = assign<WebhookConfig>({ url: target(httpUrl(wo['url'], `${w}.url`, 'https://hooks.example.com/tcpscope'), `${w}.url`, allowLinkLocal === true) }, {
           headers: opt(wo, 'headers', w, stringMap),
           maxQueue: opt(wo, 'maxQueue', w, (v, a) => integer(v, a, 1, 1_000_000)),
           maxAttempts: opt(wo, 'maxAttempts', w, (v, a) => integer(v, a, 1, 100)),
           timeoutMs: opt(wo, 'timeoutMs', w, (v, a) => integer(v, a, 100, 600_000)),
+          secret: opt(wo, 'secret', w, string),
+          allowLinkLocal,
         });
       }
     }

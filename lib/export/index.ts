@@ -5,7 +5,7 @@ import os from 'node:os';
 import { TcpscopeMetrics } from './metrics';
 import { PrometheusServer, startPrometheusServer } from './prometheus';
 import { OtlpExporter, startOtlpExporter } from './otlp';
-import { ExportersConfig, validateExportersConfig } from './config';
+import { ConfigError, ExportersConfig, validateExportersConfig } from './config';
 import type { Alert, AlertSink } from '../alerts/types';
 import { alertFanout, metricsAlertSink, ndjsonSink } from '../alerts/sinks';
 import { webhookSink } from '../alerts/webhook';
@@ -14,6 +14,8 @@ export * from './metrics';
 export * from './prometheus';
 export * from './otlp';
 export * from './config';
+export { loadWebConfig, validateWebConfig } from './webconfig';
+export type { WebConfig, WebTlsConfig } from './webconfig';
 
 export interface Exporters {
   /** Feed probe events and attach probes here. */
@@ -69,7 +71,14 @@ export async function createExporters(config: ExportersConfig | unknown, options
     if (cfg.alerts?.ndjson !== undefined) sinks.push(ndjsonSink(cfg.alerts.ndjson, { host, onUndelivered }));
     const webhook = cfg.alerts?.webhook;
     if (webhook !== undefined) sinks.push(webhookSink({ ...(typeof webhook === 'string' ? { url: webhook } : webhook), host, onUndelivered }));
-    if (cfg.prometheus) prometheus = await startPrometheusServer(metrics, cfg.prometheus);
+    if (cfg.prometheus) {
+      const { webConfigFile, ...listen } = cfg.prometheus;
+      try {
+        prometheus = await startPrometheusServer(metrics, webConfigFile === undefined ? listen : { ...listen, webConfig: webConfigFile });
+      } catch (e) {
+        throw e instanceof ConfigError ? new ConfigError(`exporters.${e.message}`) : e;
+      }
+    }
     if (cfg.otlp) {
       otlp = startOtlpExporter(metrics, cfg.otlp);
       if (cfg.otlp.logs !== false) sinks.push(otlp.alertSink);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
  */
 export function upInterfaces(): string[] {
   return fs.readdirSync('/sys/class/net').filter((name) => {
-    if (/^(ifb|dummy|bond|team|tsh|tsn)/.test(name)) return false;
+    if (/^(ifb|dummy|bond|team|tsh|tsn|tsd)/.test(name)) return false;
     try {
       const flags = parseInt(fs.readFileSync(`/sys/class/net/${name}/flags`, 'utf8'), 16);
       return (flags & 0x1) !== 0; // IFF_UP

@@ -38,14 +38,22 @@ export class PcapngError extends Error {
   override readonly name = 'PcapngError';
 }
 
-/** An option's length is a 16-bit field. */
-const MAX_OPTION_BYTES = 0xffff;
-
 function pad4(n: number): number {
   return (n + 3) & ~3;
 }
 
 const OPTION_NAMES: Readonly<Record<number, string>> = { 2: 'if_name', 3: 'if_description', 4: 'shb_userappl' };
+
+/** An option's length field is 16 bits: longer values are cut at the last whole UTF-8 character that fits. */
+export const MAX_OPTION_BYTES = 0xffff;
+
+function optionText(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= MAX_OPTION_BYTES) return bytes;
+  let end = MAX_OPTION_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // bytes[end] continues a character: cut before it
+  return bytes.subarray(0, end);
+}
 
 function optionBytes(options: Array<[number, Uint8Array]>): Uint8Array {
   let size = 4; // opt_endofopt
@@ -78,8 +86,7 @@ function block(type: number, body: Uint8Array): Uint8Array {
 
 /** The section header block and interface description blocks that start a file. */
 export function pcapngHeader(options: PcapngOptions): Uint8Array {
-  const enc = new TextEncoder();
-  const shbOpts = optionBytes(options.application ? [[4, enc.encode(options.application)]] : []);
+  const shbOpts = optionBytes(options.application ? [[4, optionText(options.application)]] : []);
   const shbBody = new Uint8Array(16 + shbOpts.length);
   const sv = new DataView(shbBody.buffer);
   sv.setUint32(0, BYTE_ORDER_MAGIC, true);
@@ -91,8 +98,8 @@ export function pcapngHeader(options: PcapngOptions): Uint8Array {
   const parts = [block(SHB, shbBody)];
   const tsresol = options.resolution === 'us' ? 6 : 9;
   for (const iface of options.interfaces) {
-    const opts: Array<[number, Uint8Array]> = [[2, enc.encode(iface.name)]];
-    if (iface.description) opts.push([3, enc.encode(iface.description)]);
+    const opts: Array<[number, Uint8Array]> = [[2, optionText(iface.name)]];
+    if (iface.description) opts.push([3, optionText(iface.description)]);
     opts.push([9, Uint8Array.of(tsresol)]);
     const o = optionBytes(opts);
     const body = new Uint8Array(8 + o.length);

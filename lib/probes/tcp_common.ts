@@ -8,6 +8,7 @@ import type { BpfObject } from '../bpf/object';
 import type { Link } from '../bpf/link';
 import { NotSupportedError } from '../bpf/errors';
 import { Btf } from '../bpf/btf/parse';
+import { hasCapability, tracefsStatus } from '../bpf/sys';
 import { AF_INET, AF_INET6, Cidr, cidrContains, formatAddress, parseCidr, parsePort } from '../net/addr';
 import { openProbe, ProbeOptions, ProbeStream } from './stream';
 
@@ -138,6 +139,61 @@ export function tracepointAvailable(category: string, name: string): boolean {
   }
 }
 
+/**
+ * tp_btf twins of the tracepoint programs (bpf/include/tp_btf_twin.h): the same handler,
+ * attached by BTF id instead of a tracefs id. Keyed by the tracepoint program; a function
+ * picks the variant matching the number of arguments the running kernel's tracepoint has.
+ */
+export const BTF_TWINS: Readonly<Record<string, string | ((args: number) => string | undefined)>> = {
+  conns_set_state: 'conns_set_state_btf',
+  conns_recv_length: 'conns_recv_length_btf',
+  conns_send_length: 'conns_send_length_btf',
+  // 6.13 added the transmit error.
+  tev_retransmit: (args) => (args >= 3 ? 'tev_retransmit_btf3' : 'tev_retransmit_btf'),
+  tev_retransmit_synack: 'tev_retransmit_synack_btf',
+  tev_rtt: 'tev_rtt_btf',
+  // 6.10 added the reason argument.
+  tev_send_reset: (args) => (args >= 3 ? 'tev_send_reset_btf3' : 'tev_send_reset_btf'),
+  tev_receive_reset: 'tev_receive_reset_btf',
+  // 5.17 added the reason, 6.11 rx_sk.
+  tev_drop: (args) => (args >= 4 ? 'tev_drop_btf4' : args === 3 ? 'tev_drop_btf3' : 'tev_drop_btf2'),
+  tev_bad_csum: 'tev_bad_csum_btf',
+};
+
+function twinsOf(program: string): string[] {
+  const twin = Object.hasOwn(BTF_TWINS, program) ? BTF_TWINS[program] : undefined;
+  if (twin === undefined) return [];
+  if (typeof twin === 'string') return [twin];
+  return [...new Set([2, 3, 4, 5].map((n) => twin(n)).filter((t): t is string => t !== undefined))];
+}
+
+/** The number of arguments of tracepoint `name` on the running kernel (from its BTF), or undefined. */
+export function tracepointArgs(name: string): number | undefined {
+  try {
+    const btf = Btf.kernel();
+    let t = btf.find(`btf_trace_${name}`);
+    for (let hops = 0; t && t.kind !== 'func_proto' && hops < 4; hops++) t = 'type' in t && typeof t.type === 'number' ? btf.type(t.type) : undefined;
+    // The first parameter is the tracepoint's private data pointer, not an argument.
+    return t && t.kind === 'func_proto' ? t.params.length - 1 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How tracepoints are attached: through tracefs (tracepoint programs, checked on every
+ * kernel of the matrix), or by BTF id (tp_btf twins) when this process cannot use tracefs:
+ * it is root-only, and a process with CAP_BPF/CAP_PERFMON but not root can neither read nor
+ * mount it. TCPSCOPE_TRACEPOINTS=btf|tracefs overrides the choice.
+ */
+export function tracepointAttachMode(): 'tracefs' | 'btf' {
+  const forced = process.env['TCPSCOPE_TRACEPOINTS'];
+  if (forced === 'btf' || forced === 'tracefs') return forced;
+  const status = tracefsStatus();
+  if (status.state === 'readable') return 'tracefs';
+  return status.state === 'unmounted' && hasCapability('CAP_SYS_ADMIN') ? 'tracefs' : 'btf';
+}
+
 /** The field names of a tracepoint (tracefs format file); undefined when unknown. */
 export function tracepointFields(category: string, name: string): Set<string> | undefined {
   const dir = tracefsEventDir(category, name);
@@ -202,21 +258,31 @@ export interface TcpProbeSpec<Event> {
 export function openTcpProbe<Event>(spec: TcpProbeSpec<Event>, options: ProbeOptions): TcpProbe<Event> {
   const unavailable: Unavailable[] = [];
   const used = new Set<string>();
+  /** need.program → the program loaded for it (itself, or its tp_btf twin). */
+  const chosen = new Map<string, string>();
+  const mode = tracepointAttachMode();
   for (const need of spec.programs) {
+    let program = need.program;
     if (need.tracepoint) {
       const [category, name] = need.tracepoint.split('/') as [string, string];
       if (!tracepointAvailable(category, name)) {
         unavailable.push({ program: need.program, tracepoint: need.tracepoint, reason: `tracepoint ${need.tracepoint} does not exist on this kernel (${kernelRelease()}): no ${need.provides}` });
         continue;
       }
+      const twin = Object.hasOwn(BTF_TWINS, need.program) ? BTF_TWINS[need.program] : undefined;
+      if (mode === 'btf' && twin !== undefined) {
+        const variant = typeof twin === 'string' ? twin : twin(tracepointArgs(name) ?? 0);
+        if (variant) program = variant;
+      }
     }
-    used.add(need.program);
+    chosen.set(need.program, program);
+    used.add(program);
   }
   const essential = spec.programs.filter((p) => !p.optional);
-  if (!essential.some((p) => used.has(p.program))) {
+  if (!essential.some((p) => chosen.has(p.program))) {
     throw new NotSupportedError(`${spec.probe}(): this kernel (${kernelRelease()}) has none of the tracepoints it needs: ${unavailable.map((u) => u.tracepoint).join(', ')}`);
   }
-  const skipPrograms = spec.allPrograms.filter((p) => !used.has(p));
+  const skipPrograms = [...spec.allPrograms, ...spec.allPrograms.flatMap(twinsOf)].filter((p) => !used.has(p));
   const stream = openProbe<unknown, Event>({
     object: spec.object,
     ring: spec.ring,
@@ -225,8 +291,9 @@ export function openTcpProbe<Event>(spec: TcpProbeSpec<Event>, options: ProbeOpt
       spec.setup?.(obj);
       const links: Link[] = [];
       for (const need of spec.programs) {
-        if (!used.has(need.program)) continue;
-        const prog = obj.program(need.program);
+        const name = chosen.get(need.program);
+        if (name === undefined) continue;
+        const prog = obj.program(name);
         try {
           links.push(need.cgroup ? prog.attachCgroup() : prog.attach());
         } catch (e) {

@@ -24,6 +24,7 @@ export const genTypesCommand: Command = {
     const [file] = ctx.positionals;
     if (!file) throw new UsageError('gen-types needs a BPF object file: tcpscope gen-types build/bpf/x.bpf.o');
     if (!fs.existsSync(file)) throw new UsageError(`no such file: ${file}`);
+    if (fs.statSync(file).isDirectory()) throw new UsageError(`${file} is a directory: give a BPF object file (.bpf.o)`);
     const elf = fs.readFileSync(file);
     let text: string;
     if (ctx.values['skeleton']) {

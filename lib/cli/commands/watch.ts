@@ -85,13 +85,14 @@ export const watchCommand: Command = {
           }
           demo = await startDemo();
           watchPackets([demo.net.hostIf]);
-          ctx.err.write(`demo: ${demo.net.ns} (${demo.net.nsV4}, ${demo.net.nsV6}) connects to ${demo.net.hostV4} and ${demo.net.hostV6} port ${demo.port}\n`);
+          ctx.err.write(`demo: veth ${demo.net.hostIf} into a namespace held by process ${demo.net.holderPid}: ${demo.net.nsV4} and ${demo.net.nsV6} connect to ${demo.net.hostV4} and ${demo.net.hostV6} port ${demo.port}\n`);
           let driven = 0;
+          const bytes = 2000;
           for (let round = 0; round < 3 && !ctx.signal.aborted; round++) {
-            driven += await demo.drive(8, 2000);
+            driven += await demo.drive(8, bytes);
             await new Promise((r) => setTimeout(r, 700));
           }
-          ctx.err.write(`demo: traffic done (${driven} connections)\n`);
+          ctx.err.write(`demo: traffic done (${driven} connections of ${bytes} bytes)\n`);
         })().catch((e: Error) => ctx.err.write(`tcpscope watch: demo failed: ${e.message}\n`));
       }
       for await (const e of conns) {
