@@ -396,6 +396,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
    * next iteration.
    */
   async *rawBatches(): AsyncIterableIterator<RecordBatch> {
+    this.ring.requireFree('rawBatches()');
     try {
       yield* this.ring.batches();
     } finally {
@@ -408,6 +409,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
    * PacketPcapngEncoder does; the probe closes when it ends.
    */
   async *consumeWith(consume: (ring: NativeRingReader) => number): AsyncIterableIterator<number> {
+    this.ring.requireFree('a native consumer');
     try {
       yield* this.ring.consumeWith(consume);
     } finally {
@@ -420,6 +422,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
    * PacketPcapngEncoder.capture() does; the probe closes when it ends.
    */
   async consumeOnThread(start: Parameters<RecordReader<PacketEvent>['consumeOnThread']>[0]): Promise<number> {
+    this.ring.requireFree('a native reader thread');
     try {
       return await this.ring.consumeOnThread(start);
     } finally {

@@ -59,6 +59,7 @@ export class ProbeStream<Raw, Event> implements AsyncIterable<Event>, AsyncDispo
 
   /** Events in batches: one array per kernel read (the fast path for high rates). */
   async *batches(): AsyncIterableIterator<Event[]> {
+    this.reader.requireFree('batches()');
     try {
       for await (const raws of this.reader.decodedBatches()) {
         const events: Event[] = [];
