@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -99,9 +100,19 @@ struct Ring {
     return ProducerPos()->load(std::memory_order_acquire) != pos;
   }
 
+  // Where ReadInto indexes the records it copies: payload offset and length of each record
+  // not discarded, up to `capacity` of them.
+  struct Index {
+    uint32_t* offsets = nullptr;
+    uint32_t* lengths = nullptr;
+    size_t capacity = 0;
+    size_t count = 0;
+  };
+
   // Copies every committed record that fits into target, releases them; bytes written, or
-  // -1 when the first record alone does not fit (its size in *too_big).
-  long ReadInto(uint8_t* target, size_t length, uint32_t* too_big) {
+  // -1 when the first record alone does not fit (its size in *too_big). With an index, also
+  // records where each payload landed (the walk reads every header anyway).
+  long ReadInto(uint8_t* target, size_t length, uint32_t* too_big, Index* index = nullptr) {
     size_t total = 0;
     for (;;) {
       unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
@@ -112,12 +123,18 @@ struct Ring {
         uint32_t len = header->load(std::memory_order_acquire);
         if (len & kBusyBit) break;
         uint32_t record = ((len & ~kDiscardBit) + kHeaderSize + 7) & ~7u;
-        if (total + (pos - cons) + record > length) {
+        size_t at = total + (pos - cons);
+        if (at + record > length || (index != nullptr && index->count == index->capacity)) {
           if (total == 0 && pos == cons) {
             *too_big = record;
             return -1;
           }
           break;
+        }
+        if (index != nullptr && (len & kDiscardBit) == 0) {
+          index->offsets[index->count] = static_cast<uint32_t>(at + kHeaderSize);
+          index->lengths[index->count] = len & ~kDiscardBit;
+          index->count++;
         }
         pos += record;
       }
@@ -329,6 +346,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function fn = DefineClass(env, "NativeRingReader",
                                     {InstanceMethod("consume", &RingReader::Consume),
+                                     InstanceMethod("consumeIndexed", &RingReader::ConsumeIndexed),
                                      InstanceMethod("consumePcapng", &RingReader::ConsumePcapng),
                                      InstanceMethod("capturePcapng", &RingReader::CapturePcapng),
                                      InstanceMethod("stopCapture", &RingReader::StopCapture),
@@ -411,6 +429,38 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     if (total < 0)
       throw Napi::RangeError::New(env, "a ring buffer record (" + std::to_string(too_big) +
                                            " bytes) is larger than the batch buffer");
+    return Napi::Number::New(env, static_cast<double>(total));
+  }
+
+  // consumeIndexed(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array,
+  //                counts: Uint32Array) -> bytes: as consume(), and each record's payload
+  // offset and length (discarded ones skipped) into offsets/lengths; counts[0] = records.
+  Napi::Value ConsumeIndexed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireJsConsumer(env, "read the ring buffer");
+    Bytes target = BytesArg(info[0], "target");
+    if (info.Length() < 4 || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray())
+      throw Napi::TypeError::New(env, "consumeIndexed: expected (target, offsets, lengths, counts)");
+    Napi::Uint32Array offsets = info[1].As<Napi::Uint32Array>();
+    Napi::Uint32Array lengths = info[2].As<Napi::Uint32Array>();
+    Napi::Uint32Array counts = info[3].As<Napi::Uint32Array>();
+    if (offsets.TypedArrayType() != napi_uint32_array || lengths.TypedArrayType() != napi_uint32_array ||
+        counts.TypedArrayType() != napi_uint32_array || counts.ElementLength() < 1)
+      throw Napi::TypeError::New(env, "consumeIndexed: offsets, lengths and counts must be Uint32Arrays");
+    Ring::Index index;
+    index.offsets = offsets.Data();
+    index.lengths = lengths.Data();
+    index.capacity = std::min(offsets.ElementLength(), lengths.ElementLength());
+    uint32_t too_big = 0;
+    long total;
+    {
+      std::lock_guard<std::mutex> lock(ring_->mu);
+      total = ring_->ReadInto(target.data, target.length, &too_big, &index);
+    }
+    if (total < 0)
+      throw Napi::RangeError::New(env, "a ring buffer record (" + std::to_string(too_big) +
+                                           " bytes) is larger than the batch buffer");
+    counts[0] = static_cast<uint32_t>(index.count);
     return Napi::Number::New(env, static_cast<double>(total));
   }
 

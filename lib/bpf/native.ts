@@ -71,6 +71,8 @@ export interface NativeObject {
 
 export interface NativeRingReader {
   consume(target: Uint8Array): number;
+  /** As consume(), with each record's payload offset and length; counts[0] = records. */
+  consumeIndexed(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
   /** Packet events straight from the ring into pcapng blocks; see native/ringbuf.cc. */
   consumePcapng(out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   /**

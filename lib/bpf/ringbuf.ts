@@ -61,6 +61,8 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 
 interface RecordSource {
   consume(target: Uint8Array): number;
+  /** As consume(), filling in each record's offset and length; counts[0] = records. */
+  consumeIndexed?(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
   close(): void;
 }
 
@@ -79,6 +81,9 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly waiter: ReadableWaiter;
   private readonly buffer: Uint8Array;
   private readonly scratch: { offsets: Uint32Array; lengths: Uint32Array };
+  /** Records of the last read when the source indexed them (-1: it did not). */
+  private readonly counts = new Uint32Array(1);
+  private indexed = -1;
   private readonly wakeupMs: number;
   private readonly decoder: RecordDecoder<T> | undefined;
   private readonly lostCounter: (() => number) | undefined;
@@ -160,7 +165,20 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   /** Copies what is waiting now without sleeping into the reader's buffer; 0 when nothing is. */
   private readBytes(): number {
     if (this.closed) return 0;
-    return call(`read '${this.name}'`, () => this.source.consume(this.buffer));
+    const source = this.source;
+    if (source.consumeIndexed) {
+      const bytes = call(`read '${this.name}'`, () => source.consumeIndexed!(this.buffer, this.scratch.offsets, this.scratch.lengths, this.counts));
+      this.indexed = this.counts[0]!;
+      return bytes;
+    }
+    return call(`read '${this.name}'`, () => source.consume(this.buffer));
+  }
+
+  /** The batch of the last read of `bytes` bytes. */
+  private batchOf(bytes: number): RecordBatch {
+    const batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch, this.indexed < 0 ? undefined : this.indexed);
+    this.received += batch.count;
+    return batch;
   }
 
   /** Reads what is waiting now without sleeping; undefined when nothing is. */
@@ -168,16 +186,13 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     if (this.consumer !== undefined) throw this.busy('readAvailable()');
     const bytes = this.readBytes();
     if (bytes === 0) return undefined;
-    const batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch);
-    this.received += batch.count;
-    return batch;
+    return this.batchOf(bytes);
   }
 
   /** Raw batches: the fastest path, one object per batch however many records it holds. */
   async *batches(): AsyncIterableIterator<RecordBatch> {
     for await (const length of this.reads(this.copyRead, 'batches()')) {
-      const batch = new RecordBatch(this.buffer.subarray(0, length), this.scratch);
-      this.received += batch.count;
+      const batch = this.batchOf(length);
       if (batch.count > 0) yield batch;
     }
   }
