@@ -151,6 +151,40 @@ async function jsStream(mode, wakeup, rate = 0) {
   }
 }
 
+/** Raw: the seq field of each record, read from the batch. */
+function sumRaw(batch) {
+  const view = batch.view;
+  const offsets = batch.offsets;
+  const n = batch.count;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += view.getUint32(offsets[i] + SEQ_OFFSET, true);
+  return sum;
+}
+
+/** What decodedBatches() does per batch: an object per record; then seq of each. */
+function sumDecoded(batch, decoder) {
+  const view = batch.view;
+  const offsets = batch.offsets;
+  const n = batch.count;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = decoder.decode(view, offsets[i]);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += out[i].seq;
+  return sum;
+}
+
+/** What packets() does per batch: lazy views over a copy of the batch; then seq of each. */
+function sumLazy(batch, View) {
+  const view = copyView(batch.bytes);
+  const offsets = batch.offsets;
+  const n = batch.count;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = new View(view, offsets[i]);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += out[i].seq;
+  return sum;
+}
+
 /** JavaScript consumer emptying a ring filled while nobody read. */
 function jsDrain(mode) {
   const obj = load(0);
@@ -170,18 +204,9 @@ function jsDrain(mode) {
       const run0 = c.threadRunS();
       const t0 = c.now();
       for (let batch = reader.readAvailable(); batch; batch = reader.readAvailable()) {
-        const offsets = batch.offsets;
         const n = batch.count;
-        if (decoder) {
-          // what decodedBatches() does per batch (lazy views get a copy of the batch)
-          const view = decoder.retainsView ? copyView(batch.bytes) : batch.view;
-          const out = new Array(n);
-          for (let i = 0; i < n; i++) out[i] = decoder.decode(view, offsets[i]);
-          for (let i = 0; i < n; i++) sum += out[i].seq;
-        } else {
-          const view = batch.view;
-          for (let i = 0; i < n; i++) sum += view.getUint32(offsets[i] + SEQ_OFFSET, true);
-        }
+        // one function per consumer, so that each keeps its own type feedback
+        sum += mode === 'decoded' ? sumDecoded(batch, decoder) : mode === 'lazy' ? sumLazy(batch, decoder.View) : sumRaw(batch);
         drained += n;
       }
       spent += c.now() - t0;
