@@ -2,7 +2,8 @@
 // kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
 import { kernelEnum } from '../kernel/names';
 import { compileFilter, TcpFilterOptions, TcpProbe, asArray } from './tcp_common';
-import { EV, TcpEventBase, baseFields, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+import { lazyEvents } from './stream';
 
 export interface DropEvent extends TcpEventBase {
   /** drop: skb freed with a drop reason; bad_csum: a segment failed its checksum. */
@@ -38,6 +39,17 @@ export interface DropsOptions extends TcpFilterOptions {
  * await using d = drops({ reasons: ['NO_SOCKET', 'TCP_CSUM'] });
  * for await (const e of d) console.log(e.reason, e.saddr, e.dport);
  */
+const dropReason = (r: RawTcpEvent): string | undefined => (r.kind === EV.DROP ? reasonOf(r, 'drop') : undefined);
+const dropEvent = lazyEvents<RawTcpEvent, DropEvent>('DropEvent', {
+  type: (r) => (r.kind === EV.DROP ? 'drop' : 'bad_csum'),
+  ...BASE_FIELDS,
+  reason: dropReason,
+  reasonCode: (r) => (dropReason(r) === undefined ? undefined : r.reason),
+  portsKnown: (r) => portsKnown(r),
+  seq: (r) => r.seq,
+  tcpFlags: (r) => tcpFlagsText(r.tcp_flags),
+});
+
 export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
   const filter = compileFilter(options, 'drops', ['badChecksums', 'reasons']);
   if (options.badChecksums !== undefined && typeof options.badChecksums !== 'boolean') throw new TypeError('drops(): badChecksums must be a boolean');
@@ -63,15 +75,7 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
       const drop = r.kind === EV.DROP;
       const reason = drop ? reasonOf(r, 'drop') : undefined;
       if (reasons && (reason === undefined || !reasons.has(reason)) && !(reasons.has('TCP_CSUM') && !drop)) return undefined;
-      return {
-        type: drop ? 'drop' : 'bad_csum',
-        ...baseFields(r),
-        reason,
-        reasonCode: reason === undefined ? undefined : r.reason,
-        portsKnown: portsKnown(r),
-        seq: r.seq,
-        tcpFlags: tcpFlagsText(r.tcp_flags),
-      };
+      return dropEvent(r);
     },
   }, options);
 }

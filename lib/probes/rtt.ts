@@ -1,7 +1,8 @@
 // Smoothed RTT of TCP connections from tcp:tcp_probe: per-sample events and in-kernel log2
 // histograms keyed by local port, remote address, or one for everything.
 import { addr, compileFilter, familyName, TcpFilterOptions, TcpProbe } from './tcp_common';
-import { TcpEventBase, baseFields, openTcpEvents } from './tcp_events';
+import { BASE_FIELDS, RawTcpEvent, TcpEventBase, openTcpEvents } from './tcp_events';
+import { lazyEvents } from './stream';
 
 export interface RttEvent extends TcpEventBase {
   type: 'rtt';
@@ -63,6 +64,13 @@ export function log2Buckets(slots: ArrayLike<number | bigint>): RttBucket[] {
   return out;
 }
 
+const rttEvent = lazyEvents<RawTcpEvent, RttEvent>('RttEvent', {
+  type: () => 'rtt',
+  ...BASE_FIELDS,
+  srttUs: (r) => r.srtt_us,
+  sndCwnd: (r) => r.snd_cwnd,
+});
+
 /**
  * RTT samples of TCP connections, and optional in-kernel histograms.
  *
@@ -82,7 +90,7 @@ export function rtt(options: RttOptions = {}): TcpProbe<RttEvent, RttProbeExtra>
     filter,
     programs: [{ program: 'tev_rtt', tracepoint: 'tcp/tcp_probe', provides: 'RTT samples' }],
     globals: { rtt_events: events ? 1 : 0, rtt_hist_by: by },
-    toEvent: (r) => ({ type: 'rtt', ...baseFields(r), srttUs: r.srtt_us, sndCwnd: r.snd_cwnd }),
+    toEvent: rttEvent,
   }, options);
   const extra: RttProbeExtra = {
     histogram() {
