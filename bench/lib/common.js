@@ -67,18 +67,6 @@ function threadCpu(tid = process.pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/**
- * Run time of this process's main thread in seconds, at nanosecond resolution (schedstat's
- * sum_exec_runtime: what CLOCK_THREAD_CPUTIME_ID gives C). Kept open: one pread per call.
- */
-let schedstatFd;
-const schedstatBuf = Buffer.alloc(128);
-function threadRunS() {
-  if (schedstatFd === undefined) schedstatFd = fs.openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
-  const n = fs.readSync(schedstatFd, schedstatBuf, 0, schedstatBuf.length, 0);
-  return Number(schedstatBuf.toString('latin1', 0, n).split(' ')[0]) / 1e9;
-}
-
 function median(values) {
   const s = [...values].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
@@ -149,4 +137,4 @@ function report(figures) {
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }
 
-module.exports = { ROOT, OUT, runtime, bpfObject, cHelper, runC, lastJson, now, threadCpu, threadRunS, median, round, machine, loadavg, raisePriority, args, fail, log, report };
+module.exports = { ROOT, OUT, runtime, bpfObject, cHelper, runC, lastJson, now, threadCpu, median, round, machine, loadavg, raisePriority, args, fail, log, report };
