@@ -3,9 +3,10 @@
 // bench/ringbuf: events/s from a 4 MiB BPF ring buffer into JavaScript vs libbpf's C
 // consumer (ring_buffer__poll/consume) of the same producer, measured in the same run.
 //
-// Producer: test/bpf/bench_ring.bpf.c run through BPF_PROG_TEST_RUN with a large repeat
-// from another thread, `burst` records per run: for JavaScript a child process running the
-// program this process loaded (bench/lib/producer.js), for C a pthread of the C program.
+// Producer: test/bpf/bench_ring.bpf.c run through BPF_PROG_TEST_RUN with a large repeat,
+// `burst` records per run, by the same producer for every consumer: `bench_c produce` in a
+// child process handed the program's fd (bench/lib/producer.js for JavaScript; the C
+// consumer forks the same mode of itself), same program, same pacing.
 // Measurements per consumer:
 //   stream: producer flat out and consumer concurrently for --seconds; rate = records
 //           received / time from the producer's start to the last record read; lost from
@@ -13,12 +14,19 @@
 //           the producer was the bottleneck.
 //   paced:  the same with the producer paced to a fixed load (--paced-rate): does the
 //           reader keep up without loss?
-//   drain:  the ring is filled while nobody reads, then emptied; rate = records / time to
-//           empty it: the consumer's own speed, whatever the producer can do.
+//   drain:  the ring is filled while nobody reads (test runs in the consumer's thread,
+//           untimed), then emptied; rate = records / the consumer thread's run time while
+//           emptying it (CLOCK_THREAD_CPUTIME_ID in C; getrusage through process.cpuUsage()
+//           in JS, all of the process's threads, GC helpers included: a running thread's
+//           own schedstat lags by up to a time slice): the consumer's own speed, whatever
+//           the producer can do and however loaded the machine is. The
+//           wall-clock rate is reported beside it. This is the headline.
 // Consumers: C (libbpf, a callback per record), JS raw (RecordReader.batches(): RecordBatch
-// views) and JS decoded (decodedBatches(): objects from the BTF decoder). Each reads the
+// views), JS decoded (decodedBatches(): objects from the BTF decoder) and, in drain, JS lazy
+// (viewDecoderFor views over a copy of each batch, as packets() delivers). Each reads the
 // `seq` field of every record and checks it for gaps. Wake-up threshold: the runtime's
-// default (64 KiB, lib/probes/stream.ts). Best of --rounds, interleaved.
+// default (64 KiB, lib/probes/stream.ts). Drain: medians of --rounds, interleaved; stream
+// and paced: best of --rounds.
 //
 //   node bench/ringbuf.js --record-bytes 64|256 [--seconds 1] [--rounds 2]
 'use strict';
@@ -36,7 +44,10 @@ const opts = c.args({
   // offered loads (records/s) of the paced runs: can the reader keep up without loss?
   pacedRate: 10e6,
   pacedDecodedRate: 5e6,
+  // which measurements: drain,stream,paced
+  only: 'drain,stream,paced',
 });
+const ONLY = new Set(String(opts.only).split(','));
 const SIZE = opts.recordBytes;
 if (SIZE !== 64 && SIZE !== 256) c.fail('--record-bytes must be 64 or 256');
 const RING = `ring${SIZE}`;
@@ -47,6 +58,8 @@ const SEQ_OFFSET = 12; // offsetof(struct bench_event*, seq)
 const FRAME = new Uint8Array(64);
 
 const rt = c.runtime();
+const { viewDecoderFor } = require(require('node:path').join(c.ROOT, 'dist', 'lib', 'bpf', 'btf'));
+const { copyView } = require(require('node:path').join(c.ROOT, 'dist', 'lib', 'bpf', 'ringbuf'));
 
 function load(wakeup) {
   return rt.BpfObject.load(c.bpfObject('bench_ring'), { globals: { burst: opts.burst, tcpscope_wakeup_bytes: wakeup } });
@@ -141,40 +154,73 @@ async function jsStream(mode, wakeup, rate = 0) {
   }
 }
 
+/** Raw: the seq field of each record, read from the batch. */
+function sumRaw(batch) {
+  const view = batch.view;
+  const offsets = batch.offsets;
+  const n = batch.count;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += view.getUint32(offsets[i] + SEQ_OFFSET, true);
+  return sum;
+}
+
+/** What decodedBatches() does per batch: an object per record; then seq of each. */
+function sumDecoded(batch, decoder) {
+  const view = batch.view;
+  const offsets = batch.offsets;
+  const n = batch.count;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = decoder.decode(view, offsets[i]);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += out[i].seq;
+  return sum;
+}
+
+/** What packets() does per batch: lazy views over a copy of the batch; then seq of each. */
+function sumLazy(batch, View) {
+  const view = copyView(batch.bytes);
+  const offsets = batch.offsets;
+  const n = batch.count;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = new View(view, offsets[i]);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += out[i].seq;
+  return sum;
+}
+
 /** JavaScript consumer emptying a ring filled while nobody read. */
 function jsDrain(mode) {
   const obj = load(0);
   try {
     const reader = obj.ringBuffer(RING, { raw: true });
-    const decoder = mode === 'decoded' ? obj.decoder(TYPE) : undefined;
+    const decoder = mode === 'decoded' ? obj.decoder(TYPE) : mode === 'lazy' ? viewDecoderFor(obj.btf, TYPE) : undefined;
     const prog = obj.program(PROG);
     const repeat = Math.floor((RING_BYTES / (((SIZE + 8 + 7) >> 3) << 3)) * 0.95 / opts.burst);
     let drained = 0;
     let spent = 0;
+    let cpu = 0;
     let rounds = 0;
     let sum = 0;
     const wall0 = c.now();
     while (spent < opts.drainSeconds && c.now() - wall0 < opts.drainSeconds * 4 + 2) {
       prog.testRun({ data: FRAME, repeat });
+      const run0 = process.cpuUsage();
       const t0 = c.now();
       for (let batch = reader.readAvailable(); batch; batch = reader.readAvailable()) {
-        const view = batch.view;
-        const offsets = batch.offsets;
         const n = batch.count;
-        if (decoder) {
-          // what decodedBatches() does per batch
-          const out = new Array(n);
-          for (let i = 0; i < n; i++) out[i] = decoder.decode(view, offsets[i]);
-          for (let i = 0; i < n; i++) sum += out[i].seq;
-        } else {
-          for (let i = 0; i < n; i++) sum += view.getUint32(offsets[i] + SEQ_OFFSET, true);
-        }
+        // one function per consumer, so that each keeps its own type feedback
+        sum += mode === 'decoded' ? sumDecoded(batch, decoder) : mode === 'lazy' ? sumLazy(batch, decoder.View) : sumRaw(batch);
         drained += n;
       }
       spent += c.now() - t0;
+      const used = process.cpuUsage(run0);
+      cpu += (used.user + used.system) / 1e6;
       rounds++;
     }
-    return { consumer: `js-${mode}`, mode: 'drain', received: drained, rounds, drain_s: c.round(spent, 4), events_per_s: Math.round(drained / spent), lost: reader.stats().lost, checksum: sum };
+    return {
+      consumer: `js-${mode}`, mode: 'drain', received: drained, rounds, drain_s: c.round(spent, 4), drain_cpu_s: c.round(cpu, 4),
+      events_per_s: Math.round(drained / spent), events_per_cpu_s: Math.round(drained / cpu), lost: reader.stats().lost, checksum: sum,
+    };
   } finally {
     obj.close();
   }
@@ -207,84 +253,102 @@ async function main() {
   // warm-up: JIT the JavaScript consumers, fault in the rings
   jsDrain('raw');
   jsDrain('decoded');
+  jsDrain('lazy');
 
-  const drains = { c: [], raw: [], decoded: [] };
+  const drains = { c: [], raw: [], decoded: [], lazy: [] };
   const streams = { c: [], raw: [], decoded: [] };
   const paced = { c: [], raw: [], decoded: [] };
   const show = (r, extra = {}) => c.log(JSON.stringify({ ...r, ...extra }));
   for (let round = 0; round < opts.rounds; round++) {
     // interleaved, so that a disturbance on a shared machine hits every consumer alike
-    for (const [key, fn] of [['c', cDrain], ['raw', () => jsDrain('raw')], ['decoded', () => jsDrain('decoded')]]) {
-      const r = fn();
-      drains[key].push(r);
-      show(r);
+    if (ONLY.has('drain')) {
+      for (const [key, fn] of [['c', cDrain], ['raw', () => jsDrain('raw')], ['decoded', () => jsDrain('decoded')], ['lazy', () => jsDrain('lazy')]]) {
+        const r = fn();
+        drains[key].push(r);
+        show(r);
+      }
     }
-    for (const [key, fn] of [['c', () => cStream(opts.wakeupBytes)], ['raw', () => jsStream('raw', opts.wakeupBytes)], ['decoded', () => jsStream('decoded', opts.wakeupBytes)]]) {
-      const r = await fn();
-      streams[key].push(r);
-      show(r, { wakeup_bytes: opts.wakeupBytes });
+    if (ONLY.has('stream')) {
+      for (const [key, fn] of [['c', () => cStream(opts.wakeupBytes)], ['raw', () => jsStream('raw', opts.wakeupBytes)], ['decoded', () => jsStream('decoded', opts.wakeupBytes)]]) {
+        const r = await fn();
+        streams[key].push(r);
+        show(r, { wakeup_bytes: opts.wakeupBytes });
+      }
     }
-    for (const [key, fn] of [
-      ['c', () => cStream(opts.wakeupBytes, opts.pacedRate)],
-      ['raw', () => jsStream('raw', opts.wakeupBytes, opts.pacedRate)],
-      ['decoded', () => jsStream('decoded', opts.wakeupBytes, opts.pacedDecodedRate)],
-    ]) {
-      const r = await fn();
-      paced[key].push(r);
-      show(r, { wakeup_bytes: opts.wakeupBytes, paced: true });
+    if (ONLY.has('paced')) {
+      for (const [key, fn] of [
+        ['c', () => cStream(opts.wakeupBytes, opts.pacedRate)],
+        ['raw', () => jsStream('raw', opts.wakeupBytes, opts.pacedRate)],
+        ['decoded', () => jsStream('decoded', opts.wakeupBytes, opts.pacedDecodedRate)],
+      ]) {
+        const r = await fn();
+        paced[key].push(r);
+        show(r, { wakeup_bytes: opts.wakeupBytes, paced: true });
+      }
     }
   }
 
-  const cBest = best(streams.c);
-  const rawBest = best(streams.raw);
-  const decBest = best(streams.decoded);
-  const ratio = rawBest.events_per_s / cBest.events_per_s;
+  const some = (runs) => runs.length > 0;
+  const medianOf = (runs, key) => (some(runs) ? Math.round(c.median(runs.map((r) => r[key]))) : null);
+  const ratioOf = (a, b) => (a && b ? c.round(a / b, 3) : null);
+  const drainCpu = { c: medianOf(drains.c, 'events_per_cpu_s'), raw: medianOf(drains.raw, 'events_per_cpu_s'), decoded: medianOf(drains.decoded, 'events_per_cpu_s'), lazy: medianOf(drains.lazy, 'events_per_cpu_s') };
+  const drainWall = { c: medianOf(drains.c, 'events_per_s'), raw: medianOf(drains.raw, 'events_per_s'), decoded: medianOf(drains.decoded, 'events_per_s'), lazy: medianOf(drains.lazy, 'events_per_s') };
+  const cBest = some(streams.c) ? best(streams.c) : undefined;
+  const rawBest = some(streams.raw) ? best(streams.raw) : undefined;
+  const decBest = some(streams.decoded) ? best(streams.decoded) : undefined;
   // CPU the consumer thread spent per record it read
-  const cpuNs = (r) => c.round((r.consumer_cpu_share / r.events_per_s) * 1e9, 1);
-  const lostFraction = (r) => c.round(r.lost / (r.received + r.lost), 4);
+  const cpuNs = (r) => (r ? c.round((r.consumer_cpu_share / r.events_per_s) * 1e9, 1) : null);
+  const lostFraction = (r) => (r ? c.round(r.lost / (r.received + r.lost), 4) : null);
+  const pacedFew = (runs) => (some(runs) ? fewestLost(runs) : undefined);
+  const pacedRaw = pacedFew(paced.raw);
   const figures = {
     bench: 'ringbuf',
     record_bytes: SIZE,
     ring_bytes: RING_BYTES,
-    js_events_per_s: rawBest.events_per_s,
-    js_decoded_events_per_s: decBest.events_per_s,
-    c_events_per_s: cBest.events_per_s,
-    ratio: c.round(ratio, 3),
-    decoded_ratio: c.round(decBest.events_per_s / cBest.events_per_s, 3),
-    lost: rawBest.lost,
-    js_decoded_lost: decBest.lost,
-    c_lost: cBest.lost,
-    lost_fraction: { js: lostFraction(rawBest), js_decoded: lostFraction(decBest), c: lostFraction(cBest) },
-    wakeup_bytes: opts.wakeupBytes,
-    burst: opts.burst,
-    producer_ns_per_event: { c: cBest.producer_ns_per_event, js: rawBest.producer_ns_per_event, js_decoded: decBest.producer_ns_per_event },
-    consumer_cpu_share: { c: cBest.consumer_cpu_share, js: rawBest.consumer_cpu_share, js_decoded: decBest.consumer_cpu_share },
-    consumer_cpu_ns_per_event: { c: cpuNs(cBest), js: cpuNs(rawBest), js_decoded: cpuNs(decBest) },
+    // the headline: the consumers' own speed on a full ring, per second of their thread's run time
     drain: {
-      c_events_per_s: best(drains.c).events_per_s,
-      js_events_per_s: best(drains.raw).events_per_s,
-      js_decoded_events_per_s: best(drains.decoded).events_per_s,
-      ratio: c.round(best(drains.raw).events_per_s / best(drains.c).events_per_s, 3),
+      ratio: ratioOf(drainCpu.raw, drainCpu.c),
+      c_events_per_cpu_s: drainCpu.c,
+      js_events_per_cpu_s: drainCpu.raw,
+      js_decoded_events_per_cpu_s: drainCpu.decoded,
+      js_lazy_events_per_cpu_s: drainCpu.lazy,
+      decoded_ratio: ratioOf(drainCpu.decoded, drainCpu.c),
+      lazy_ratio: ratioOf(drainCpu.lazy, drainCpu.c),
+      wall: { c_events_per_s: drainWall.c, js_events_per_s: drainWall.raw, js_decoded_events_per_s: drainWall.decoded, js_lazy_events_per_s: drainWall.lazy, ratio: ratioOf(drainWall.raw, drainWall.c) },
+      rounds: drains.c.length,
     },
-    paced: {
+    stream: cBest && rawBest && decBest ? {
+      c_events_per_s: cBest.events_per_s,
+      js_events_per_s: rawBest.events_per_s,
+      js_decoded_events_per_s: decBest.events_per_s,
+      ratio: ratioOf(rawBest.events_per_s, cBest.events_per_s),
+      lost: { c: cBest.lost, js: rawBest.lost, js_decoded: decBest.lost },
+      lost_fraction: { js: lostFraction(rawBest), js_decoded: lostFraction(decBest), c: lostFraction(cBest) },
+      producer_ns_per_event: { c: cBest.producer_ns_per_event, js: rawBest.producer_ns_per_event, js_decoded: decBest.producer_ns_per_event },
+      consumer_cpu_share: { c: cBest.consumer_cpu_share, js: rawBest.consumer_cpu_share, js_decoded: decBest.consumer_cpu_share },
+      consumer_cpu_ns_per_event: { c: cpuNs(cBest), js: cpuNs(rawBest), js_decoded: cpuNs(decBest) },
+    } : null,
+    paced: pacedRaw ? {
       // producer paced to a fixed load; the run with the fewest losses of each reader
       offered_per_s: opts.pacedRate,
       c_events_per_s: fewestLost(paced.c).events_per_s,
       c_lost: fewestLost(paced.c).lost,
-      js_events_per_s: fewestLost(paced.raw).events_per_s,
-      js_lost: fewestLost(paced.raw).lost,
+      c_lost_all: paced.c.map((r) => r.lost),
+      js_events_per_s: pacedRaw.events_per_s,
+      js_lost: pacedRaw.lost,
+      js_lost_all: paced.raw.map((r) => r.lost),
       decoded_offered_per_s: opts.pacedDecodedRate,
       js_decoded_events_per_s: fewestLost(paced.decoded).events_per_s,
       js_decoded_lost: fewestLost(paced.decoded).lost,
-    },
-    gaps: [...streams.raw, ...streams.decoded, ...paced.raw, ...paced.decoded].reduce((a, r) => a + r.gaps, 0),
+    } : null,
+    wakeup_bytes: opts.wakeupBytes,
+    burst: opts.burst,
+    gaps: [...streams.raw, ...streams.decoded, ...paced.raw, ...paced.decoded, ...streams.c, ...paced.c].reduce((a, r) => a + r.gaps, 0),
     unread: [...streams.raw, ...streams.decoded, ...paced.raw, ...paced.decoded].reduce((a, r) => a + r.unread, 0),
     targets: {
-      raw_ge_80pct_of_c: ratio >= 0.8,
-      raw_0_lost_saturated: rawBest.lost === 0,
-      raw_0_lost_paced: fewestLost(paced.raw).lost === 0,
-      decoded_ge_5M_per_s: decBest.events_per_s >= 5e6,
-      decoded_0_lost_paced_5M: fewestLost(paced.decoded).lost === 0,
+      drain_raw_ge_80pct_of_c: drainCpu.raw && drainCpu.c ? drainCpu.raw >= 0.8 * drainCpu.c : null,
+      raw_0_lost_paced: pacedRaw ? pacedRaw.lost === 0 : null,
+      decoded_ge_5M_per_s: decBest ? decBest.events_per_s >= 5e6 : null,
     },
     sched_noise: stalls,
     rounds: opts.rounds,

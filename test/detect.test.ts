@@ -70,7 +70,8 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       expect(raised.summary).toContain(tn.nsV4);
       expect(Number(raised.evidence['halfOpenRate'])).toBeGreaterThanOrEqual(50);
       expect(raised.evidence.ports).toContain(port);
-      const byPort = alerts.find((a) => a.kind === 'syn_flood' && a.state === 'raised' && a.evidence['scope'] === 'port');
+      // Ticks run during the flood (the reader yields to timers): the per-port alert may come a tick later.
+      const byPort = await eventually(() => alerts.find((a) => a.kind === 'syn_flood' && a.state === 'raised' && a.evidence['scope'] === 'port'), 8000, 'per-port syn_flood raised');
       expect(byPort?.evidence.ports).toEqual([port]);
       expect(byPort?.evidence.sources).toContain(tn.nsV4);
       expect(d.active().some((a) => a.key === raised.key)).toBe(true);

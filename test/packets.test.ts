@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
-import { packets, synCounts, PacketEvent, PacketStream, formatPacket, tcpOptions } from '../lib/probes';
+import { packets, synCounts, PacketStream, PacketView, formatPacket, tcpOptions } from '../lib/probes';
 import { formatAddress } from '../lib/net/addr';
 import { FilterError } from '../lib/filter';
 import { bpfAvailable, eventually } from './helpers/bpf';
@@ -35,8 +35,8 @@ async function runTraffic(tn: TestNet, host: string, port: number, connections: 
 }
 
 /** Reads events in the background until stopped. */
-function collect(probe: PacketStream): { events: PacketEvent[]; done: Promise<void> } {
-  const events: PacketEvent[] = [];
+function collect(probe: PacketStream): { events: PacketView[]; done: Promise<void> } {
+  const events: PacketView[] = [];
   const done = (async () => { for await (const batch of probe.batches()) events.push(...batch); })();
   return { events, done };
 }
@@ -98,6 +98,9 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
         const flow = events.filter((e) => e.family === family);
         expect(flow.every((e) => e.dport === port && e.hook === (hook === 'xdp' ? 1 : 2) && e.ifname === tn.hostIf)).toBe(true);
         expect(flow.every((e) => formatAddress(e.saddr, family) === src && formatAddress(e.daddr, family) === dst)).toBe(true);
+        // lazy views, read after every later batch: string addresses beside the raw bytes
+        expect(flow.every((e) => e.src === src && e.dst === dst)).toBe(true);
+        expect(JSON.parse(JSON.stringify(flow[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)))).toMatchObject({ src, dst, sport: flow[0]!.sport, dport: port, ifname: tn.hostIf, ts_ns: flow[0]!.ts_ns.toString() });
         const syn = flow[0]!;
         expect(syn.flags).toBe(SYN);
         expect(syn.mss).toBe(mss);

@@ -4,9 +4,9 @@
 // They load the same .bpf.o files as the JavaScript side and print one JSON line.
 //
 //   bench_c ringbuf stream OBJ PROG RING SECONDS BURST WAKEUP_BYTES RECORD_BYTES [RATE]
-//       a pthread runs PROG through BPF_PROG_TEST_RUN in chunks until SECONDS pass (at
-//       RATE records/s when given, else flat out) while the main thread consumes RING
-//       with ring_buffer__poll (libbpf's consumer).
+//       the producer of the JavaScript runs (`bench_c produce` in a child process, handed
+//       PROG's fd) runs PROG for SECONDS (at RATE records/s when given, else flat out)
+//       while this process consumes RING with ring_buffer__poll (libbpf's consumer).
 //   bench_c ringbuf drain OBJ PROG RING SECONDS BURST WAKEUP_BYTES RECORD_BYTES
 //       fills RING with test runs (nothing reading), then times ring_buffer__consume
 //       emptying it; repeated until SECONDS of draining were measured.
@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -42,9 +44,9 @@ static double now_s(void)
 
 static double thread_cpu_s(void)
 {
-	struct rusage ru;
-	getrusage(RUSAGE_THREAD, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void die(const char *what, int err)
@@ -163,58 +165,11 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-struct producer {
-	int fd;
-	double seconds;
-	uint32_t burst;
-	double rate; /* records/s to offer; 0: as fast as possible */
-	atomic_int done;
-	uint64_t runs;
-	double kernel_ns;
-	double wall_s;
-	double cpu_s;
-};
-
 static void sleep_until(double t)
 {
 	struct timespec ts = { .tv_sec = (time_t)t, .tv_nsec = (long)((t - (time_t)t) * 1e9) };
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
-}
-
-static void *produce(void *arg)
-{
-	struct producer *p = arg;
-	double start = now_s(), cpu0 = thread_cpu_s();
-	double deadline = start + p->seconds;
-	int chunk = 4096;
-	/* paced: one chunk per 0.5 ms slice, on an absolute schedule */
-	const double slice = 0.0005;
-	uint64_t k = 0;
-	if (p->rate > 0) {
-		chunk = (int)(p->rate * slice / p->burst + 0.5);
-		if (chunk < 1)
-			chunk = 1;
-	}
-	while (now_s() < deadline) {
-		if (p->rate > 0)
-			sleep_until(start + slice * k++);
-		double t0 = now_s();
-		p->kernel_ns += test_run(p->fd, chunk);
-		p->runs += chunk;
-		if (p->rate > 0)
-			continue;
-		double took = now_s() - t0;
-		/* aim at ~10 ms per call so the deadline is kept */
-		if (took < 0.005 && chunk < (1 << 24))
-			chunk *= 2;
-		else if (took > 0.02 && chunk > 16)
-			chunk /= 2;
-	}
-	p->wall_s = now_s() - start;
-	p->cpu_s = thread_cpu_s() - cpu0;
-	atomic_store(&p->done, 1);
-	return NULL;
 }
 
 static uint64_t ring_capacity_records(int map_fd, size_t record)
@@ -253,40 +208,59 @@ static int ringbuf_main(int argc, char **argv)
 	if (strcmp(mode, "drain") == 0) {
 		uint64_t cap = ring_capacity_records(mfd, record);
 		int repeat = (int)(cap * 95 / 100 / burst);
-		double drain = 0, wall0 = now_s();
+		double drain = 0, drain_cpu = 0, wall0 = now_s();
 		uint64_t drained = 0, rounds = 0;
 		while (drain < seconds && now_s() - wall0 < seconds * 4 + 2) {
 			test_run(pfd, repeat);
-			double t0 = now_s();
+			double t0 = now_s(), cpu0 = thread_cpu_s();
 			uint64_t before = c.count;
 			if (ring_buffer__consume(rb) < 0)
 				die("ring_buffer__consume", errno);
+			drain_cpu += thread_cpu_s() - cpu0;
 			drain += now_s() - t0;
 			drained += c.count - before;
 			rounds++;
 		}
 		printf("{\"consumer\":\"c\",\"mode\":\"drain\",\"received\":%llu,\"rounds\":%llu,\"drain_s\":%.6f,"
-		       "\"events_per_s\":%.0f,\"lost\":%llu,\"gaps\":%llu}\n",
-		       (unsigned long long)drained, (unsigned long long)rounds, drain, drained / drain,
+		       "\"drain_cpu_s\":%.6f,\"events_per_s\":%.0f,\"events_per_cpu_s\":%.0f,\"lost\":%llu,\"gaps\":%llu}\n",
+		       (unsigned long long)drained, (unsigned long long)rounds, drain, drain_cpu, drained / drain, drained / drain_cpu,
 		       (unsigned long long)read_global_u64(obj, ".bss", lost_name), (unsigned long long)c.gaps);
 		return 0;
 	}
 
-	struct producer p = { .fd = pfd, .seconds = seconds, .burst = burst, .rate = rate };
-	pthread_t thread;
-	double cpu0 = thread_cpu_s(), start = now_s(), last = start;
+	/* The JavaScript runs' producer, exactly: this program's `produce` mode in a child
+	 * process with PROG's fd as its fd 3, at RATE/BURST test runs per second. */
+	char seconds_arg[32], rate_arg[32], frame_hex[2 * 64 + 1];
+	snprintf(seconds_arg, sizeof(seconds_arg), "%g", seconds);
+	snprintf(rate_arg, sizeof(rate_arg), "%g", rate / burst);
+	memset(frame_hex, '0', sizeof(frame_hex) - 1);
+	frame_hex[sizeof(frame_hex) - 1] = 0;
+	int out[2];
+	if (pipe(out) != 0)
+		die("pipe", errno);
+	double cpu0 = thread_cpu_s(), last = now_s();
 	uint64_t lost0 = read_global_u64(obj, ".bss", lost_name);
 	uint64_t seq0 = read_global_u64(obj, ".bss", "next_seq");
-	if (pthread_create(&thread, NULL, produce, &p) != 0)
-		die("pthread_create", errno);
+	pid_t child = fork();
+	if (child < 0)
+		die("fork", errno);
+	if (child == 0) {
+		if (dup2(pfd, 3) < 0 || dup2(out[1], 1) < 0)
+			_exit(127);
+		execl("/proc/self/exe", "bench_c", "produce", "3", seconds_arg, rate_arg, frame_hex, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	int status = 0, exited = 0;
 	for (;;) {
-		int done = atomic_load(&p.done);
+		if (!exited && waitpid(child, &status, WNOHANG) == child)
+			exited = 1;
 		int n = ring_buffer__poll(rb, 10);
 		if (n < 0 && n != -EINTR)
 			die("ring_buffer__poll", n);
 		if (n > 0) {
 			last = now_s();
-		} else if (done) {
+		} else if (exited) {
 			/* what is left below the wake-up threshold: read it as the timer would */
 			if (ring_buffer__consume(rb) > 0)
 				last = now_s();
@@ -294,16 +268,36 @@ static int ringbuf_main(int argc, char **argv)
 		}
 	}
 	double cpu = thread_cpu_s() - cpu0;
-	pthread_join(thread, NULL);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("producer", ECHILD);
+	char report[1024] = "";
+	ssize_t got = read(out[0], report, sizeof(report) - 1);
+	close(out[0]);
+	report[got > 0 ? got : 0] = 0;
+	double p_start = 0, p_end = 0, p_kernel_ns = 0, p_runs = 0, p_cpu = 0;
+	const char *at;
+	if ((at = strstr(report, "\"runs\":")))
+		p_runs = atof(at + 7);
+	if ((at = strstr(report, "\"kernel_ns\":")))
+		p_kernel_ns = atof(at + 12);
+	if ((at = strstr(report, "\"start\":")))
+		p_start = atof(at + 8);
+	if ((at = strstr(report, "\"end\":")))
+		p_end = atof(at + 6);
+	if ((at = strstr(report, "\"cpu_s\":")))
+		p_cpu = atof(at + 8);
+	if (p_end <= p_start)
+		die("producer report", EINVAL);
 	uint64_t lost1 = read_global_u64(obj, ".bss", lost_name);
 	uint64_t produced = read_global_u64(obj, ".bss", "next_seq") - seq0;
-	double elapsed = last - start;
+	/* as the JavaScript runs count: from the producer's start to the last record read */
+	double elapsed = last - p_start;
 	printf("{\"consumer\":\"c\",\"mode\":\"stream\",\"received\":%llu,\"lost\":%llu,\"elapsed_s\":%.6f,"
-	       "\"events_per_s\":%.0f,\"produced\":%llu,\"offered_per_s\":%.0f,\"producer_ns_per_event\":%.1f,\"producer_cpu_s\":%.3f,"
+	       "\"events_per_s\":%.0f,\"produced\":%llu,\"unread\":%lld,\"offered_per_s\":%.0f,\"producer_ns_per_event\":%.1f,\"producer_cpu_s\":%.3f,"
 	       "\"consumer_cpu_s\":%.3f,\"consumer_cpu_share\":%.3f,\"gaps\":%llu,\"checksum\":%llu}\n",
 	       (unsigned long long)c.count, (unsigned long long)(lost1 - lost0), elapsed, c.count / elapsed,
-	       (unsigned long long)produced, (produced + lost1 - lost0) / p.wall_s,
-	       p.kernel_ns / (p.runs ? p.runs : 1) / burst, p.cpu_s, cpu, cpu / elapsed,
+	       (unsigned long long)produced, (long long)produced - (long long)c.count, (produced + lost1 - lost0) / (p_end - p_start),
+	       p_kernel_ns / (p_runs ? p_runs : 1) / burst, p_cpu, cpu, cpu / elapsed,
 	       (unsigned long long)c.gaps, (unsigned long long)c.sum);
 	ring_buffer__free(rb);
 	bpf_object__close(obj);

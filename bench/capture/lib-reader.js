@@ -4,10 +4,11 @@
 // events until SIGINT; prints {received, lost} as JSON.
 'use strict';
 const path = require('node:path');
-const { packets } = require(path.join(__dirname, '..', '..', 'dist', 'lib'));
 // latency: 'live' is the library's default batching (10 ms latency, 64 KiB wake-ups);
 // 'buffered' batches as tcpdump -w does (1 s, wake-ups at 4 MiB of a 32 MiB ring).
-const [iface, hook = 'tc', latency = 'live'] = process.argv.slice(2);
+// lib: another build's dist/lib, for A/B runs.
+const [iface, hook = 'tc', latency = 'live', lib = path.join(__dirname, '..', '..', 'dist', 'lib')] = process.argv.slice(2);
+const { packets } = require(lib);
 const batching = latency === 'buffered' ? { latencyMs: 1000, ringBytes: 1 << 25, wakeupBytes: 1 << 22 } : {};
 const controller = new AbortController();
 process.on('SIGINT', () => controller.abort());

@@ -17,6 +17,7 @@
 //
 //   node bench/capture/run.js [--syns 50000] [--conns 1500] [--rounds 3]
 //                             [--phases none,tcpdump,tc,xdp,lib,lib_live]
+// (lib_base, lib_live_base: the same with the library at TCPSCOPE_BENCH_BASE_LIB, for A/B)
 // lib reads decoded events batched as tcpdump -w batches (1 s); lib_live with the library's
 // defaults (10 ms latency).
 'use strict';
@@ -135,6 +136,11 @@ async function phase(workload, name, tmp) {
   else if (name === 'tc' || name === 'xdp') cap = start(process.execPath, [CLI, 'packets', '-i', HOST_IF, '-s', '96', '-w', file, ...(name === 'xdp' ? ['--xdp'] : [])], /listening on/);
   else if (name === 'lib') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'buffered'], /listening on/);
   else if (name === 'lib_live') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live'], /listening on/);
+  // A/B against another build of the library: TCPSCOPE_BENCH_BASE_LIB=/path/to/dist/lib
+  else if (name === 'lib_base' || name === 'lib_live_base') {
+    if (!process.env.TCPSCOPE_BENCH_BASE_LIB) throw new Error(`phase ${name} needs TCPSCOPE_BENCH_BASE_LIB (a dist/lib directory)`);
+    cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', name === 'lib_base' ? 'buffered' : 'live', process.env.TCPSCOPE_BENCH_BASE_LIB], /listening on/);
+  }
   if (cap) await cap.ready();
   const rx0 = rxPackets();
   const sent0 = tcpSegmentsSent();
@@ -196,7 +202,7 @@ function judge(results) {
     const of = (name) => results.find((r) => r.workload === workload && r.phase === name);
     const tcpdump = of('tcpdump'), none = of('none');
     if (!tcpdump) continue;
-    for (const name of ['tc', 'xdp', 'lib', 'lib_live']) {
+    for (const name of ['tc', 'xdp', 'lib', 'lib_live', 'lib_base', 'lib_live_base']) {
       const r = of(name);
       if (!r) continue;
       out[`${workload}_${name}`] = {

@@ -21,10 +21,19 @@ export class RecordBatch {
   /** Payload length of record i. */
   readonly lengths: Uint32Array;
 
-  /** @internal */
-  constructor(bytes: Uint8Array, scratch: { offsets: Uint32Array; lengths: Uint32Array }) {
+  /**
+   * @internal `indexed`: the records' count when the reader already filled the scratch
+   * offsets and lengths while copying (the ring reader does).
+   */
+  constructor(bytes: Uint8Array, scratch: { offsets: Uint32Array; lengths: Uint32Array }, indexed?: number) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.offsets = scratch.offsets;
+    this.lengths = scratch.lengths;
+    if (indexed !== undefined) {
+      this.count = indexed;
+      return;
+    }
     let count = 0;
     let offset = 0;
     const end = bytes.byteLength;
@@ -41,8 +50,6 @@ export class RecordBatch {
       offset += (length + 8 + 7) & ~7;
     }
     this.count = count;
-    this.offsets = offsets;
-    this.lengths = lengths;
   }
 
   /** Record i's payload as a view into the batch (no copy). */

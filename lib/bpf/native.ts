@@ -74,18 +74,24 @@ export interface NativeObject {
 
 export interface NativeRingReader {
   consume(target: Uint8Array): number;
+  /** As consume(), with each record's payload offset and length; counts[0] = records. */
+  consumeIndexed(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
   /** Packet events straight from the ring into pcapng blocks; see native/ringbuf.cc. */
   consumePcapng(out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   /**
-   * Packet events into pcapng blocks written to `fd` by a native thread until stopCapture(),
-   * close(), maxPackets or a write error; then onDone (error null on success). See native/ringbuf.cc.
+   * Packet events into pcapng blocks written to a dup of `fd` by a native thread until
+   * stopCapture(), close(), maxPackets or a write error; then onDone (error null on success).
+   * The thread holds the ring meanwhile (consume() refuses). See native/ringbuf.cc.
    */
   capturePcapng(fd: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, latencyMs: number, bufferBytes: number,
     onDone: (error: Error | null, packets: number, bytes: number) => void): void;
   stopCapture(): void;
   pending(): number;
+  /** Returns within about a second whatever a capture thread is doing. */
   close(): void;
   readonly size: number;
+  /** A capture thread holds the ring. */
+  readonly capturing: boolean;
   /** Edge-triggered epoll fd that becomes readable on the producer's wake-ups. */
   readonly epollFd: number;
 }

@@ -5,7 +5,7 @@ import { Btf } from './btf/parse';
 import { ElfError } from './btf/elf';
 import { checkBpfObject } from './btf/object-check';
 import { BtfError } from './btf/types';
-import { decoderFor, encoderFor } from './btf/codec';
+import { decoderFor, encoderFor, viewDecoderFor } from './btf/codec';
 import { bytes, u32 } from './codec';
 import type { Codec } from './codec';
 import { BpfError, NotFoundError, NotSupportedError, VerifierError, call, translateError } from './errors';
@@ -233,14 +233,14 @@ export class BpfObject implements Disposable {
   }
 
   /** The decoder of `<ring>_record_type`'s pointee, as declared by TCPSCOPE_RINGBUF/PERFBUF. */
-  private recordDecoder<T>(ring: string): RecordDecoder<T> | undefined {
+  private recordDecoder<T>(ring: string, lazy: boolean): RecordDecoder<T> | undefined {
     if (!this.btf) return undefined;
     const marker = this.globalSections().get(`${ring}_record_type`);
     if (!marker) return undefined;
     const btf = this.requireBtf(`records of '${ring}'`);
     const pointer = btf.resolve(marker.type);
     if (pointer.kind !== 'ptr') return undefined;
-    return decoderFor(btf, pointer.type) as RecordDecoder<T>;
+    return (lazy ? viewDecoderFor(btf, pointer.type) : decoderFor(btf, pointer.type)) as RecordDecoder<T>;
   }
 
   /** Where each global lives. The object's BTF and internal maps are fixed at open, so once. */
@@ -358,12 +358,13 @@ export class BpfObject implements Disposable {
    * Reads a ring buffer map as an async iterator. With TCPSCOPE_RINGBUF, records decode to
    * objects of the declared record type (unless `raw` or another decoder is given) and
    * loss is counted (its `<name>_lost` counter). Other ring buffers give raw bytes.
+   * `lazy: true` decodes to lazy views instead (viewDecoderFor): fields decode when read.
    */
-  ringBuffer<T = Uint8Array>(name: string, options: ReaderOptions & { decoder?: RecordDecoder<T> | string; raw?: boolean } = {}): RecordReader<T> {
+  ringBuffer<T = Uint8Array>(name: string, options: ReaderOptions & { decoder?: RecordDecoder<T> | string; raw?: boolean; lazy?: boolean } = {}): RecordReader<T> {
     this.requireLoaded(`ring buffer '${name}'`);
     const info = this.mapInfo(name);
     if (info.type !== MapType.RINGBUF) throw new TypeError(`map '${name}' is a ${info.typeName}, not a ringbuf`);
-    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name));
+    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name, options.lazy ?? false));
     const lost = this.mappedScalar(`${name}_lost`);
     const idle = this.mappedScalar(`${name}_reader_idle`);
     const init: Parameters<typeof openRingReader<T>>[2] = { options, capacityBytes: info.maxEntries, onClose: () => this.resources.delete(reader) };

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 import { RecordBatch, batchScratch } from './batch';
-import { call, translateError } from './errors';
+import { BpfError, call, translateError } from './errors';
 import { native } from './native';
 import type { NativePerfReader, NativeRingReader } from './native';
 import { ReadableWaiter } from './wait';
@@ -8,6 +8,12 @@ import { ReadableWaiter } from './wait';
 /** Turns one record's bytes into a value. BTF decoders from `decoderFor` fit here. */
 export interface RecordDecoder<T> {
   decode(view: DataView, byteOffset: number): T;
+  /**
+   * True when decoded values keep reading `view` after decode() returns (lazy views such as
+   * `viewDecoderFor`'s): the reader then hands the decoder a copy of the batch that stays
+   * valid, instead of its reused buffer.
+   */
+  readonly retainsView?: boolean;
 }
 
 export interface ReaderStats {
@@ -43,8 +49,21 @@ export interface ReaderOptions {
  */
 const IDLE_SAFETY_MS = 250;
 
+/**
+ * Longest a reader keeps the event loop busy with back-to-back batches before it lets
+ * timers and I/O run (a macrotask turn): a ring that is always full would otherwise be
+ * read batch after batch in promise continuations, starving every timer (a detector's
+ * tick, a /metrics scrape) for as long as the flood lasts.
+ */
+const TURN_BUDGET_MS = 10;
+
+/** Resolves in the next event-loop turn, after timers and I/O callbacks. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 interface RecordSource {
   consume(target: Uint8Array): number;
+  /** As consume(), filling in each record's offset and length; counts[0] = records. */
+  consumeIndexed?(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
   close(): void;
 }
 
@@ -63,6 +82,9 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly waiter: ReadableWaiter;
   private readonly buffer: Uint8Array;
   private readonly scratch: { offsets: Uint32Array; lengths: Uint32Array };
+  /** Records of the last read when the source indexed them (-1: it did not). */
+  private readonly counts = new Uint32Array(1);
+  private indexed = -1;
   private readonly wakeupMs: number;
   private readonly decoder: RecordDecoder<T> | undefined;
   private readonly lostCounter: (() => number) | undefined;
@@ -70,6 +92,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly signal: AbortSignal | undefined;
   private readonly capacityBytes: number;
   private received = 0;
+  /** Who reads the ring now (an iterator or a native thread): one consumer at a time. */
+  private consumer: string | undefined;
   private finalLost: number | undefined;
   private closed = false;
   private readonly onClose: (() => void) | undefined;
@@ -109,6 +133,32 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.signal?.addEventListener('abort', () => this.waiter.wake(), { once: true });
   }
 
+  private busy(what: string): BpfError {
+    return new BpfError(
+      `${what} on '${this.name}': the ring is already read by ${this.consumer}; one consumer per ring: ` +
+        'end that one first (break out of its loop, abort or close it)',
+      { errno: 16, code: 'EBUSY' },
+    );
+  }
+
+  /**
+   * @internal Throws the one-consumer error if something reads the ring already: callers
+   * that close their probe when iteration ends check first, so a refused second consumer
+   * does not end the first.
+   */
+  requireFree(what: string): void {
+    if (this.consumer !== undefined) throw this.busy(what);
+  }
+
+  /** Takes the reader for one consumer; the returned function gives it back. */
+  private lease(who: string): () => void {
+    if (this.consumer !== undefined) throw this.busy(who);
+    this.consumer = who;
+    return () => {
+      if (this.consumer === who) this.consumer = undefined;
+    };
+  }
+
   private get stopped(): boolean {
     return this.closed || (this.signal?.aborted ?? false);
   }
@@ -116,23 +166,34 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   /** Copies what is waiting now without sleeping into the reader's buffer; 0 when nothing is. */
   private readBytes(): number {
     if (this.closed) return 0;
-    return call(`read '${this.name}'`, () => this.source.consume(this.buffer));
+    const source = this.source;
+    if (source.consumeIndexed) {
+      const bytes = call(`read '${this.name}'`, () => source.consumeIndexed!(this.buffer, this.scratch.offsets, this.scratch.lengths, this.counts));
+      this.indexed = this.counts[0]!;
+      return bytes;
+    }
+    return call(`read '${this.name}'`, () => source.consume(this.buffer));
   }
 
-  /** Reads what is waiting now without sleeping; undefined when nothing is. */
-  readAvailable(): RecordBatch | undefined {
-    const bytes = this.readBytes();
-    if (bytes === 0) return undefined;
-    const batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch);
+  /** The batch of the last read of `bytes` bytes. */
+  private batchOf(bytes: number): RecordBatch {
+    const batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch, this.indexed < 0 ? undefined : this.indexed);
     this.received += batch.count;
     return batch;
   }
 
+  /** Reads what is waiting now without sleeping; undefined when nothing is. */
+  readAvailable(): RecordBatch | undefined {
+    if (this.consumer !== undefined) throw this.busy('readAvailable()');
+    const bytes = this.readBytes();
+    if (bytes === 0) return undefined;
+    return this.batchOf(bytes);
+  }
+
   /** Raw batches: the fastest path, one object per batch however many records it holds. */
   async *batches(): AsyncIterableIterator<RecordBatch> {
-    for await (const length of this.reads(this.copyRead)) {
-      const batch = new RecordBatch(this.buffer.subarray(0, length), this.scratch);
-      this.received += batch.count;
+    for await (const length of this.reads(this.copyRead, 'batches()')) {
+      const batch = this.batchOf(length);
       if (batch.count > 0) yield batch;
     }
   }
@@ -152,7 +213,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       this.received += records;
       return records;
     };
-    yield* this.reads(read);
+    yield* this.reads(read, 'a native consumer');
   }
 
   /**
@@ -168,6 +229,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       this.close();
       return 0;
     }
+    const release = this.lease('a native reader thread');
     const stop = (): void => ring.stopCapture!();
     try {
       const records = await new Promise<number>((resolve, reject) => {
@@ -182,6 +244,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       return records;
     } finally {
       this.signal?.removeEventListener('abort', stop);
+      release();
       this.close();
     }
   }
@@ -192,8 +255,10 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
    * The reading loop under batches() and consumeWith(): `read` takes what waits (returning 0 when
    * nothing did); each non-empty read yields its result.
    */
-  private async *reads(read: () => number): AsyncIterableIterator<number> {
+  private async *reads(read: () => number, who: string): AsyncIterableIterator<number> {
+    const release = this.lease(who);
     let emptyLooks = 0;
+    let turnStart = performance.now();
     try {
       while (!this.stopped) {
         let got = read();
@@ -211,12 +276,19 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
         if (got > 0) {
           emptyLooks = 0;
           yield got;
+          // The time since the last turn includes the consumer's work on what was yielded.
+          if (performance.now() - turnStart >= TURN_BUDGET_MS) {
+            await nextTurn();
+            turnStart = performance.now();
+          }
           continue;
         }
         await this.waiter.wait(this.wakeupMs);
+        turnStart = performance.now();
       }
       if (this.signal?.aborted) yield* this.drain(read);
     } finally {
+      release();
       // A `break` out of the loop ends the reader, as closing a stream would.
       this.close();
     }
@@ -241,7 +313,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     for await (const batch of this.batches()) {
       const out = new Array<T>(batch.count);
       if (decoder) {
-        const view = batch.view;
+        const view = decoder.retainsView ? copyView(batch.bytes) : batch.view;
         for (let i = 0; i < batch.count; i++) out[i] = decoder.decode(view, batch.offsets[i]!);
       } else {
         for (let i = 0; i < batch.count; i++) out[i] = batch.record(i).slice() as unknown as T;
@@ -278,6 +350,12 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }
+}
+
+/** A DataView over a copy of `bytes`: what lazy decoders may keep. */
+export function copyView(bytes: Uint8Array): DataView {
+  const copy = bytes.slice();
+  return new DataView(copy.buffer, 0, copy.byteLength);
 }
 
 /** What a native reader thread reports when it ends: null, or the addon error of what failed. */

@@ -9,6 +9,7 @@ import {
   TcpFilterOptions, TcpProbe, addr, cidrPass, compileFilter, compilePids, familyName, fillPortFilter,
   filterGlobals, monoToDate, openTcpProbe, asArray,
 } from './tcp_common';
+import { lazyEvents } from './stream';
 
 export type ConnectionEventType = 'open' | 'state' | 'close';
 
@@ -92,6 +93,29 @@ export function seedListenOwners(obj: BpfObject): number {
  * await using conns = connections({ events: ['close'] });
  * for await (const c of conns) console.log(c.pid, c.comm, c.daddr, c.bytesReceived);
  */
+const connectionEvent = lazyEvents<RawConnEvent, ConnectionEvent>('ConnectionEvent', {
+  type: (r) => TYPES[r.type] ?? 'state',
+  time: (r) => monoToDate(r.ts_ns),
+  tsNs: (r) => r.ts_ns,
+  cookie: (r) => r.cookie,
+  pid: (r) => r.pid,
+  tid: (r) => r.tid,
+  comm: (r) => r.comm,
+  owner: (r) => OWNERS[r.owner_source] ?? 'unknown',
+  direction: (r) => DIRECTIONS[r.direction] ?? 'unknown',
+  family: (r) => familyName(r.family),
+  saddr: (r) => addr(r.saddr, r.family),
+  sport: (r) => r.sport,
+  daddr: (r) => addr(r.daddr, r.family),
+  dport: (r) => r.dport,
+  oldstate: (r) => tcpStateName(r.oldstate),
+  newstate: (r) => tcpStateName(r.newstate),
+  durationNs: (r) => Number(r.duration_ns),
+  bytesReceived: (r) => Number(r.bytes_received),
+  bytesAcked: (r) => Number(r.bytes_acked),
+  netns: (r) => r.netns,
+});
+
 export function connections(options: ConnectionsOptions = {}): TcpProbe<ConnectionEvent> {
   const filter = compileFilter(options, 'connections', ['events', 'pids', 'seedListeners']);
   const pids = compilePids(options.pids, 'connections');
@@ -121,32 +145,12 @@ export function connections(options: ConnectionsOptions = {}): TcpProbe<Connecti
       fillPortFilter(obj, filter);
       if (seed) seedListenOwners(obj);
     },
+    lazy: true,
     toEvent(raw) {
       const r = raw as RawConnEvent;
       if (pids.size && !pids.has(r.pid)) return undefined;
-      if (!cidrPass(filter, r.family, r.saddr, r.daddr)) return undefined;
-      return {
-        type: TYPES[r.type] ?? 'state',
-        time: monoToDate(r.ts_ns),
-        tsNs: r.ts_ns,
-        cookie: r.cookie,
-        pid: r.pid,
-        tid: r.tid,
-        comm: r.comm,
-        owner: OWNERS[r.owner_source] ?? 'unknown',
-        direction: DIRECTIONS[r.direction] ?? 'unknown',
-        family: familyName(r.family),
-        saddr: addr(r.saddr, r.family),
-        sport: r.sport,
-        daddr: addr(r.daddr, r.family),
-        dport: r.dport,
-        oldstate: tcpStateName(r.oldstate),
-        newstate: tcpStateName(r.newstate),
-        durationNs: Number(r.duration_ns),
-        bytesReceived: Number(r.bytes_received),
-        bytesAcked: Number(r.bytes_acked),
-        netns: r.netns,
-      };
+      if (filter.cidrs.length && !cidrPass(filter, r.family, r.saddr, r.daddr)) return undefined;
+      return connectionEvent(r);
     },
   }, options);
 }

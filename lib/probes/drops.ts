@@ -4,7 +4,8 @@
 import type { BpfObject } from '../bpf/object';
 import { kernelEnum } from '../kernel/names';
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
-import { EV, TcpEventBase, baseFields, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+import { lazyEvents } from './stream';
 
 /** Size of the kernel's drop_reasons map (DROP_REASONS_MAX in bpf/tcpevents.bpf.c). */
 const DROP_REASONS_MAX = 1024;
@@ -43,6 +44,17 @@ export interface DropsOptions extends TcpFilterOptions, EventCapOptions {
  * await using d = drops({ reasons: ['NO_SOCKET', 'TCP_CSUM'] });
  * for await (const e of d) console.log(e.reason, e.saddr, e.dport);
  */
+const dropReason = (r: RawTcpEvent): string | undefined => (r.kind === EV.DROP ? reasonOf(r, 'drop') : undefined);
+const dropEvent = lazyEvents<RawTcpEvent, DropEvent>('DropEvent', {
+  type: (r) => (r.kind === EV.DROP ? 'drop' : 'bad_csum'),
+  ...BASE_FIELDS,
+  reason: dropReason,
+  reasonCode: (r) => (dropReason(r) === undefined ? undefined : r.reason),
+  portsKnown: (r) => portsKnown(r),
+  seq: (r) => r.seq,
+  tcpFlags: (r) => tcpFlagsText(r.tcp_flags),
+});
+
 export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
   const filter = compileFilter(options, 'drops', ['maxEventsPerSec', 'badChecksums', 'reasons']);
   if (options.badChecksums !== undefined && typeof options.badChecksums !== 'boolean') throw new TypeError('drops(): badChecksums must be a boolean');
@@ -79,15 +91,7 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
       const drop = r.kind === EV.DROP;
       const reason = drop ? reasonOf(r, 'drop') : undefined;
       if (reasons && (reason === undefined || !reasons.has(reason)) && !(reasons.has('TCP_CSUM') && !drop)) return undefined;
-      return {
-        type: drop ? 'drop' : 'bad_csum',
-        ...baseFields(r),
-        reason,
-        reasonCode: reason === undefined ? undefined : r.reason,
-        portsKnown: portsKnown(r),
-        seq: r.seq,
-        tcpFlags: tcpFlagsText(r.tcp_flags),
-      };
+      return dropEvent(r);
     },
   }, options);
 }

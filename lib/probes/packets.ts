@@ -9,7 +9,10 @@ import type { Link } from '../bpf/link';
 import type { BpfMap } from '../bpf/map';
 import type { RecordBatch } from '../bpf/batch';
 import type { NativeRingReader } from '../bpf/native';
+import { copyView } from '../bpf/ringbuf';
 import type { RecordReader, ReaderOptions, ReaderStats } from '../bpf/ringbuf';
+import { viewDecoderFor, VIEW_DATA, VIEW_OFFSET } from '../bpf/btf/codec';
+import type { ViewClass } from '../bpf/btf/codec';
 import type { XdpMode } from '../bpf/program';
 import { InterfaceRef, interfaceIndex, interfaceName } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
@@ -113,6 +116,74 @@ export interface PacketEvent {
   frame?: Uint8Array;
   /** First payloadBytes bytes of the TCP payload, when asked (or from the frame). */
   payload?: Uint8Array;
+}
+
+/**
+ * A PacketEvent as packets() delivers it: a lazy view over the bytes of the read that
+ * brought it. Nothing is decoded until read, and each read decodes again (keep what you
+ * read twice in a variable); addresses become strings only when `src`/`dst` are read.
+ * The view keeps that read's bytes alive (at most the reader's batch size); toJSON()
+ * gives a plain object of the raw fields.
+ */
+export interface PacketView extends PacketEvent {
+  /** Source address as text (`10.0.0.1`, `fd00::1`); the raw bytes are `saddr`. */
+  readonly src: string;
+  /** Destination address as text; the raw bytes are `daddr`. */
+  readonly dst: string;
+  toJSON(): Record<string, unknown>;
+}
+
+type PacketFields = Omit<PacketEvent, 'ifname' | 'frame' | 'payload'>;
+
+/** The view class of a packets object's struct packet_event, with the fields packets() adds. */
+function packetViewClass(base: ViewClass<PacketFields>, names: ReadonlyMap<number, string>): new (view: DataView, offset: number) => PacketView {
+  const headerSize = base.size;
+  class View extends base implements PacketView {
+    get ifname(): string {
+      const index = this.ifindex;
+      return names.get(index) ?? String(index);
+    }
+
+    /** A copy of the captured bytes (frame or payload, per cap_kind), made when read. */
+    private captured(): Uint8Array {
+      const dv = this[VIEW_DATA];
+      const start = dv.byteOffset + this[VIEW_OFFSET] + headerSize;
+      return new Uint8Array(dv.buffer.slice(start, start + this.cap_len));
+    }
+
+    get frame(): Uint8Array | undefined {
+      return this.cap_len > 0 && this.cap_kind === 1 ? this.captured() : undefined;
+    }
+
+    get payload(): Uint8Array | undefined {
+      if (this.cap_len === 0) return undefined;
+      const bytes = this.captured();
+      if (this.cap_kind !== 1) return bytes;
+      const start = this.l3_off + (this.ip_len - this.payload_len);
+      return start < bytes.length ? bytes.subarray(start, Math.min(bytes.length, start + this.payload_len)) : undefined;
+    }
+
+    get src(): string {
+      return formatAddress(this.saddr, this.family);
+    }
+
+    get dst(): string {
+      return formatAddress(this.daddr, this.family);
+    }
+
+    override toJSON(): Record<string, unknown> {
+      const out = super.toJSON();
+      out['ifname'] = this.ifname;
+      out['src'] = this.src;
+      out['dst'] = this.dst;
+      const frame = this.frame;
+      const payload = this.payload;
+      if (frame) out['frame'] = frame;
+      if (payload) out['payload'] = payload;
+      return out;
+    }
+  }
+  return View;
 }
 
 export const OPT_MSS = 0x01;
@@ -395,12 +466,12 @@ function recordLayout(obj: BpfObject): RecordLayout {
  * A running packets probe: async iterable of PacketEvent, plus live reconfiguration,
  * kernel counters, and a raw batch path for writers that need no decoding.
  */
-export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
+export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
   readonly program: PacketProgram;
   /** Where fields sit in a raw record (for rawBatches()). */
   readonly layout: RecordLayout;
   private readonly ring: RecordReader<PacketEvent>;
-  private readonly decoder: { decode(view: DataView, offset: number): PacketEvent };
+  private readonly View: new (view: DataView, offset: number) => PacketView;
   /** CLOCK_MONOTONIC → wall clock, in ns, split in 2^32 halves for exact arithmetic. */
   private readonly offsetHigh: number;
   private readonly offsetLow: number;
@@ -410,10 +481,10 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
 
   /** @internal */
   constructor(program: PacketProgram, reader: RecordReader<PacketEvent>) {
-    super(program.object, program.links, reader, (e) => e);
+    super(program.object, program.links, reader, (e) => e as PacketView);
     this.program = program;
     this.ring = reader;
-    this.decoder = program.object.decoder<PacketEvent>('packet_event');
+    this.View = packetViewClass(viewDecoderFor<PacketFields>(program.object.btf!, 'packet_event').View, program.interfaces);
     this.layout = recordLayout(program.object);
     const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
     this.clockOffsetNs = wall - process.hrtime.bigint();
@@ -426,32 +497,19 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
     return this.program.interfaces;
   }
 
-  /** Decoded events, one array per kernel read. */
-  override async *batches(): AsyncIterableIterator<PacketEvent[]> {
-    const decoder = this.decoder;
-    const names = this.program.interfaces;
-    const layout = this.layout;
+  /**
+   * Events, one array per kernel read: lazy views (PacketView) over a copy of the read, so
+   * an event costs one small object until its fields are read.
+   */
+  override async *batches(): AsyncIterableIterator<PacketView[]> {
+    const View = this.View;
     for await (const batch of this.rawBatches()) {
-      const out = new Array<PacketEvent>(batch.count);
-      const view = batch.view;
-      for (let i = 0; i < batch.count; i++) {
-        const offset = batch.offsets[i]!;
-        const e = decoder.decode(view, offset);
-        e.ifname = names.get(e.ifindex) ?? String(e.ifindex);
-        if (e.cap_len > 0) {
-          const start = offset + layout.size;
-          const bytes = batch.bytes.slice(start, start + e.cap_len);
-          if (e.cap_kind === 1) {
-            e.frame = bytes;
-            const payloadStart = e.l3_off + (e.ip_len - e.payload_len);
-            if (payloadStart < bytes.length) e.payload = bytes.subarray(payloadStart, Math.min(bytes.length, payloadStart + e.payload_len));
-          } else {
-            e.payload = bytes;
-          }
-        }
-        out[i] = e;
-      }
-      if (out.length) yield out;
+      const view = copyView(batch.bytes);
+      const n = batch.count;
+      const offsets = batch.offsets;
+      const out = new Array<PacketView>(n);
+      for (let i = 0; i < n; i++) out[i] = new View(view, offsets[i]!);
+      if (n) yield out;
     }
   }
 
@@ -461,6 +519,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
    * next iteration.
    */
   async *rawBatches(): AsyncIterableIterator<RecordBatch> {
+    this.ring.requireFree('rawBatches()');
     try {
       yield* this.ring.batches();
     } finally {
@@ -473,6 +532,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
    * PacketPcapngEncoder does; the probe closes when it ends.
    */
   async *consumeWith(consume: (ring: NativeRingReader) => number): AsyncIterableIterator<number> {
+    this.ring.requireFree('a native consumer');
     try {
       yield* this.ring.consumeWith(consume);
     } finally {
@@ -485,6 +545,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
    * PacketPcapngEncoder.capture() does; the probe closes when it ends.
    */
   async consumeOnThread(start: Parameters<RecordReader<PacketEvent>['consumeOnThread']>[0]): Promise<number> {
+    this.ring.requireFree('a native reader thread');
     try {
       return await this.ring.consumeOnThread(start);
     } finally {

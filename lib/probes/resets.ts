@@ -2,7 +2,8 @@
 // TCP resets sent and received: tcp:tcp_send_reset (reason from enum sk_rst_reason, 6.10+)
 // and tcp:tcp_receive_reset.
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
-import { EV, TcpEventBase, baseFields, openTcpEvents, reasonOf, stateName } from './tcp_events';
+import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, reasonOf, stateName } from './tcp_events';
+import { lazyEvents } from './stream';
 
 export interface ResetEvent extends TcpEventBase {
   /**
@@ -40,6 +41,17 @@ export interface ResetsOptions extends TcpFilterOptions, EventCapOptions {
  * await using r = resets();
  * for await (const e of r) console.log(e.type, e.reason, e.daddr, e.dport);
  */
+const resetReason = (r: RawTcpEvent): string | undefined => (r.kind === EV.RESET_SENT ? reasonOf(r, 'reset') : undefined);
+const resetEvent = lazyEvents<RawTcpEvent, ResetEvent>('ResetEvent', {
+  type: (r) => (r.kind === EV.RESET_SENT ? 'sent' : 'received'),
+  ...BASE_FIELDS,
+  reason: resetReason,
+  reasonCode: (r) => (resetReason(r) === undefined ? undefined : r.reason),
+  state: (r) => (r.state === 0 ? 'NONE' : stateName(r.state)),
+  pid: (r) => r.pid,
+  comm: (r) => r.comm,
+});
+
 export function resets(options: ResetsOptions = {}): TcpProbe<ResetEvent> {
   const filter = compileFilter(options, 'resets', ['maxEventsPerSec', 'directions']);
   const dirs = new Set(options.directions === undefined ? ['sent', 'received'] : asArray(options.directions, 'resets(): directions'));
@@ -52,18 +64,6 @@ export function resets(options: ResetsOptions = {}): TcpProbe<ResetEvent> {
     probe: 'resets',
     filter,
     programs,
-    toEvent: (r) => {
-      const sent = r.kind === EV.RESET_SENT;
-      const reason = sent ? reasonOf(r, 'reset') : undefined;
-      return {
-        type: sent ? 'sent' : 'received',
-        ...baseFields(r),
-        reason,
-        reasonCode: reason === undefined ? undefined : r.reason,
-        state: r.state === 0 ? 'NONE' : stateName(r.state),
-        pid: r.pid,
-        comm: r.comm,
-      };
-    },
+    toEvent: resetEvent,
   }, options);
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // TCP retransmissions per connection: tcp:tcp_retransmit_skb and tcp:tcp_retransmit_synack.
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe } from './tcp_common';
-import { EV, TcpEventBase, baseFields, openTcpEvents, stateName } from './tcp_events';
+import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, stateName } from './tcp_events';
+import { lazyEvents } from './stream';
 
 export interface RetransmitEvent extends TcpEventBase {
   /** retransmit: a data/FIN/SYN segment of a socket; synack: a SYN-ACK of a pending connection. */
@@ -28,6 +29,15 @@ export interface RetransmitsOptions extends TcpFilterOptions, EventCapOptions {
  * await using r = retransmits({ ports: [443] });
  * for await (const e of r) console.log(e.daddr, e.dport, e.seq, e.state);
  */
+const retransmitEvent = lazyEvents<RawTcpEvent, RetransmitEvent>('RetransmitEvent', {
+  type: (r) => (r.kind === EV.RETRANSMIT_SYNACK ? 'synack' : 'retransmit'),
+  ...BASE_FIELDS,
+  state: (r) => stateName(r.state),
+  seq: (r) => r.seq,
+  sndCwnd: (r) => r.snd_cwnd,
+  err: (r) => r.err,
+});
+
 export function retransmits(options: RetransmitsOptions = {}): TcpProbe<RetransmitEvent> {
   const filter = compileFilter(options, 'retransmits', ['maxEventsPerSec', 'synack']);
   if (options.synack !== undefined && typeof options.synack !== 'boolean') throw new TypeError('retransmits(): synack must be a boolean');
@@ -37,13 +47,6 @@ export function retransmits(options: RetransmitsOptions = {}): TcpProbe<Retransm
     probe: 'retransmits',
     filter,
     programs,
-    toEvent: (r) => ({
-      type: r.kind === EV.RETRANSMIT_SYNACK ? 'synack' : 'retransmit',
-      ...baseFields(r),
-      state: stateName(r.state),
-      seq: r.seq,
-      sndCwnd: r.snd_cwnd,
-      err: r.err,
-    }),
+    toEvent: retransmitEvent,
   }, options);
 }

@@ -2,7 +2,8 @@
 // Smoothed RTT of TCP connections from tcp:tcp_probe: per-sample events and in-kernel log2
 // histograms keyed by local port, remote address, or one for everything.
 import { addr, compileFilter, familyName, TcpFilterOptions, EventCapOptions, TcpProbe } from './tcp_common';
-import { TcpEventBase, baseFields, openTcpEvents } from './tcp_events';
+import { BASE_FIELDS, RawTcpEvent, TcpEventBase, openTcpEvents } from './tcp_events';
+import { lazyEvents } from './stream';
 
 export interface RttEvent extends TcpEventBase {
   type: 'rtt';
@@ -64,6 +65,13 @@ export function log2Buckets(slots: ArrayLike<number | bigint>): RttBucket[] {
   return out;
 }
 
+const rttEvent = lazyEvents<RawTcpEvent, RttEvent>('RttEvent', {
+  type: () => 'rtt',
+  ...BASE_FIELDS,
+  srttUs: (r) => r.srtt_us,
+  sndCwnd: (r) => r.snd_cwnd,
+});
+
 /**
  * RTT samples of TCP connections, and optional in-kernel histograms.
  *
@@ -83,7 +91,7 @@ export function rtt(options: RttOptions = {}): TcpProbe<RttEvent, RttProbeExtra>
     filter,
     programs: [{ program: 'tev_rtt', tracepoint: 'tcp/tcp_probe', provides: 'RTT samples' }],
     globals: { rtt_events: events ? 1 : 0, rtt_hist_by: by },
-    toEvent: (r) => ({ type: 'rtt', ...baseFields(r), srttUs: r.srtt_us, sndCwnd: r.snd_cwnd }),
+    toEvent: rttEvent,
   }, options);
   const extra: RttProbeExtra = {
     histogram() {

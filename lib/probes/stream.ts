@@ -34,6 +34,51 @@ export interface ProbeSpec<Raw, Event> {
   attach(obj: BpfObject): Link[];
   /** Turns a decoded record into the public event; undefined drops it. */
   toEvent(raw: Raw): Event | undefined;
+  /**
+   * Records reach toEvent as lazy views (viewDecoderFor): a field is decoded when toEvent
+   * (or the event it returns, see lazyEvents) reads it.
+   */
+  lazy?: boolean;
+}
+
+/** How each field of an event is computed from its raw record, when read. */
+export type EventFields<Raw, Event> = { readonly [K in keyof Event]-?: (raw: Raw) => Event[K] };
+
+/** An event's fields as a plain object (lazy events are classes whose fields are getters). */
+export function plainEvent<Event extends object>(event: Event): Event {
+  const toJSON = (event as { toJSON?: () => Event }).toJSON;
+  return typeof toJSON === 'function' ? toJSON.call(event) : event;
+}
+
+const RAW: unique symbol = Symbol('tcpscope.event.raw');
+
+/**
+ * A factory of lazy events: each event holds its raw record and computes a field (a string
+ * address, a state name, a Date) only when read, every time it is read. JSON.stringify and
+ * util.inspect see every field (toJSON); a spread ({ ...event }) sees none: use toJSON().
+ */
+export function lazyEvents<Raw, Event extends object>(name: string, fields: EventFields<Raw, Event>): (raw: Raw) => Event & { toJSON(): Event } {
+  const keys = Object.keys(fields) as (keyof Event & string)[];
+  class LazyEvent {
+    readonly [RAW]: Raw;
+    constructor(raw: Raw) {
+      this[RAW] = raw;
+    }
+    toJSON(): Event {
+      const out = {} as Event;
+      for (const key of keys) out[key] = (this as unknown as Event)[key];
+      return out;
+    }
+    [Symbol.for('nodejs.util.inspect.custom')](_depth: number, options: object, inspect: (v: unknown, o: object) => string): string {
+      return `${name} ${inspect(this.toJSON(), options)}`;
+    }
+  }
+  for (const key of keys) {
+    const get = fields[key];
+    Object.defineProperty(LazyEvent.prototype, key, { get(this: LazyEvent) { return get(this[RAW]); }, enumerable: true, configurable: true });
+  }
+  Object.defineProperty(LazyEvent, 'name', { value: name });
+  return (raw) => new LazyEvent(raw) as unknown as Event & { toJSON(): Event };
 }
 
 /**
@@ -60,6 +105,7 @@ export class ProbeStream<Raw, Event> implements AsyncIterable<Event>, AsyncDispo
 
   /** Events in batches: one array per kernel read (the fast path for high rates). */
   async *batches(): AsyncIterableIterator<Event[]> {
+    this.reader.requireFree('batches()');
     try {
       for await (const raws of this.reader.decodedBatches()) {
         const events: Event[] = [];
@@ -120,8 +166,9 @@ export function openProbe<Raw, Event>(spec: ProbeSpec<Raw, Event>, options: Prob
     if (options.ringBytes !== undefined) obj.setMaxEntries(spec.ring, options.ringBytes);
     obj.load();
     const links = spec.attach(obj);
-    const readerOptions: ReaderOptions = { wakeupMs: options.latencyMs ?? 10 };
+    const readerOptions: ReaderOptions & { lazy?: boolean } = { wakeupMs: options.latencyMs ?? 10 };
     if (options.signal) readerOptions.signal = options.signal;
+    if (spec.lazy) readerOptions.lazy = true;
     const reader = obj.ringBuffer<Raw>(spec.ring, readerOptions);
     return new ProbeStream(obj, links, reader, spec.toEvent);
   } catch (e) {

@@ -249,6 +249,8 @@ export interface TcpProbeSpec<Event> {
   /** After load, before attach (fill maps). */
   setup?(obj: BpfObject): void;
   toEvent(raw: unknown): Event | undefined;
+  /** Records as lazy views (see ProbeSpec.lazy). */
+  lazy?: boolean;
 }
 
 /**
@@ -304,6 +306,7 @@ export function openTcpProbe<Event>(spec: TcpProbeSpec<Event>, options: ProbeOpt
       return links;
     },
     toEvent: spec.toEvent,
+    ...(spec.lazy ? { lazy: true } : {}),
   }, options);
   // Keep stats readable after close (the loop's end closes the probe, and the loss counter
   // lives in the object close() frees): snapshot them on the way out.

@@ -3,7 +3,7 @@
 // one ring of `struct tcp_event`, each probe loading only its own programs.
 import { dropReasonName, resetReasonName, tcpStateName } from '../kernel/names';
 import type { BpfObject } from '../bpf/object';
-import type { ProbeOptions } from './stream';
+import type { EventFields, ProbeOptions } from './stream';
 import {
   CompiledFilter, ProgramNeed, TcpProbe, addr, cidrPass, familyName, fillPortFilter, filterGlobals,
   monoToDate, openTcpProbe,
@@ -49,6 +49,18 @@ export function baseFields(r: RawTcpEvent): TcpEventBase {
     dport: r.dport,
   };
 }
+
+/** baseFields, computed when read (lazyEvents). */
+export const BASE_FIELDS: EventFields<RawTcpEvent, TcpEventBase> = {
+  time: (r) => monoToDate(r.ts_ns),
+  tsNs: (r) => r.ts_ns,
+  cookie: (r) => r.cookie,
+  family: (r) => familyName(r.family),
+  saddr: (r) => addr(r.saddr, r.family),
+  sport: (r) => r.sport,
+  daddr: (r) => addr(r.daddr, r.family),
+  dport: (r) => r.dport,
+};
 
 export function stateName(state: number): string {
   return tcpStateName(state);
@@ -97,9 +109,10 @@ export function openTcpEvents<Event>(spec: {
     },
     toEvent(raw) {
       const r = raw as RawTcpEvent;
-      if (!cidrPass(spec.filter, r.family, r.saddr, r.daddr)) return undefined;
+      if (spec.filter.cidrs.length && !cidrPass(spec.filter, r.family, r.saddr, r.daddr)) return undefined;
       return spec.toEvent(r);
     },
+    lazy: true,
   }, options);
   // Events the cap kept in the kernel, beside received and lost; kept past close.
   const baseStats = probe.stats.bind(probe);

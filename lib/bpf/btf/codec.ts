@@ -270,7 +270,7 @@ class DecodeGen {
     return `{ ${parts.join(', ')} }`;
   }
 
-  private field(f: FieldShape, rec: Pos, pre: string[]): string {
+  field(f: FieldShape, rec: Pos, pre: string[]): string {
     const p = shifted(rec, f.offset);
     if (!f.bit) return this.expr(f.shape, p, pre);
     const s = f.shape;
@@ -334,6 +334,104 @@ function buildDecoder(typeId: number, ctype: string, shape: Shape, strings: 'utf
   return { size, typeId, ctype, shape, decode, source: src };
 }
 
+// ---------------------------------------------------------------------------
+// Lazy views
+
+/** Where a view keeps its bytes: symbol keys, so neither JSON nor Object.keys shows them. */
+export const VIEW_DATA: unique symbol = Symbol('tcpscope.view.data');
+export const VIEW_OFFSET: unique symbol = Symbol('tcpscope.view.offset');
+
+/** What every lazy view holds: the bytes it reads, and where its record starts. */
+export interface ViewBase {
+  readonly [VIEW_DATA]: DataView;
+  readonly [VIEW_OFFSET]: number;
+  /** Every field, decoded now, as a plain object (what JSON.stringify writes). */
+  toJSON(): Record<string, unknown>;
+}
+
+/** A generated view class: `new C(view, offset)` costs one small object; fields decode when read. */
+export interface ViewClass<T> {
+  new (view: DataView, byteOffset: number): T & ViewBase;
+  readonly prototype: T & ViewBase;
+  /** Bytes of the record (C sizeof). */
+  readonly size: number;
+}
+
+/**
+ * A decoder whose values are lazy views over the record's bytes: each field is a getter
+ * generated as {@link decoderFor} would decode it, run when (and each time) it is read.
+ * Values keep reading `view` after decode() returns, so it must not be reused for other
+ * bytes while they live (`retainsView`: RecordReader hands such decoders a copy of each
+ * batch).
+ */
+export interface ViewDecoder<T> extends Decoder<T & ViewBase> {
+  readonly retainsView: true;
+  /** The class, to extend with computed fields (e.g. string addresses). */
+  readonly View: ViewClass<T>;
+}
+
+const viewCache = new WeakMap<Btf, Map<string, ViewDecoder<unknown>>>();
+
+/**
+ * Build (or fetch from cache) a lazy view decoder for a struct or union: a field costs
+ * nothing until read; only the record's size is checked at decode().
+ *
+ * @example
+ * const dec = viewDecoderFor<conn_event>(btf, 'conn_event');
+ * const ev = dec.decode(view, 0); // no field read yet
+ * ev.pid;                         // one DataView read
+ */
+export function viewDecoderFor<T = DecodedRecord>(btf: Btf, ref: BtfTypeRef, options: DecoderOptions = {}): ViewDecoder<T> {
+  const t = btf.lookup(ref);
+  const strings = options.strings ?? 'utf8';
+  const key = `${t.id}:${strings}`;
+  let cache = viewCache.get(btf);
+  if (!cache) viewCache.set(btf, (cache = new Map()));
+  let dec = cache.get(key);
+  if (!dec) {
+    dec = buildViewDecoder(t.id, btf.typeName(t.id), shapeOf(btf, t.id), strings);
+    cache.set(key, dec);
+  }
+  return dec as ViewDecoder<T>;
+}
+
+function buildViewDecoder(typeId: number, ctype: string, shape: Shape, strings: 'utf8' | 'latin1'): ViewDecoder<unknown> {
+  if (shape.k !== 'record') throw new TypeError(`a lazy view needs a struct or union, not ${ctype}`);
+  const size = shape.size;
+  const gen = new DecodeGen(strings === 'latin1' ? 'H.cstrLatin1' : 'H.cstrUtf8');
+  const getters: string[] = [];
+  const names: string[] = [];
+  // A name repeated (flattened anonymous members) reads as the last one, as in decoderFor's
+  // object literal.
+  const fields = new Map<string, FieldShape>();
+  for (const f of shape.fields) if (f.name !== 'toJSON' && f.name !== 'constructor') fields.set(f.name, f);
+  for (const f of fields.values()) {
+    const pre: string[] = [];
+    const expr = gen.field(f, { base: 'p', k: 0 }, pre);
+    getters.push(`  get ${prop(f.name)}() {\n    const dv = this[D], p = this[O];\n` + (pre.length ? `    ${pre.join('\n    ')}\n` : '') + `    return ${expr};\n  }`);
+    names.push(f.name);
+  }
+  const json = names.map((n) => `${prop(n)}: this${/^[A-Za-z_$][\w$]*$/.test(n) && n !== '__proto__' ? `.${n}` : `[${JSON.stringify(n)}]`}`).join(', ');
+  const src =
+    `"use strict";\n` +
+    gen.helpers.join('\n') +
+    `\nclass View {\n` +
+    `  constructor(v, o) { this[D] = v; this[O] = o; }\n` +
+    getters.join('\n') +
+    `\n  toJSON() { return { ${json} }; }\n` +
+    `  [H.inspect](depth, options, inspect) { return inspect(this.toJSON(), options); }\n` +
+    `}\n` +
+    `View.size = ${size};\n` +
+    `return View;\n`;
+  const View = new Function('H', 'D', 'O', src)(viewHelpers, VIEW_DATA, VIEW_OFFSET) as ViewClass<unknown>;
+  const rangeError = decodeHelpers.rangeError;
+  const decode = (v: DataView, o = 0): unknown => {
+    if (!(o >= 0 && o + size <= v.byteLength)) throw rangeError(ctype, size, v, o);
+    return new View(v, o);
+  };
+  return { size, typeId, ctype, shape, decode, source: src, retainsView: true, View } as ViewDecoder<unknown>;
+}
+
 function cstrUtf8(dv: DataView, p: number, n: number): string {
   let s = '';
   let hi = 0;
@@ -384,6 +482,8 @@ const decodeHelpers = {
     return new RangeError(`decode ${ctype}: needs ${size} bytes at offset ${String(o)}, but the view has ${v.byteLength} bytes`);
   },
 };
+
+const viewHelpers = { ...decodeHelpers, inspect: Symbol.for('nodejs.util.inspect.custom') };
 
 // ---------------------------------------------------------------------------
 // Encoder generation

@@ -20,7 +20,13 @@
 export { Btf, type BtfTypeRef, type BtfFromElfOptions } from './parse';
 export {
   decoderFor,
+  viewDecoderFor,
+  VIEW_DATA,
+  VIEW_OFFSET,
   encoderFor,
+  type ViewDecoder,
+  type ViewClass,
+  type ViewBase,
   type Decoder,
   type Encoder,
   type DecoderOptions,

@@ -6,6 +6,7 @@ import { describeEntry } from '../../timeline';
 import type { Command } from '../command';
 import { STREAM_OPTIONS, UsageError, counter, toJson } from '../command';
 import { parsePort } from '../../net/addr';
+import { plainEvent } from '../../probes/stream';
 import { upInterfaces } from '../../net/interfaces';
 
 export const timelineCommand: Command = {
@@ -26,7 +27,7 @@ export const timelineCommand: Command = {
     for await (const t of timelines({ interfaces, ports, signal: ctx.signal })) {
       n++;
       if (ctx.values['json']) {
-        ctx.out.write(`${toJson({ cookie: t.cookie, local: t.local, remote: t.remote, pid: t.pid, comm: t.comm, truncated: t.truncated, entries: t.entries.map((e) => ({ kind: e.kind, tsNs: e.tsNs, ...('packet' in e ? { flags: e.packet.flags, seq: e.packet.seq, ack: e.packet.ack, len: e.packet.payload_len } : 'connection' in e ? { from: e.connection.oldstate, to: e.connection.newstate } : { ...e.event }) })) })}\n`);
+        ctx.out.write(`${toJson({ cookie: t.cookie, local: t.local, remote: t.remote, pid: t.pid, comm: t.comm, truncated: t.truncated, entries: t.entries.map((e) => ({ kind: e.kind, tsNs: e.tsNs, ...('packet' in e ? { flags: e.packet.flags, seq: e.packet.seq, ack: e.packet.ack, len: e.packet.payload_len } : 'connection' in e ? { from: e.connection.oldstate, to: e.connection.newstate } : { ...plainEvent(e.event) }) })) })}\n`);
       } else {
         const start = t.entries[0]?.tsNs ?? 0n;
         ctx.out.write(`connection ${t.local} <-> ${t.remote} ${t.comm ? `${t.comm}[${t.pid}]` : ''} cookie ${t.cookie}\n`);
