@@ -385,7 +385,7 @@ export class BpfObject implements Disposable {
     this.requireLoaded(`perf buffer '${name}'`);
     const info = this.mapInfo(name);
     if (info.type !== MapType.PERF_EVENT_ARRAY) throw new TypeError(`map '${name}' is a ${info.typeName}, not a perf_event_array`);
-    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name));
+    const decoder = typeof options.decoder === 'string' ? this.decoder<T>(options.decoder) : options.decoder ?? (options.raw ? undefined : this.recordDecoder<T>(name, false));
     const init: Parameters<typeof openPerfReader<T>>[3] = { options, onClose: () => this.resources.delete(reader) };
     if (decoder) init.decoder = decoder;
     const reader: Reader<T> = openPerfReader<T>(name, this.native.mapFd(name), options.pagesPerCpu ?? 64, init);
