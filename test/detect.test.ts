@@ -120,6 +120,10 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
       const s = d.stats();
       expect(s.packets?.syns).toBeGreaterThanOrEqual(300);
       expect(s.events['connections']).toBeGreaterThanOrEqual(300);
+      // The kernel's own counts: SYN-ACKs sent for them, handshakes completed.
+      expect(s.handshakes).toBeGreaterThanOrEqual(300);
+      expect(s.packets?.synacksOut).toBeGreaterThanOrEqual(300);
+      expect(s.sampled['packets']).toBe(0);
       expect(alerts).toEqual([]);
       expect(d.active()).toEqual([]);
     } finally {
