@@ -85,6 +85,19 @@ struct {
 	__type(value, struct conn_info);
 } conns SEC(".maps");
 
+/* Handshakes completed on this host (a passive child SYN_RECV -> ESTABLISHED), per CPU: the
+ * counter a SYN-flood detector weighs SYNs against, exact even when events are lost. */
+struct conns_counters {
+	__u64 passive_established;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conns_counters);
+} conns_counters SEC(".maps");
+
 static __always_inline void emit(struct trace_event_raw_inet_sock_set_state *ctx, const struct sock *sk,
 				 struct conn_info *info, __u8 type, __u64 now, __u32 netns)
 {
@@ -180,6 +193,13 @@ static __always_inline int set_state(struct trace_event_raw_inet_sock_set_state 
 		return 0; /* a listener closing is not a connection */
 	if (!port_filter_pass(ctx->family, ctx->sport, ctx->dport))
 		return 0;
+	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		__u32 zero = 0;
+		struct conns_counters *k = bpf_map_lookup_elem(&conns_counters, &zero);
+
+		if (k)
+			k->passive_established++;
+	}
 
 	now = bpf_ktime_get_ns();
 	info = bpf_map_lookup_elem(&conns, &key);

@@ -229,6 +229,43 @@ describe('SYN flood', () => {
   });
 });
 
+describe('SYN flood during a random-source flood', () => {
+  const t = { ...DEFAULT_THRESHOLDS.synFlood };
+
+  it('raises on the first poll of a surge, before graceMs, with the rate of the poll interval', () => {
+    const { alerts, emit } = sink();
+    const d = new SynFloodDetector(t, emit);
+    // One 250 ms poll: 50000 SYNs to port 80 (200k/s), random sources (none heavy).
+    d.syn(T0, 'port', '80', 50000, 250);
+    for (let i = 0; i < 1000; i++) d.synSample(T0, `198.18.${i >> 8}.${i & 255}`, 80);
+    d.tick(T0);
+    expect(alerts).toHaveLength(1);
+    const a = alerts[0]!;
+    expect(a).toMatchObject({ state: 'raised', key: 'syn_flood/port/80', at: new Date(T0) });
+    expect(a.evidence).toMatchObject({ surge: true, synRate: 200000, ports: [80], sampledSyns: 1000, sourceSpread: 1 });
+    expect(a.summary).toContain('200000 SYN/s now');
+  });
+
+  it('names few sources through sourceSpread near 0', () => {
+    const { alerts, emit } = sink();
+    const d = new SynFloodDetector(t, emit);
+    d.syn(T0, 'port', '443', 20000, 250);
+    for (let i = 0; i < 1000; i++) d.synSample(T0, i % 2 ? '192.0.2.1' : '192.0.2.2', 443);
+    d.tick(T0);
+    expect(Number(alerts[0]!.evidence['sourceSpread'])).toBeLessThan(0.01);
+  });
+
+  it('no surge when the SYNs complete, nor below surgeFactor times the limit', () => {
+    const { alerts, emit } = sink();
+    const d = new SynFloodDetector(t, emit);
+    d.syn(T0, 'port', '443', 5000, 250);
+    for (let i = 0; i < 5000; i++) d.completedHandshake(T0, `198.51.100.${i & 255}`, 443);
+    d.syn(T0, 'port', '8080', 900, 250); // 900 half-open in the last second: < 10 x 100/s
+    d.tick(T0);
+    expect(alerts).toEqual([]);
+  });
+});
+
 describe('rate anomalies (EWMA baseline)', () => {
   const t = { ...DEFAULT_THRESHOLDS.anomaly, intervalMs: 1000, warmupIntervals: 10, k: 4, minRate: 5, minStdDev: 1, clearIntervals: 2 };
 

@@ -71,6 +71,11 @@ export interface DetectStats {
   packets?: { tcp: number; matched: number; emitted: number; sampled: number; syns: number; synacksOut: number; rstsOut: number };
   /** Incoming SYNs per second over the last tick, from the kernel counter. */
   synRate: number;
+  /**
+   * Handshakes completed (passive opens), from the kernel's counter in the connections
+   * probe: exact even when events are sampled or lost; every namespace of the host.
+   */
+  handshakes?: number;
   /** SYNs of one epoch (about 268 ms) that give a source or prefix its own kernel counter. */
   synAdmission: number;
 }
@@ -206,6 +211,7 @@ export function detect(options: DetectOptions): Detector {
   };
 
   let packetStream: PacketStream | undefined;
+  let connsProbe: { object: { map<K, V>(name: string): { getPerCpu(key: K): V[] | undefined } } } | undefined;
   try {
     const needPackets = on('synFlood') || on('portScan') || on('anomaly');
     if (needPackets) {
@@ -243,6 +249,7 @@ export function detect(options: DetectOptions): Detector {
     };
     if (on('synFlood') || on('anomaly')) {
       const conns = tcpProbe('connections', () => connections({ events: ['open'], seedListeners: false, latencyMs: 50 }));
+      connsProbe = conns;
       if (conns) pump('connections', conns, (c) => {
         if (c.direction === 'passive' && isLocal(c.saddr)) engine.passiveOpen(c.time.getTime(), c.daddr, c.sport);
       });
@@ -370,6 +377,12 @@ export function detect(options: DetectOptions): Detector {
           stats.packets = { tcp: k.tcp, matched: k.matched, emitted: k.emitted, sampled: k.sampledOut, syns: k.syns, synacksOut: k.synacksOut, rstsOut: k.rstsOut };
           stats.sampled['packets'] = k.sampledOut;
         } catch { /* closed meanwhile */ }
+      }
+      if (connsProbe && !closed) {
+        try {
+          const perCpu = connsProbe.object.map<number, { passive_established: bigint }>('conns_counters').getPerCpu(0) ?? [];
+          stats.handshakes = perCpu.reduce((n, v) => n + Number(v.passive_established), 0);
+        } catch { /* closed meanwhile: the last reading stands */ }
       }
       return structuredClone(stats);
     },
