@@ -334,7 +334,7 @@ export class Guard extends EventEmitter {
           if (name !== 'guard_xdp_xadd' && e instanceof VerifierError) {
             // Take the next variant: this kernel lacks BPF_FETCH atomics (before 5.12), the
             // cookie helpers (before 6.0), or accepts the cookie path for another reason.
-            const why = NO_FETCH_ATOMICS.test(e.verifierLog) ? `kernel ${os.release()} has no BPF_FETCH atomics (Linux 5.12+)`
+            const why = NO_FETCH_ATOMICS.test(e.verifierLog) ? `kernel ${os.release()} has no BPF_FETCH atomics (Linux 5.12+), and SYN cookies at XDP need Linux 6.0+`
               : UNKNOWN_HELPER.test(e.verifierLog) ? `kernel ${os.release()} has no bpf_tcp_raw_gen_syncookie helpers (Linux 6.0+)`
               : `kernel ${os.release()} rejected ${name}: ${e.message.split('\n')[0]}`;
             rejected.set(name, why);
