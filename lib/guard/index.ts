@@ -421,14 +421,18 @@ export class Guard extends EventEmitter {
     return expiresAt;
   }
 
-  /** Addresses a deny must not cover without force, read again when a second old. */
+  /**
+   * Addresses a deny must not cover without force. Reading them walks the kernel's socket
+   * tables (/proc/net/tcp{,6}), so deny() and denyMany() reuse a list up to 5 s old; serve's
+   * automatic denies read them afresh.
+   */
   protectedAddresses(): readonly ProtectedAddress[] {
     return this.safetyIndex().list;
   }
 
   private safetyIndex(): SafetyIndex {
     const now = Date.now();
-    if (!this.safety || now - this.safety.at > 1000) this.safety = { at: now, index: new SafetyIndex(protectedAddresses()) };
+    if (!this.safety || now - this.safety.at > 5000) this.safety = { at: now, index: new SafetyIndex(protectedAddresses()) };
     return this.safety.index;
   }
 
