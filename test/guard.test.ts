@@ -533,7 +533,7 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
   it('tcpscope guard --json prints counters and a summary, then detaches', async () => {
     const out: string[] = [], err: string[] = [];
     const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
-    const run = main(['guard', '-i', tn.hostIf, '--deny', `${second4},${second6}/128`, '--interval', '300ms', '--duration', '2s', '--json'], io);
+    const run = main(['guard', '-i', tn.hostIf, '--deny', `${second4},${second6}/128`, '--interval', '300ms', '--duration', '6s', '--json'], io); // long enough for a slow load, attach and client
     await eventually(() => attachedPrograms(tn.hostIf).length === 1, 3000, 'guard attached');
     // The first interval line comes after the entries are listed.
     await eventually(() => out.join('').includes('"type":"interval"'), 5000, 'the first interval');
