@@ -59,6 +59,20 @@ function metric(text: string, re: RegExp): number {
   return text.split('\n').filter((l) => re.test(l)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }
 
+describe.skipIf(!enabled)('serve guard.deny safety', () => {
+  it('refuses a configured deny that would cut the host off, naming the key and the override; force allows it', async () => {
+    const base = { interfaces: [], probes: NO_PROBES, detect: { enabled: false } };
+    const config = validateServeConfig({ ...base, guard: { enabled: true, deny: ['0.0.0.0/0'] } });
+    await expect(startAgent(config, () => {})).rejects.toThrow(/^config\.guard\.deny: refusing to deny 0\.0\.0\.0\/0: it covers every IPv4 address \(pass "force": true in config\.guard, to deny it anyway\)$/);
+    const agent = await startAgent(validateServeConfig({ ...base, guard: { enabled: true, deny: ['0.0.0.0/0'], force: true } }), () => {});
+    try {
+      expect(agent.guard!.get('0.0.0.0/0')?.action).toBe('drop');
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
 describe.skipIf(!enabled)('serve auto-deny: allow list, established peers, cap, expiry', () => {
   let tn: TestNet;
   const addr: Record<'admin' | 'attacker' | 'allowed' | 'other', string> = { admin: '', attacker: '', allowed: '', other: '' };

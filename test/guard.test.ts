@@ -210,7 +210,7 @@ describe.skipIf(!enabled)('guard XDP program (test runs)', () => {
     expect(prog.testRun({ data: syn('203.0.113.200') }).retval).toBe(XDP_DROP);
     expect(prog.testRun({ data: syn('2001:db8::9') }).retval).toBe(XDP_DROP);
     expect(prog.testRun({ data: syn('198.51.104.1') }).retval).toBe(XDP_PASS);
-    expect(guard.denyMany(['192.0.2.0/28', '192.0.2.16/28'], { ttlMs: 100 })).toEqual({ added: 2, updated: 0 });
+    expect(guard.denyMany(['198.18.77.0/28', '198.18.77.16/28'], { ttlMs: 100 })).toEqual({ added: 2, updated: 0 });
     await eventually(() => guard.size === 1002, 2000, 'bulk entries to expire');
     expect(() => guard.denyMany(['10.0.0.1', '300.1.1.1'])).toThrow(/bad IPv4|address/);
   });
@@ -534,8 +534,10 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
   it('tcpscope guard --json prints counters and a summary, then detaches', async () => {
     const out: string[] = [], err: string[] = [];
     const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
-    const run = main(['guard', '-i', tn.hostIf, '--deny', `${second4},${second6}/128`, '--interval', '300ms', '--duration', '2s', '--json'], io);
+    const run = main(['guard', '-i', tn.hostIf, '--deny', `${second4},${second6}/128`, '--interval', '300ms', '--duration', '6s', '--json'], io); // long enough for a slow load, attach and client
     await eventually(() => attachedPrograms(tn.hostIf).length === 1, 3000, 'guard attached');
+    // The first interval line comes after the entries are listed.
+    await eventually(() => out.join('').includes('"type":"interval"'), 5000, 'the first interval');
     const attempts = await attemptsFrom(tn, tn.hostV4, port, second4, 2, 500);
     expect(await run).toBe(0);
     expect(attachedPrograms(tn.hostIf)).toEqual([]);

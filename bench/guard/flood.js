@@ -14,7 +14,8 @@
 // Per mode: requests completed and failed, their latency (median, p90), the SYNs/s the
 // veth received, and for auto the protection delay. The last line is JSON.
 //
-//   node bench/guard/flood.js [--seconds 10] [--rounds 3] [--timeout 3] [--modes none,watch,auto,static]
+//   node bench/guard/flood.js [--seconds 10] [--rounds 3] [--timeout 3] [--modes none,watch,auto,lean,static]
+// DEBUG_FLOOD=1 prints progress and the agent's guard log lines to stderr.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');

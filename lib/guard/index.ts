@@ -20,7 +20,7 @@ import { interfaceName } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
 import { AF_INET, AF_INET6, Cidr, formatAddress, parseCidr } from '../net/addr';
 import { ExpiryQueue } from './expiry';
-import { GuardSafetyError, ProtectedAddress, denyProblem, protectedAddresses } from './safety';
+import { GuardSafetyError, ProtectedAddress, SafetyIndex, protectedAddresses } from './safety';
 
 export { GuardSafetyError } from './safety';
 export type { ProtectedAddress } from './safety';
@@ -298,7 +298,7 @@ export class Guard extends EventEmitter {
   private count = 0;
   private expiredCount = 0;
   private closed = false;
-  private safety: { at: number; list: ProtectedAddress[] } | undefined;
+  private safety: { at: number; index: SafetyIndex } | undefined;
 
   private constructor(object: BpfObject, program: Program, links: Link[], interfaces: InterfaceRef[], config: RawConfig) {
     super();
@@ -335,7 +335,7 @@ export class Guard extends EventEmitter {
           if (name !== 'guard_xdp_xadd' && e instanceof VerifierError) {
             // Take the next variant: this kernel lacks BPF_FETCH atomics (before 5.12), the
             // cookie helpers (before 6.0), or accepts the cookie path for another reason.
-            const why = NO_FETCH_ATOMICS.test(e.verifierLog) ? `kernel ${os.release()} has no BPF_FETCH atomics (Linux 5.12+)`
+            const why = NO_FETCH_ATOMICS.test(e.verifierLog) ? `kernel ${os.release()} has no BPF_FETCH atomics (Linux 5.12+), and SYN cookies at XDP need Linux 6.0+`
               : UNKNOWN_HELPER.test(e.verifierLog) ? `kernel ${os.release()} has no bpf_tcp_raw_gen_syncookie helpers (Linux 6.0+)`
               : `kernel ${os.release()} rejected ${name}: ${e.message.split('\n')[0]}`;
             rejected.set(name, why);
@@ -422,16 +422,24 @@ export class Guard extends EventEmitter {
     return expiresAt;
   }
 
-  /** Addresses a deny must not cover without force, read again when a second old. */
-  protectedAddresses(): ProtectedAddress[] {
+  /**
+   * Addresses a deny must not cover without force. Reading them walks the kernel's socket
+   * tables (/proc/net/tcp{,6}), so deny() and denyMany() reuse a list up to 5 s old; serve's
+   * automatic denies read them afresh.
+   */
+  protectedAddresses(): readonly ProtectedAddress[] {
+    return this.safetyIndex().list;
+  }
+
+  private safetyIndex(): SafetyIndex {
     const now = Date.now();
-    if (!this.safety || now - this.safety.at > 1000) this.safety = { at: now, list: protectedAddresses() };
-    return this.safety.list;
+    if (!this.safety || now - this.safety.at > 5000) this.safety = { at: now, index: new SafetyIndex(protectedAddresses()) };
+    return this.safety.index;
   }
 
   private checkSafe(c: Cidr, options: DenyOptions): void {
     if (options.force) return;
-    const problem = denyProblem(c, this.protectedAddresses());
+    const problem = this.safetyIndex().problem(c);
     if (problem) throw new GuardSafetyError(keyOf(c), problem);
   }
 
@@ -474,11 +482,11 @@ export class Guard extends EventEmitter {
     const keys = { [AF_INET]: new Uint8Array(this.v4.keySize), [AF_INET6]: new Uint8Array(this.v6.keySize) };
     const expiresAt = ttlMs === undefined ? undefined : Date.now() + ttlMs;
     let added = 0, updated = 0;
-    const guarded = options.force ? [] : this.protectedAddresses();
+    const guarded = options.force ? undefined : this.safetyIndex();
     for (const item of cidrs) {
       const c = toCidr(item);
-      if (!options.force) {
-        const problem = denyProblem(c, guarded);
+      if (guarded) {
+        const problem = guarded.problem(c);
         if (problem) {
           if (expiresAt !== undefined) this.armTimer();
           throw new GuardSafetyError(keyOf(c), problem);

@@ -118,6 +118,33 @@ export function denyProblem(c: Cidr, protectedList: readonly ProtectedAddress[])
   return undefined;
 }
 
+/** denyProblem over a fixed list, with single addresses (bulk lists are mostly those) looked up in O(1). */
+export class SafetyIndex {
+  private readonly v4 = new Map<number, string>();
+  private readonly v6 = new Map<string, string>();
+
+  constructor(readonly list: readonly ProtectedAddress[]) {
+    for (const p of list) {
+      if (p.family === AF_INET) { if (!this.v4.has(v4Key(p.bytes))) this.v4.set(v4Key(p.bytes), p.reason); }
+      else if (!this.v6.has(v6Key(p.bytes))) this.v6.set(v6Key(p.bytes), p.reason);
+    }
+  }
+
+  problem(c: Cidr): string | undefined {
+    if (c.family === AF_INET && c.prefixLen === 32) return this.v4.get(v4Key(c.addr));
+    if (c.family === AF_INET6 && c.prefixLen === 128) return this.v6.get(v6Key(c.addr));
+    return denyProblem(c, this.list);
+  }
+}
+
+function v4Key(b: Uint8Array): number {
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+function v6Key(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, 16).toString('hex');
+}
+
 /** True when `address` lies in one of `ranges`. */
 export function inRanges(address: string, ranges: readonly Cidr[]): boolean {
   if (net.isIP(address) === 0) return false;
