@@ -12,7 +12,6 @@ import { ElfError, readElfSection, readElfSections, readElfSymbols } from '../..
 import { checkBpfObject } from '../../lib/bpf/btf/object-check';
 import { BtfError } from '../../lib/bpf/btf/types';
 import { ROOT, SEED, fixtures, fuzz, iterations, report } from './harness';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { mutate, inputRng } = require('./mutate.cjs') as {
   mutate: (input: Uint8Array, seed: number, index: number, kind: 'elf' | 'btf') => Uint8Array;
   inputRng: (seed: number, index: number) => () => number;

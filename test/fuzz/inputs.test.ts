@@ -9,7 +9,6 @@ import { ConfigError, validateExportersConfig } from '../../lib/export/config';
 import { validateServeConfig } from '../../lib/serve/config';
 import { SEED, fixtures, fuzz, iterations, report } from './harness';
 import fs from 'node:fs';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { mutate, inputRng } = require('./mutate.cjs') as {
   mutate: (input: Uint8Array, seed: number, index: number, kind: 'elf' | 'btf' | 'raw') => Uint8Array;
   inputRng: (seed: number, index: number) => () => number;

@@ -1,12 +1,12 @@
 // Fuzzes BpfObject.open (the checks, then libbpf's open) with mutated objects in child
 // processes, so a SIGSEGV inside libbpf is seen as a crash instead of killing the suite.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BpfObject } from '../../lib/bpf/object';
 import { BpfError } from '../../lib/bpf/errors';
 import { ROOT, SEED, FIXTURES, fixtures, iterations } from './harness';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { runOpenFuzz, replayOpen } = require('./run-open.cjs') as {
   runOpenFuzz: (o: { seed: number; count: number; corpus: string[]; fixturesDir?: string; hangMs?: number; env?: Record<string, string> }) => Promise<{
     inputs: number;
@@ -19,6 +19,8 @@ const { runOpenFuzz, replayOpen } = require('./run-open.cjs') as {
   }>;
   replayOpen: (files: string[], o?: { env?: Record<string, string> }) => Promise<{ failures: { file: string; what: string }[]; summary?: { untyped: unknown[] } }>;
 };
+
+const { mutate } = require('./mutate.cjs') as { mutate: (b: Uint8Array, seed: number, index: number, kind: 'elf') => Uint8Array };
 
 const corpus = fs
   .readdirSync(path.join(ROOT, 'build', 'bpf'))
@@ -46,7 +48,7 @@ describe('fuzz: BpfObject.open', () => {
   }, 7_200_000);
 
   it('mutated objects that open also load (CO-RE relocation, verifier) without crashing', async () => {
-    const count = iterations('objectload', 200);
+    const count = iterations('objectload', 60);
     const r = await runOpenFuzz({
       seed: SEED + 100,
       count,
@@ -73,7 +75,7 @@ describe('fuzz: BpfObject.open', () => {
   });
 
   it('checks a custom kernel BTF before libbpf parses it', () => {
-    const bad = path.join(require('node:os').tmpdir(), `tcps-btf-${process.pid}.btf`);
+    const bad = path.join(os.tmpdir(), `tcps-btf-${process.pid}.btf`);
     const raw = Buffer.from(fs.readFileSync('/sys/kernel/btf/vmlinux').subarray(0, 4096));
     fs.writeFileSync(bad, raw); // cut mid-type
     try {
@@ -92,8 +94,7 @@ describe('fuzz: BpfObject.open', () => {
     expect(() => BpfObject.open(bad)).toThrow(/not a BPF object \(e_machine 62/);
     let message = '';
     for (let i = 0; i < 400 && !message; i++) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const input = (require('./mutate.cjs') as { mutate: (b: Uint8Array, s: number, i: number, k: string) => Uint8Array }).mutate(image, 99, i, 'elf');
+      const input = mutate(image, 99, i, 'elf');
       try {
         BpfObject.open(input).close();
       } catch (e) {
