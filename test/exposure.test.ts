@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { ConfigError, TcpscopeMetrics, startPrometheusServer, validateExportersConfig, loadWebConfig, PrometheusServer } from '../lib/export';
+import { BasicAuth } from '../lib/export/webconfig';
 import { Alert, webhookSink, WEBHOOK_SIGNATURE_HEADER } from '../lib/alerts';
 import { refusedAddress, refusedHost, guardedLookup } from '../lib/alerts/target';
 import { eventually } from './helpers/bpf';
@@ -127,6 +128,18 @@ describe('/metrics exposure', () => {
     // Liveness probes need no credentials.
     expect((await get(server.url.replace('/metrics', '/healthz'), { ca })).status).toBe(200);
   });
+
+  it('answers a flood of wrong passwords 503 beyond a few bcrypt checks at once, and still serves the right one', async () => {
+    // Cost 12: each check takes long enough (hundreds of ms) that sixteen sent at once overlap.
+    const server = await serve(webConfig('flood.yml', `basic_auth_users:\n  prom: ${bcrypt.hashSync('right', 12)}\n`));
+    const replies = await Promise.all(Array.from({ length: 16 }, (_, i) => get(server.url, { headers: { authorization: basic('prom', `wrong-${i}`) } })));
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(BasicAuth.MAX_VERIFYING);
+    expect(statuses.every((s) => s === 401 || s === 503)).toBe(true);
+    expect(replies.find((r) => r.status === 503)!.headers['retry-after']).toBe('1');
+    expect((await get(server.url, { headers: { authorization: basic('prom', 'right') } })).status).toBe(200);
+  }, 30_000);
 
   it('is a real Prometheus\'s target over TLS with basic auth (and a wrong password is refused)', async () => {
     const prometheus = ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => fs.existsSync(p));

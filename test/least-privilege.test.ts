@@ -126,7 +126,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
     const config = path.join(dir, 'serve.json');
     fs.writeFileSync(config, JSON.stringify({ interfaces: ['lo'], exporters: { prometheus: { port: 0 } } }));
     fs.chmodSync(config, 0o644);
-    const run = start(['serve', '--config', config, '-d', '20s'], /metrics at (http\S+)/);
+    const run = start(['serve', '--config', config, '-d', '80s'], /metrics at (http\S+)/);
     try {
       await run.ready;
     } finally {
@@ -137,7 +137,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
     expect(err).toMatch(/probes connections, retransmits, resets, drops, rtt, packets/);
     expect(err).not.toMatch(/stopped: |unavailable/);
     expect(code).toBe(0);
-  }, 40_000);
+  }, 90_000);
 
   it('gen-types needs no privilege at all', () => {
     const [cmd, argv] = asNobody([], ['gen-types', path.join(ROOT, 'build', 'bpf', 'conns.bpf.o'), '-t', 'conn_event']);

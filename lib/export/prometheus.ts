@@ -136,8 +136,12 @@ export async function startPrometheusServer(metrics: TcpscopeMetrics, options: P
       return;
     }
     if (url === path) {
-      auth.check(req).then((ok) => {
-        if (!ok) {
+      auth.check(req).then((verdict) => {
+        if (verdict === 'busy') {
+          res.writeHead(503, { 'retry-after': '1', 'content-type': 'text/plain' }).end('Too many authentication attempts at once\n');
+          return;
+        }
+        if (verdict === 'denied') {
           res.writeHead(401, { 'www-authenticate': 'Basic realm="tcpscope"', 'content-type': 'text/plain' }).end('Unauthorized\n');
           return;
         }

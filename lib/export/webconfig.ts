@@ -145,12 +145,16 @@ export function loadWebConfig(file: string): WebConfig {
 /**
  * Checks HTTP basic auth against bcrypt hashes. bcrypt is slow on purpose, so a verified
  * user/password pair is remembered (as a keyed digest, never the password) and a scraper
- * pays the cost once, not every scrape; an unknown user costs as much as a known one.
+ * pays the cost once, not every scrape; an unknown user costs as much as a known one. At
+ * most MAX_VERIFYING checks run at once: a flood of wrong passwords is answered 'busy'
+ * instead of queueing unbounded CPU work.
  */
 export class BasicAuth {
   private readonly verified = new Map<string, string>();
   private readonly cacheKey = crypto.randomBytes(32);
   private static readonly MAX_CACHED = 256;
+  static readonly MAX_VERIFYING = 4;
+  private verifying = 0;
   /** A hash nobody's password matches, compared against for unknown users. */
   private readonly dummy: string;
 
@@ -163,25 +167,32 @@ export class BasicAuth {
     return this.users.size > 0;
   }
 
-  /** Whether `req` carries valid credentials (always true when no users are configured). */
-  async check(req: IncomingMessage): Promise<boolean> {
-    if (!this.enabled) return true;
+  /** Whether `req` carries valid credentials (always 'ok' when no users are configured). */
+  async check(req: IncomingMessage): Promise<'ok' | 'denied' | 'busy'> {
+    if (!this.enabled) return 'ok';
     const header = req.headers.authorization;
     const m = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    if (!m) return false;
+    if (!m) return 'denied';
     const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
+    if (colon < 0) return 'denied';
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const hash = this.users.get(user);
     const digest = crypto.createHmac('sha256', this.cacheKey).update(decoded).digest('base64');
-    if (hash !== undefined && this.verified.get(user) === digest) return true;
-    const bcrypt = requireOptional<typeof import('bcryptjs')>('Basic auth (basic_auth_users)', 'bcryptjs');
-    const ok = await bcrypt.compare(password, hash ?? this.dummy);
-    if (!ok || hash === undefined) return false;
+    if (hash !== undefined && this.verified.get(user) === digest) return 'ok';
+    if (this.verifying >= BasicAuth.MAX_VERIFYING) return 'busy';
+    this.verifying++;
+    let ok: boolean;
+    try {
+      const bcrypt = requireOptional<typeof import('bcryptjs')>('Basic auth (basic_auth_users)', 'bcryptjs');
+      ok = await bcrypt.compare(password, hash ?? this.dummy);
+    } finally {
+      this.verifying--;
+    }
+    if (!ok || hash === undefined) return 'denied';
     if (this.verified.size >= BasicAuth.MAX_CACHED) this.verified.clear();
     this.verified.set(user, digest);
-    return true;
+    return 'ok';
   }
 }
