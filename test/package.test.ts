@@ -39,6 +39,21 @@ describe('npm tarball contents', () => {
   });
 });
 
+describe.each([['x64', 'Advanced Micro Devices X86-64', 'ld-linux-x86-64.so.2'], ['arm64', 'AArch64', 'ld-linux-aarch64.so.1']])('prebuilt addon for linux-%s', (arch, machine, loader) => {
+  const file = path.join(ROOT, 'prebuilds', `linux-${arch}`, 'tcpscope.node');
+  const readelf = (...args: string[]): string => spawnSync('readelf', ['-W', ...args, file], { encoding: 'utf8' }).stdout;
+  it.skipIf(!fs.existsSync(file))('needs only glibc 2.35+, has no text relocations and exports only the Node-API entry points', () => {
+    expect(readelf('-h')).toContain(`Machine:                           ${machine}`);
+    const dynamic = readelf('-d');
+    expect([...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1]).sort()).toEqual([loader, 'libc.so.6']);
+    expect(dynamic).not.toMatch(/TEXTREL/);
+    const versions = [...new Set(readelf('-V').match(/GLIBC_2\.\d+/g) ?? [])].map((v) => Number(v.split('.')[1]));
+    expect(Math.max(...versions)).toBeLessThanOrEqual(35);
+    const exported = readelf('--dyn-syms').split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[4] === 'GLOBAL' && f[6] !== 'UND').map((f) => f[7]);
+    expect(exported.sort()).toEqual(['napi_register_module_v1', 'node_api_module_get_api_version_v1']);
+  });
+});
+
 describe('license identifiers', () => {
   it('every tracked source file has an SPDX-License-Identifier', () => {
     const tracked = spawnSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' });
