@@ -2,7 +2,7 @@
 // under the strictest compiler settings (a misspelt name fails), and the skeleton driving a
 // real object (maps, globals, ring and perf buffers) through BPF_PROG_TEST_RUN.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,6 +96,42 @@ describe('tcpscope compile', () => {
     expect(r.stderr.trimEnd().split('\n').pop()).toMatch(/^tcpscope compile: clang failed for \w+ \(1 error in .*bad\.bpf\.c\)$/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
+
+  it('--watch rebuilds when the source or a header it includes changes, and stops on SIGINT', async () => {
+    const wdir = path.join(dir, 'watch');
+    fs.mkdirSync(wdir);
+    fs.writeFileSync(path.join(wdir, 'limits.h'), '#define LIMIT 1\n');
+    const src = path.join(wdir, 'w.bpf.c');
+    fs.writeFileSync(src, '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include "limits.h"\nconst volatile __u32 limit = LIMIT;\nSEC("tc") int w(struct __sk_buff *skb) { return limit; }\nchar LICENSE[] SEC("license") = "GPL";\n');
+    const child = spawn(process.execPath, [CLI, 'compile', src, '--watch', '--import-from', LIB_BPF], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const waitFor = (re: RegExp, from: number): Promise<void> => new Promise((resolve, reject) => {
+      const check = (): void => { if (re.test(err.slice(from))) { child.stderr.off('data', onData); resolve(); } };
+      const onData = (b: Buffer): void => { err += b.toString(); check(); };
+      child.stderr.on('data', onData);
+      child.once('exit', () => reject(new Error(`compile --watch exited; stderr: ${err}`)));
+      check();
+    });
+    try {
+      await waitFor(/watching for changes/, 0);
+      const skel = path.join(wdir, 'w.skel.ts');
+      const first = fs.readFileSync(skel, 'utf8');
+      let mark = err.length;
+      fs.writeFileSync(path.join(wdir, 'limits.h'), '#define LIMIT 2\n'); // a header change
+      await waitFor(/change in limits\.h: rebuilding\n[^]*wrote .*w\.skel\.ts/, mark);
+      const second = fs.readFileSync(skel, 'utf8');
+      expect(second).not.toBe(first); // the object (and its .rodata) changed
+      mark = err.length;
+      fs.writeFileSync(src, fs.readFileSync(src, 'utf8').replace('return limit;', 'return undeclared;')); // a broken source
+      await waitFor(/use of undeclared identifier 'undeclared'[^]*tcpscope compile: clang failed/, mark);
+      expect(fs.readFileSync(skel, 'utf8')).toBe(second); // the last good build stays
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
+    expect(child.exitCode).toBe(0);
+  }, 120_000);
 
   it('says clang is missing in one line', () => {
     const r = tcpscope(['compile', FIXTURE, '-o', dir], { ...process.env, PATH: '/nonexistent', CLANG: '' });
