@@ -3,7 +3,7 @@
 // a tc program of the test so the host retransmits).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject } from '../lib/bpf';
-import { drops, resets, retransmits, rtt, tracepointAvailable } from '../lib/probes';
+import { connections, drops, resets, retransmits, rtt, tracepointAvailable } from '../lib/probes';
 import { tracepointFields } from '../lib/probes/tcp_common';
 import { log2Buckets } from '../lib/probes/rtt';
 import { bpfAvailable, eventually, objectPath } from './helpers/bpf';
@@ -32,6 +32,29 @@ describe.skipIf(!enabled)('TCP event probes: options and kernel support', () => 
     expect(() => rtt({ events: false })).toThrow(/choose a histogram key/);
     expect(() => retransmits({ ports: ['http'] })).toThrow(/bad port 'http'/);
     expect(() => drops({ cidrs: ['not-an-ip'] })).toThrow(/bad address/);
+  });
+
+  it('every TCP probe takes wakeupBytes (and refuses a bad one before attaching)', async () => {
+    const port = freePort();
+    const server = await startServer('127.0.0.1', port, 'tcps-wakeup');
+    try {
+      await using c = connections({ ports: [port], wakeupBytes: 4096, events: ['close'] });
+      await using r = resets({ ports: [port], wakeupBytes: 4096 });
+      await using t = retransmits({ ports: [port], wakeupBytes: 4096 });
+      await using d = drops({ ports: [port], wakeupBytes: 4096 });
+      await using h = rtt({ ports: [port], wakeupBytes: 4096 });
+      const conns = collect(c);
+      const samples = collect(h);
+      await connectAndWrite('127.0.0.1', port, 2000);
+      const closed = await eventually(() => conns.events.find((e) => e.type === 'close'), 5000, 'close event');
+      expect(closed.bytesReceived + closed.bytesAcked).toBeGreaterThan(0);
+      await eventually(() => samples.events[0], 5000, 'rtt sample');
+      expect([r, t, d].every((p) => !p.isClosed)).toBe(true);
+    } finally {
+      await server.stop();
+    }
+    expect(() => connections({ wakeupBytes: -1 })).toThrow(/connections\(\): wakeupBytes must be an integer/);
+    expect(() => resets({ wakeupBytes: 1 << 16, ringBytes: 1 << 16 })).toThrow(/resets\(\): wakeupBytes .* must be smaller than ringBytes/);
   });
 
   it('detects tracepoints from tracefs', () => {
