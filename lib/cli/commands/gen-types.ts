@@ -8,7 +8,11 @@ export const genTypesCommand: Command = {
   name: 'gen-types',
   summary: 'write TypeScript declarations for the types of a BPF object (like bpf2go)',
   usage: '<object.bpf.o> [-t TYPE]... [-o FILE]',
-  options: { type: { type: 'string', short: 't', multiple: true }, output: { type: 'string', short: 'o' } },
+  options: {
+    type: { type: 'string', short: 't', multiple: true, arg: 'NAME', help: 'only this struct/enum (and what it uses); default: every named type of the object' },
+    output: { type: 'string', short: 'o', arg: 'FILE', help: 'write the declarations to FILE instead of standard output' },
+  },
+  examples: [['tcpscope gen-types build/bpf/syncount.bpf.o -o syncount.types.ts', 'TypeScript declarations for the syn-counter example\'s structs']],
   allowPositionals: true,
   async run(ctx) {
     const [file] = ctx.positionals;

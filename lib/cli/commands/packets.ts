@@ -3,10 +3,11 @@
 import { compileFilter } from '../../filter/compile';
 import { FilterError } from '../../filter/parse';
 import { PcapngWriter, LINKTYPE_ETHERNET } from '../../pcapng';
-import { MAX_CAPTURE, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
+import { MAX_CAPTURE, PacketEvent, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
+import { AF_INET } from '../../net/addr';
 import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
 import type { Command, CommandContext } from '../command';
-import { STREAM_OPTIONS, UsageError, counter, parseCount, printSummary, toJson } from '../command';
+import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, looksLikeDuration, parseCount, printSummary, toJson } from '../command';
 
 const STDOUT_FD = 1;
 
@@ -21,16 +22,29 @@ function intArg(ctx: CommandContext, name: string, fallback: number, min: number
   return Number(text);
 }
 
+/**
+ * tcpdump -v's line: the IP header fields after the protocol (`IP (ttl 64, proto TCP (6),
+ * length 60) ...`, `IP6 (hlim 64, next-header TCP (6) payload length: 40) ...`).
+ */
+export function formatPacketVerbose(e: PacketEvent): string {
+  const body = formatPacketBody(e);
+  const ip = e.family === AF_INET
+    ? `IP (ttl ${e.ttl}, proto TCP (6), length ${e.ip_len})`
+    : `IP6 (hlim ${e.ttl}, next-header TCP (6) payload length: ${e.ip_len - 40})`;
+  return body.replace(/^IP6? /, `${ip} `);
+}
+
 async function writeText(ctx: CommandContext, probe: PacketStream): Promise<void> {
   const take = counter(ctx);
   const json = Boolean(ctx.values['json']);
   const time = new TimeFormatter();
+  const verbose = ctx.values['verbose'] !== undefined;
   let done = false;
   for await (const events of probe.batches()) {
     let out = '';
     for (const e of events) {
       const wall = probe.wallClockNs(e.ts_ns);
-      out += json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${formatPacketBody(e)}\n`;
+      out += json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`;
       if (!take()) { done = true; break; }
     }
     ctx.out.write(out);
@@ -70,25 +84,35 @@ async function writePcapng(ctx: CommandContext, probe: PacketStream, file: strin
 export const packetsCommand: Command = {
   name: 'packets',
   summary: 'incoming TCP segments, tcpdump-like: lines, NDJSON or pcapng (-w), filtered in the kernel',
-  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
+  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [--duration DURATION] [-n] [-v] [-d] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
     '  -w - writes the pcapng to standard output; -w buffers like tcpdump: the ring is read when 4 MiB wait or after --latency-ms (default 1000); -U writes every packet within 10 ms\n' +
     '  filter: host/net/port/portrange with src/dst, ip, ip6, tcp[tcpflags] & tcp-syn != 0, syn/ack/fin/rst, and/or/not, ( )\n' +
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true },
-    xdp: { type: 'boolean', default: false },
-    'xdp-mode': { type: 'string' },
-    write: { type: 'string', short: 'w' },
-    snaplen: { type: 'string', short: 's' },
-    sample: { type: 'string' },
-    payload: { type: 'string' },
-    'time-stamp-precision': { type: 'string' },
-    'print-filter': { type: 'boolean', default: false },
-    'latency-ms': { type: 'string' },
-    'packet-buffered': { type: 'boolean', short: 'U', default: false },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'capture incoming TCP on this interface (repeatable)' },
+    xdp: { type: 'boolean', default: false, help: 'capture at XDP instead of tc ingress (earlier, before the kernel allocates an skb)' },
+    'xdp-mode': { type: 'string', arg: 'MODE', choices: ['auto', 'native', 'skb'], help: 'XDP attach mode with --xdp' },
+    write: { type: 'string', short: 'w', arg: 'FILE', help: 'write a pcapng file instead of lines (- for standard output)' },
+    snaplen: { type: 'string', short: 's', arg: 'SNAPLEN', help: 'bytes kept of each packet with -w (0 = 262144, as tcpdump)' },
+    sample: { type: 'string', arg: 'N', help: 'keep one matching packet in N (in the kernel)' },
+    payload: { type: 'string', arg: 'N', help: 'with --json, include the first N payload bytes (hex)' },
+    'time-stamp-precision': { type: 'string', arg: 'PREC', choices: ['nano', 'micro'], help: 'pcapng timestamp resolution with -w' },
+    'print-filter': { type: 'boolean', short: 'd', default: false, help: 'print the compiled filter program and exit (as tcpdump -d)' },
+    'latency-ms': { type: 'string', arg: 'MS', help: 'longest time a packet waits in the ring before it is read' },
+    'packet-buffered': { type: 'boolean', short: 'U', default: false, help: 'with -w, write each packet within 10 ms' },
+    numeric: { type: 'boolean', short: 'n', counted: true, help: 'do not resolve names (tcpscope never does: accepted for tcpdump habits; -nn too)' },
+    verbose: { type: 'boolean', short: 'v', counted: true, help: 'also print TTL (hop limit) and IP length, as tcpdump -v does (-vv: the same)' },
   },
+  deprecated: [{ ...DEPRECATED_D, warning: '-d DURATION is deprecated: use --duration (-d alone prints the compiled filter, as tcpdump -d does)', when: looksLikeDuration }],
   allowPositionals: true,
+  positionalsHelp: 'a tcpdump filter expression (pcap-filter(7) syntax, the TCP subset)',
+  examples: [
+    ['tcpscope packets -i eth0', 'one line per incoming TCP segment'],
+    ["tcpscope packets -i lo 'dst port 8080 and tcp[tcpflags] & tcp-syn != 0'", 'SYNs to port 8080 on loopback'],
+    ['tcpscope packets -i eth0 -w out.pcapng -c 1000 port 443', '1000 segments of port 443 to a pcapng file'],
+    ["tcpscope packets -d 'tcp port 80'", 'the compiled filter program, without capturing'],
+  ],
   async run(ctx) {
     const expression = ctx.positionals.join(' ');
     let compiledText: string;
@@ -131,7 +155,8 @@ export const packetsCommand: Command = {
       ...(file && !immediate ? { wakeupBytes: CAPTURE_RING_BYTES / 8, ringBytes: CAPTURE_RING_BYTES } : {}),
     });
     const names = [...probe.interfaces.values()].join(', ');
-    ctx.err.write(`tcpscope: listening on ${names} (${hook === 'xdp' ? 'XDP' : 'tc ingress'})${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file} (snaplen ${snaplen})` : ''}\n`);
+    // tcpdump's line, then what tcpscope adds: where it captures and the filter.
+    ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
     try {
       if (file) await writePcapng(ctx, probe, file, snaplen, precision === 'nano' ? 'ns' : 'us', immediate);
       else await writeText(ctx, probe);

@@ -3,18 +3,23 @@ import { loadServeConfig, validateServeConfig } from '../../serve/config';
 import { startAgent } from '../../serve/agent';
 import { ConfigError } from '../../export/config';
 import type { Command } from '../command';
-import { UsageError } from '../command';
+import { DEPRECATED_D, UsageError } from '../command';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run as an agent: probes, detectors, optional guard, Prometheus/OpenTelemetry export',
   usage: '--config FILE | --prometheus PORT [-i IFACE]...',
   options: {
-    config: { type: 'string' },
-    prometheus: { type: 'string' },
-    interface: { type: 'string', short: 'i', multiple: true },
-    duration: { type: 'string', short: 'd' },
+    config: { type: 'string', arg: 'FILE', help: 'the agent configuration (YAML or JSON; see deploy/)' },
+    prometheus: { type: 'string', arg: 'PORT', help: 'without --config: serve Prometheus /metrics on this port, alerts as NDJSON on stdout' },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (overrides the configuration)' },
+    duration: { type: 'string', arg: 'DURATION', help: 'stop after this long once attached' },
   },
+  deprecated: [DEPRECATED_D],
+  examples: [
+    ['tcpscope serve --config /etc/tcpscope/agent.yaml', 'the agent as deployed by deploy/kubernetes/daemonset.yaml'],
+    ['tcpscope serve --prometheus 9464 -i eth0', 'metrics for eth0 at http://localhost:9464/metrics'],
+  ],
   async run(ctx) {
     let config;
     try {
@@ -33,7 +38,7 @@ export const serveCommand: Command = {
     if (interfaces?.length) config.interfaces = interfaces;
     const agent = await startAgent(config, (m) => ctx.err.write(`tcpscope serve: ${m}\n`));
     const where = agent.exporters.prometheus ? ` metrics at ${agent.exporters.prometheus.url}` : '';
-    ctx.err.write(`tcpscope serve: watching ${agent.interfaces.join(', ')}; probes ${agent.probes.join(', ')}; detect ${agent.detector ? 'on' : 'off'}; guard ${agent.guard ? 'on' : 'off'};${where}\n`);
+    ctx.ready(`tcpscope serve: watching ${agent.interfaces.join(', ')}; probes ${agent.probes.join(', ')}; detect ${agent.detector ? 'on' : 'off'}; guard ${agent.guard ? 'on' : 'off'};${where}`);
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       else ctx.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -6,7 +6,7 @@ import { connections, ConnectionEvent } from '../../probes/connections';
 import { packets, PacketStream } from '../../probes/packets';
 import { startDemo, Demo } from '../../demo/demo';
 import type { Command, CommandContext } from '../command';
-import { STREAM_OPTIONS, counter, toJson } from '../command';
+import { DEPRECATED_D, STREAM_OPTIONS, counter, toJson } from '../command';
 
 const SYN = 0x02, ACK = 0x10;
 
@@ -29,13 +29,18 @@ interface Rates {
 export const watchCommand: Command = {
   name: 'watch',
   summary: 'live view of incoming TCP: connections with their owners, packet and SYN rates (the main job)',
-  usage: '[-i IFACE]... [--demo | --no-demo] [--json] [-c N] [-d DURATION]',
+  usage: '[-i IFACE]... [--demo | --no-demo] [--json] [-c N] [--duration DURATION]',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true },
-    demo: { type: 'boolean', default: false },
-    'no-demo': { type: 'boolean', default: false },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (default: every interface that is up)' },
+    demo: { type: 'boolean', default: false, help: 'start the demo network at once' },
+    'no-demo': { type: 'boolean', default: false, help: 'never start the demo network' },
   },
+  deprecated: [DEPRECATED_D],
+  examples: [
+    ['tcpscope watch', 'connections opening and closing with their process, packet and SYN rates each second'],
+    ['tcpscope watch --demo --duration 15s', 'the same on a demo network the command creates and removes'],
+  ],
   async run(ctx: CommandContext) {
     const interfaces = (ctx.values['interface'] as string[] | undefined) ?? upInterfaces();
     const json = Boolean(ctx.values['json']);
@@ -70,7 +75,7 @@ export const watchCommand: Command = {
     };
     try {
       watchPackets(interfaces);
-      ctx.err.write(`watching incoming TCP on ${interfaces.join(', ')} (Ctrl-C to stop)\n`);
+      ctx.ready(`listening on ${interfaces.join(', ')} (tc ingress), watching connections, Ctrl-C to end`);
       const ticker = setInterval(flushRates, 1000);
       ctx.signal.addEventListener('abort', () => clearInterval(ticker), { once: true });
       const wantDemo = Boolean(ctx.values['demo']);
