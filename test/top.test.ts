@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
-import { bpfAvailable, ROOT } from './helpers/bpf';
+import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 import { human, renderTop } from '../lib/top/aggregate';
 
@@ -53,7 +53,7 @@ describe.skipIf(!enabled)('tcpscope top', () => {
     let err = '';
     top.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     top.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    await new Promise((r) => setTimeout(r, 1500)); // attached
+    await eventually(() => /^listening on /m.test(err), 20000, 'the readiness line');
     const client = tn.spawnNode(TRAFFIC_SCRIPT, [tn.hostV4, String(port), '20', '30000']);
     await once(client, 'exit');
     await new Promise((r) => setTimeout(r, 2200)); // two more refreshes

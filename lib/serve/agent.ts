@@ -2,6 +2,7 @@
 // acting on them, and the exporters, run together until stopped.
 import { connections } from '../probes/connections';
 import { packets } from '../probes/packets';
+import { readSynTables, synCounts } from '../probes/syn-counts';
 import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
 import { drops } from '../probes/drops';
@@ -41,6 +42,8 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   let detector: Detector | undefined;
   let guardTimer: NodeJS.Timeout | undefined;
   const names: string[] = [];
+  /** Read the SYN tables one last time; called before the programs close. */
+  const detachers: Array<() => void> = [];
 
   /** Reads a probe to the end into the metrics; a failing probe is reported, not fatal. */
   const pump = <E>(name: string, probe: AsyncIterable<E> & Running & ProbeStatsSource, observe: (e: E) => void): void => {
@@ -59,7 +62,18 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     if (p.resets) pump('resets', resets(), (e) => metrics.observeReset(e));
     if (p.drops) pump('drops', drops(), (e) => metrics.observeDrop(e));
     if (p.rtt) pump('rtt', rtt({ histogram: false }), (e) => metrics.observeRtt(e));
-    if (p.packets) pump('packets', packets({ interfaces }), (e) => metrics.observePacket(e));
+    if (p.packets) {
+      // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
+      // comes from its tables at every scrape, without a second program per interface.
+      const stream = packets({ interfaces, countSyns: true });
+      pump('packets', stream, (e) => metrics.observePacket(e));
+      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(stream.program) }));
+    } else {
+      const syns = synCounts({ interfaces });
+      running.push(syns);
+      names.push('synCounts');
+      detachers.push(metrics.attachSynCounts(syns));
+    }
 
     if (config.guard.enabled) {
       guard = Guard.start({ interfaces });
@@ -92,6 +106,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     }
   } catch (e) {
     if (guardTimer) clearInterval(guardTimer);
+    for (const d of detachers) d();
     for (const r of running) r.close();
     guard?.close();
     await exporters.close();
@@ -109,6 +124,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     close() {
       closing ??= (async () => {
         if (guardTimer) clearInterval(guardTimer);
+        for (const d of detachers) d();
         for (const r of running) r.close();
         guard?.close();
         await Promise.allSettled(pumps);
