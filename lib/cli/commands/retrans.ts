@@ -16,9 +16,9 @@ export const retransCommand: Command = {
   ],
   async run(ctx) {
     const probe = openOrUsage(() => retransmits({ ...filterOptions(ctx), synack: !ctx.values['no-synack'] }));
-    const header = `${pad('TIME', 12)} ${pad('TYPE', 10)} ${pad('LOCAL', 28)} ${pad('REMOTE', 28)} ${pad('STATE', 12)} ${pad('SEQ', 10, true)} ${pad('CWND', 5, true)}`;
+    const header = `${pad('TIME', 12)} ${pad('TYPE', 10)} ${pad('LOCAL', 28)} ${pad('REMOTE', 28)} ${pad('STATE', 12)} ${pad('SEQ', 10, true)} ${pad('SEGS', 4, true)} ${pad('CWND', 5, true)}`;
     const text = (e: RetransmitEvent): string =>
-      `${clock(e.time)} ${pad(e.type, 10)} ${pad(endpoint(e.saddr, e.sport), 28)} ${pad(endpoint(e.daddr, e.dport), 28)} ${pad(e.state, 12)} ${pad(e.seq, 10, true)} ${pad(e.sndCwnd, 5, true)}`;
+      `${clock(e.time)} ${pad(e.type, 10)} ${pad(endpoint(e.saddr, e.sport), 28)} ${pad(endpoint(e.daddr, e.dport), 28)} ${pad(e.state, 12)} ${pad(e.seq, 10, true)} ${pad(e.segs, 4, true)} ${pad(e.sndCwnd, 5, true)}`;
     return streamEvents(ctx, probe, { tracing: 'TCP retransmits (tcp:tcp_retransmit_skb)', header, text });
   },
 };
