@@ -363,12 +363,25 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
 
   /** Decoded events, one array per kernel read. */
   override async *batches(): AsyncIterableIterator<PacketEvent[]> {
+    for await (const batch of this.rawBatches()) {
+      const out = this.decode(batch);
+      if (out.length) yield out;
+    }
+  }
+
+  /** Events waiting in the ring now, without sleeping (for a program run by testRun). */
+  readAvailable(): PacketEvent[] {
+    const batch = this.ring.readAvailable();
+    return batch ? this.decode(batch) : [];
+  }
+
+  private decode(batch: RecordBatch): PacketEvent[] {
     const decoder = this.decoder;
     const names = this.program.interfaces;
     const layout = this.layout;
-    for await (const batch of this.rawBatches()) {
-      const out = new Array<PacketEvent>(batch.count);
-      const view = batch.view;
+    const out = new Array<PacketEvent>(batch.count);
+    const view = batch.view;
+    {
       for (let i = 0; i < batch.count; i++) {
         const offset = batch.offsets[i]!;
         const e = decoder.decode(view, offset);
@@ -386,8 +399,8 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketEvent> {
         }
         out[i] = e;
       }
-      if (out.length) yield out;
     }
+    return out;
   }
 
   /**
@@ -496,6 +509,28 @@ export function packets(options: PacketsOptions): PacketStream {
     if (options.signal) readerOptions.signal = options.signal;
     const reader = program.object.ringBuffer<PacketEvent>('packets', readerOptions);
     return new PacketStream(program, reader);
+  } catch (e) {
+    program.close();
+    throw e;
+  }
+}
+
+/**
+ * The packet program loaded and attached nowhere, with its event ring: `packets -r` runs
+ * the frames of a file through it (BPF_PROG_TEST_RUN), so a file is filtered and decoded by
+ * the very program that captures live.
+ */
+export function openDetachedPackets(options: { filter?: PacketFilter; snaplen?: number; payloadBytes?: number }): PacketStream {
+  const opts: NormalizedOptions = {
+    ifindexes: [], ifnames: [], hook: 'tc', xdpMode: 'auto',
+    filter: compileFilter(options.filter),
+    snaplen: intOption('snaplen', options.snaplen, 0, 262144, 0),
+    payloadBytes: intOption('payloadBytes', options.payloadBytes, 0, MAX_CAPTURE, 0),
+    sampleRate: 1,
+  };
+  const program = PacketProgram.open(opts, FEATURE_EVENTS, opts.snaplen || opts.payloadBytes ? 1 << 22 : 1 << 16);
+  try {
+    return new PacketStream(program, program.object.ringBuffer<PacketEvent>('packets', {}));
   } catch (e) {
     program.close();
     throw e;

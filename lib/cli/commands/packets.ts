@@ -86,7 +86,7 @@ export const packetsCommand: Command = {
   summary: 'incoming TCP segments, tcpdump-like: lines, NDJSON or pcapng (-w), filtered in the kernel',
   usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [--duration DURATION] [-n] [-v] [-d] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
     '  -w - writes the pcapng to standard output; -w buffers like tcpdump: the ring is read when 4 MiB wait or after --latency-ms (default 1000); -U writes every packet within 10 ms\n' +
-    '  filter: host/net/port/portrange with src/dst, ip, ip6, tcp[tcpflags] & tcp-syn != 0, syn/ack/fin/rst, and/or/not, ( )\n' +
+    '  filter: pcap-filter(7) for TCP: [tcp|ip|ip6] [src|dst] host/net [mask]/port/portrange, proto tcp, less/greater/len, tcp[OFF:SIZE] & MASK relop N (first 16 header bytes), syn/ack/fin/rst, and/or/not, && || !, ( )\n' +
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
     ...STREAM_OPTIONS,
