@@ -4,18 +4,20 @@
 // tcpscope's kernel packet program (BPF_PROG_TEST_RUN, the program that captures live),
 // and the two selections must be the same packets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { bpfAvailable, eventually } from './helpers/bpf';
+import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
+import { LINKTYPE_ETHERNET, PcapngWriter } from '../lib/pcapng';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 import { CaptureFrame, readCapture } from '../lib/pcapng/read';
 import { PacketFileFilter } from '../lib/probes/packets-file';
 
 const enabled = bpfAvailable('filter vs tcpdump');
+const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 
 describe.skipIf(!enabled)('filter expressions select the packets tcpdump selects', { timeout: 120_000 }, () => {
   let tn: TestNet;
@@ -155,5 +157,42 @@ describe.skipIf(!enabled)('filter expressions select the packets tcpdump selects
     expect(mismatches).toEqual([]);
     // The corpus discriminates: most expressions select some packets but not all.
     expect(nonEmpty).toBeGreaterThanOrEqual(30);
+  });
+
+  it('packets -r FILE (pcap and pcapng) prints the lines tcpdump -r prints, with the same filter', async () => {
+    const pcapng = path.join(dir, 'traffic.pcapng');
+    const writer = PcapngWriter.create(pcapng, { interfaces: [{ name: tn.hostIf, linkType: LINKTYPE_ETHERNET, snaplen: 262144 }], resolution: 'us' });
+    for (const f of frames) writer.write(0, f.tsNs / 1000n, f.data, f.origLen);
+    writer.close();
+    const expr = `port ${p1} or (ip6 and tcp[tcpflags] & tcp-syn != 0)`;
+    const theirs = execFileSync('tcpdump', ['-r', file, '-nn', '-S', expr], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n');
+    for (const input of [file, pcapng]) {
+      const r = spawnSync(process.execPath, [CLI, 'packets', '-r', input, '-nn', expr], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/^reading from file .*, \d+ packets, filter/m);
+      const ours = r.stdout.trim().split('\n').map((l) => l.replace(/^(\S+) \S+ In {2}/, '$1 '));
+      // tcp[] is IPv4-only in libpcap: the IPv6 SYNs are tcpscope's extra lines.
+      const v6syns = ours.filter((l) => / IP6 .*Flags \[S\.?\]/.test(l) && !l.includes(`.${p1}`));
+      expect(v6syns.length).toBeGreaterThan(0);
+      expect(ours.filter((l) => !v6syns.includes(l))).toEqual(theirs);
+    }
+    // -v: the IP header as tcpdump -v prints it (tcpdump adds the TCP checksum check).
+    const vTheirs = execFileSync('tcpdump', ['-r', file, '-nn', '-S', '-v', expr], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n');
+    const v = spawnSync(process.execPath, [CLI, 'packets', '-r', file, '-nn', '-v', expr], { encoding: 'utf8' });
+    expect(v.status, v.stderr).toBe(0);
+    const vOurs = v.stdout.trim().split('\n').map((l) => l.replace(/^(\S+) \S+ In {2}/, '$1 '));
+    const headers = (lines: string[]): string[] => lines.filter((l) => / IP \(/.test(l)).map((l) => l.replace(/\).*$/, ')'));
+    expect(headers(vOurs)).toEqual(headers(vTheirs));
+    expect(headers(vOurs).length).toBeGreaterThan(0);
+    expect(vOurs.find((l) => / IP \(/.test(l))).toMatch(/IP \(tos 0x\d+, ttl \d+, id \d+, offset 0, flags \[DF\], proto TCP \(6\), length \d+\)/);
+    const v6 = (lines: string[]): string[] => lines.filter((l) => l.includes(' IP6 (') && l.includes(`.${p1}`)).map((l) => l.replace(/\).*$/, ')'));
+    expect(v6(vOurs)).toEqual(v6(vTheirs));
+    const bad = spawnSync(process.execPath, [CLI, 'packets', '-r', path.join(dir, 'nope.pcap')], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/no such file: .*nope\.pcap/);
+    fs.writeFileSync(path.join(dir, 'junk'), 'not a capture');
+    const junk = spawnSync(process.execPath, [CLI, 'packets', '-r', path.join(dir, 'junk')], { encoding: 'utf8' });
+    expect(junk.status).toBe(2);
+    expect(junk.stderr).toMatch(/not a pcap or pcapng file/);
   });
 });

@@ -43,6 +43,7 @@ export class PacketFileFilter implements Disposable {
     event.ts_ns = frame.tsNs - this.stream.clockOffsetNs;
     event.frame_len = wire;
     event.ifname = frame.ifname ?? '-';
+    event.frame ??= data;
     return event;
   }
 
