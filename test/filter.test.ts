@@ -42,6 +42,7 @@ describe('filter parser', () => {
       ['tcp[16:2] = 0', /past the 16 bytes/],
       ['tcp[2:4] = 0', /straddles a 4-byte boundary/],
       ['tcp[13] + 1 = 3', /only '&' \(a mask\)/],
+      ['tcp[tcpflags] & tcp-syn|tcp-ack == tcp-syn', /'&' binds tighter than '\|', as in tcpdump: write the mask in parentheses/],
       ['tcp[0:2] = tcp[2:2]', /not with another field/],
       ['proto udp', /proto udp' is not supported/],
       ['host example.com', /names are not resolved/],

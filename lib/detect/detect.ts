@@ -82,7 +82,7 @@ export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
 const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued', 'maxPacketEventsPerSec'];
 
 /** Packets the detectors look at: SYNs (attribution of counts) and segments with no SYN, ACK or RST (FIN/NULL/XMAS probes). */
-export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == tcp-syn or tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == 0';
+export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn or tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == 0';
 
 interface Closable { close(): void; stats?(): { received: number; lost: number } }
 

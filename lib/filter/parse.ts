@@ -325,6 +325,9 @@ class Parser {
       const mask = a.kind === 'const' ? a.value : b.kind === 'const' ? b.value : this.fail('mask a field with a constant, not with another field', op);
       return { ...field, mask: (field.mask & mask) >>> 0 };
     }
+    if (op.text === '|' && a.kind === 'field' && b.kind === 'const') {
+      this.fail(`'&' binds tighter than '|', as in tcpdump: write the mask in parentheses, e.g. ${a.text} & (tcp-syn|tcp-ack)`, op);
+    }
     return this.fail(`only '&' (a mask) may be applied to a packet field before comparing it ('${op.text}' is not supported on fields)`, op);
   }
 

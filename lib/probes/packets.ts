@@ -205,6 +205,8 @@ export class PacketProgram {
   readonly hook: PacketHook;
   /** Interface names by ifindex. */
   readonly interfaces: ReadonlyMap<number, string>;
+  private readonly names: Map<number, string>;
+  private readonly xdpMode: XdpMode;
   private config: ConfigValue;
   private filterText: string;
   private readonly configMap: BpfMap<number, ConfigValue>;
@@ -215,7 +217,9 @@ export class PacketProgram {
     this.object = object;
     this.links = links;
     this.hook = opts.hook;
-    this.interfaces = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
+    this.names = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
+    this.interfaces = this.names;
+    this.xdpMode = opts.xdpMode;
     this.config = config;
     this.filterText = opts.filter.text;
     this.configMap = object.map<number, ConfigValue>('packets_config');
@@ -251,6 +255,18 @@ export class PacketProgram {
       obj.close();
       throw e;
     }
+  }
+
+  /**
+   * Attaches to one more interface while running (one created after the start, for
+   * `-i any`); its packets join the same ring. Does nothing for one already attached.
+   */
+  addInterface(ifindex: number, name: string): boolean {
+    if (this.names.has(ifindex)) return false;
+    const prog = this.object.program(this.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
+    this.links.push(this.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: this.xdpMode }));
+    this.names.set(ifindex, name);
+    return true;
   }
 
   /** The filter now applied (its expression text). */

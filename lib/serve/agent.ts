@@ -3,6 +3,7 @@
 import { connections } from '../probes/connections';
 import { packets } from '../probes/packets';
 import { readSynTables, synCounts } from '../probes/syn-counts';
+import type { PacketProgram } from '../probes/packets';
 import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
 import { drops } from '../probes/drops';
@@ -27,6 +28,8 @@ export interface Agent {
   readonly probes: string[];
   /** Sources denied automatically so far. */
   readonly autoDenied: string[];
+  /** The packet programs (packets probe or SYN counts) to attach to interfaces created later. */
+  readonly packetPrograms: () => PacketProgram[];
   /** Stops everything (detaches, flushes exporters); idempotent. */
   close(): Promise<void>;
 }
@@ -44,6 +47,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   const names: string[] = [];
   /** Read the SYN tables one last time; called before the programs close. */
   const detachers: Array<() => void> = [];
+  const packetPrograms: Array<{ program: PacketProgram; isClosed(): boolean }> = [];
 
   /** Reads a probe to the end into the metrics; a failing probe is reported, not fatal. */
   const pump = <E>(name: string, probe: AsyncIterable<E> & Running & ProbeStatsSource, observe: (e: E) => void): void => {
@@ -66,11 +70,14 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
       // comes from its tables at every scrape, without a second program per interface.
       const stream = packets({ interfaces, countSyns: true });
+      packetPrograms.push({ program: stream.program, isClosed: () => stream.isClosed });
       pump('packets', stream, (e) => metrics.observePacket(e));
       detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(stream.program) }));
     } else {
       const syns = synCounts({ interfaces });
-      running.push(syns);
+      let synsClosed = false;
+      packetPrograms.push({ program: syns.program, isClosed: () => synsClosed });
+      running.push({ close: () => { synsClosed = true; syns.close(); } });
       names.push('synCounts');
       detachers.push(metrics.attachSynCounts(syns));
     }
@@ -121,6 +128,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     guard,
     probes: names,
     autoDenied,
+    packetPrograms: () => packetPrograms.filter((p) => !p.isClosed()).map((p) => p.program),
     close() {
       closing ??= (async () => {
         if (guardTimer) clearInterval(guardTimer);

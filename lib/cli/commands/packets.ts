@@ -9,6 +9,7 @@ import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
 import { PacketFileFilter } from '../../probes/packets-file';
 import { CaptureFormatError, CaptureFrame, readCapture } from '../../pcapng/read';
 import fs from 'node:fs';
+import { followInterfaces, interfaceArg } from './interfaces';
 import type { Command, CommandContext } from '../command';
 import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, looksLikeDuration, parseCount, printSummary, toJson } from '../command';
 
@@ -143,7 +144,7 @@ export const packetsCommand: Command = {
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'capture incoming TCP on this interface (repeatable)' },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'capture incoming TCP on this interface (repeatable); any: every interface, and those created later' },
     xdp: { type: 'boolean', default: false, help: 'capture at XDP instead of tc ingress (earlier, before the kernel allocates an skb)' },
     'xdp-mode': { type: 'string', arg: 'MODE', choices: ['auto', 'native', 'skb'], help: 'XDP attach mode with --xdp' },
     write: { type: 'string', short: 'w', arg: 'FILE', help: 'write a pcapng file instead of lines (- for standard output)' },
@@ -183,7 +184,7 @@ export const packetsCommand: Command = {
       throw e;
     }
     if (typeof ctx.values['read'] === 'string') return readFile(ctx, ctx.values['read'], expression);
-    const interfaces = (ctx.values['interface'] as string[] | undefined) ?? [];
+    const { interfaces, follow } = interfaceArg(ctx, 'none');
     if (!interfaces.length) throw new UsageError('name at least one interface with -i IFACE (e.g. -i lo), or a file with -r FILE');
     const file = ctx.values['write'] as string | undefined;
     let snaplen = intArg(ctx, 'snaplen', 262144, 0, 262144);
@@ -211,6 +212,7 @@ export const packetsCommand: Command = {
       latencyMs: intArg(ctx, 'latency-ms', immediate ? 10 : file ? 1000 : 50, 1, 10000),
       ...(file && !immediate ? { wakeupBytes: CAPTURE_RING_BYTES / 8, ringBytes: CAPTURE_RING_BYTES } : {}),
     });
+    if (follow) followInterfaces(ctx, () => (probe.isClosed ? [] : [probe.program]));
     const names = [...probe.interfaces.values()].join(', ');
     // tcpdump's line, then what tcpscope adds: where it captures and the filter.
     ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);

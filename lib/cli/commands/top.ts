@@ -4,7 +4,7 @@ import { packets } from '../../probes/packets';
 import { TopAggregator, renderTop } from '../../top/aggregate';
 import type { Command } from '../command';
 import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, parseDuration, toJson } from '../command';
-import { upInterfaces } from '../../net/interfaces';
+import { followInterfaces, interfaceArg } from './interfaces';
 
 export const topCommand: Command = {
   name: 'top',
@@ -12,7 +12,7 @@ export const topCommand: Command = {
   usage: '[-i IFACE]... [--interval 1s] [--limit 10] [--json] [-c N] [--duration DURATION]',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (default: every interface that is up)' },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (default: every interface that is up; any: those created later too)' },
     interval: { type: 'string', default: '1s', arg: 'DURATION', help: 'refresh this often' },
     limit: { type: 'string', default: '10', arg: 'N', help: 'rows per table' },
   },
@@ -22,7 +22,7 @@ export const topCommand: Command = {
     ['tcpscope top -i eth0 --interval 5s --json -c 3', 'three 5-second snapshots of eth0 as NDJSON'],
   ],
   async run(ctx) {
-    const interfaces = (ctx.values['interface'] as string[] | undefined) ?? upInterfaces();
+    const { interfaces, follow } = interfaceArg(ctx, 'all');
     const intervalMs = parseDuration(ctx.values['interval'] as string);
     const limit = Number(ctx.values['limit']);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`bad --limit '${String(ctx.values['limit'])}': expected a positive integer`);
@@ -31,6 +31,7 @@ export const topCommand: Command = {
     const pkts = packets({ interfaces, signal: ctx.signal });
     const conns = connections({ events: ['open', 'close'], signal: ctx.signal });
     const more = counter(ctx);
+    if (follow) followInterfaces(ctx, () => (pkts.isClosed ? [] : [pkts.program]));
     ctx.ready(`listening on ${[...pkts.interfaces.values()].join(', ')} (tc ingress), refreshing every ${intervalMs / 1000}s`);
     const timer = setInterval(() => {
       const snap = aggregator.snapshot();
