@@ -70,10 +70,12 @@ describe.skipIf(!enabled)('timelines() on a real connection', () => {
   it('joins the SYN, the state changes and RTT samples of one loopback connection, one timeline per socket', async () => {
     const port = 30000 + Math.floor(Math.random() * 20000);
     const controller = new AbortController();
-    const stream = timelines({ interfaces: ['lo'], ports: [port], signal: controller.signal });
+    let attached!: () => void;
+    const ready = new Promise<void>((resolve) => { attached = resolve; });
+    const stream = timelines({ interfaces: ['lo'], ports: [port], signal: controller.signal, onReady: () => attached() });
     const got: Array<NonNullable<Awaited<ReturnType<typeof stream.next>>['value']>> = [];
     const collecting = (async () => { for await (const t of stream) { got.push(t); if (got.length === 2) break; } })();
-    await new Promise((r) => setTimeout(r, 500)); // probes attached
+    await ready; // every probe attached
     const server = net.createServer((s) => { s.on('data', () => {}); s.on('end', () => s.end()); });
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
