@@ -64,7 +64,14 @@ enum filter_op {
 	FOP_FLAGS_EQ = 6, /* (flags & lo) == hi */
 	FOP_FAMILY = 7,   /* family == family */
 	FOP_TRUE = 8,
+	/* (field & mask[0]) == addr[0] / > addr[0] (unsigned), field chosen by `family`:
+	 * 0..3 the TCP header's fixed 16 bytes as big-endian words (tcp[0:4] ... tcp[12:4]),
+	 * 4 the frame length (libpcap's len). */
+	FOP_FIELD_EQ = 9,
+	FOP_FIELD_GT = 10,
 };
+
+#define FIELD_FRAME_LEN 4
 
 struct filter_insn {
 	__u8 op;
@@ -227,7 +234,21 @@ struct {
  * but scalars and the ctx as arguments of a global function, and pointer arguments are
  * checked against the argument's BTF type on later ones. The filter program and the packet
  * are looked up from their maps here. */
-__attribute__((noinline)) int packets_filter_match(__u32 slot)
+/* The 32-bit word tcpdump's tcp[4*k:4] reads, rebuilt from the parsed header (the
+ * reserved bits of byte 12 read as 0), or the frame length. */
+static __always_inline __u32 filter_field(const struct tcp_packet *pkt, __u32 field, __u32 frame_len)
+{
+	switch (field) {
+	case 0: return ((__u32)pkt->sport << 16) | pkt->dport;
+	case 1: return pkt->seq;
+	case 2: return pkt->ack;
+	case 3: return ((__u32)(pkt->doff >> 2) << 28) | ((__u32)pkt->flags << 16) | pkt->window;
+	case FIELD_FRAME_LEN: return frame_len;
+	}
+	return 0;
+}
+
+__attribute__((noinline)) int packets_filter_match(__u32 slot, __u32 frame_len)
 {
 	__u32 zero = 0;
 	__u32 key = slot & 1;
@@ -270,6 +291,12 @@ __attribute__((noinline)) int packets_filter_match(__u32 slot)
 			break;
 		case FOP_TRUE:
 			m = 1;
+			break;
+		case FOP_FIELD_EQ:
+			m = (filter_field(pkt, in->family, frame_len) & in->mask[0]) == in->addr[0];
+			break;
+		case FOP_FIELD_GT:
+			m = (filter_field(pkt, in->family, frame_len) & in->mask[0]) > in->addr[0];
 			break;
 		}
 		pc = m ? in->jt : in->jf;
@@ -506,7 +533,8 @@ static __always_inline int emit(void *ctx, const int hook, const struct tcp_pack
 	return 1;
 }
 
-static __always_inline void handle(void *ctx, const int hook, void *data, void *data_end, __u32 frame_len, __u32 ifindex)
+/* wire_len: the packet's length for the filter's `len` (libpcap's: on the wire). */
+static __always_inline void handle(void *ctx, const int hook, void *data, void *data_end, __u32 frame_len, __u32 ifindex, __u32 wire_len)
 {
 	__u32 zero = 0;
 	/* Parsed straight into the slot the filter reads: no copy of the packet. */
@@ -519,7 +547,7 @@ static __always_inline void handle(void *ctx, const int hook, void *data, void *
 	if (!cfg || !st)
 		return;
 	st->tcp++;
-	if (!packets_filter_match(cfg->filter_slot))
+	if (!packets_filter_match(cfg->filter_slot, wire_len))
 		return;
 	st->matched++;
 
@@ -549,7 +577,7 @@ int packets_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
-	handle(ctx, HOOK_XDP, data, data_end, (__u32)(data_end - data), ctx->ingress_ifindex);
+	handle(ctx, HOOK_XDP, data, data_end, (__u32)(data_end - data), ctx->ingress_ifindex, (__u32)(data_end - data));
 	return XDP_PASS_;
 }
 
@@ -565,7 +593,18 @@ int packets_tc(struct __sk_buff *skb)
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
-	handle(skb, HOOK_TC, data, data_end, skb->len, skb->ifindex);
+	/* At ingress wire_len is skb->len (the kernel sets it before tc runs); a test run of a
+	 * file's frame (packets -r) sets it to the length on the wire when the frame handed
+	 * to the program is cut to what a test run takes. */
+	__u32 len = skb->len, wire = skb->wire_len;
+
+	/* Two plain loads: a select between two ctx fields becomes a moved ctx pointer, which
+	 * the verifier refuses to dereference. */
+	asm volatile("" : "+r"(wire));
+	asm volatile("" : "+r"(len));
+	if (wire < len)
+		wire = len;
+	handle(skb, HOOK_TC, data, data_end, len, skb->ifindex, wire);
 	return TC_ACT_UNSPEC_;
 }
 

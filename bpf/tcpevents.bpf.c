@@ -52,6 +52,8 @@ struct tcp_event {
 	__u16 family;
 	__u8 tcp_flags;
 	__u8 pad;
+	__u16 segs;         /* retransmits: TCP segments the skb carried (tcp_skb_pcount) */
+	__u16 pad2;
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[16];
@@ -141,6 +143,18 @@ static __always_inline __u32 skb_seq(const struct sk_buff *skb)
 	return seq;
 }
 
+static __always_inline __u16 skb_pcount(const struct sk_buff *skb)
+{
+	/* tcp_skb_pcount(): TCP_SKB_CB(skb)->tcp_gso_segs, the u16 after seq and end_seq in
+	 * skb->cb (the same place since before 5.10). A GSO skb carries several segments and
+	 * the kernel counts each (TcpRetransSegs, tcp_info.total_retrans). */
+	__u16 segs = 0;
+
+	if (skb)
+		bpf_probe_read_kernel(&segs, sizeof(segs), &skb->cb[8]);
+	return segs ? segs : 1;
+}
+
 static __always_inline int retransmit(void *raw)
 {
 	struct tp_endpoints ep = {};
@@ -175,6 +189,7 @@ static __always_inline int retransmit(void *raw)
 	e->err = err;
 	e->cookie = tp_sk_cookie(sk);
 	e->seq = skb_seq(skb);
+	e->segs = skb_pcount(skb);
 	e->snd_cwnd = BPF_CORE_READ((struct tcp_sock *)sk, snd_cwnd);
 	tcpscope_submit(tcp_events, e);
 	return 0;
@@ -193,6 +208,7 @@ static __always_inline int retransmit_synack(struct trace_event_raw_tcp_retransm
 		return 0;
 	fill_endpoints(e, &ep);
 	e->state = 12; /* TCP_NEW_SYN_RECV: the request socket */
+	e->segs = 1;
 	/* The SYN-ACK's sequence number: the request's initial send sequence. */
 	e->seq = BPF_CORE_READ((struct tcp_request_sock *)ctx->req, snt_isn);
 	tcpscope_submit(tcp_events, e);

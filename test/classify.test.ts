@@ -177,7 +177,7 @@ describe.skipIf(!enabled)('flows() on loopback', () => {
     const server = await httpServer(port, '127.0.0.1');
     const out: string[] = [], err: string[] = [];
     const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } } as unknown as { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
-    const run = main(['flows', '-i', 'lo', '-p', String(port), '--json', '-c', '2', '-d', '10s'], io);
+    const run = main(['flows', '-i', 'lo', '-P', String(port), '--json', '-c', '2', '--duration', '10s'], io);
     try {
       await eventually(() => attachedPrograms('lo').some((p) => /^classify_(tc|xadd)$/.test(p.name)), 3000, 'probe attached');
       await request({ host: '127.0.0.1', port, path: '/one' });

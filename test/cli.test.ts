@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, objectPath } from './helpers/bpf';
+import { commands } from '../lib/cli/commands';
+import { parseCommandArgs, didYouMean } from '../lib/cli/command';
 
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 
@@ -81,5 +83,77 @@ describe('tcpscope CLI', () => {
     const r = tcpscope('gen-types', '/nonexistent.bpf.o');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no such file: \/nonexistent\.bpf\.o/);
+  });
+
+  it('names the closest command and option on a typo', () => {
+    const cmd = tcpscope('retrnas');
+    expect(cmd.status).toBe(2);
+    expect(cmd.stderr).toMatch(/unknown command 'retrnas' \(did you mean 'retrans'\?\)/);
+    const opt = tcpscope('conns', '--stats');
+    expect(opt.status).toBe(2);
+    expect(opt.stderr).toMatch(/unknown option '--stats' \(did you mean --states\?\)/);
+    expect(opt.stderr).not.toMatch(/at .*\.js:\d+/);
+    expect(didYouMean('xyzzy', ['packets', 'conns'])).toBeUndefined();
+  });
+
+  it('help CMD and CMD --help describe every option, with examples', () => {
+    for (const c of commands) {
+      const viaHelp = tcpscope('help', c.name);
+      expect(viaHelp.status).toBe(0);
+      expect(tcpscope(c.name, '--help').stdout).toBe(viaHelp.stdout);
+      for (const [name, def] of Object.entries(c.options)) {
+        expect(def.help, `${c.name} --${name} has a description`).toBeTruthy();
+        expect(viaHelp.stdout).toContain(`--${name}`);
+        expect(viaHelp.stdout).toContain(def.help!);
+      }
+      if (c.name !== 'gen-types' && c.name !== 'cleanup') expect(viaHelp.stdout, c.name).toMatch(/examples:\n  tcpscope /);
+    }
+    expect(tcpscope('help', 'nosuch').status).toBe(2);
+  });
+
+  it('parses options as getopt does: values starting with -, bundles, --name=value, counted flags, --', () => {
+    const packets = commands.find((c) => c.name === 'packets')!;
+    const a = parseCommandArgs(packets, ['-nn', '-vv', '-c5', '-i', 'lo', '--snaplen=96', '-s', '96', '--', '-tcp']);
+    expect(a.values).toMatchObject({ numeric: '2', verbose: '2', count: '5', interface: ['lo'], snaplen: '96' });
+    expect(a.positionals).toEqual(['-tcp']);
+    expect(parseCommandArgs(packets, ['-c', '-1']).values['count']).toBe('-1'); // then refused as a bad count
+    expect(() => parseCommandArgs(packets, ['-s', '96', '-s', '80'])).toThrow(/-s given twice/);
+    expect(() => parseCommandArgs(packets, ['-c'])).toThrow(/-c needs a value \(N\)/);
+    expect(() => parseCommandArgs(packets, ['-q'])).toThrow(/unknown option '-q'/);
+    expect(() => parseCommandArgs(packets, ['--json=yes'])).toThrow(/--json takes no value/);
+    expect(() => parseCommandArgs(packets, ['--constructor'])).toThrow(/unknown option '--constructor'/);
+    // packets -d: tcpdump's "dump the compiled filter"; -d DURATION still works, with a warning.
+    expect(parseCommandArgs(packets, ['-d', 'tcp']).values).toMatchObject({ 'print-filter': true });
+    const old = parseCommandArgs(packets, ['-d', '10s', '-i', 'lo']);
+    expect(old.values).toMatchObject({ duration: '10s', 'print-filter': false });
+    expect(old.warnings[0]).toMatch(/-d DURATION is deprecated/);
+  });
+
+  it('packets -d prints the compiled filter without capturing', () => {
+    const r = tcpscope('packets', '-d', 'port 80');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/\S/);
+    expect(r.stderr).toBe('');
+  });
+
+  it('a man page and bash/zsh completion generated from the same option tables', () => {
+    const man = tcpscope('man');
+    expect(man.status).toBe(0);
+    expect(man.stdout).toMatch(/^\.TH TCPSCOPE 1/);
+    for (const c of commands) expect(man.stdout).toContain(`.B tcpscope ${c.name}`);
+    const rendered = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z'], { input: man.stdout, encoding: 'utf8' });
+    expect(rendered.status).toBe(0);
+    expect(rendered.stderr).toBe('');
+    const bash = tcpscope('completion', 'bash');
+    expect(bash.status).toBe(0);
+    // Load it in bash and ask for completions the way the shell does.
+    const probe = spawnSync('bash', ['-c', `${bash.stdout}\nCOMP_WORDS=(tcpscope con); COMP_CWORD=1; _tcpscope; echo "\${COMPREPLY[*]}"; COMP_WORDS=(tcpscope conns --st); COMP_CWORD=2; _tcpscope; echo "\${COMPREPLY[*]}"; COMP_WORDS=(tcpscope rtt -b ''); COMP_CWORD=3; _tcpscope; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8' });
+    expect(probe.stderr).toBe('');
+    expect(probe.stdout.split('\n').slice(0, 3)).toEqual(['conns', '--states', 'all local-port remote-addr']);
+    const zsh = tcpscope('completion', 'zsh');
+    expect(zsh.status).toBe(0);
+    expect(zsh.stdout).toMatch(/^#compdef tcpscope/);
+    for (const c of commands) expect(zsh.stdout).toContain(`_tcpscope_${c.name.replace(/-/g, '_')}() {`);
+    expect(tcpscope('completion', 'fish').status).toBe(2);
   });
 });

@@ -256,13 +256,13 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
 
   it.skipIf(!have('nmap'))('tcpscope detect --json prints the alerts as NDJSON', async () => {
     const { spawn } = await import('node:child_process');
-    const cli = spawn(process.execPath, [path.join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'detect', '-i', tn.hostIf, '--json', '-c', '1', '-d', '40s', '--disable', 'anomaly,sequence'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cli = spawn(process.execPath, [path.join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'detect', '-i', tn.hostIf, '--json', '-c', '1', '--duration', '40s', '--disable', 'anomaly,sequence'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     cli.stdout.on('data', (b: Buffer) => { out += b.toString(); });
     cli.stderr.on('data', (b: Buffer) => { err += b.toString(); });
     try {
-      await eventually(() => err.includes('detecting on'), 30000, 'the CLI to attach');
+      await eventually(() => err.includes('listening on'), 30000, 'the CLI to attach');
       await nsRun(tn, 'nmap', ['-sS', '-n', '-Pn', '-p', '1-60', '--max-rate', '2000', '--max-retries', '0', tn.hostV4], 30000);
       const [code] = await once(cli, 'exit');
       expect(code).toBe(0);

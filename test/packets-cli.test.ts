@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
+import { createTestNet } from './helpers/netns';
 
 const enabled = bpfAvailable('packets CLI');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -233,6 +234,28 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     expect(r.stderr()).toMatch(/XDP/);
     expect(execFileSync('bpftool', ['net', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(new RegExp(`generic id ${progs[0]}\\b`));
     await allGone(progs);
+  });
+
+  it('a second --xdp capture on an interface says who holds XDP there and to use tc; tc captures share it', async () => {
+    const tn = createTestNet();
+    try {
+      const first = run(['-i', tn.hostIf, '--xdp', 'port 1']);
+      await started(first);
+      const second = run(['-i', tn.hostIf, '--xdp', 'port 1']);
+      expect(await second.exit).toBe(1);
+      expect(second.stderr()).toMatch(new RegExp(`XDP runs one program per interface and program 'packets_xdp' \\(id \\d+\\) of pid ${first.child.pid} \\(node\\) holds it`));
+      expect(second.stderr()).toMatch(/Capture at tc instead \(leave out --xdp\)/);
+      expect(second.stderr()).not.toMatch(/\n\s+at /);
+      // tc captures (and the XDP one) coexist.
+      const tc1 = run(['-i', tn.hostIf, 'port 1']);
+      const tc2 = run(['-i', tn.hostIf, 'port 1']);
+      await started(tc1);
+      await started(tc2);
+      for (const r of [first, tc1, tc2]) r.child.kill('SIGINT');
+      for (const r of [first, tc1, tc2]) expect(await r.exit).toBe(0);
+    } finally {
+      tn.destroy();
+    }
   });
 
   it('usage errors: a filter that does not compile names the part; unknown interfaces', async () => {

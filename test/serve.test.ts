@@ -71,6 +71,8 @@ describe.skipIf(!enabled)('tcpscope serve', () => {
       const text = await scrape();
       expect(value(text, new RegExp(`^tcpscope_packets_total\\{.*interface="${tn.hostIf}".*flags="syn"`))).toBe(12);
       expect(value(text, /^tcpscope_ringbuf_lost_total/)).toBe(0);
+      // The kernel's SYN counts reach tcpscope_syns_total (the dashboard's SYN panels).
+      await eventually(async () => value(await scrape(), new RegExp(`^tcpscope_syns_total\\{.*port="${appPort}"`)) === 12, 10000, 'SYNs counted per port');
 
       // A SYN scan of 200 ports from the namespace: an alert, then the guard denies the source.
       const scan = spawnSync('ip', ['netns', 'exec', tn.ns, 'nmap', '-sS', '-Pn', '-n', '-p', '1-200', '--max-rate', '2000', '--max-retries', '0', tn.hostV4], { encoding: 'utf8', timeout: 60000 });

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
+import { kernelAtLeast } from '../lib/kernel/version';
 import { connectAndWrite, connectRefused, freePort, sleep, startServer } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('tcp CLI');
@@ -24,14 +25,22 @@ function run(args: string[]): Run {
   return { child, stdout: () => out, stderr: () => err, exit };
 }
 
-/** Waits until the command has attached (its header line, or its "Tracing" note). */
-async function started(r: Run, marker: RegExp, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!marker.test(r.stdout() + r.stderr())) {
-    if (Date.now() > deadline || r.child.exitCode !== null) throw new Error(`command did not start: ${r.stdout()} ${r.stderr()}`);
-    await sleep(20);
-  }
-  await sleep(100);
+/** The readiness line every streaming command prints on stderr once attached. */
+const READY = /^(listening on|tracing) .*$/m;
+
+/** Resolves when the command has printed its readiness line (the time it was seen). */
+function ready(r: Run, ms = 15000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (READY.test(r.stderr())) { cleanup(); resolve(Date.now()); }
+    };
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`no readiness line: ${r.stdout()} ${r.stderr()}`)); }, ms);
+    const onExit = (): void => { cleanup(); reject(new Error(`exited before ready: ${r.stdout()} ${r.stderr()}`)); };
+    const cleanup = (): void => { clearTimeout(timer); r.child.stderr!.off('data', check); r.child.off('exit', onExit); };
+    r.child.stderr!.on('data', check);
+    r.child.on('exit', onExit);
+    check();
+  });
 }
 
 /**
@@ -70,11 +79,11 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
     const port = freePort();
     const server = await startServer('127.0.0.1', port, 'tcps-cli-srv');
     try {
-      const text = run(['conns', '-p', String(port), '-d', '20s']);
-      const json = run(['conns', '-p', String(port), '--json', '-c', '2']);
-      await started(text, /RX_BYTES/);
-      await started(json, /$/);
-      await sleep(1500); // the --json run prints no header: give it time to attach
+      const text = run(['conns', '-P', String(port), '--duration', '20s']);
+      const json = run(['conns', '-P', String(port), '--json', '-c', '2']);
+      await ready(text);
+      await ready(json);
+      expect(text.stdout()).toMatch(/RX_BYTES/);
       await connectAndWrite('127.0.0.1', port, 3333);
       expect(await json.exit).toBe(0);
       const events = json.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -83,7 +92,7 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
       expect(passive).toMatchObject({ type: 'close', pid: server.pid, comm: 'tcps-cli-srv', bytesReceived: 3333, sport: port });
       expect(json.stderr()).toMatch(/2 events received, 0 lost/);
       // Ctrl-C: summary on stderr, exit 0.
-      await sleep(200);
+      await eventually(() => text.stdout().includes('tcps-cli-srv'), 5000, 'the text run to print the connection');
       text.child.kill('SIGINT');
       expect(await text.exit).toBe(0);
       const line = text.stdout().split('\n').find((l) => l.includes('tcps-cli-srv'))!;
@@ -100,8 +109,9 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
     const port = freePort();
     const server = await startServer('::1', port, 'tcps-cli-st');
     try {
-      const r = run(['conns', '--states', '-p', String(port), '-d', '8s']);
-      await started(r, /TRANSITION/);
+      const r = run(['conns', '--states', '-P', String(port), '--duration', '8s']);
+      await ready(r);
+      expect(r.stdout()).toMatch(/TRANSITION/);
       await connectAndWrite('::1', port, 10);
       expect(await r.exit).toBe(0);
       expect(r.stdout()).toMatch(/\[::1\]:\d+\s+\[::1\]:\d+\s+SYN_SENT -> ESTABLISHED/);
@@ -113,10 +123,10 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
 
   it('resets and drops: NO_SOCKET for a SYN to a closed port; --duration ends them', async () => {
     const port = freePort();
-    const resets = run(['resets', '-p', String(port), '-d', '8s']);
-    const drops = run(['drops', '-p', String(port), '--json', '-d', '8s']);
-    await started(resets, /REASON/);
-    await sleep(1500);
+    const resets = run(['resets', '-P', String(port), '--duration', '8s']);
+    const drops = run(['drops', '-P', String(port), '--json', '--duration', '8s']);
+    await ready(resets);
+    await ready(drops);
     await connectRefused('127.0.0.1', port);
     expect(await resets.exit).toBe(0);
     expect(await drops.exit).toBe(0);
@@ -132,10 +142,10 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
     const port = freePort();
     const server = await startServer('127.0.0.1', port, 'tcps-cli-rtt');
     try {
-      const r = run(['rtt', '-p', String(port), '-b', 'local-port', '-d', '8s']);
-      const j = run(['rtt', '-p', String(port), '--json', '-d', '8s']);
-      await started(r, /Tracing TCP RTT/);
-      await sleep(500);
+      const r = run(['rtt', '-P', String(port), '-b', 'local-port', '--duration', '8s']);
+      const j = run(['rtt', '-P', String(port), '--json', '--duration', '8s']);
+      await ready(r);
+      await ready(j);
       for (let i = 0; i < 3; i++) await connectAndWrite('127.0.0.1', port, 50000);
       expect(await r.exit).toBe(0);
       expect(await j.exit).toBe(0);
@@ -151,8 +161,86 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
     }
   });
 
+  it('rtt with neither --duration nor --interval runs until Ctrl-C, then prints the histogram', async () => {
+    const port = freePort();
+    const server = await startServer('127.0.0.1', port, 'tcps-cli-rtt2');
+    try {
+      for (const args of [[], ['--json']]) {
+        const r = run(['rtt', '-P', String(port), ...args]);
+        await ready(r);
+        await connectAndWrite('127.0.0.1', port, 50000);
+        await sleep(300); // it must still be running: nothing but Ctrl-C ends it
+        expect(r.child.exitCode).toBeNull();
+        r.child.kill('SIGINT');
+        expect(await r.exit).toBe(0);
+        const total = Number(/(\d+) samples received/.exec(r.stderr())?.[1]);
+        expect(total).toBeGreaterThan(0);
+        if (args.length) expect((JSON.parse(r.stdout().trim().split('\n')[0]!) as { count: number }).count).toBe(total);
+        else expect(r.stdout()).toMatch(new RegExp(`all: ${total} samples`));
+      }
+    } finally {
+      await server.stop();
+    }
+    await noneLeft();
+  });
+
+  it('rtt --interval: the closing summary counts the samples of every interval', async () => {
+    const port = freePort();
+    const server = await startServer('127.0.0.1', port, 'tcps-cli-rtt3');
+    try {
+      const r = run(['rtt', '-P', String(port), '--interval', '200ms', '--json']);
+      await ready(r);
+      const rows = (): Array<{ count: number }> => r.stdout().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { count: number });
+      await connectAndWrite('127.0.0.1', port, 50000);
+      await eventually(() => rows().length >= 1, 5000, 'a first interval with samples');
+      const before = rows().length;
+      await eventually(async () => { await connectAndWrite('127.0.0.1', port, 50000); return rows().length > before; }, 5000, 'a later interval with samples');
+      r.child.kill('SIGINT');
+      expect(await r.exit).toBe(0);
+      const all = rows();
+      expect(all.length).toBeGreaterThanOrEqual(2);
+      const total = Number(/(\d+) samples received/.exec(r.stderr())?.[1]);
+      expect(total).toBe(all.reduce((n, row) => n + row.count, 0));
+      expect(total).toBeGreaterThan(all[all.length - 1]!.count);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('--duration is counted from the readiness line, not from the start of loading', async () => {
+    const r = run(['resets', '-P', String(freePort()), '--duration', '1s']);
+    const at = await ready(r);
+    expect(await r.exit).toBe(0);
+    // setTimeout never fires early; the slack covers seeing the two lines at different delays.
+    expect(Date.now() - at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('bad -c, -s and --duration values are refused before anything is attached', async () => {
+    for (const args of [['resets', '-c', 'abc'], ['resets', '-c', '-1'], ['retrans', '--count=0'], ['packets', '-i', 'lo', '-s', '-5'], ['conns', '--duration', '0'], ['conns', '--duration', 'soon']]) {
+      const r = run(args);
+      expect(await r.exit).toBe(2);
+      expect(r.stderr()).toMatch(/^tcpscope \w+: bad (count|--snaplen|duration) '[^']*'/);
+      expect(r.stderr()).not.toMatch(READY);
+      expect(r.stderr()).not.toMatch(/ambiguous|at Object|node:internal/);
+    }
+  });
+
+  it('old spellings still work for one version, with a warning: -p PORT, -d DURATION, drops -r, rtt -i', async () => {
+    const r = run(['retrans', '-p', String(freePort()), '-d', '300ms']);
+    expect(await r.exit).toBe(0);
+    expect(r.stderr()).toMatch(/warning: -p PORT is deprecated: use -P\/--port/);
+    expect(r.stderr()).toMatch(/warning: -d DURATION is deprecated: use --duration/);
+    const d = run(['drops', '-r', 'NO_SOCKET', '--duration', '300ms']);
+    expect(await d.exit).toBe(kernelAtLeast(5, 17) ? 0 : 2); // no drop reasons before 5.17
+    expect(d.stderr()).toMatch(/warning: -r REASON is deprecated: use --reason/);
+    const i = run(['rtt', '-i', '200ms', '--duration', '300ms']);
+    expect(await i.exit).toBe(0);
+    expect(i.stderr()).toMatch(/warning: -i INTERVAL is deprecated: use --interval/);
+    await noneLeft();
+  });
+
   it('retrans runs and ends cleanly', async () => {
-    const r = run(['retrans', '-p', String(freePort()), '-d', '1s']);
+    const r = run(['retrans', '-P', String(freePort()), '--duration', '1s']);
     expect(await r.exit).toBe(0);
     expect(r.stdout()).toMatch(/TYPE\s+LOCAL\s+REMOTE\s+STATE/);
     expect(r.stderr()).toMatch(/0 events received, 0 lost/);

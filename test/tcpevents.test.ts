@@ -4,13 +4,16 @@
 // a tc program of the test so the host retransmits).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject } from '../lib/bpf';
-import { drops, resets, retransmits, rtt, tracepointAvailable } from '../lib/probes';
+import { connections, drops, resets, retransmits, rtt, tracepointAvailable } from '../lib/probes';
 import { tracepointFields } from '../lib/probes/tcp_common';
 import { log2Buckets } from '../lib/probes/rtt';
 import { bpfAvailable, eventually, objectPath } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 import { once } from 'node:events';
 import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { collect, connectAndWrite, connectRefused, freePort, sleep, startServer } from './helpers/tcpprobe';
 
@@ -33,6 +36,29 @@ describe.skipIf(!enabled)('TCP event probes: options and kernel support', () => 
     expect(() => rtt({ events: false })).toThrow(/choose a histogram key/);
     expect(() => retransmits({ ports: ['http'] })).toThrow(/bad port 'http'/);
     expect(() => drops({ cidrs: ['not-an-ip'] })).toThrow(/bad address/);
+  });
+
+  it('every TCP probe takes wakeupBytes (and refuses a bad one before attaching)', async () => {
+    const port = freePort();
+    const server = await startServer('127.0.0.1', port, 'tcps-wakeup');
+    try {
+      await using c = connections({ ports: [port], wakeupBytes: 4096, events: ['close'] });
+      await using r = resets({ ports: [port], wakeupBytes: 4096 });
+      await using t = retransmits({ ports: [port], wakeupBytes: 4096 });
+      await using d = drops({ ports: [port], wakeupBytes: 4096 });
+      await using h = rtt({ ports: [port], wakeupBytes: 4096 });
+      const conns = collect(c);
+      const samples = collect(h);
+      await connectAndWrite('127.0.0.1', port, 2000);
+      const closed = await eventually(() => conns.events.find((e) => e.type === 'close'), 5000, 'close event');
+      expect(closed.bytesReceived + closed.bytesAcked).toBeGreaterThan(0);
+      await eventually(() => samples.events[0], 5000, 'rtt sample');
+      expect([r, t, d].every((p) => !p.isClosed)).toBe(true);
+    } finally {
+      await server.stop();
+    }
+    expect(() => connections({ wakeupBytes: -1 })).toThrow(/connections\(\): wakeupBytes must be an integer/);
+    expect(() => resets({ wakeupBytes: 1 << 16, ringBytes: 1 << 16 })).toThrow(/resets\(\): wakeupBytes .* must be smaller than ringBytes/);
   });
 
   it('detects tracepoints from tracefs', () => {
@@ -205,6 +231,67 @@ describe.skipIf(!enabled)('over a veth pair into a namespace', () => {
         }
       } finally {
         await server.stop();
+      }
+    });
+
+    it(`${family}: retransmitted segments (GSO skbs count each segment) add up to TcpRetransSegs and tcp_info total_retrans`, async () => {
+      // The namespace sends 2 MB to a host server; the host's ingress drops the first data
+      // skbs (over a veth they stay GSO skbs of many segments), so the sender retransmits
+      // skbs carrying several segments. The sender reports its connection's total_retrans
+      // (ss reads TCP_INFO) before closing; its namespace's TcpRetransSegs counts only it.
+      const port = freePort();
+      const hostAddr = family === 'ipv4' ? tn.hostV4 : tn.hostV6;
+      const nsAddr = family === 'ipv4' ? tn.nsV4 : tn.nsV6;
+      const TOTAL = 2_000_000;
+      const server = net.createServer((s) => {
+        let got = 0;
+        s.on('data', (d: Buffer) => { got += d.length; if (got >= TOTAL) s.end('k'); });
+        s.on('error', () => {});
+      });
+      await new Promise<void>((resolve) => server.listen(port, hostAddr, resolve));
+      const script = path.join(os.tmpdir(), `tcpscope-rtx-${process.pid}.js`);
+      fs.writeFileSync(script, `
+        const net = require('node:net'); const { execFileSync } = require('node:child_process');
+        const [host, port, total] = process.argv.slice(2);
+        const s = net.connect({ host, port: Number(port) }, () => s.write(Buffer.alloc(Number(total), 7)));
+        s.on('data', () => {
+          const info = execFileSync('ss', ['-tinH', 'dport', '=', ':' + port], { encoding: 'utf8' });
+          const m = / retrans:\\d+\\/(\\d+)/.exec(info);
+          process.stdout.write('total_retrans ' + (m ? m[1] : '0') + '\\n');
+          s.destroy();
+        });`);
+      const snmpRetransSegs = (): number => {
+        const lines = tn.exec('cat', ['/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Tcp:'));
+        const names = lines[0]!.split(/\s+/), values = lines[1]!.split(/\s+/);
+        return Number(values[names.indexOf('RetransSegs')]);
+      };
+      using lossy = BpfObject.open(objectPath('tcpevents_lossy'), { globals: { target_port: port } });
+      try {
+        lossy.load();
+        lossy.map<number, number>('lossy_counts').set(0, 6);
+        lossy.program('lossy_egress').attachTc(tn.hostIf, { direction: 'ingress' });
+        await using probe = retransmits({ ports: [port] });
+        const { events } = collect(probe);
+        const before = snmpRetransSegs();
+        const child = tn.spawnNode(script, [hostAddr, String(port), String(TOTAL)]);
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+        const [code] = (await once(child, 'exit')) as [number];
+        expect(code).toBe(0);
+        const totalRetrans = Number(/total_retrans (\d+)/.exec(out)?.[1]);
+        const kernelSegs = snmpRetransSegs() - before;
+        expect(totalRetrans).toBeGreaterThan(0);
+        expect(kernelSegs).toBe(totalRetrans);
+        const mine = (): typeof events => events.filter((e) => e.saddr === nsAddr && e.dport === port);
+        const sum = (): number => mine().reduce((n, e) => n + e.segs, 0);
+        await eventually(() => sum() >= kernelSegs, 5000, 'every retransmit event');
+        expect(sum()).toBe(kernelSegs);
+        // The case this guards: skbs of several segments, which an event count misses.
+        expect(mine().some((e) => e.segs > 1)).toBe(true);
+        expect(mine().length).toBeLessThan(kernelSegs);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+        fs.rmSync(script, { force: true });
       }
     });
 

@@ -190,6 +190,31 @@ function needsTracefs(kind: string): boolean {
   return kind === 'tracepoint' || kind === 'tp';
 }
 
+/** 'program NAME (id N) of pid P (COMM)' for the XDP program on an interface, when found. */
+function xdpHolder(ifindex: number): string | undefined {
+  try {
+    const ids = native().xdpQuery(ifindex);
+    const id = ids.drv || ids.skb || ids.hw;
+    if (!id) return undefined;
+    const name = native().progInfoById(id)?.name ?? '';
+    let owner = '';
+    // A process holds the program (or the XDP link) through an fd whose fdinfo names it.
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let fds: string[];
+      try { fds = fs.readdirSync(`/proc/${pid}/fdinfo`); } catch { continue; }
+      if (fds.some((fd) => { try { return new RegExp(`^prog_id:\\s+${id}$`, 'm').test(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')); } catch { return false; } })) {
+        let comm = '';
+        try { comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* gone */ }
+        owner = ` of pid ${pid}${comm ? ` (${comm})` : ''}`;
+        break;
+      }
+    }
+    return `program ${name ? `'${name}' ` : ''}(id ${id})${owner}`;
+  } catch {
+    return undefined;
+  }
+}
+
 function explainAttachError(e: unknown, spec: NativeAttachSpec, section: string): unknown {
   if (!(e instanceof BpfError)) return e;
   const kind = spec.kind === 'auto' ? section.split('/')[0] : spec.kind;
@@ -207,7 +232,8 @@ function explainAttachError(e: unknown, spec: NativeAttachSpec, section: string)
     return new BpfError(`${e.message}\nThe interface disappeared or does not support this attach mode.`, e);
   }
   if (spec.kind === 'xdp' && e.code === 'EBUSY') {
-    return new BpfError(`${e.message}\nAnother XDP program is attached to this interface; detach it first (ip link set dev IFACE xdp off) or run \`tcpscope cleanup\`.`, e);
+    const holder = typeof spec['ifindex'] === 'number' ? xdpHolder(spec['ifindex']) : undefined;
+    return new BpfError(`${e.message}\nXDP runs one program per interface and ${holder ?? 'another program'} holds it (two \`--xdp\` captures cannot share an interface; tcpscope has no XDP dispatcher). Capture at tc instead (leave out --xdp): any number of tc captures, tcpdump's included, share an interface. Or stop that program first; if its process was killed, \`tcpscope cleanup\` removes it.`, e);
   }
   return e;
 }

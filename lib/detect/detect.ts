@@ -113,7 +113,7 @@ export function synAdmissionFor(minKeyRate: number, synRate: number): number {
 const OPTION_KEYS = ['interfaces', 'thresholds', 'signal', 'onAlert', 'detectors', 'hook', 'xdpMode', 'tickMs', 'localAddresses', 'maxQueued', 'maxPacketEventsPerSec'];
 
 /** Packets the detectors look at: SYNs (attribution of counts) and segments with no SYN, ACK or RST (FIN/NULL/XMAS probes). */
-export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == tcp-syn or tcp[tcpflags] & tcp-syn|tcp-ack|tcp-rst == 0';
+export const DETECT_PACKET_FILTER = 'tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn or tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == 0';
 
 /** A detector's events summed over its probes: delivered, lost (ring full), sampled out in the kernel. */
 export function detectDelivery(s: DetectStats): { received: number; lost: number; sampled: number; lossCounted: boolean } {

@@ -58,6 +58,8 @@ export interface ConnectionInput {
 export interface RetransmitInput {
   /** 'retransmit' (data) or 'synack'. */
   type: string;
+  /** Segments the retransmission carried (tcp_skb_pcount); 1 when absent. */
+  segs?: number;
 }
 
 export interface ResetInput {
@@ -408,7 +410,7 @@ export class TcpscopeMetrics {
   }
 
   observeRetransmit(ev: RetransmitInput): void {
-    this.retransmits.inc([ev.type === 'synack' ? 'synack' : 'retransmit']);
+    this.retransmits.inc([ev.type === 'synack' ? 'synack' : 'retransmit'], ev.segs ?? 1);
   }
 
   observeReset(ev: ResetInput): void {

@@ -9,7 +9,7 @@
 // literals for `not`). Jumps only go forward, so the kernel's interpreter is a bounded
 // loop of at most FILTER_MAX_INSNS steps over one map value fetched with one lookup.
 import { AF_INET, AF_INET6, parseCidr, parsePort } from '../net/addr';
-import { Direction, FLAG_BITS, FilterError, FilterNode, parseFilter } from './parse';
+import { Direction, FIELD_FRAME_LEN, FLAG_BITS, FilterError, FilterNode, parseFilter } from './parse';
 
 export const FILTER_MAX_INSNS = 32;
 export const FILTER_ACCEPT = 254;
@@ -24,6 +24,8 @@ export const FilterOp = {
   FLAGS_EQ: 6,
   FAMILY: 7,
   TRUE: 8,
+  FIELD_EQ: 9,
+  FIELD_GT: 10,
 } as const;
 
 /** One test of the kernel program, as the BTF encoder of struct filter_insn takes it. */
@@ -161,6 +163,9 @@ class Compiler {
         return { ...base, op: FilterOp.FAMILY, family: node.family };
       case 'true':
         return { ...base, op: FilterOp.TRUE };
+      case 'field':
+        // The field number rides in `family`, the mask and value in the first words.
+        return { ...base, op: node.cmp === 'eq' ? FilterOp.FIELD_EQ : FilterOp.FIELD_GT, family: node.field, mask: [node.mask, 0, 0, 0], addr: [node.value, 0, 0, 0] };
       default:
         throw new Error(`internal: ${node.kind} is not an atom`);
     }
@@ -281,7 +286,25 @@ export function compileFilter(filter: PacketFilter | undefined): CompiledFilter 
 }
 
 /** Runs a compiled program in JavaScript (tests, and to explain what the kernel does). */
-export function evaluateFilter(program: CompiledFilter, pkt: { family: number; saddr: Uint8Array; daddr: Uint8Array; sport: number; dport: number; flags: number }): boolean {
+export interface FilterPacket {
+  family: number; saddr: Uint8Array; daddr: Uint8Array; sport: number; dport: number; flags: number;
+  /** For tcp[4..15] and len tests (0 when not given). */
+  seq?: number; ack?: number; doff?: number; window?: number; frameLen?: number;
+}
+
+/** What bpf/packets.bpf.c filter_field() reads. */
+function fieldValue(pkt: FilterPacket, field: number): number {
+  switch (field) {
+    case 0: return ((pkt.sport << 16) | pkt.dport) >>> 0;
+    case 1: return (pkt.seq ?? 0) >>> 0;
+    case 2: return (pkt.ack ?? 0) >>> 0;
+    case 3: return ((((pkt.doff ?? 0) >> 2) << 28) | (pkt.flags << 16) | (pkt.window ?? 0)) >>> 0;
+    case FIELD_FRAME_LEN: return (pkt.frameLen ?? 0) >>> 0;
+    default: return 0;
+  }
+}
+
+export function evaluateFilter(program: CompiledFilter, pkt: FilterPacket): boolean {
   if (program.insns.length === 0) return true;
   let pc = 0;
   for (let steps = 0; steps < FILTER_MAX_INSNS && pc < FILTER_MAX_INSNS; steps++) {
@@ -303,6 +326,8 @@ export function evaluateFilter(program: CompiledFilter, pkt: { family: number; s
       case FilterOp.FLAGS_EQ: m = (pkt.flags & i.lo) === i.hi; break;
       case FilterOp.FAMILY: m = pkt.family === i.family; break;
       case FilterOp.TRUE: m = true; break;
+      case FilterOp.FIELD_EQ: m = ((fieldValue(pkt, i.family) & i.mask[0]!) >>> 0) === i.addr[0]; break;
+      case FilterOp.FIELD_GT: m = ((fieldValue(pkt, i.family) & i.mask[0]!) >>> 0) > i.addr[0]!; break;
     }
     pc = m ? i.jt : i.jf;
   }

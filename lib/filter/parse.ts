@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: MIT
 // The tcpdump-like filter language of `tcpscope packets`: a subset people know, parsed
 // into a small AST that compile.ts turns into the kernel's jump program.
 //
@@ -6,15 +5,21 @@
 //   or        := and (('or' | '||') and)*
 //   and       := not (('and' | '&&') not)*
 //   not       := ('not' | '!') not | primary
-//   primary   := '(' expr ')' | primitive
-//   primitive := [src|dst|src or dst|src and dst] (host ADDR | net CIDR [mask M] | port P | portrange A-B)
-//              | ip | ip6 | tcp
-//              | tcp[tcpflags] [& FLAGS] (== | = | !=) FLAGS       (also tcp[13], > 0)
+//   primary   := '(' expr ')' | relation | primitive
+//   primitive := [tcp|ip|ip6] [src|dst|src or dst|src and dst]
+//                  (host ADDR | net CIDR | net ADDR mask M | port P | portrange A-B)
+//              | ip | ip6 | tcp | [ip|ip6] proto tcp | less N | greater N
 //              | syn | ack | fin | rst | psh | urg | ece | cwr      (that flag is set)
-//   FLAGS     := flag ('|' flag)*, flag = tcp-syn | tcp-ack | ... | number
+//   relation  := arith (= | == | != | < | <= | > | >=) arith
+//   arith     := constants (numbers, tcp-syn..., + - * / & | << >>, parentheses), and at
+//                most one field: tcp[OFF], tcp[OFF:1|2|4] (OFF a constant; tcpflags = 13) or
+//                len, optionally masked: FIELD & CONST
 //
 // As in tcpdump, a bare value after and/or repeats the previous qualifiers:
-// `port 80 or 443` is `port 80 or port 443`.
+// `port 80 or 443` is `port 80 or port 443`. Refused, with the reason in the message:
+// other protocols and link layers (udp, icmp, arp, ether, vlan...: tcpscope sees TCP
+// only), names (host names are not resolved), ip[]/ip6[] bytes, tcp[] past the fixed
+// 16 bytes or at variable offsets, and arithmetic on a field other than a mask.
 import fs from 'node:fs';
 import net from 'node:net';
 import { Cidr, parseCidr, parsePort } from '../net/addr';
@@ -31,9 +36,20 @@ export type FilterNode =
   /** (flags & mask) == value */
   | { kind: 'flags-eq'; mask: number; value: number; text: string }
   | { kind: 'family'; family: 2 | 10; text: string }
+  /** (field & mask) == value or > value, unsigned; field 0..3: tcp[4k:4], 4: frame length. */
+  | { kind: 'field'; field: number; mask: number; cmp: 'eq' | 'gt'; value: number; text: string }
   | { kind: 'true'; text: string };
 
+/** Field numbers of 'field' nodes (bpf/packets.bpf.c filter_field()). */
+export const FIELD_FRAME_LEN = 4;
+
+/** Deepest nesting of parentheses / not accepted: the parser recurses once per level. */
+export const MAX_FILTER_DEPTH = 100;
+
 export const FLAG_BITS: Record<string, number> = { fin: 0x01, syn: 0x02, rst: 0x04, push: 0x08, psh: 0x08, ack: 0x10, urg: 0x20, ece: 0x40, cwr: 0x80 };
+
+/** Named constants libpcap knows for the TCP header: the flags byte's offset. */
+const TCP_CONSTANTS: Record<string, number> = { tcpflags: 13 };
 
 /** A filter expression that cannot be parsed or compiled; `part` is the offending text. */
 export class FilterError extends TypeError {
@@ -53,7 +69,7 @@ interface Token {
   kind: 'word' | 'op';
 }
 
-const OPS = ['&&', '||', '!=', '==', '>=', '<=', '(', ')', '[', ']', '&', '|', '!', '=', '>', '<'];
+const OPS = ['&&', '||', '!=', '==', '<<', '>>', '>=', '<=', '(', ')', '[', ']', '&', '|', '!', '=', '>', '<', '+', '*'];
 
 function tokenize(input: string): Token[] {
   const tokens: Token[] = [];
@@ -67,7 +83,7 @@ function tokenize(input: string): Token[] {
       i += op.length;
       continue;
     }
-    const m = /^[A-Za-z0-9_.:/\-]+/.exec(input.slice(i));
+    const m = /^\\?[A-Za-z0-9_.:/\-]+/.exec(input.slice(i));
     if (!m) throw new FilterError(`unexpected character '${c}' at position ${i + 1} of the filter`, c, i);
     tokens.push({ text: m[0], pos: i, kind: 'word' });
     i += m[0].length;
@@ -89,21 +105,20 @@ function serviceNames(): Map<string, number> {
   return services;
 }
 
+/** A constant or a (masked) field, while an arithmetic expression is read. */
+type Arith = { kind: 'const'; value: number } | { kind: 'field'; field: number; shift: number; width: number; mask: number; text: string };
+
+const RELOPS = ['=', '==', '!=', '<', '<=', '>', '>='];
+
 interface Qualifiers {
   dir: Direction;
   type: 'host' | 'net' | 'port' | 'portrange';
 }
 
-// Parentheses and 'not' nest by recursion, and/or chains build a tree as deep as they
-// are long: both bounded so a hostile filter gets a FilterError, not a stack overflow.
-const MAX_NESTING = 64;
-const MAX_OPERANDS = 1000;
-
 class Parser {
   private i = 0;
+  private depth = 0;
   private last: Qualifiers | undefined;
-  private nesting = 0;
-  private operands = 0;
   constructor(private readonly input: string, private readonly tokens: Token[]) {}
 
   private peek(offset = 0): Token | undefined {
@@ -141,7 +156,6 @@ class Parser {
     const start = this.i;
     let left = this.parseAnd();
     while (this.is('or') || this.is('||')) {
-      this.operand();
       this.next();
       const right = this.parseAnd();
       left = { kind: 'or', left, right, text: this.textFrom(start) };
@@ -153,7 +167,6 @@ class Parser {
     const start = this.i;
     let left = this.parseNot();
     while (this.is('and') || this.is('&&')) {
-      this.operand();
       this.next();
       const right = this.parseNot();
       left = { kind: 'and', left, right, text: this.textFrom(start) };
@@ -161,21 +174,21 @@ class Parser {
     return left;
   }
 
-  private operand(): void {
-    if (++this.operands >= MAX_OPERANDS) this.fail(`more than ${MAX_OPERANDS} terms joined by and/or; split the filter or use net/portrange`, this.peek());
-  }
-
-  private nest(): void {
-    if (++this.nesting > MAX_NESTING) this.fail(`parentheses and 'not' nested more than ${MAX_NESTING} deep`, this.peek());
+  /** Counts one level of recursion; refuses expressions nested past MAX_FILTER_DEPTH. */
+  private nested<T>(f: () => T): T {
+    if (++this.depth > MAX_FILTER_DEPTH) this.fail(`the filter is nested more than ${MAX_FILTER_DEPTH} levels deep`, this.peek());
+    try {
+      return f();
+    } finally {
+      this.depth--;
+    }
   }
 
   private parseNot(): FilterNode {
     const start = this.i;
     if (this.is('not') || this.is('!')) {
-      this.nest();
       this.next();
-      const expr = this.parseNot();
-      this.nesting--;
+      const expr = this.nested(() => this.parseNot());
       return { kind: 'not', expr, text: this.textFrom(start) };
     }
     return this.parsePrimary();
@@ -185,15 +198,213 @@ class Parser {
     const token = this.peek();
     if (!token) this.fail('expected a filter primitive', token);
     if (token.text === '(') {
-      this.nest();
+      // `(tcp[13] & 3) != 0` is a relation, `(port 1 or port 2)` a group: try the relation
+      // when the parentheses hold a field, and report whichever reading got further.
+      const start = this.i;
+      if (this.fieldAhead()) {
+        try {
+          return this.parseRelation();
+        } catch (e) {
+          if (!(e instanceof FilterError)) throw e;
+          const relationError = e;
+          this.i = start;
+          try {
+            return this.parseGroup();
+          } catch (e2) {
+            if (e2 instanceof FilterError && e2.position < relationError.position) throw relationError;
+            throw e2;
+          }
+        }
+      }
+      return this.parseGroup();
+    }
+    if (this.startsRelation()) return this.parseRelation();
+    return this.parsePrimitive();
+  }
+
+  private parseGroup(): FilterNode {
+    this.next();
+    const inner = this.nested(() => this.parseOr());
+    if (!this.is(')')) this.fail("expected ')'", this.peek());
+    this.next();
+    return inner;
+  }
+
+  /** Whether a field (tcp[...], len) appears before the parentheses opened here close. */
+  private fieldAhead(): boolean {
+    let level = 0;
+    for (let k = this.i; k < this.tokens.length; k++) {
+      const t = this.tokens[k]!.text.toLowerCase();
+      if (t === '(') level++;
+      else if (t === ')' && --level === 0) return false;
+      else if (t === 'len' || ((t === 'tcp' || t === 'ip' || t === 'ip6') && this.tokens[k + 1]?.text === '[')) return true;
+    }
+    return false;
+  }
+
+  /** A relation starts with a field, a number or a flag constant. */
+  private startsRelation(): boolean {
+    const t = this.peek()?.text.toLowerCase() ?? '';
+    if ((t === 'tcp' || t === 'ip' || t === 'ip6') && this.is('[', 1)) return true;
+    if (t === 'len') return true;
+    return /^(0x[0-9a-f]+|\d+)$/.test(t) && this.last === undefined || /^tcp-\w+$/.test(t);
+  }
+
+  // ---- relations: arith relop arith --------------------------------------------------
+
+  private parseRelation(): FilterNode {
+    const start = this.i;
+    const left = this.parseArith();
+    const op = this.next();
+    if (!op || !RELOPS.includes(op.text)) this.fail(`expected a comparison (${RELOPS.join(' ')})`, op);
+    const right = this.parseArith();
+    const text = this.textFrom(start);
+    let field: Extract<Arith, { kind: 'field' }>, value: number, cmp = op.text === '==' ? '=' : op.text;
+    if (left.kind === 'field' && right.kind === 'const') {
+      field = left; value = right.value;
+    } else if (left.kind === 'const' && right.kind === 'field') {
+      field = right; value = left.value;
+      cmp = ({ '<': '>', '>': '<', '<=': '>=', '>=': '<=' } as Record<string, string>)[cmp] ?? cmp;
+    } else {
+      this.fail(left.kind === 'field' ? 'compare a packet field with a constant, not with another field' : 'the comparison needs a packet field (tcp[...] or len)', this.tokens[start]);
+    }
+    return this.fieldTest(field, cmp, value, text);
+  }
+
+  /** (field & mask) CMP value as eq/gt tests, with not for the rest. */
+  private fieldTest(f: Extract<Arith, { kind: 'field' }>, cmp: string, value: number, text: string): FilterNode {
+    const max = f.mask; // the field's largest value after its mask
+    const never: FilterNode = { kind: 'not', expr: { kind: 'true', text }, text };
+    const always: FilterNode = { kind: 'true', text };
+    const test = (c: 'eq' | 'gt', v: number): FilterNode => {
+      if (v > max) return never; // the masked field cannot reach it
+      if (f.field === 3 && f.shift === 16 && f.width === 8 && c === 'eq') {
+        // tcp[13]: the flags byte, as the kernel's flag tests
+        return v === 0 ? { kind: 'not', expr: { kind: 'flags-any', mask: f.mask, text }, text } : { kind: 'flags-eq', mask: f.mask, value: v, text };
+      }
+      return { kind: 'field', field: f.field, mask: (f.mask * 2 ** f.shift) >>> 0, cmp: c, value: (v * 2 ** f.shift) >>> 0, text };
+    };
+    const not = (n: FilterNode): FilterNode => (n === never ? always : n.kind === 'not' && n.expr.kind !== 'true' ? n.expr : { kind: 'not', expr: n, text });
+    switch (cmp) {
+      case '=': return test('eq', value);
+      case '!=': return not(test('eq', value));
+      case '>': return value >= max ? never : test('gt', value);
+      case '>=': return value === 0 ? always : value > max ? never : test('gt', value - 1);
+      case '<': return value === 0 ? never : value > max ? always : not(test('gt', value - 1));
+      case '<=': return value >= max ? always : not(test('gt', value));
+    }
+    return this.fail(`unknown comparison '${cmp}'`, undefined);
+  }
+
+  private parseArith(): Arith {
+    return this.nested(() => this.arithBinary(0));
+  }
+
+  private static readonly PRECEDENCE: ReadonlyArray<readonly string[]> = [['|'], ['&'], ['<<', '>>'], ['+', '-'], ['*', '/']];
+
+  private arithBinary(level: number): Arith {
+    if (level >= Parser.PRECEDENCE.length) return this.arithAtom();
+    let left = this.arithBinary(level + 1);
+    while (this.peek() && Parser.PRECEDENCE[level]!.includes(this.peek()!.text)) {
+      const op = this.next()!;
+      const right = this.arithBinary(level + 1);
+      left = this.combine(left, op, right);
+    }
+    return left;
+  }
+
+  private combine(a: Arith, op: Token, b: Arith): Arith {
+    if (a.kind === 'const' && b.kind === 'const') {
+      const x = a.value, y = b.value;
+      const v = { '|': x | y, '&': x & y, '<<': x << y, '>>': x >>> y, '+': x + y, '-': x - y, '*': x * y, '/': y ? Math.floor(x / y) : NaN }[op.text]!;
+      if (!Number.isFinite(v)) this.fail('division by zero', op);
+      return { kind: 'const', value: v >>> 0 };
+    }
+    if (op.text === '&') {
+      const field = a.kind === 'field' ? a : (b as Extract<Arith, { kind: 'field' }>);
+      const mask = a.kind === 'const' ? a.value : b.kind === 'const' ? b.value : this.fail('mask a field with a constant, not with another field', op);
+      return { ...field, mask: (field.mask & mask) >>> 0 };
+    }
+    if (op.text === '|' && a.kind === 'field' && b.kind === 'const') {
+      this.fail(`'&' binds tighter than '|', as in tcpdump: write the mask in parentheses, e.g. ${a.text} & (tcp-syn|tcp-ack)`, op);
+    }
+    return this.fail(`only '&' (a mask) may be applied to a packet field before comparing it ('${op.text}' is not supported on fields)`, op);
+  }
+
+  private arithAtom(): Arith {
+    const token = this.peek();
+    if (!token) this.fail('expected a number, a TCP flag or a packet field', token);
+    const t = token.text.toLowerCase();
+    if (t === '(') {
       this.next();
-      const inner = this.parseOr();
+      const inner = this.parseArith();
       if (!this.is(')')) this.fail("expected ')'", this.peek());
       this.next();
-      this.nesting--;
       return inner;
     }
-    return this.parsePrimitive();
+    if (t === 'len') {
+      this.next();
+      return { kind: 'field', field: FIELD_FRAME_LEN, shift: 0, width: 32, mask: 0xffffffff, text: 'len' };
+    }
+    if ((t === 'ip' || t === 'ip6') && this.is('[', 1)) this.fail(`${t}[...] is not supported: tcpscope's kernel filter reads the TCP header (tcp[...]), addresses (host/net) and len`, token);
+    if (t === 'tcp' && this.is('[', 1)) return this.tcpField();
+    if (/^(0x[0-9a-f]+|\d+)$/.test(t)) {
+      this.next();
+      const n = Number(t);
+      if (n > 0xffffffff) this.fail(`${t} does not fit 32 bits`, token);
+      return { kind: 'const', value: n };
+    }
+    if (/^tcp-\w+$/.test(t) || Object.hasOwn(TCP_CONSTANTS, t)) {
+      this.next();
+      return { kind: 'const', value: this.flagConstant(token) };
+    }
+    return this.fail(`expected a number, a TCP flag (tcp-syn...) or a packet field (tcp[...], len), not '${token.text}'`, token);
+  }
+
+  private flagConstant(token: Token): number {
+    const t = token.text.toLowerCase();
+    if (Object.hasOwn(TCP_CONSTANTS, t)) return TCP_CONSTANTS[t]!;
+    const m = /^tcp-(\w+)$/.exec(t);
+    const bit = m && Object.hasOwn(FLAG_BITS, m[1]!) ? FLAG_BITS[m[1]!] : undefined;
+    if (bit === undefined) this.fail(`unknown TCP flag '${token.text}' (expected tcp-syn, tcp-ack, tcp-fin, tcp-rst, tcp-push, tcp-urg, tcp-ece, tcp-cwr)`, token);
+    return bit;
+  }
+
+  /** tcp[OFF] / tcp[OFF:SIZE]: a byte, half-word or word of the TCP header's first 16 bytes. */
+  private tcpField(): Arith {
+    const start = this.i;
+    this.next(); // tcp
+    this.next(); // [
+    const offTok = this.peek();
+    let off: number, size = 1;
+    // `13:2` is one word token (':' belongs to words, for IPv6 addresses).
+    const combined = offTok && /^(\d+):(\d+)$/.exec(offTok.text);
+    if (combined) {
+      this.next();
+      off = Number(combined[1]); size = Number(combined[2]);
+    } else {
+      for (let k = this.i, level = 0; k < this.tokens.length; k++) {
+        const t = this.tokens[k]!.text.toLowerCase();
+        if (t === '[') level++;
+        else if (t === ']' && level-- === 0) break;
+        else if (t === 'len' || t === 'tcp' || t === 'ip' || t === 'ip6') this.fail('tcp[...] offsets must be constants: variable offsets (e.g. tcp[(tcp[12] & 0xf0) >> 2]) are not supported', offTok);
+      }
+      const o = this.parseArith();
+      if (o.kind !== 'const') this.fail('tcp[...] offsets must be constants: variable offsets (e.g. tcp[(tcp[12] & 0xf0) >> 2]) are not supported', offTok);
+      off = o.value;
+      const sz = this.peek();
+      if (sz && /^:\d+$/.test(sz.text)) {
+        this.next();
+        size = Number(sz.text.slice(1));
+      }
+    }
+    if (!this.is(']')) this.fail("expected ']'", this.peek());
+    this.next();
+    if (![1, 2, 4].includes(size)) this.fail(`tcp[${off}:${size}]: the size must be 1, 2 or 4`, this.tokens[start]);
+    if (off + size > 16) this.fail(`tcp[${off}:${size}] is past the 16 bytes the kernel filter keeps of the TCP header (ports, seq, ack, offset, flags, window): the checksum, urgent pointer and options cannot be tested`, this.tokens[start]);
+    if ((off & 3) + size > 4) this.fail(`tcp[${off}:${size}] straddles a 4-byte boundary of the header: test the parts separately (e.g. tcp[${off}:${4 - (off & 3)}])`, this.tokens[start]);
+    const width = size * 8;
+    return { kind: 'field', field: off >> 2, shift: (4 - (off & 3) - size) * 8, width, mask: width === 32 ? 0xffffffff : 2 ** width - 1, text: this.textFrom(start) };
   }
 
   private parsePrimitive(): FilterNode {
@@ -201,13 +412,29 @@ class Parser {
     const token = this.peek()!;
     const word = token.text.toLowerCase();
 
-    if (word === 'tcp' && this.is('[', 1)) return this.parseFlagsTest();
-    if (word === 'tcp') { this.next(); return { kind: 'true', text: 'tcp' }; }
-    if (word === 'ip') { this.next(); return { kind: 'family', family: 2, text: 'ip' }; }
-    if (word === 'ip6') { this.next(); return { kind: 'family', family: 10, text: 'ip6' }; }
+    if (word === 'tcp' || word === 'ip' || word === 'ip6') {
+      // A protocol qualifier (`tcp port 80`, `ip src host ...`, `ip6 net ...`) or on its own.
+      this.next();
+      const family: FilterNode | undefined = word === 'tcp' ? undefined : { kind: 'family', family: word === 'ip' ? 2 : 10, text: word };
+      const nextWord = this.peek()?.text.toLowerCase();
+      let rest: FilterNode | undefined;
+      if (nextWord === 'proto') rest = this.parseProto(start);
+      else if (nextWord && ['src', 'dst', 'host', 'net', 'port', 'portrange'].includes(nextWord)) rest = this.parsePrimitive();
+      if (!rest) return family ?? { kind: 'true', text: 'tcp' };
+      if (!family) return rest;
+      return { kind: 'and', left: family, right: rest, text: this.textFrom(start) };
+    }
+    if (word === 'proto') return this.parseProto(start);
+    if (word === 'less' || word === 'greater') {
+      this.next();
+      const n = this.next();
+      if (!n || !/^\d+$/.test(n.text)) this.fail(`expected a length after '${word}'`, n);
+      const len: Extract<Arith, { kind: 'field' }> = { kind: 'field', field: FIELD_FRAME_LEN, shift: 0, width: 32, mask: 0xffffffff, text: 'len' };
+      return this.fieldTest(len, word === 'less' ? '<=' : '>=', Number(n.text), this.textFrom(start));
+    }
     if (Object.hasOwn(FLAG_BITS, word) && word !== 'push') { this.next(); return { kind: 'flags-any', mask: FLAG_BITS[word]!, text: word }; }
-    if (['udp', 'icmp', 'icmp6', 'arp', 'rarp', 'sctp', 'ether', 'vlan', 'mpls', 'less', 'greater', 'len', 'broadcast', 'multicast', 'gateway', 'proto', 'inbound', 'outbound'].includes(word)) {
-      this.fail(`'${word}' is not supported: tcpscope sees incoming TCP only and filters on addresses, ports and TCP flags`, token);
+    if (['udp', 'icmp', 'icmp6', 'arp', 'rarp', 'sctp', 'igmp', 'pim', 'vrrp', 'ah', 'esp', 'ether', 'fddi', 'tr', 'wlan', 'vlan', 'mpls', 'pppoed', 'pppoes', 'geneve', 'llc', 'decnet', 'iso', 'atalk', 'aarp', 'ipx', 'netbeui', 'stp', 'broadcast', 'multicast', 'gateway', 'inbound', 'outbound', 'ifname', 'on', 'rnr', 'rulenum', 'reason', 'rset', 'srnr', 'subrulenum', 'action', 'type', 'subtype', 'dir'].includes(word)) {
+      this.fail(`'${word}' is not supported: tcpscope sees incoming TCP over IPv4/IPv6 only and filters on addresses, ports, lengths and the TCP header`, token);
     }
 
     // [dir] [type] value
@@ -237,6 +464,16 @@ class Parser {
     const q: Qualifiers = { dir: dir ?? 'either', type };
     this.last = q;
     return this.parseValue(q, start);
+  }
+
+  /** `proto tcp` / `proto 6` (every packet tcpscope sees); other protocols are refused. */
+  private parseProto(start: number): FilterNode {
+    this.next(); // proto
+    const v = this.next();
+    if (!v) this.fail("expected a protocol after 'proto'", v);
+    const t = v.text.replace(/^\\/, '').toLowerCase();
+    if (t !== 'tcp' && t !== '6') this.fail(`'proto ${v.text}' is not supported: tcpscope sees TCP only (proto tcp / proto 6)`, v);
+    return { kind: 'true', text: this.textFrom(start) };
   }
 
   private parseValue(q: Qualifiers, start: number): FilterNode {
@@ -297,67 +534,6 @@ class Parser {
     return known;
   }
 
-  /** tcp[tcpflags] [& FLAGS] op FLAGS, and tcp[13] for the same byte. */
-  private parseFlagsTest(): FilterNode {
-    const start = this.i;
-    this.next(); // tcp
-    this.next(); // [
-    const field = this.next();
-    if (!field || !['tcpflags', '13'].includes(field.text.toLowerCase())) {
-      this.fail(`only tcp[tcpflags] (or tcp[13]) can be tested, not tcp[${field?.text ?? ''}]`, field);
-    }
-    if (!this.is(']')) this.fail("expected ']'", this.peek());
-    this.next();
-    let mask = 0xff;
-    if (this.is('&')) {
-      this.next();
-      mask = this.flagsValue();
-    }
-    const op = this.next();
-    if (!op || !['==', '=', '!=', '>'].includes(op.text)) this.fail("expected '!=', '==' or '> 0' in the tcp[tcpflags] test", op);
-    const value = this.flagsValue();
-    const text = this.textFrom(start);
-    if (op.text === '>') {
-      if (value !== 0) this.fail("only '> 0' is supported for tcp[tcpflags]", op);
-      return { kind: 'flags-any', mask, text };
-    }
-    if (value === 0) {
-      const any: FilterNode = { kind: 'flags-any', mask, text };
-      return op.text === '!=' ? any : { kind: 'not', expr: any, text };
-    }
-    const eq: FilterNode = { kind: 'flags-eq', mask, value, text };
-    return op.text === '!=' ? { kind: 'not', expr: eq, text } : eq;
-  }
-
-  private flagsValue(): number {
-    const open = this.is('(');
-    if (open) this.next();
-    let value = this.flag();
-    while (this.is('|')) {
-      this.next();
-      value |= this.flag();
-    }
-    if (open) {
-      if (!this.is(')')) this.fail("expected ')'", this.peek());
-      this.next();
-    }
-    return value;
-  }
-
-  private flag(): number {
-    const token = this.next();
-    if (!token) this.fail('expected a TCP flag (tcp-syn, tcp-ack, tcp-fin, tcp-rst, tcp-push, tcp-urg, tcp-ece, tcp-cwr) or a number', token);
-    const t = token.text.toLowerCase();
-    if (/^(0x[0-9a-f]+|\d+)$/.test(t)) {
-      const n = Number(t);
-      if (n > 255) this.fail(`flag value ${t} does not fit the flags byte`, token);
-      return n;
-    }
-    const m = /^tcp-(\w+)$/.exec(t);
-    const bit = m && Object.hasOwn(FLAG_BITS, m[1]!) ? FLAG_BITS[m[1]!] : undefined;
-    if (bit === undefined) this.fail(`unknown TCP flag '${token.text}' (expected tcp-syn, tcp-ack, tcp-fin, tcp-rst, tcp-push, tcp-urg, tcp-ece, tcp-cwr)`, token);
-    return bit;
-  }
 }
 
 /** Parses a tcpdump-like expression; throws FilterError naming the part it cannot read. */

@@ -316,6 +316,8 @@ export class PacketProgram {
   readonly hook: PacketHook;
   /** Interface names by ifindex. */
   readonly interfaces: ReadonlyMap<number, string>;
+  private readonly names: Map<number, string>;
+  private readonly xdpMode: XdpMode;
   private config: ConfigValue;
   private filterText: string;
   private readonly configMap: BpfMap<number, ConfigValue>;
@@ -326,7 +328,9 @@ export class PacketProgram {
     this.object = object;
     this.links = links;
     this.hook = opts.hook;
-    this.interfaces = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
+    this.names = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
+    this.interfaces = this.names;
+    this.xdpMode = opts.xdpMode;
     this.config = config;
     this.filterText = opts.filter.text;
     this.configMap = object.map<number, ConfigValue>('packets_config');
@@ -374,6 +378,18 @@ export class PacketProgram {
       obj.close();
       throw e;
     }
+  }
+
+  /**
+   * Attaches to one more interface while running (one created after the start, for
+   * `-i any`); its packets join the same ring. Does nothing for one already attached.
+   */
+  addInterface(ifindex: number, name: string): boolean {
+    if (this.names.has(ifindex)) return false;
+    const prog = this.object.program(this.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
+    this.links.push(this.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: this.xdpMode }));
+    this.names.set(ifindex, name);
+    return true;
   }
 
   /** The filter now applied (its expression text). */
@@ -502,15 +518,26 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
    * an event costs one small object until its fields are read.
    */
   override async *batches(): AsyncIterableIterator<PacketView[]> {
-    const View = this.View;
     for await (const batch of this.rawBatches()) {
-      const view = copyView(batch.bytes);
-      const n = batch.count;
-      const offsets = batch.offsets;
-      const out = new Array<PacketView>(n);
-      for (let i = 0; i < n; i++) out[i] = new View(view, offsets[i]!);
-      if (n) yield out;
+      const out = this.decode(batch);
+      if (out.length) yield out;
     }
+  }
+
+  /** Events waiting in the ring now, without sleeping (for a program run by testRun). */
+  readAvailable(): PacketView[] {
+    const batch = this.ring.readAvailable();
+    return batch ? this.decode(batch) : [];
+  }
+
+  private decode(batch: RecordBatch): PacketView[] {
+    const View = this.View;
+    const view = copyView(batch.bytes);
+    const n = batch.count;
+    const offsets = batch.offsets;
+    const out = new Array<PacketView>(n);
+    for (let i = 0; i < n; i++) out[i] = new View(view, offsets[i]!);
+    return out;
   }
 
   /**
@@ -623,6 +650,32 @@ export function packets(options: PacketsOptions): PacketStream {
     if (options.signal) readerOptions.signal = options.signal;
     const reader = program.object.ringBuffer<PacketEvent>('packets', readerOptions);
     return new PacketStream(program, reader);
+  } catch (e) {
+    program.close();
+    throw e;
+  }
+}
+
+/**
+ * The packet program loaded and attached nowhere, with its event ring: `packets -r` runs
+ * the frames of a file through it (BPF_PROG_TEST_RUN), so a file is filtered and decoded by
+ * the very program that captures live.
+ */
+export function openDetachedPackets(options: { filter?: PacketFilter; snaplen?: number; payloadBytes?: number }): PacketStream {
+  const opts: NormalizedOptions = {
+    ifindexes: [], ifnames: [], hook: 'tc', xdpMode: 'auto',
+    filter: compileFilter(options.filter),
+    snaplen: intOption('snaplen', options.snaplen, 0, 262144, 0),
+    payloadBytes: intOption('payloadBytes', options.payloadBytes, 0, MAX_CAPTURE, 0),
+    sampleRate: 1,
+    // A file is read whole: no events cap, no SYN sketch, no egress counters.
+    eventsPerSlot: 0,
+    synAdmission: 0,
+    egressCounters: false,
+  };
+  const program = PacketProgram.open(opts, FEATURE_EVENTS, opts.snaplen || opts.payloadBytes ? 1 << 22 : 1 << 16);
+  try {
+    return new PacketStream(program, program.object.ringBuffer<PacketEvent>('packets', {}));
   } catch (e) {
     program.close();
     throw e;

@@ -11,11 +11,26 @@ export interface RetransmitEvent extends TcpEventBase {
   state: string;
   /** Sequence number of the retransmitted segment (the ISN for SYN-ACKs). */
   seq: number;
+  /**
+   * TCP segments this retransmission carried (tcp_skb_pcount: a GSO skb carries several;
+   * 1 for SYN-ACKs). Summed, they equal the kernel's TcpRetransSegs and each connection's
+   * tcp_info.total_retrans; count events and you under-count. 0 for an attempt the kernel
+   * abandoned before sending (err EBUSY, EAGAIN, ENOMEM, EHOSTUNREACH on 6.13+, which
+   * reports those too): the kernel does not count it either.
+   */
+  segs: number;
   /** Congestion window after the loss was detected (segments; 0 for SYN-ACKs). */
   sndCwnd: number;
   /** Result of the retransmission (kernel 6.13+; 0 before). */
   err: number;
 }
+
+/**
+ * Errors with which __tcp_retransmit_skb gives up before counting anything (skb still in a
+ * host queue, socket memory, trimming/fragmenting failed, no route). Errors of the transmit
+ * itself come after the counters were raised.
+ */
+const ABANDONED = new Set([11 /* EAGAIN */, 12 /* ENOMEM */, 16 /* EBUSY */, 113 /* EHOSTUNREACH */]);
 
 export interface RetransmitsOptions extends TcpFilterOptions, EventCapOptions {
   /** Also report SYN-ACK retransmissions. Default true. */
@@ -34,6 +49,7 @@ const retransmitEvent = lazyEvents<RawTcpEvent, RetransmitEvent>('RetransmitEven
   ...BASE_FIELDS,
   state: (r) => stateName(r.state),
   seq: (r) => r.seq,
+  segs: (r) => (ABANDONED.has(-(r.err | 0)) ? 0 : r.segs),
   sndCwnd: (r) => r.snd_cwnd,
   err: (r) => r.err,
 });

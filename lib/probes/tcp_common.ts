@@ -10,7 +10,7 @@ import { NotSupportedError } from '../bpf/errors';
 import { Btf } from '../bpf/btf/parse';
 import { hasCapability, tracefsStatus } from '../bpf/sys';
 import { AF_INET, AF_INET6, Cidr, cidrContains, formatAddress, parseCidr, parsePort } from '../net/addr';
-import { openProbe, ProbeOptions, ProbeStream } from './stream';
+import { openProbe, ProbeOptions, ProbeStream, wakeupBytesFor } from './stream';
 
 /** Filters every TCP probe takes. Validated before anything is loaded or attached. */
 export interface TcpFilterOptions extends ProbeOptions {
@@ -37,7 +37,7 @@ export interface CompiledFilter {
   family: 0 | 2 | 10;
 }
 
-const FILTER_KEYS = ['ports', 'cidrs', 'family', 'signal', 'latencyMs', 'ringBytes'];
+const FILTER_KEYS = ['ports', 'cidrs', 'family', 'signal', 'latencyMs', 'ringBytes', 'wakeupBytes'];
 
 /** Checks the option object's keys and the common filters; throws TypeError naming the bad one. */
 export function compileFilter(options: TcpFilterOptions, probe: string, extraKeys: string[] = []): CompiledFilter {
@@ -65,6 +65,11 @@ export function compileFilter(options: TcpFilterOptions, probe: string, extraKey
   }
   if (options.ringBytes !== undefined && !(Number.isInteger(options.ringBytes) && options.ringBytes >= 4096 && (options.ringBytes & (options.ringBytes - 1)) === 0)) {
     throw new TypeError(`${probe}(): ringBytes must be a power of two >= 4096`);
+  }
+  try {
+    wakeupBytesFor(options);
+  } catch (e) {
+    throw new TypeError(`${probe}(): ${(e as Error).message}`);
   }
   return { ports, cidrs, family };
 }

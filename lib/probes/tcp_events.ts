@@ -12,7 +12,7 @@ import {
 export interface RawTcpEvent {
   ts_ns: bigint; cookie: bigint; kind: number; flags: number; state: number; reason: number; seq: number;
   srtt_us: number; snd_cwnd: number; pid: number; err: number; sport: number; dport: number; family: number;
-  tcp_flags: number; saddr: Uint8Array; daddr: Uint8Array; comm: string;
+  tcp_flags: number; segs: number; saddr: Uint8Array; daddr: Uint8Array; comm: string;
 }
 
 export const EV = { RETRANSMIT: 1, RETRANSMIT_SYNACK: 2, RTT: 3, RESET_SENT: 4, RESET_RECEIVED: 5, DROP: 6, BAD_CSUM: 7 } as const;

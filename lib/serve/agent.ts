@@ -3,6 +3,8 @@
 // acting on them, and the exporters, run together until stopped.
 import { connections } from '../probes/connections';
 import { packets } from '../probes/packets';
+import { readSynTables, synCounts } from '../probes/syn-counts';
+import type { PacketProgram } from '../probes/packets';
 import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
 import { drops } from '../probes/drops';
@@ -32,6 +34,8 @@ export interface Agent {
   readonly probes: string[];
   /** Sources denied automatically so far. */
   readonly autoDenied: string[];
+  /** The packet programs (packets probe or SYN counts) to attach to interfaces created later. */
+  readonly packetPrograms: () => PacketProgram[];
   /** Stops everything (detaches, flushes exporters); idempotent. */
   close(): Promise<void>;
 }
@@ -47,6 +51,9 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   let detector: Detector | undefined;
   let guardTimer: NodeJS.Timeout | undefined;
   const names: string[] = [];
+  /** Read the SYN tables one last time; called before the programs close. */
+  const detachers: Array<() => void> = [];
+  const packetPrograms: Array<{ program: PacketProgram; isClosed(): boolean }> = [];
 
   /** Reads a probe to the end into the metrics; a failing probe is reported, not fatal. */
   // Bounded work per turn (lib/util/bounded.ts): scrapes, sinks and the detector's ticks
@@ -65,7 +72,21 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     if (p.resets) pump('resets', resets(), (e) => metrics.observeReset(e));
     if (p.drops) pump('drops', drops(), (e) => metrics.observeDrop(e));
     if (p.rtt) pump('rtt', rtt({ histogram: false }), (e) => metrics.observeRtt(e));
-    if (p.packets) pump('packets', packets({ interfaces }), (e) => metrics.observePacket(e));
+    if (p.packets) {
+      // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
+      // comes from its tables at every scrape, without a second program per interface.
+      const stream = packets({ interfaces, countSyns: true });
+      packetPrograms.push({ program: stream.program, isClosed: () => stream.isClosed });
+      pump('packets', stream, (e) => metrics.observePacket(e));
+      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(stream.program) }));
+    } else {
+      const syns = synCounts({ interfaces });
+      let synsClosed = false;
+      packetPrograms.push({ program: syns.program, isClosed: () => synsClosed });
+      running.push({ close: () => { synsClosed = true; syns.close(); } });
+      names.push('synCounts');
+      detachers.push(metrics.attachSynCounts(syns));
+    }
 
     if (config.guard.enabled) {
       guard = Guard.start({ interfaces });
@@ -103,6 +124,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     }
   } catch (e) {
     if (guardTimer) clearInterval(guardTimer);
+    for (const d of detachers) d();
     for (const r of running) r.close();
     guard?.close();
     await exporters.close();
@@ -118,9 +140,11 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     mitigation,
     probes: names,
     get autoDenied() { return mitigation?.autoDenied ?? []; },
+    packetPrograms: () => packetPrograms.filter((p) => !p.isClosed()).map((p) => p.program),
     close() {
       closing ??= (async () => {
         if (guardTimer) clearInterval(guardTimer);
+        for (const d of detachers) d();
         for (const r of running) r.close();
         guard?.close();
         await Promise.allSettled(pumps);

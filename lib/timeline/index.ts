@@ -38,9 +38,12 @@ function endpoint(addr: string, port: number): string {
   return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
-/** Order-independent key of a connection's two endpoints. */
-function pairKey(a: string, b: string): string {
-  return a < b ? `${a}|${b}` : `${b}|${a}`;
+/**
+ * Key of one socket: its local then its remote endpoint. Directional, so the two sockets of a
+ * connection whose both ends are on this host (client and server) stay two timelines.
+ */
+function socketKey(local: string, remote: string): string {
+  return `${local}|${remote}`;
 }
 
 export class TimelineBuilder {
@@ -59,7 +62,7 @@ export class TimelineBuilder {
   }
 
   private timelineFor(local: string, remote: string, cookie: bigint): ConnectionTimeline {
-    const key = pairKey(local, remote);
+    const key = socketKey(local, remote);
     let timeline = (cookie ? this.byCookie.get(cookie) : undefined) ?? this.byKey.get(key);
     if (timeline && timeline.closed && cookie && timeline.cookie && timeline.cookie !== cookie) {
       timeline = undefined; // the same endpoints reused by a new connection
@@ -99,12 +102,29 @@ export class TimelineBuilder {
       timeline.pid = event.pid;
       timeline.comm = event.comm;
     }
-    this.push(timeline, { kind: 'state', tsNs: event.tsNs, connection: event });
+    // The kernel reports a transition once as 'state' and, when it opens or closes the
+    // connection, again as 'open' / 'close' (same time): keep one entry, the richer event.
+    const twin = this.sameTransition(timeline, event);
+    if (twin) {
+      if (event.type === 'close') twin.connection = event;
+    } else {
+      this.push(timeline, { kind: 'state', tsNs: event.tsNs, connection: event });
+    }
     if (event.type !== 'close') return undefined;
     timeline.closed = true;
     timeline.entries.sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0));
     this.forget(timeline);
     return timeline;
+  }
+
+  /** The entry already holding this transition (same time and states), if any. */
+  private sameTransition(timeline: ConnectionTimeline, event: ConnectionEvent): Extract<TimelineEntry, { kind: 'state' }> | undefined {
+    for (let i = timeline.entries.length - 1; i >= 0; i--) {
+      const e = timeline.entries[i]!;
+      if (e.tsNs !== event.tsNs) continue;
+      if (e.kind === 'state' && e.connection.oldstate === event.oldstate && e.connection.newstate === event.newstate) return e;
+    }
+    return undefined;
   }
 
   /** Adds an incoming packet (source = remote side). */
@@ -114,9 +134,13 @@ export class TimelineBuilder {
     this.push(this.timelineFor(local, remote, 0n), { kind: 'packet', tsNs: packet.ts_ns, packet });
   }
 
-  /** Adds a retransmit, RTT sample, reset or drop. */
+  /**
+   * Adds a retransmit, RTT sample, reset or drop. Their saddr/sport are the socket's local
+   * side, except drops, whose saddr is the dropped packet's source (the remote side).
+   */
   addTcpEvent(kind: 'retransmit' | 'rtt' | 'reset' | 'drop', event: TcpEventBase & { type: string }): void {
-    const timeline = this.timelineFor(endpoint(event.saddr, event.sport), endpoint(event.daddr, event.dport), event.cookie);
+    const a = endpoint(event.saddr, event.sport), b = endpoint(event.daddr, event.dport);
+    const timeline = kind === 'drop' ? this.timelineFor(b, a, event.cookie) : this.timelineFor(a, b, event.cookie);
     this.push(timeline, { kind, tsNs: event.tsNs, event });
   }
 
@@ -133,7 +157,7 @@ export class TimelineBuilder {
   }
 
   private forget(timeline: ConnectionTimeline): void {
-    this.byKey.delete(pairKey(timeline.local, timeline.remote));
+    this.byKey.delete(socketKey(timeline.local, timeline.remote));
     if (timeline.cookie) this.byCookie.delete(timeline.cookie);
   }
 }

@@ -17,6 +17,8 @@ export interface TimelinesOptions extends TimelineOptions {
   /** Only connections with one of these local or remote ports. */
   ports?: number[];
   signal?: AbortSignal;
+  /** Called once every probe is attached (before the first timeline can arrive). */
+  onReady?: () => void;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function* timelines(options: TimelinesOptions): AsyncIterableIterat
       resets: track(resets(common)),
       drops: track(drops(common)),
     };
+    options.onReady?.();
     for await (const item of merge(sources)) {
       switch (item.source) {
         case 'conns': {

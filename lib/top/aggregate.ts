@@ -95,10 +95,12 @@ export class TopAggregator {
   }
 }
 
-function human(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
+/** A byte count or rate in at most 10 characters: `898 B`, `1.5 KiB`, `12.0 MiB`, `3.2 GiB`. */
+export function human(bytes: number): string {
+  if (Math.round(bytes) < 1024) return `${Math.round(bytes)} B`;
   if (bytes < 1 << 20) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 /** The snapshot as the terminal table `tcpscope top` draws. */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /**
  * Interleaves several async iterables as their values arrive, tagging each with its source.
- * Ends when every source has ended; returning early (break) returns every source, so probes
- * behind them close.
+ * Ends when every source has ended; returning early (break) asks every source to return
+ * without waiting for it: close the probes behind them (timelines() does).
  *
  * @example
  * for await (const { source, value } of merge({ conns: connections(), pkts: packets({ interfaces: ['lo'] }) })) ...
@@ -30,6 +30,9 @@ export async function* merge<T extends Record<string, AsyncIterable<unknown>>>(
       yield { source: key, value: result.value } as Item;
     }
   } finally {
-    await Promise.allSettled([...iterators.values()].map((it) => it.return?.()));
+    // Not awaited: an async generator runs return() only after its pending next() settles,
+    // which for an idle probe is never. The caller closes the probes behind the sources (or
+    // their signal does); that settles the reads and the queued returns then run.
+    for (const it of iterators.values()) void it.return?.()?.catch(() => undefined);
   }
 }

@@ -9,7 +9,7 @@ export const cleanupCommand: Command = {
   name: 'cleanup',
   summary: 'remove what a killed tcpscope left: tc filters, netlink XDP programs, pins, demo namespaces',
   usage: '[--all]',
-  options: { all: { type: 'boolean', default: false } },
+  options: { all: { type: 'boolean', default: false, help: 'also remove what live tcpscope processes attached (stops them working)' } },
   async run(ctx) {
     const all = Boolean(ctx.values['all']);
     const result = cleanupAttachments({ all });

@@ -4,7 +4,7 @@
 import { alertToJson } from '../../alerts/types';
 import { detect, detectDelivery, Detector, DETECTORS, DetectorName, DEFAULT_THRESHOLDS, ThresholdOptions } from '../../detect';
 import type { Command } from '../command';
-import { STREAM_OPTIONS, UsageError, counter } from '../command';
+import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter } from '../command';
 import { clock } from './tcp_common';
 
 function list(values: unknown): string[] {
@@ -26,14 +26,19 @@ export function parseThresholdArgs(values: string[]): ThresholdOptions {
 export const detectCommand: Command = {
   name: 'detect',
   summary: 'alert on SYN floods, port scans, rate anomalies and sequence anomalies',
-  usage: '-i IFACE [-i IFACE]... [--json] [--threshold GROUP.NAME=N]... [--disable synFlood|portScan|anomaly|sequence] [--xdp] [-c N] [-d DURATION]',
+  usage: '-i IFACE [-i IFACE]... [--json] [--threshold GROUP.NAME=N]... [--disable synFlood|portScan|anomaly|sequence] [--xdp] [-c N] [--duration DURATION]',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true },
-    threshold: { type: 'string', short: 't', multiple: true },
-    disable: { type: 'string', multiple: true },
-    xdp: { type: 'boolean', default: false },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (repeatable, or comma-separated)' },
+    threshold: { type: 'string', short: 't', multiple: true, arg: 'GROUP.NAME=N', help: 'override one detector threshold, e.g. synFlood.sourceRate=20' },
+    disable: { type: 'string', multiple: true, arg: 'DETECTOR', choices: DETECTORS, help: 'turn one detector off' },
+    xdp: { type: 'boolean', default: false, help: 'read packets at XDP instead of tc ingress' },
   },
+  deprecated: [DEPRECATED_D],
+  examples: [
+    ['tcpscope detect -i eth0', 'alerts for SYN floods, port scans, rate and sequence anomalies'],
+    ['tcpscope detect -i eth0 -t synFlood.sourceRate=20 --disable anomaly --json', 'a lower SYN flood threshold, no rate anomalies, NDJSON alerts'],
+  ],
   async run(ctx) {
     const interfaces = list(ctx.values['interface']);
     if (!interfaces.length) throw new UsageError('name at least one interface with -i IFACE (e.g. -i eth0)');
@@ -51,7 +56,7 @@ export const detectCommand: Command = {
       throw e;
     }
     for (const u of d.unavailable) ctx.err.write(`tcpscope: ${u.reason}\n`);
-    ctx.err.write(`detecting on ${interfaces.join(', ')} (Ctrl-C to stop)\n`);
+    ctx.ready(`listening on ${interfaces.join(', ')} (${ctx.values['xdp'] ? 'XDP' : 'tc ingress'}), detecting, Ctrl-C to end`);
     const more = counter(ctx);
     try {
       for await (const alert of d) {

@@ -12,13 +12,17 @@ export const genTypesCommand: Command = {
   summary: 'write TypeScript declarations (or with --skeleton a typed skeleton) for a BPF object, like bpf2go',
   usage: '<object.bpf.o> [-t TYPE]... [--all] [--skeleton [--name NAME] [--import-from MODULE]] [-o FILE]',
   options: {
-    type: { type: 'string', short: 't', multiple: true },
-    all: { type: 'boolean', default: false },
-    skeleton: { type: 'boolean', default: false },
-    name: { type: 'string' },
-    'import-from': { type: 'string' },
-    output: { type: 'string', short: 'o' },
+    type: { type: 'string', short: 't', multiple: true, arg: 'NAME', help: 'only this struct/enum (and what it uses); default: the object\'s own types' },
+    all: { type: 'boolean', default: false, help: 'also every kernel type the object refers to' },
+    skeleton: { type: 'boolean', default: false, help: 'write a typed skeleton (maps, programs, globals, ring buffers) embedding the object' },
+    name: { type: 'string', arg: 'NAME', help: 'the skeleton\'s name (default: from the file name)' },
+    'import-from': { type: 'string', arg: 'MODULE', help: 'where the skeleton imports tcpscope\'s runtime from (default: tcpscope/bpf)' },
+    output: { type: 'string', short: 'o', arg: 'FILE', help: 'write to FILE instead of standard output' },
   },
+  examples: [
+    ['tcpscope gen-types build/bpf/syncount.bpf.o -o syncount.types.ts', 'TypeScript declarations for the syn-counter example\'s structs'],
+    ['tcpscope gen-types --skeleton build/bpf/syncount.bpf.o -o syncount.skel.ts', 'a typed skeleton: obj.maps.syns_by_source, obj.programs.count_syns'],
+  ],
   allowPositionals: true,
   async run(ctx) {
     const [file] = ctx.positionals;

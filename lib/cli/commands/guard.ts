@@ -7,7 +7,7 @@ import { parseCidr, parsePort } from '../../net/addr';
 import { denyProblem, protectedAddresses } from '../../guard/safety';
 import type { XdpMode } from '../../bpf/program';
 import type { Command } from '../command';
-import { UsageError, parseDuration, toJson } from '../command';
+import { DEPRECATED_D, UsageError, parseDuration, toJson } from '../command';
 
 function list(values: unknown): string[] {
   const raw = Array.isArray(values) ? (values as string[]) : typeof values === 'string' ? [values] : [];
@@ -48,22 +48,27 @@ export const guardCommand: Command = {
   summary: 'drop or rate-limit incoming TCP from listed sources (XDP, opt-in enforcement)',
   usage: '-i IFACE (--deny CIDR[,CIDR] [--allow CIDR] [--rate N/s [--burst M]] [--ttl 60s] [--syn-only] [--force] | --protect-port PORT[,PORT|all] [--port-rate N/s] [--no-syn-cookies]) [--mode auto|native|skb] [--interval 1s] [--duration 10s] [--json]',
   options: {
-    interface: { type: 'string', short: 'i', multiple: true },
-    deny: { type: 'string', multiple: true },
-    allow: { type: 'string', multiple: true },
-    rate: { type: 'string' },
-    burst: { type: 'string' },
-    ttl: { type: 'string' },
-    'syn-only': { type: 'boolean', default: false },
-    force: { type: 'boolean', default: false },
-    'protect-port': { type: 'string', multiple: true },
-    'port-rate': { type: 'string' },
-    'no-syn-cookies': { type: 'boolean', default: false },
-    mode: { type: 'string', default: 'auto' },
-    interval: { type: 'string', default: '1s' },
-    json: { type: 'boolean', default: false },
-    duration: { type: 'string', short: 'd' },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'enforce on this interface (XDP)' },
+    deny: { type: 'string', multiple: true, arg: 'CIDR', help: 'drop (or rate-limit with --rate) incoming TCP from this range' },
+    allow: { type: 'string', multiple: true, arg: 'CIDR', help: 'never drop this range (wins over --deny)' },
+    rate: { type: 'string', arg: 'N/s', help: 'rate-limit the denied sources to N packets per second instead of dropping' },
+    burst: { type: 'string', arg: 'M', help: 'burst allowed above --rate' },
+    ttl: { type: 'string', arg: 'DURATION', help: 'remove the deny entries after this long' },
+    'syn-only': { type: 'boolean', default: false, help: 'act on SYNs only (new connections)' },
+    force: { type: 'boolean', default: false, help: 'deny even a range covering every address, an established peer or the gateway' },
+    'protect-port': { type: 'string', multiple: true, arg: 'PORT', help: 'answer SYN floods to this local port (or all) with SYN cookies at XDP' },
+    'port-rate': { type: 'string', arg: 'N/s', help: 'SYNs per second a protected port takes before cookies (or drops) start' },
+    'no-syn-cookies': { type: 'boolean', default: false, help: 'over --port-rate, drop SYNs instead of answering with cookies' },
+    mode: { type: 'string', default: 'auto', arg: 'MODE', choices: ['auto', 'native', 'skb'], help: 'XDP attach mode' },
+    interval: { type: 'string', default: '1s', arg: 'DURATION', help: 'print the counters this often' },
+    json: { type: 'boolean', default: false, help: 'NDJSON output' },
+    duration: { type: 'string', arg: 'DURATION', help: 'stop after this long once attached' },
   },
+  deprecated: [DEPRECATED_D],
+  examples: [
+    ['tcpscope guard -i eth0 --deny 203.0.113.0/24', 'drop incoming TCP from that range until Ctrl-C'],
+    ['tcpscope guard -i eth0 --deny 0.0.0.0/0 --allow 10.0.0.0/8 --rate 100/s --syn-only', 'at most 100 new connections a second from outside 10/8'],
+  ],
   async run(ctx) {
     const interfaces = list(ctx.values['interface']);
     if (!interfaces.length) throw new UsageError('guard needs an interface: -i IFACE');
@@ -122,7 +127,7 @@ export const guardCommand: Command = {
         if (json) ctx.out.write(`${toJson({ type: 'expire', ts: new Date().toISOString(), ...e })}\n`);
         else ctx.out.write(`expired ${e.cidr} (dropped ${e.droppedPackets})\n`);
       });
-      if (!json) ctx.err.write(`guarding ${interfaces.join(', ')}: ${guard.size} entries (${action === 'drop' ? 'drop' : `rate ${action.ratePerSec}/s`}${ttlMs ? `, ttl ${ttlMs / 1000}s` : ''})${ports.length ? `, ${ports.length} protected ports` : ''}; Ctrl-C stops\n`);
+      ctx.ready(`guarding ${interfaces.join(', ')} (XDP): ${guard.size} entries (${action === 'drop' ? 'drop' : `rate ${action.ratePerSec}/s`}${ttlMs ? `, ttl ${ttlMs / 1000}s` : ''})${ports.length ? `, ${ports.length} protected ports` : ''}, Ctrl-C to end`);
 
       let last: GuardStats = guard.stats();
       const tick = (): void => {

@@ -4,12 +4,20 @@
 import { compileFilter } from '../../filter/compile';
 import { FilterError } from '../../filter/parse';
 import { PcapngWriter, LINKTYPE_ETHERNET } from '../../pcapng';
-import { MAX_CAPTURE, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
+import { MAX_CAPTURE, PacketEvent, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
+import { AF_INET } from '../../net/addr';
 import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
+import { PacketFileFilter } from '../../probes/packets-file';
+import { CaptureFormatError, CaptureFrame, readCapture } from '../../pcapng/read';
+import fs from 'node:fs';
+import { followInterfaces, interfaceArg } from './interfaces';
 import type { Command, CommandContext } from '../command';
-import { STREAM_OPTIONS, UsageError, counter, parseCount, printSummary, toJson } from '../command';
+import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, looksLikeDuration, parseCount, printSummary, toJson } from '../command';
 
 const STDOUT_FD = 1;
+
+/** Bytes captured with -v: the link, IP and TCP headers with options. */
+const VERBOSE_SNAPLEN = 128;
 
 /** Ring of a -w capture: 32 MiB holds about 200k packets of 96 captured bytes. */
 const CAPTURE_RING_BYTES = 1 << 25;
@@ -22,16 +30,76 @@ function intArg(ctx: CommandContext, name: string, fallback: number, min: number
   return Number(text);
 }
 
+/**
+ * tcpdump -v's lines: the IP header's fields (`IP (tos 0x0, ttl 64, id 1, offset 0, flags
+ * [DF], proto TCP (6), length 60)` then the TCP part indented on the next line;
+ * `IP6 (flowlabel 0x1, hlim 64, next-header TCP (6) payload length: 40) ...` on one), read
+ * from the frame's first bytes (-v captures them). tcpdump's checksum check is not printed.
+ */
+export function formatPacketVerbose(e: PacketEvent): string {
+  const body = formatPacketBody(e).replace(/^IP6? /, '');
+  const ip = e.frame && e.frame.length >= e.l3_off + (e.family === AF_INET ? 20 : 40) ? e.frame.subarray(e.l3_off) : undefined;
+  if (e.family === AF_INET) {
+    if (!ip) return `IP (ttl ${e.ttl}, proto TCP (6), length ${e.ip_len})\n    ${body}`;
+    const frag = (ip[6]! << 8) | ip[7]!;
+    const flags = `${frag & 0x4000 ? 'DF' : ''}${frag & 0x2000 ? '+' : ''}` || 'none';
+    return `IP (tos 0x${ip[1]!.toString(16)}, ttl ${e.ttl}, id ${(ip[4]! << 8) | ip[5]!}, offset ${(frag & 0x1fff) * 8}, flags [${flags}], proto TCP (6), length ${e.ip_len})\n    ${body}`;
+  }
+  const parts: string[] = [];
+  if (ip) {
+    const word = ((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0;
+    const tclass = (word >>> 20) & 0xff, flowlabel = word & 0xfffff;
+    if (tclass) parts.push(`class 0x${tclass.toString(16)}`);
+    if (flowlabel) parts.push(`flowlabel 0x${flowlabel.toString(16).padStart(5, '0')}`);
+  }
+  parts.push(`hlim ${e.ttl}`, `next-header TCP (6) payload length: ${e.ip_len - 40}`);
+  return `IP6 (${parts.join(', ')}) ${body}`;
+}
+
+/** -r FILE: the file's frames through the kernel program (BPF_PROG_TEST_RUN), printed as live. */
+async function readFile(ctx: CommandContext, file: string, expression: string): Promise<number> {
+  if (ctx.values['write'] !== undefined) throw new UsageError('-r and -w together are not supported: filter a file with -r, or capture to one with -w');
+  if (ctx.values['interface'] !== undefined) throw new UsageError('-r FILE reads a file: leave out -i');
+  let frames: CaptureFrame[];
+  try {
+    frames = readCapture(file === '-' ? fs.readFileSync(0) : fs.readFileSync(file));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new UsageError(`no such file: ${file}`);
+    if (err.code === 'EISDIR') throw new UsageError(`${file} is a directory, not a capture file`);
+    if (e instanceof CaptureFormatError) throw new UsageError(`${file}: ${e.message}`);
+    throw e;
+  }
+  const take = counter(ctx);
+  const json = Boolean(ctx.values['json']);
+  const verbose = ctx.values['verbose'] !== undefined;
+  const time = new TimeFormatter();
+  const payloadBytes = intArg(ctx, 'payload', 0, 0, MAX_CAPTURE);
+  using filter = new PacketFileFilter(expression, { payloadBytes });
+  ctx.ready(`reading from file ${file}, ${frames.length} packets${expression ? `, filter '${expression}'` : ''}`);
+  let selected = 0;
+  for (const { event: e } of filter.select(frames)) {
+    if (ctx.signal.aborted) break;
+    selected++;
+    const wall = filter.stream.wallClockNs(e.ts_ns);
+    ctx.out.write(json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`);
+    if (!take()) break;
+  }
+  ctx.err.write(`${selected} packets selected of ${frames.length} in the file\n`);
+  return 0;
+}
+
 async function writeText(ctx: CommandContext, probe: PacketStream): Promise<void> {
   const take = counter(ctx);
   const json = Boolean(ctx.values['json']);
   const time = new TimeFormatter();
+  const verbose = ctx.values['verbose'] !== undefined;
   let done = false;
   for await (const events of probe.batches()) {
     let out = '';
     for (const e of events) {
       const wall = probe.wallClockNs(e.ts_ns);
-      out += json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${formatPacketBody(e)}\n`;
+      out += json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`;
       if (!take()) { done = true; break; }
     }
     ctx.out.write(out);
@@ -71,25 +139,37 @@ async function writePcapng(ctx: CommandContext, probe: PacketStream, file: strin
 export const packetsCommand: Command = {
   name: 'packets',
   summary: 'incoming TCP segments, tcpdump-like: lines, NDJSON or pcapng (-w), filtered in the kernel',
-  usage: '-i IFACE [-i IFACE2] [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [-d DURATION] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
+  usage: '-i IFACE [-i IFACE2] | -r FILE [--xdp] [-w FILE] [-s SNAPLEN] [-c N] [--duration DURATION] [-n] [-v] [-d] [--json] [--sample N] [--payload N] [--latency-ms MS] [-U] [filter expression]\n' +
     '  -w - writes the pcapng to standard output; -w buffers like tcpdump: the ring is read when 4 MiB wait or after --latency-ms (default 1000); -U writes every packet within 10 ms\n' +
-    '  filter: host/net/port/portrange with src/dst, ip, ip6, tcp[tcpflags] & tcp-syn != 0, syn/ack/fin/rst, and/or/not, ( )\n' +
+    '  filter: pcap-filter(7) for TCP: [tcp|ip|ip6] [src|dst] host/net [mask]/port/portrange, proto tcp, less/greater/len, tcp[OFF:SIZE] & MASK relop N (first 16 header bytes), syn/ack/fin/rst, and/or/not, && || !, ( )\n' +
     '  e.g.  tcpscope packets -i lo \'dst port 8080 and tcp[tcpflags] & tcp-syn != 0\'',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true },
-    xdp: { type: 'boolean', default: false },
-    'xdp-mode': { type: 'string' },
-    write: { type: 'string', short: 'w' },
-    snaplen: { type: 'string', short: 's' },
-    sample: { type: 'string' },
-    payload: { type: 'string' },
-    'time-stamp-precision': { type: 'string' },
-    'print-filter': { type: 'boolean', default: false },
-    'latency-ms': { type: 'string' },
-    'packet-buffered': { type: 'boolean', short: 'U', default: false },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'capture incoming TCP on this interface (repeatable); any: every interface, and those created later' },
+    xdp: { type: 'boolean', default: false, help: 'capture at XDP instead of tc ingress (earlier, before the kernel allocates an skb)' },
+    'xdp-mode': { type: 'string', arg: 'MODE', choices: ['auto', 'native', 'skb'], help: 'XDP attach mode with --xdp' },
+    write: { type: 'string', short: 'w', arg: 'FILE', help: 'write a pcapng file instead of lines (- for standard output)' },
+    read: { type: 'string', short: 'r', arg: 'FILE', help: 'read packets from a pcap or pcapng file (- for standard input) instead of an interface; the filter runs in the kernel program as live' },
+    snaplen: { type: 'string', short: 's', arg: 'SNAPLEN', help: 'bytes kept of each packet with -w (0 = 262144, as tcpdump)' },
+    sample: { type: 'string', arg: 'N', help: 'keep one matching packet in N (in the kernel)' },
+    payload: { type: 'string', arg: 'N', help: 'with --json, include the first N payload bytes (hex)' },
+    'time-stamp-precision': { type: 'string', arg: 'PREC', choices: ['nano', 'micro'], help: 'pcapng timestamp resolution with -w' },
+    'print-filter': { type: 'boolean', short: 'd', default: false, help: 'print the compiled filter program and exit (as tcpdump -d)' },
+    'latency-ms': { type: 'string', arg: 'MS', help: 'longest time a packet waits in the ring before it is read' },
+    'packet-buffered': { type: 'boolean', short: 'U', default: false, help: 'with -w, write each packet within 10 ms' },
+    numeric: { type: 'boolean', short: 'n', counted: true, help: 'do not resolve names (tcpscope never does: accepted for tcpdump habits; -nn too)' },
+    verbose: { type: 'boolean', short: 'v', counted: true, help: 'also print the IP header (tos, TTL, id, offset, flags, length; IPv6 class, flow label, hop limit) as tcpdump -v does (-vv: the same)' },
   },
+  deprecated: [{ ...DEPRECATED_D, warning: '-d DURATION is deprecated: use --duration (-d alone prints the compiled filter, as tcpdump -d does)', when: looksLikeDuration }],
   allowPositionals: true,
+  positionalsHelp: 'a tcpdump filter expression (pcap-filter(7) syntax, the TCP subset)',
+  examples: [
+    ['tcpscope packets -i eth0', 'one line per incoming TCP segment'],
+    ["tcpscope packets -i lo 'dst port 8080 and tcp[tcpflags] & tcp-syn != 0'", 'SYNs to port 8080 on loopback'],
+    ['tcpscope packets -i eth0 -w out.pcapng -c 1000 port 443', '1000 segments of port 443 to a pcapng file'],
+    ["tcpscope packets -r out.pcapng -v 'tcp[tcpflags] & tcp-rst != 0'", 'the resets in a capture file, with IP details'],
+    ["tcpscope packets -d 'tcp port 80'", 'the compiled filter program, without capturing'],
+  ],
   async run(ctx) {
     const expression = ctx.positionals.join(' ');
     let compiledText: string;
@@ -104,8 +184,9 @@ export const packetsCommand: Command = {
       if (e instanceof FilterError) throw new UsageError(`bad filter: ${e.message}`);
       throw e;
     }
-    const interfaces = (ctx.values['interface'] as string[] | undefined) ?? [];
-    if (!interfaces.length) throw new UsageError('name at least one interface with -i IFACE (e.g. -i lo)');
+    if (typeof ctx.values['read'] === 'string') return readFile(ctx, ctx.values['read'], expression);
+    const { interfaces, follow } = interfaceArg(ctx, 'none');
+    if (!interfaces.length) throw new UsageError('name at least one interface with -i IFACE (e.g. -i lo), or a file with -r FILE');
     const file = ctx.values['write'] as string | undefined;
     let snaplen = intArg(ctx, 'snaplen', 262144, 0, 262144);
     if (snaplen === 0) snaplen = 262144; // tcpdump: -s 0 means the default
@@ -120,7 +201,8 @@ export const packetsCommand: Command = {
       hook,
       ...(xdpMode ? { xdpMode } : {}),
       filter: expression,
-      snaplen: file ? Math.min(snaplen, MAX_CAPTURE) : 0,
+      // -v prints IP header fields the event does not carry: capture the headers.
+      snaplen: file ? Math.min(snaplen, MAX_CAPTURE) : ctx.values['verbose'] !== undefined ? VERBOSE_SNAPLEN : 0,
       payloadBytes: file ? 0 : payloadBytes,
       sampleRate: intArg(ctx, 'sample', 1, 1, 0x7fffffff),
       signal: ctx.signal,
@@ -131,8 +213,10 @@ export const packetsCommand: Command = {
       latencyMs: intArg(ctx, 'latency-ms', immediate ? 10 : file ? 1000 : 50, 1, 10000),
       ...(file && !immediate ? { wakeupBytes: CAPTURE_RING_BYTES / 8, ringBytes: CAPTURE_RING_BYTES } : {}),
     });
+    if (follow) followInterfaces(ctx, () => (probe.isClosed ? [] : [probe.program]));
     const names = [...probe.interfaces.values()].join(', ');
-    ctx.err.write(`tcpscope: listening on ${names} (${hook === 'xdp' ? 'XDP' : 'tc ingress'})${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file} (snaplen ${snaplen})` : ''}\n`);
+    // tcpdump's line, then what tcpscope adds: where it captures and the filter.
+    ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
     try {
       if (file) await writePcapng(ctx, probe, file, snaplen, precision === 'nano' ? 'ns' : 'us', immediate);
       else await writeText(ctx, probe);

@@ -3,13 +3,22 @@
 import { resets, ResetEvent } from '../../probes/resets';
 import type { Command } from '../command';
 import { UsageError } from '../command';
-import { FILTER_OPTIONS, FILTER_USAGE, clock, endpoint, filterOptions, openOrUsage, pad, streamEvents } from './tcp_common';
+import { FILTER_DEPRECATED, FILTER_OPTIONS, FILTER_USAGE, clock, endpoint, filterOptions, openOrUsage, pad, streamEvents } from './tcp_common';
 
 export const resetsCommand: Command = {
   name: 'resets',
   summary: 'TCP resets sent (with reason) and received',
   usage: `[--sent|--received] ${FILTER_USAGE}`,
-  options: { ...FILTER_OPTIONS, sent: { type: 'boolean', default: false }, received: { type: 'boolean', default: false } },
+  options: {
+    ...FILTER_OPTIONS,
+    sent: { type: 'boolean', default: false, help: 'only resets this host sends' },
+    received: { type: 'boolean', default: false, help: 'only resets this host receives' },
+  },
+  deprecated: FILTER_DEPRECATED,
+  examples: [
+    ['tcpscope resets', 'resets sent (with the kernel\'s reason, 6.10+) and received'],
+    ['tcpscope resets --sent -P 8080 --json', 'resets sent on port 8080, as NDJSON'],
+  ],
   async run(ctx) {
     if (ctx.values['sent'] && ctx.values['received']) throw new UsageError('--sent and --received exclude each other (give neither for both)');
     const directions: Array<'sent' | 'received'> = ctx.values['sent'] ? ['sent'] : ctx.values['received'] ? ['received'] : ['sent', 'received'];
@@ -19,6 +28,6 @@ export const resetsCommand: Command = {
       // Sent: saddr is this host. Received: the socket's local side is saddr too.
       return `${clock(e.time)} ${pad(e.type, 8)} ${pad(endpoint(e.saddr, e.sport), 28)} ${pad(endpoint(e.daddr, e.dport), 28)} ${pad(e.state, 12)} ${e.reason ?? '-'}`;
     };
-    return streamEvents(ctx, probe, { header, text });
+    return streamEvents(ctx, probe, { tracing: 'TCP resets (tcp:tcp_send_reset, tcp:tcp_receive_reset)', header, text });
   },
 };

@@ -2,17 +2,23 @@
 // What the conns, retrans, rtt, resets and drops commands share: filter options, the
 // event loop with -c/--duration/Ctrl-C, and the summary.
 import type { TcpFilterOptions, TcpProbe } from '../../probes/tcp_common';
-import { CommandContext, OptionSpec, STREAM_OPTIONS, UsageError, counter, printSummary, writeEvent } from '../command';
+import { CommandContext, DEPRECATED_D, DeprecatedAlias, OptionSpec, STREAM_OPTIONS, UsageError, counter, printSummary, writeEvent } from '../command';
 
 export const FILTER_OPTIONS: OptionSpec = {
   ...STREAM_OPTIONS,
-  port: { type: 'string', short: 'p', multiple: true },
-  cidr: { type: 'string', multiple: true },
-  ipv4: { type: 'boolean', short: '4', default: false },
-  ipv6: { type: 'boolean', short: '6', default: false },
+  port: { type: 'string', short: 'P', multiple: true, arg: 'PORT', help: 'only connections with this local or remote port (comma-separated list allowed), filtered in the kernel' },
+  cidr: { type: 'string', multiple: true, arg: 'CIDR', help: 'only connections with an address in this range, e.g. 10.0.0.0/8 or fd00::/64' },
+  ipv4: { type: 'boolean', short: '4', default: false, help: 'IPv4 only' },
+  ipv6: { type: 'boolean', short: '6', default: false, help: 'IPv6 only' },
 };
 
-export const FILTER_USAGE = '[-p PORT]... [--cidr CIDR]... [-4|-6] [--json] [-c N] [-d DURATION]';
+export const FILTER_USAGE = '[-P PORT]... [--cidr CIDR]... [-4|-6] [--json] [-c N] [--duration DURATION]';
+
+/** Old spellings of the TCP event commands: -p PORT (bcc's -p is a PID) and -d DURATION. */
+export const FILTER_DEPRECATED: readonly DeprecatedAlias[] = [
+  { spelling: '-p', option: 'port', warning: "-p PORT is deprecated: use -P/--port (-p will mean a PID, as in bcc's tools)" },
+  DEPRECATED_D,
+];
 
 /** Probe options from --port/--cidr/-4/-6; bad values are usage errors. */
 export function filterOptions(ctx: CommandContext): TcpFilterOptions {
@@ -48,7 +54,7 @@ export function warnUnavailable(ctx: CommandContext, probe: TcpProbe<unknown>): 
 export async function streamEvents<E extends object>(
   ctx: CommandContext,
   probe: TcpProbe<E>,
-  options: { header?: string; text(e: E): string; json?(e: E): object; filter?(e: E): boolean },
+  options: { tracing: string; header?: string; text(e: E): string; json?(e: E): object; filter?(e: E): boolean },
 ): Promise<number> {
   const more = counter(ctx);
   const onAbort = (): void => probe.close();
@@ -56,6 +62,7 @@ export async function streamEvents<E extends object>(
   try {
     warnUnavailable(ctx, probe as TcpProbe<unknown>);
     if (options.header && !ctx.values['json']) ctx.out.write(`${options.header}\n`);
+    ctx.ready(readyLine(options.tracing));
     for await (const event of probe) {
       if (options.filter && !options.filter(event)) continue;
       writeEvent(ctx, options.json ? options.json(event) : event, () => options.text(event));
@@ -68,6 +75,11 @@ export async function streamEvents<E extends object>(
     printSummary(ctx, stats);
   }
   return 0;
+}
+
+/** The readiness line of a tracepoint-based command. */
+export function readyLine(what: string): string {
+  return `tracing ${what}, Ctrl-C to end`;
 }
 
 export function pad(text: string | number, width: number, right = false): string {

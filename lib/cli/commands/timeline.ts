@@ -4,7 +4,7 @@
 import { timelines } from '../../timeline/stream';
 import { describeEntry } from '../../timeline';
 import type { Command } from '../command';
-import { STREAM_OPTIONS, UsageError, counter, toJson } from '../command';
+import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, toJson } from '../command';
 import { parsePort } from '../../net/addr';
 import { plainEvent } from '../../probes/stream';
 import { upInterfaces } from '../../net/interfaces';
@@ -12,8 +12,17 @@ import { upInterfaces } from '../../net/interfaces';
 export const timelineCommand: Command = {
   name: 'timeline',
   summary: "one view per connection: its packets, states, retransmits, RTT, resets and drops in order",
-  usage: '[-i IFACE]... [-p PORT]... [--json] [-c N] [-d DURATION]',
-  options: { ...STREAM_OPTIONS, interface: { type: 'string', short: 'i', multiple: true }, port: { type: 'string', short: 'p', multiple: true } },
+  usage: '[-i IFACE]... [-P PORT]... [--json] [-c N] [--duration DURATION]',
+  options: {
+    ...STREAM_OPTIONS,
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'join incoming packets from this interface (default: every interface that is up)' },
+    port: { type: 'string', short: 'P', multiple: true, arg: 'PORT', help: 'only connections with this local or remote port' },
+  },
+  deprecated: [{ spelling: '-p', option: 'port', warning: "-p PORT is deprecated: use -P/--port (-p will mean a PID, as in bcc's tools)" }, DEPRECATED_D],
+  examples: [
+    ['tcpscope timeline -P 8080', 'each connection on port 8080 when it closes: packets, states, RTT, retransmits, resets, drops'],
+    ['tcpscope timeline -i lo -P 8080 --json -c 1', 'the first closed connection as one JSON object'],
+  ],
   async run(ctx) {
     const interfaces = (ctx.values['interface'] as string[] | undefined) ?? upInterfaces();
     let ports: number[];
@@ -24,7 +33,7 @@ export const timelineCommand: Command = {
     }
     const more = counter(ctx);
     let n = 0;
-    for await (const t of timelines({ interfaces, ports, signal: ctx.signal })) {
+    for await (const t of timelines({ interfaces, ports, signal: ctx.signal, onReady: () => ctx.ready(`listening on ${interfaces.join(', ')} (tc ingress), tracing connections; a timeline is printed when its connection closes`) })) {
       n++;
       if (ctx.values['json']) {
         ctx.out.write(`${toJson({ cookie: t.cookie, local: t.local, remote: t.remote, pid: t.pid, comm: t.comm, truncated: t.truncated, entries: t.entries.map((e) => ({ kind: e.kind, tsNs: e.tsNs, ...('packet' in e ? { flags: e.packet.flags, seq: e.packet.seq, ack: e.packet.ack, len: e.packet.payload_len } : 'connection' in e ? { from: e.connection.oldstate, to: e.connection.newstate } : { ...plainEvent(e.event) }) })) })}\n`);

@@ -4,21 +4,26 @@ import { connections } from '../../probes/connections';
 import { packets } from '../../probes/packets';
 import { TopAggregator, renderTop } from '../../top/aggregate';
 import type { Command } from '../command';
-import { STREAM_OPTIONS, UsageError, counter, parseDuration, toJson } from '../command';
-import { upInterfaces } from '../../net/interfaces';
+import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, parseDuration, toJson } from '../command';
+import { followInterfaces, interfaceArg } from './interfaces';
 
 export const topCommand: Command = {
   name: 'top',
   summary: 'live table of the busiest remote hosts and connections (-c N: N refreshes)',
-  usage: '[-i IFACE]... [--interval 1s] [--limit 10] [--json] [-c N] [-d DURATION]',
+  usage: '[-i IFACE]... [--interval 1s] [--limit 10] [--json] [-c N] [--duration DURATION]',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true },
-    interval: { type: 'string', default: '1s' },
-    limit: { type: 'string', default: '10' },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (default: every interface that is up; any: those created later too)' },
+    interval: { type: 'string', default: '1s', arg: 'DURATION', help: 'refresh this often' },
+    limit: { type: 'string', default: '10', arg: 'N', help: 'rows per table' },
   },
+  deprecated: [DEPRECATED_D],
+  examples: [
+    ['tcpscope top', 'the busiest remote hosts and connections, refreshed every second'],
+    ['tcpscope top -i eth0 --interval 5s --json -c 3', 'three 5-second snapshots of eth0 as NDJSON'],
+  ],
   async run(ctx) {
-    const interfaces = (ctx.values['interface'] as string[] | undefined) ?? upInterfaces();
+    const { interfaces, follow } = interfaceArg(ctx, 'all');
     const intervalMs = parseDuration(ctx.values['interval'] as string);
     const limit = Number(ctx.values['limit']);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`bad --limit '${String(ctx.values['limit'])}': expected a positive integer`);
@@ -27,6 +32,8 @@ export const topCommand: Command = {
     const pkts = packets({ interfaces, signal: ctx.signal });
     const conns = connections({ events: ['open', 'close'], signal: ctx.signal });
     const more = counter(ctx);
+    if (follow) followInterfaces(ctx, () => (pkts.isClosed ? [] : [pkts.program]));
+    ctx.ready(`listening on ${[...pkts.interfaces.values()].join(', ')} (tc ingress), refreshing every ${intervalMs / 1000}s`);
     const timer = setInterval(() => {
       const snap = aggregator.snapshot();
       if (ctx.values['json']) ctx.out.write(`${toJson(snap)}\n`);

@@ -2,12 +2,12 @@
 // `tcpscope watch`: the main job. A live view of incoming TCP: connections as they open
 // and close (with their owner), and once a second the packet, SYN and connection rates on
 // every watched interface. With no traffic (or --demo), a demo network shows it working.
-import { upInterfaces } from '../../net/interfaces';
+import { followInterfaces, interfaceArg } from './interfaces';
 import { connections, ConnectionEvent } from '../../probes/connections';
 import { packets, PacketStream } from '../../probes/packets';
 import { startDemo, Demo } from '../../demo/demo';
 import type { Command, CommandContext } from '../command';
-import { STREAM_OPTIONS, counter, toJson } from '../command';
+import { DEPRECATED_D, STREAM_OPTIONS, counter, toJson } from '../command';
 
 const SYN = 0x02, ACK = 0x10;
 
@@ -30,15 +30,20 @@ interface Rates {
 export const watchCommand: Command = {
   name: 'watch',
   summary: 'live view of incoming TCP: connections with their owners, packet and SYN rates (the main job)',
-  usage: '[-i IFACE]... [--demo | --no-demo] [--json] [-c N] [-d DURATION]',
+  usage: '[-i IFACE]... [--demo | --no-demo] [--json] [-c N] [--duration DURATION]',
   options: {
     ...STREAM_OPTIONS,
-    interface: { type: 'string', short: 'i', multiple: true },
-    demo: { type: 'boolean', default: false },
-    'no-demo': { type: 'boolean', default: false },
+    interface: { type: 'string', short: 'i', multiple: true, arg: 'IFACE', help: 'watch this interface (default: every interface that is up; any: those created later too)' },
+    demo: { type: 'boolean', default: false, help: 'start the demo network at once' },
+    'no-demo': { type: 'boolean', default: false, help: 'never start the demo network' },
   },
+  deprecated: [DEPRECATED_D],
+  examples: [
+    ['tcpscope watch', 'connections opening and closing with their process, packet and SYN rates each second'],
+    ['tcpscope watch --demo --duration 15s', 'the same on a demo network the command creates and removes'],
+  ],
   async run(ctx: CommandContext) {
-    const interfaces = (ctx.values['interface'] as string[] | undefined) ?? upInterfaces();
+    const { interfaces, follow } = interfaceArg(ctx, 'all');
     const json = Boolean(ctx.values['json']);
     const more = counter(ctx);
     const rates = new Map<string, Rates>();
@@ -71,7 +76,8 @@ export const watchCommand: Command = {
     };
     try {
       watchPackets(interfaces);
-      ctx.err.write(`watching incoming TCP on ${interfaces.join(', ')} (Ctrl-C to stop)\n`);
+      if (follow) followInterfaces(ctx, () => (streams[0] && !streams[0].isClosed ? [streams[0].program] : []));
+      ctx.ready(`listening on ${interfaces.join(', ')} (tc ingress), watching connections, Ctrl-C to end`);
       const ticker = setInterval(flushRates, 1000);
       ctx.signal.addEventListener('abort', () => clearInterval(ticker), { once: true });
       const wantDemo = Boolean(ctx.values['demo']);

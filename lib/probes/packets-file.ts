@@ -1,0 +1,65 @@
+// Packets of a capture file through the live packet program: each frame is run by
+// BPF_PROG_TEST_RUN through the same compiled filter and parser that capture live, so a
+// file (`tcpscope packets -r`) and an interface select and print exactly alike.
+import type { PacketFilter } from '../filter/compile';
+import { CaptureFrame, asEthernet } from '../pcapng/read';
+import { PacketEvent, PacketStream, openDetachedPackets } from './packets';
+
+export interface FilePacket {
+  frame: CaptureFrame;
+  /** The packet as the live probe reports it; ts_ns is set so wallClockNs() gives the file's time. */
+  event: PacketEvent;
+}
+
+/** Bytes of a frame a test run takes (the skb's data must fit one page with its overhead). */
+const TEST_RUN_MAX_DATA = 3000;
+/** The largest wire_len a test run accepts (GSO_LEGACY_MAX_SIZE). */
+const TEST_RUN_MAX_WIRE_LEN = 65536;
+/** sizeof(struct __sk_buff) and offsetof(struct __sk_buff, wire_len), UAPI. */
+const SKB_CTX_SIZE = 192;
+const SKB_WIRE_LEN = 160;
+
+export class PacketFileFilter implements Disposable {
+  readonly stream: PacketStream;
+  private readonly program;
+
+  constructor(filter: PacketFilter | undefined, options: { snaplen?: number; payloadBytes?: number } = {}) {
+    this.stream = openDetachedPackets({ ...(filter !== undefined ? { filter } : {}), ...options });
+    this.program = this.stream.program.object.program('packets_tc');
+  }
+
+  /** The event for `frame` when the filter selects it (TCP over IPv4/IPv6 only), else undefined. */
+  run(frame: CaptureFrame): PacketEvent | undefined {
+    const data = asEthernet(frame);
+    if (!data || data.length < 14) return undefined;
+    // A frame longer than a test run takes is cut (the headers the filter reads come
+    // first); its length goes in the context as wire_len, which the filter's `len` reads.
+    const wire = Math.min(Math.max(frame.origLen - frame.data.length + data.length, data.length), TEST_RUN_MAX_WIRE_LEN);
+    const ctx = new Uint8Array(SKB_CTX_SIZE);
+    new DataView(ctx.buffer).setUint32(SKB_WIRE_LEN, Math.max(wire, Math.min(data.length, TEST_RUN_MAX_DATA)), true);
+    this.program.testRun({ data: data.length > TEST_RUN_MAX_DATA ? data.subarray(0, TEST_RUN_MAX_DATA) : data, ctx });
+    const [event] = this.stream.readAvailable();
+    if (!event) return undefined;
+    event.ts_ns = frame.tsNs - this.stream.clockOffsetNs;
+    event.frame_len = wire;
+    event.ifname = frame.ifname ?? '-';
+    event.frame ??= data;
+    return event;
+  }
+
+  /** Every selected packet of `frames`, in file order. */
+  *select(frames: Iterable<CaptureFrame>): IterableIterator<FilePacket> {
+    for (const frame of frames) {
+      const event = this.run(frame);
+      if (event) yield { frame, event };
+    }
+  }
+
+  close(): void {
+    this.stream.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
