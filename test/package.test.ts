@@ -84,4 +84,21 @@ describe.skipIf(!enabled)('built-in probes with only CAP_BPF, CAP_PERFMON, CAP_N
     expect(r.stdout.trim()).toBe(`000000c000001000 ${names.join(',')}`);
     expect(r.status).toBe(0);
   }, 70_000);
+
+  // The prebuilt objects for both architectures (made by `npm pack`): BPF bytecode does not
+  // depend on the CPU, and CO-RE relocates the arm64 header's layouts against this kernel, so
+  // both load here, which proves them well-formed, relocatable and accepted by the verifier.
+  it.each(['x64', 'arm64'])('the prebuilt %s objects load here', (arch) => {
+    const dir = path.join(ROOT, 'prebuilds', `linux-${arch}`, 'bpf');
+    if (!fs.existsSync(dir)) return; // no prebuilds in this tree: .ci/package.sh packs and runs them
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.bpf.o')).map((f) => path.join(dir, f));
+    const script = `
+      const { BpfObject } = require(${JSON.stringify(path.join(ROOT, 'dist', 'lib', 'bpf'))});
+      for (const f of ${JSON.stringify(files)}) { const o = BpfObject.load(f); console.log(require("path").basename(f), o.programInfos().length); o.close(); }`;
+    const r = spawnSync('setpriv', ['--bounding-set', '-all,+bpf,+perfmon,+net_admin', '--inh-caps', '-all', process.execPath, '-e', script],
+      { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(files.map((f) => path.basename(f)));
+    expect(r.status).toBe(0);
+  }, 70_000);
 });

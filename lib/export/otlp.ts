@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // OpenTelemetry export: the metrics model through the OTel metrics SDK (a MeterProvider
 // whose periodic reader pushes OTLP over HTTP, protobuf or JSON), and alerts as OTLP log
-// records through the logs SDK. The SDK packages are optional peer dependencies. Names are the model's (tcpscope_*); an OpenTelemetry Collector exporting to
-// Prometheus adds `_total` to monotonic sums, so both paths give the dashboard the same names.
+// records through the logs SDK; the SDK packages are optional peer dependencies. Names are the
+// model's (tcpscope_*); an OpenTelemetry Collector exporting to Prometheus adds `_total` to
+// monotonic sums, so both paths give the dashboard the same names.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,11 +88,16 @@ function otel(): NonNullable<typeof sdk> {
   }
   return sdk;
 }
-/** The OTLP exporter classes for `protocol`; the proto and http packages export the same names. */
-function exporters(protocol: OtlpProtocol, metrics: boolean, logs: boolean): { metric?: MetricExporterModule; log?: LogExporterModule } {
-  const [m, l] = EXPORTER_PACKAGES[protocol];
-  requirePackages(`OpenTelemetry export (OTLP ${protocol})`, [...SDK_PACKAGES, ...(metrics ? [m] : []), ...(logs ? [l] : [])]);
-  return { metric: metrics ? require(m) as MetricExporterModule : undefined, log: logs ? require(l) as LogExporterModule : undefined };
+/**
+ * The OTLP exporter modules for each wanted signal's protocol (the proto and http packages
+ * export the same class names). Every missing package is named at once.
+ */
+function exporters(metrics: OtlpProtocol | undefined, logs: OtlpProtocol | undefined): { metric?: MetricExporterModule; log?: LogExporterModule } {
+  const m = metrics && EXPORTER_PACKAGES[metrics][0];
+  const l = logs && EXPORTER_PACKAGES[logs][1];
+  const protocols = [...new Set([metrics, logs].filter((p) => p !== undefined))].join(', ');
+  requirePackages(`OpenTelemetry export (OTLP ${protocols})`, [...SDK_PACKAGES, ...(m ? [m] : []), ...(l ? [l] : [])]);
+  return { metric: m ? require(m) as MetricExporterModule : undefined, log: l ? require(l) as LogExporterModule : undefined };
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -268,12 +274,10 @@ export function otlpProtocol(signal: 'METRICS' | 'LOGS', option?: string): OtlpP
 /** Starts pushing `metrics` (every intervalMs) and makes alertSink send OTLP logs to `url`. */
 export function startOtlpExporter(metrics: TcpscopeMetrics, options: OtlpOptions): OtlpExporter {
   const base = options.url === undefined ? undefined : otlpBaseUrl(options.url);
-  const wantMetrics = options.metrics !== false;
-  const wantLogs = options.logs !== false;
-  const metricsProtocol = otlpProtocol('METRICS', options.protocol);
-  const logsProtocol = otlpProtocol('LOGS', options.protocol);
-  const { metric } = exporters(metricsProtocol, wantMetrics, false);
-  const { log } = exporters(logsProtocol, false, wantLogs);
+  const { metric, log } = exporters(
+    options.metrics !== false ? otlpProtocol('METRICS', options.protocol) : undefined,
+    options.logs !== false ? otlpProtocol('LOGS', options.protocol) : undefined,
+  );
   const { metrics: { MeterProvider, PeriodicExportingMetricReader }, logs: { LoggerProvider, BatchLogRecordProcessor } } = otel();
   const intervalMs = options.intervalMs ?? envNumber('OTEL_METRIC_EXPORT_INTERVAL') ?? 15_000;
   // Unset options stay unset so that the SDK applies OTEL_EXPORTER_OTLP_* (timeout, headers,
