@@ -46,6 +46,8 @@ function socketKey(local: string, remote: string): string {
   return `${local}|${remote}`;
 }
 
+const byTime = (a: TimelineEntry, b: TimelineEntry): number => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0);
+
 export class TimelineBuilder {
   private readonly byKey = new Map<string, ConnectionTimeline>();
   private readonly byCookie = new Map<bigint, ConnectionTimeline>();
@@ -93,8 +95,11 @@ export class TimelineBuilder {
     timeline.entries.push(entry);
   }
 
-  /** Adds a connection event; returns the finished timeline when this event closes it. */
-  addConnection(event: ConnectionEvent): ConnectionTimeline | undefined {
+  /**
+   * Adds a connection event; returns the finished timeline when this event closes it
+   * (with keepOpen, it stays tracked until release()).
+   */
+  addConnection(event: ConnectionEvent, keepOpen = false): ConnectionTimeline | undefined {
     const timeline = this.timelineFor(endpoint(event.saddr, event.sport), endpoint(event.daddr, event.dport), event.cookie);
     timeline.local = endpoint(event.saddr, event.sport);
     timeline.remote = endpoint(event.daddr, event.dport);
@@ -112,8 +117,19 @@ export class TimelineBuilder {
     }
     if (event.type !== 'close') return undefined;
     timeline.closed = true;
-    timeline.entries.sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0));
-    this.forget(timeline);
+    timeline.entries.sort(byTime);
+    if (!keepOpen) this.forget(timeline);
+    return timeline;
+  }
+
+  /**
+   * Stops tracking a closed timeline kept by addConnection(event, true) (so events from
+   * other rings that arrive after its close still joined it); sorts it again.
+   */
+  release(timeline: ConnectionTimeline): ConnectionTimeline {
+    timeline.entries.sort(byTime);
+    if (this.byKey.get(socketKey(timeline.local, timeline.remote)) === timeline) this.forget(timeline);
+    else if (timeline.cookie && this.byCookie.get(timeline.cookie) === timeline) this.byCookie.delete(timeline.cookie);
     return timeline;
   }
 

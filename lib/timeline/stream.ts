@@ -11,6 +11,9 @@ import type { InterfaceRef } from '../bpf/netif';
 import { merge } from '../util/merge';
 import { ConnectionTimeline, TimelineBuilder, TimelineOptions } from './index';
 
+/** How long a closed connection's timeline waits for events still in the other probes' rings. */
+const CLOSE_GRACE_MS = 100;
+
 export interface TimelinesOptions extends TimelineOptions {
   /** Interfaces whose incoming packets join the timelines (tc ingress). */
   interfaces: InterfaceRef[];
@@ -42,6 +45,7 @@ export async function* timelines(options: TimelinesOptions): AsyncIterableIterat
   // Every probe opened so far is closed if a later one fails to open.
   const track = <T extends { close(): void }>(probe: T): T => { opened.push(probe); return probe; };
   const signal = options.signal ? { signal: options.signal } : {};
+  let stopMerge: (() => void) | undefined;
   try {
     const sources = {
       conns: track(connections(common)),
@@ -51,22 +55,47 @@ export async function* timelines(options: TimelinesOptions): AsyncIterableIterat
       resets: track(resets(common)),
       drops: track(drops(common)),
     };
+    // The first next() starts every reader; only then is the caller told to go ahead.
+    const merged = merge(sources);
+    stopMerge = () => { void merged.return?.(undefined); };
+    let step = merged.next();
     options.onReady?.();
-    for await (const item of merge(sources)) {
-      switch (item.source) {
-        case 'conns': {
-          const done = builder.addConnection(item.value);
-          if (done) yield done;
-          break;
-        }
-        case 'packets': builder.addPacket(item.value); break;
-        case 'retrans': builder.addTcpEvent('retransmit', item.value); break;
-        case 'rtt': builder.addTcpEvent('rtt', item.value); break;
-        case 'resets': builder.addTcpEvent('reset', item.value); break;
-        case 'drops': builder.addTcpEvent('drop', item.value); break;
+    // Each probe has its own ring and reader: a packet or RTT sample from just before a
+    // close can be read after the close event. A closed timeline waits CLOSE_GRACE_MS for them.
+    const closing: Array<{ timeline: ConnectionTimeline; due: number }> = [];
+    const TICK = Symbol('tick');
+    for (;;) {
+      let r: Awaited<typeof step> | typeof TICK;
+      if (closing.length) {
+        const wait = Math.max(0, closing[0]!.due - Date.now());
+        let timer: NodeJS.Timeout | undefined;
+        r = await Promise.race([step, new Promise<typeof TICK>((resolve) => { timer = setTimeout(() => resolve(TICK), wait); })]);
+        clearTimeout(timer);
+      } else {
+        r = await step;
       }
+      if (r !== TICK) {
+        if (r.done) break;
+        step = merged.next();
+        const item = r.value;
+        switch (item.source) {
+          case 'conns': {
+            const done = builder.addConnection(item.value, true);
+            if (done) closing.push({ timeline: done, due: Date.now() + CLOSE_GRACE_MS });
+            break;
+          }
+          case 'packets': builder.addPacket(item.value); break;
+          case 'retrans': builder.addTcpEvent('retransmit', item.value); break;
+          case 'rtt': builder.addTcpEvent('rtt', item.value); break;
+          case 'resets': builder.addTcpEvent('reset', item.value); break;
+          case 'drops': builder.addTcpEvent('drop', item.value); break;
+        }
+      }
+      while (closing.length && closing[0]!.due <= Date.now()) yield builder.release(closing.shift()!.timeline);
     }
+    for (const c of closing) yield builder.release(c.timeline);
   } finally {
+    stopMerge?.();
     for (const probe of opened) probe.close();
   }
 }
