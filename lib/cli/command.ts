@@ -2,6 +2,7 @@
 // What every CLI command provides, and the pieces they share: option parsing, stop
 // conditions (Ctrl-C, -c N, --duration) and output (text or NDJSON).
 import { parseArgs, ParseArgsConfig } from 'node:util';
+import { DURATION_HINT, parseDuration as parseDurationMs } from '../util/duration';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -41,11 +42,9 @@ export class UsageError extends Error {
 
 /** Parses `10s`, `500ms`, `2m`, `1h` or a bare number of seconds into ms. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`bad duration '${text}': use e.g. 500ms, 10s, 2m, 1h`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  const ms = parseDurationMs(text);
+  if (ms === undefined) throw new UsageError(`bad duration '${text}': ${DURATION_HINT}`);
+  return ms;
 }
 
 export function parseCount(text: string | undefined): number | undefined {
