@@ -8,7 +8,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
 import {
-  BpfObject, BpfMap, BpfError, VerifierError, NotFoundError, NotSupportedError, MapType, UpdateFlags,
+  BpfObject, BpfMap, BpfError, VerifierError, NotFoundError, NotSupportedError, UpdateFlags,
   codecs, tcpFrame, tracePipe, ensureBpffs, PIN_ROOT, attachedPrograms,
 } from '../lib/bpf';
 import { bpfAvailable, objectPath, eventually, libcPath } from './helpers/bpf';

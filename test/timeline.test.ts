@@ -5,6 +5,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { timelines } from '../lib/timeline/stream';
 import { TimelineBuilder } from '../lib/timeline';
+import type { ConnectionTimeline } from '../lib/timeline';
 import type { ConnectionEvent } from '../lib/probes/connections';
 import { bpfAvailable } from './helpers/bpf';
 
@@ -52,11 +53,11 @@ describe.skipIf(!enabled)('timelines() on a real connection', () => {
     client.resume();
     await once(client, 'close');
     const timer = setTimeout(() => controller.abort(), 10_000);
-    const { value } = await first;
+    const value = (await first).value as ConnectionTimeline | undefined;
     clearTimeout(timer);
     controller.abort();
     server.close();
-    await stream.return(undefined);
+    await stream.return?.(undefined);
     expect(value).toBeDefined();
     const kinds = value!.entries.map((e) => e.kind);
     const syn = value!.entries.find((e) => e.kind === 'packet' && (e.packet.flags & 0x12) === 0x02);
