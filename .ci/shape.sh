@@ -10,7 +10,5 @@ cd "$(dirname "$0")/.."
 echo "--- dependency rule of lib/"; node scripts/check-deps.js
 echo "--- API reports"; node scripts/api-report.js --check
 echo "--- type check (lib, test, examples, bench)"; npx tsc -p tsconfig.check.json
-if [ -f scripts/gen-raw-types.js ]; then
-  echo "--- generated kernel-struct types"; node scripts/gen-raw-types.js --check
-fi
+echo "--- generated kernel-struct types"; node scripts/gen-raw-types.js --check
 echo "shape: ok"

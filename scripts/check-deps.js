@@ -18,7 +18,7 @@ const lib = path.join(root, 'lib');
 // only; directories in the same layer do not import each other. lib/*.ts (the public
 // indexes) sit above every layer.
 const LAYERS = [
-  ['util', 'pcapng', 'owner'],
+  ['util', 'pcapng', 'owner', 'generated'],
   ['bpf'],
   ['kernel', 'net'],
   ['filter'],
