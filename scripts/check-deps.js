@@ -5,14 +5,17 @@
 // included: a type-only cycle is still two modules that cannot be understood apart.
 // A small script rather than dependency-cruiser: the rule needs only the TypeScript scanner
 // the project already has, and no new dependency tree in CI.
-// Usage: node scripts/check-deps.js [--graph]   (exit 1 and one line per violation)
+// Usage: node scripts/check-deps.js [--graph] [--lib DIR]   (exit 1 and one line per violation)
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const ts = require('typescript');
 
 const root = path.resolve(__dirname, '..');
-const lib = path.join(root, 'lib');
+const libArg = process.argv.indexOf('--lib');
+// --lib DIR checks another tree (the tests give it fixtures).
+const lib = libArg > 0 ? path.resolve(process.argv[libArg + 1]) : path.join(root, 'lib');
+const base = path.dirname(lib);
 
 // Directories of lib/, lowest first. A directory may import from directories of lower layers
 // only; directories in the same layer do not import each other. lib/*.ts (the public
@@ -44,11 +47,11 @@ function walk(dir, out = []) {
 }
 
 function resolve(from, spec) {
-  const base = path.resolve(path.dirname(from), spec);
-  for (const c of [base, `${base}.ts`, path.join(base, 'index.ts')]) {
+  const p = path.resolve(path.dirname(from), spec);
+  for (const c of [p, `${p}.ts`, path.join(p, 'index.ts')]) {
     if (c.endsWith('.ts') && fs.existsSync(c) && fs.statSync(c).isFile()) return c;
   }
-  if (base.endsWith('.js') && fs.existsSync(base.replace(/\.js$/, '.ts'))) return base.replace(/\.js$/, '.ts');
+  if (p.endsWith('.js') && fs.existsSync(p.replace(/\.js$/, '.ts'))) return p.replace(/\.js$/, '.ts');
   return undefined;
 }
 
@@ -67,8 +70,8 @@ for (const f of files) {
   for (const { fileName } of info.importedFiles) {
     if (!fileName.startsWith('.')) continue;
     const target = resolve(f, fileName);
-    if (!target) { problems.push(`${path.relative(root, f)}: cannot resolve '${fileName}'`); continue; }
-    if (!target.startsWith(lib + path.sep)) { problems.push(`${path.relative(root, f)}: imports '${fileName}' from outside lib/`); continue; }
+    if (!target) { problems.push(`${path.relative(base, f)}: cannot resolve '${fileName}'`); continue; }
+    if (!target.startsWith(lib + path.sep)) { problems.push(`${path.relative(base, f)}: imports '${fileName}' from outside lib/`); continue; }
     deps.add(target);
   }
   graph.set(f, [...deps].sort());
@@ -78,14 +81,14 @@ for (const f of files) {
 for (const [f, deps] of graph) {
   const a = area(f);
   const la = a === '' ? TOP : layerOf.get(a);
-  if (la === undefined) { problems.push(`${path.relative(root, f)}: lib/${a}/ has no layer in scripts/check-deps.js (add it to LAYERS)`); continue; }
+  if (la === undefined) { problems.push(`${path.relative(base, f)}: lib/${a}/ has no layer in scripts/check-deps.js (add it to LAYERS)`); continue; }
   for (const d of deps) {
     const b = area(d);
     if (b === a) continue;
     const lb = b === '' ? TOP : layerOf.get(b);
     if (lb === undefined) continue; // reported for its own files
     if (lb >= la) {
-      problems.push(`${path.relative(root, f)} imports ${path.relative(root, d)}: lib/${b || '*.ts'} is ${lb === la ? 'in the same layer as' : 'above'} lib/${a || '*.ts'} (layers in scripts/check-deps.js)`);
+      problems.push(`${path.relative(base, f)} imports ${path.relative(base, d)}: lib/${b || '*.ts'} is ${lb === la ? 'in the same layer as' : 'above'} lib/${a || '*.ts'} (layers in scripts/check-deps.js)`);
     }
   }
 }
@@ -144,12 +147,12 @@ for (const comp of sccs) {
     }
   }
   const cycle = [];
-  for (let v = closing; v; v = prev.get(v)) cycle.unshift(path.relative(root, v));
-  problems.push(`import cycle: ${cycle.join(' -> ')} -> ${path.relative(root, first)}${comp.length > cycle.length ? ` (${comp.length} files in the cycle's component)` : ''}`);
+  for (let v = closing; v; v = prev.get(v)) cycle.unshift(path.relative(base, v));
+  problems.push(`import cycle: ${cycle.join(' -> ')} -> ${path.relative(base, first)}${comp.length > cycle.length ? ` (${comp.length} files in the cycle's component)` : ''}`);
 }
 
 if (process.argv.includes('--graph')) {
-  for (const [f, deps] of graph) console.log(`${path.relative(root, f)}: ${deps.map((d) => path.relative(root, d)).join(' ')}`);
+  for (const [f, deps] of graph) console.log(`${path.relative(base, f)}: ${deps.map((d) => path.relative(base, d)).join(' ')}`);
 }
 if (problems.length) {
   for (const p of problems) console.error(p);

@@ -30,7 +30,9 @@ function load(rel) {
 const { Btf } = load('lib/bpf/btf/parse.js');
 const { genTypes } = load('lib/bpf/btf/gen-types.js');
 const check = process.argv.includes('--check');
-const outDir = path.join(root, 'lib', 'generated');
+const outArg = process.argv.indexOf('--out');
+// --out DIR writes or checks another directory (the tests use it).
+const outDir = outArg > 0 ? path.resolve(process.argv[outArg + 1]) : path.join(root, 'lib', 'generated');
 const problems = [];
 for (const [object, structs] of Object.entries(OBJECTS)) {
   const objFile = path.join(root, 'build', 'bpf', `${object}.bpf.o`);
