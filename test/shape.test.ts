@@ -76,3 +76,28 @@ describe('scripts/gen-raw-types.js', () => {
     expect(r.out).toMatch(/conns\.ts is stale: a struct of bpf\/conns\.bpf\.c changed; run npm run gen:raw-types/);
   });
 });
+
+describe('scripts/api-report.js', () => {
+  it('reports a changed public type as stale, an @internal export and export *', () => {
+    const dir = path.join(tmp, 'api');
+    fs.mkdirSync(dir, { recursive: true });
+    const entry = path.join(dir, 'index.ts');
+    const report = path.join(dir, 'index.api.md');
+    fs.writeFileSync(path.join(dir, 'impl.ts'), 'export interface Options { port: number }\nexport function open(o: Options): number { return o.port; }\n');
+    fs.writeFileSync(entry, "export { open } from './impl';\nexport type { Options } from './impl';\n");
+    expect(run('api-report.js', ['--entry', entry, '--report', report]).code).toBe(0);
+    expect(fs.readFileSync(report, 'utf8')).toContain('interface Options {\n  port: number\n}');
+    expect(run('api-report.js', ['--check', '--entry', entry, '--report', report]).code).toBe(0);
+
+    fs.writeFileSync(path.join(dir, 'impl.ts'), 'export interface Options { port: number; host?: string }\nexport function open(o: Options): number { return o.port; }\n/** @internal */\nexport function seed(): void {}\n');
+    let r = run('api-report.js', ['--check', '--entry', entry, '--report', report]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('index.api.md is stale: the public API of index.ts changed; run npm run api:update');
+
+    fs.writeFileSync(entry, "export * from './impl';\n");
+    r = run('api-report.js', ['--check', '--entry', entry, '--report', report]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("'export * from' re-exports whatever a module adds");
+    expect(r.out).toContain('index.ts exports seed, which is marked @internal');
+  }, 60_000);
+});
