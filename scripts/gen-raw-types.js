@@ -16,7 +16,7 @@ const root = path.resolve(__dirname, '..');
 // Object (build/bpf/<name>.bpf.o) → the structs lib/ decodes from it.
 const OBJECTS = {
   conns: ['conn_event'],
-  tcpevents: ['tcp_event'],
+  tcpevents: ['tcp_event', 'rtt_hist_key', 'rtt_hist'],
   guard: ['guard_rule', 'guard_stats', 'guard_config'],
   classify: ['flow_record'],
 };

@@ -43,3 +43,23 @@ export interface TcpEvent {
   /** char[16], offset 92 */
   comm: string;
 }
+
+/** struct rtt_hist_key (20 bytes) */
+export interface RttHistKey {
+  /** __u8[16], offset 0 */
+  addr: Uint8Array;
+  /** __u16, offset 16 */
+  port: number;
+  /** __u16, offset 18 */
+  family: number;
+}
+
+/** struct rtt_hist (272 bytes) */
+export interface RttHist {
+  /** __u64[32], offset 0 */
+  slots: bigint[];
+  /** __u64, offset 256 */
+  count: bigint;
+  /** __u64, offset 264 */
+  sum_us: bigint;
+}
