@@ -294,8 +294,7 @@ class Link : public Napi::ObjectWrap<Link> {
 
 }  // namespace
 
-int AcquireClsact(int ifindex, std::string* log) {
-  (void)log;
+int AcquireClsact(int ifindex) {
   std::lock_guard<std::mutex> lock(clsact_mutex);
   IfKey key(CurrentNetns(), ifindex);
   ClsactUse& use = ClsactUses()[key];

@@ -43,7 +43,7 @@ Napi::Object NewLink(Napi::Env env, std::unique_ptr<Attachment> attachment);
 // tc clsact hooks are shared by every filter on an interface: count our users per
 // interface (network namespace + ifindex, of the calling thread) so the qdisc we created
 // is removed only when our last filter goes. Thread-safe: workers load the addon too.
-int AcquireClsact(int ifindex, std::string* log);
+int AcquireClsact(int ifindex);
 void ReleaseClsact(int ifindex);
 
 }  // namespace tcpscope

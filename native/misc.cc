@@ -172,26 +172,6 @@ Napi::Value IfIndexToName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), name);
 }
 
-Napi::Value ProbeProgType(const Napi::CallbackInfo& info) {
-  int r = libbpf_probe_bpf_prog_type(static_cast<enum bpf_prog_type>(info[0].As<Napi::Number>().Uint32Value()), nullptr);
-  return Napi::Number::New(info.Env(), r);
-}
-
-Napi::Value ProbeMapType(const Napi::CallbackInfo& info) {
-  int r = libbpf_probe_bpf_map_type(static_cast<enum bpf_map_type>(info[0].As<Napi::Number>().Uint32Value()), nullptr);
-  return Napi::Number::New(info.Env(), r);
-}
-
-Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
-  int r = libbpf_probe_bpf_helper(static_cast<enum bpf_prog_type>(info[0].As<Napi::Number>().Uint32Value()),
-                                  static_cast<enum bpf_func_id>(info[1].As<Napi::Number>().Uint32Value()), nullptr);
-  return Napi::Number::New(info.Env(), r);
-}
-
-Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), libbpf_version_string());
-}
-
 }  // namespace
 
 void InitMisc(Napi::Env env, Napi::Object exports) {
@@ -200,10 +180,6 @@ void InitMisc(Napi::Env env, Napi::Object exports) {
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
   exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
   exports.Set("ifIndexToName", Napi::Function::New(env, IfIndexToName));
-  exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType));
-  exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType));
-  exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));
-  exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
 }
 
 }  // namespace tcpscope

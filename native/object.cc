@@ -261,9 +261,6 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     if (kind == "tracing") {
       return from_link(bpf_program__attach_trace(prog), kind);
     }
-    if (kind == "lsm") {
-      return from_link(bpf_program__attach_lsm(prog), kind);
-    }
     if (kind == "kprobe") {
       DECLARE_LIBBPF_OPTS(bpf_kprobe_opts, opts, .offset = static_cast<size_t>(OptInt(spec, "offset", 0)),
                           .retprobe = OptBool(spec, "retprobe"));
@@ -320,7 +317,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
         // Kernels before 6.6 do not know the tcx attach types and answer EINVAL.
         if (mechanism == "tcx" || err != -EINVAL) throw fail(err);
       }
-      int err = AcquireClsact(ifindex, nullptr);
+      int err = AcquireClsact(ifindex);
       if (err) throw fail(err);
       DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
                           .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);

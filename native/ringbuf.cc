@@ -351,9 +351,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
                                      InstanceMethod("consumePcapng", &RingReader::ConsumePcapng),
                                      InstanceMethod("capturePcapng", &RingReader::CapturePcapng),
                                      InstanceMethod("stopCapture", &RingReader::StopCapture),
-                                     InstanceMethod("pending", &RingReader::Pending),
                                      InstanceMethod("close", &RingReader::CloseJs),
-                                     InstanceAccessor("size", &RingReader::SizeJs, nullptr),
                                      InstanceAccessor("capturing", &RingReader::CapturingJs, nullptr),
                                      InstanceAccessor("epollFd", &RingReader::EpollFdJs, nullptr)});
     exports.Set("NativeRingReader", fn);
@@ -493,8 +491,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   // stopCapture(), close(), maxPackets or a write error; then onDone runs on the JS thread.
   // The thread holds the ring's lease meanwhile: consume() refuses. It sleeps in epoll_wait
   // for the producer's wake-ups or latencyMs, like tcpdump's buffer timeout: JavaScript is
-  // not woken while packets arrive, which halved a capture's CPU against the JavaScript
-  // reader with the same wake-ups (bench/capture).
+  // not woken while packets arrive, which is most of a capture's CPU otherwise (figures in
+  // bench/README.md, "bench/capture").
   Napi::Value CapturePcapng(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireJsConsumer(env, "start a capture");
@@ -585,15 +583,6 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       state->thread.detach();
   }
 
-  Napi::Value Pending(const Napi::CallbackInfo& info) {
-    if (ring_ == nullptr || ring_->data == nullptr) return Napi::Number::New(info.Env(), 0);
-    std::lock_guard<std::mutex> lock(ring_->mu);
-    if (ring_->data == nullptr) return Napi::Number::New(info.Env(), 0);
-    unsigned long cons = ring_->ConsumerPos()->load(std::memory_order_relaxed);
-    unsigned long prod = ring_->ProducerPos()->load(std::memory_order_acquire);
-    return Napi::Number::New(info.Env(), static_cast<double>(prod - cons));
-  }
-
   // As cilium/ebpf's Reader.Close: interrupt the capture thread, then take the ring's lock
   // before unmapping, so nothing reads the mapping after it is gone. Returns within
   // kCloseWait whatever the thread is doing.
@@ -612,9 +601,6 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     return info.Env().Undefined();
   }
 
-  Napi::Value SizeJs(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), ring_ == nullptr ? 0 : static_cast<double>(ring_->size));
-  }
   Napi::Value CapturingJs(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), capture_ != nullptr); }
   Napi::Value EpollFdJs(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ring_ == nullptr ? -1 : ring_->epoll_fd);

@@ -8,19 +8,13 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { BpfObject, NotSupportedError } from '../lib/bpf';
 import { bpfAvailable, libcPath, objectPath } from './helpers/bpf';
+import { listen } from './helpers/listen';
 
 const enabled = bpfAvailable('arch');
 const hasKprobes = fs.existsSync('/sys/bus/event_source/devices/kprobe');
 
 /** connect(2)'s number on this architecture (arch/x86/entry/syscalls, include/uapi/asm-generic/unistd.h). */
 const CONNECT_NR: Record<string, number> = { x64: 42, arm64: 203 };
-
-async function listen(): Promise<net.Server> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return server;
-}
 
 /** Connects, returns the socket's fd, closes. */
 async function connect(port: number): Promise<number> {

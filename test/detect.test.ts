@@ -10,6 +10,7 @@ import { detect, Detector, DetectAlert } from '../lib/detect';
 import { packets } from '../lib/probes/packets';
 import { ROOT, bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { listen } from './helpers/listen';
 
 const enabled = bpfAvailable('detect');
 
@@ -31,13 +32,6 @@ function nsRun(tn: TestNet, cmd: string, args: string[], timeoutMs: number): Pro
   });
 }
 
-async function listen(host: string): Promise<net.Server> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(0, host, 1024);
-  await once(server, 'listening');
-  return server;
-}
-
 /** Collects a detector's alerts in the background. */
 function collect(d: Detector): DetectAlert[] {
   const alerts: DetectAlert[] = [];
@@ -56,7 +50,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
   afterAll(() => tn?.destroy());
 
   it.skipIf(!have('hping3'))('a SYN flood from one source raises syn_flood naming it, then clears', async () => {
-    const server = await listen(tn.hostV4);
+    const server = await listen(0, tn.hostV4, { backlog: 1024 });
     const port = (server.address() as net.AddressInfo).port;
     const hooked: DetectAlert[] = [];
     const d = detect({ interfaces: [tn.hostIf], thresholds: { synFlood: { clearAfterMs: 1000 } }, tickMs: 200, onAlert: (a) => { hooked.push(a); } });
@@ -109,7 +103,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
   }, 45000);
 
   it('a few hundred ordinary connections raise nothing', async () => {
-    const server = await listen(tn.hostV4);
+    const server = await listen(0, tn.hostV4, { backlog: 1024 });
     const port = (server.address() as net.AddressInfo).port;
     const d = detect({ interfaces: [tn.hostIf], tickMs: 200 });
     const alerts = collect(d);
@@ -135,7 +129,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
   }, 45000);
 
   it('a burst of connections over a learned baseline raises rate_anomaly, which clears when it ends', async () => {
-    const server = await listen(tn.hostV4);
+    const server = await listen(0, tn.hostV4, { backlog: 1024 });
     const port = (server.address() as net.AddressInfo).port;
     const d = detect({
       interfaces: [tn.hostIf], tickMs: 100, detectors: { synFlood: false, portScan: false, sequence: false },
@@ -215,7 +209,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
   }, 45000);
 
   it.skipIf(!have('hping3'))('segments far outside the receive window and replayed data raise sequence_anomaly', { timeout: 60000 }, async () => {
-    const server = await listen(tn.hostV4);
+    const server = await listen(0, tn.hostV4, { backlog: 1024 });
     const port = (server.address() as net.AddressInfo).port;
     // Below the ephemeral range (32768-60999): the earlier tests' connections leave
     // TIME_WAIT sockets on ephemeral ports of the namespace, and binding one of those

@@ -15,6 +15,7 @@ import { kernelAtLeast } from '../lib/kernel/version';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
 import { prepareFloodNet, startSynFlood, FloodNet } from '../lib/net/floodnet';
+import { listen } from './helpers/listen';
 
 const enabled = bpfAvailable('guard');
 const XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3;
@@ -391,13 +392,6 @@ function synRange(attempts: Attempt[]): [number, number] {
   return attempts.reduce<[number, number]>((r, a) => { const [lo, hi] = synsSent(a.ms); return [r[0] + lo, r[1] + hi]; }, [0, 0]);
 }
 
-async function listen(port: number, host: string): Promise<net.Server> {
-  const server = net.createServer((s) => { s.on('error', () => {}); s.destroy(); });
-  server.listen({ port, host, backlog: 1024 });
-  await once(server, 'listening');
-  return server;
-}
-
 describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)', () => {
   let tn: TestNet;
   let second4: string, second6: string;
@@ -411,7 +405,8 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
     execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${second4}/24`, 'dev', tn.nsIf]);
     execFileSync('ip', ['-n', tn.ns, '-6', 'addr', 'add', `${second6}/64`, 'dev', tn.nsIf, 'nodad']);
     port = 30000 + Math.floor(Math.random() * 20000);
-    servers.push(await listen(port, tn.hostV4), await listen(port, tn.hostV6));
+    const refusing = { backlog: 1024, connections: 'destroy' } as const;
+    servers.push(await listen(port, tn.hostV4, refusing), await listen(port, tn.hostV6, refusing));
     // Neighbours resolved before any guard is attached.
     expect(await connectFrom(tn, tn.hostV4, port, second4)).toEqual({ ok: 1, fail: 0 });
     expect(await connectFrom(tn, tn.hostV6, port, second6)).toEqual({ ok: 1, fail: 0 });

@@ -8,12 +8,13 @@ import path from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
 import {
-  BpfObject, BpfMap, BpfError, VerifierError, NotFoundError, NotSupportedError, MapType, UpdateFlags,
+  BpfObject, BpfMap, BpfError, VerifierError, NotFoundError, NotSupportedError, UpdateFlags,
   codecs, tcpFrame, tracePipe, ensureBpffs, PIN_ROOT, attachedPrograms,
 } from '../lib/bpf';
 import { bpfAvailable, objectPath, eventually, libcPath } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { listen } from './helpers/listen';
 
 const enabled = bpfAvailable('runtime');
 const HOOK_XDP = 1, HOOK_TC = 2;
@@ -26,13 +27,6 @@ interface StateEvent {
 }
 
 /** A TCP server that accepts, reads everything and closes. */
-async function listen(port: number, host = '127.0.0.1'): Promise<net.Server> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(port, host);
-  await once(server, 'listening');
-  return server;
-}
-
 async function connectAndWrite(port: number, bytes: number, host = '127.0.0.1'): Promise<void> {
   const socket = net.connect({ port, host });
   await once(socket, 'connect');

@@ -3,7 +3,6 @@
 // that feeds several sinks. None of them blocks the detector that calls send().
 import fs from 'node:fs';
 import { Alert, AlertSink, UndeliveredHandler, alertToJson } from './types';
-import type { AlertInput } from '../export/metrics';
 
 export interface NdjsonSinkOptions {
   /** Host name written into each line. */
@@ -78,7 +77,7 @@ export function ndjsonSink(target: string | NodeJS.WritableStream, options: Ndjs
 }
 
 /** Counts alerts in the metrics (tcpscope_alerts_total, tcpscope_alerts_active). */
-export function metricsAlertSink(metrics: { observeAlert(alert: AlertInput): void }): AlertSink {
+export function metricsAlertSink(metrics: { observeAlert(alert: Alert): void }): AlertSink {
   return {
     name: 'metrics',
     send: (alert) => metrics.observeAlert(alert),

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Errors carry what failed, the errno, and what the user can do about it.
+import fs from 'node:fs';
+import { missingBpfCapabilities } from './caps';
+import { kernelAtLeast } from '../util/kernel-version';
 
 /** Raised when a kernel or libbpf operation fails. */
 export class BpfError extends Error {
@@ -48,14 +51,7 @@ export class NotFoundError extends Error {
 
 /** What to do about EPERM, naming only the capabilities this process lacks. */
 export function privilegeHint(): string {
-  let missing: string[];
-  try {
-    // Loaded lazily: sys.ts imports this module.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    missing = (require('./sys') as typeof import('./sys')).missingBpfCapabilities();
-  } catch {
-    return PRIVILEGE_HINT;
-  }
+  const missing: string[] = missingBpfCapabilities();
   if (!missing.length) {
     if (memlockLimited()) {
       return 'this process has the capabilities, but kernels before 5.11 also charge BPF memory to RLIMIT_MEMLOCK: raise it (ulimit -l unlimited, or LimitMEMLOCK=infinity in a systemd unit)';
@@ -69,11 +65,8 @@ export function privilegeHint(): string {
 /** Kernels before 5.11 account BPF maps against RLIMIT_MEMLOCK (later ones use memcg): true when that limit applies and is finite. */
 function memlockLimited(): boolean {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { kernelAtLeast } = require('../kernel/version') as typeof import('../kernel/version');
     if (kernelAtLeast(5, 11)) return false;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const limits = (require('node:fs') as typeof import('node:fs')).readFileSync('/proc/self/limits', 'utf8');
+    const limits = fs.readFileSync('/proc/self/limits', 'utf8');
     const m = /^Max locked memory\s+(\S+)/m.exec(limits);
     return m !== null && m[1] !== 'unlimited';
   } catch {

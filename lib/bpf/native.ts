@@ -86,10 +86,8 @@ export interface NativeRingReader {
   capturePcapng(fd: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, latencyMs: number, bufferBytes: number,
     onDone: (error: Error | null, packets: number, bytes: number) => void): void;
   stopCapture(): void;
-  pending(): number;
   /** Returns within about a second whatever a capture thread is doing. */
   close(): void;
-  readonly size: number;
   /** A capture thread holds the ring. */
   readonly capturing: boolean;
   /** Edge-triggered epoll fd that becomes readable on the producer's wake-ups. */
@@ -158,10 +156,6 @@ export interface NativeAddon {
   encodePcapng(src: Uint8Array, srcStart: number, out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   ifNameToIndex(name: string): number;
   ifIndexToName(index: number): string | null;
-  probeProgType(type: number): number;
-  probeMapType(type: number): number;
-  probeHelper(progType: number, helperId: number): number;
-  libbpfVersion(): string;
   /** Returns 0 or a negative errno. */
   detachTcFilter(ifindex: number, ingress: boolean, handle: number, priority: number): number;
   /** Returns 0 or a negative errno (-ENOENT when another program is attached now). */

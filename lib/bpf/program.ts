@@ -5,10 +5,16 @@ import type { Socket } from 'node:net';
 import { BpfError, NotSupportedError, call, translateError } from './errors';
 import { Link } from './link';
 import { native } from './native';
-import type { NativeAttachSpec, NativeProgramInfo, NativeProgInfo } from './native';
+import type { NativeAttachSpec, NativeObject, NativeProgramInfo, NativeProgInfo } from './native';
 import { InterfaceRef, interfaceIndex } from './netif';
 import { cgroup2Root, ensureTracefs } from './sys';
-import type { BpfObject } from './object';
+
+/** What a Program needs of its BpfObject (an interface, so program.ts does not import object.ts). */
+export interface ProgramOwner {
+  readonly native: NativeObject;
+  readonly loaded: boolean;
+  readonly resources: Set<{ close(): void } | Link>;
+}
 
 export type XdpMode = 'auto' | 'skb' | 'native' | 'hw';
 
@@ -62,10 +68,10 @@ export class Program {
   readonly name: string;
   readonly section: string;
   readonly typeName: string;
-  private readonly object: BpfObject;
+  private readonly object: ProgramOwner;
 
   /** @internal */
-  constructor(object: BpfObject, info: NativeProgramInfo) {
+  constructor(object: ProgramOwner, info: NativeProgramInfo) {
     this.object = object;
     this.name = info.name;
     this.section = info.section;

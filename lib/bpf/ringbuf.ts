@@ -45,7 +45,7 @@ export interface ReaderOptions {
  * reserved before the reader published its idleness and committed after its last look).
  * Readers whose wakeupMs is at least this long never go idle: their timer wakes them as
  * rarely, and a first record after a quiet spell does not wake them early (each wake-up of
- * a sleeping process costs 0.1-0.8 ms of CPU in a VM).
+ * a sleeping process costs CPU: bench/README.md, "bench/capture").
  */
 const IDLE_SAFETY_MS = 250;
 
@@ -120,8 +120,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.setIdle = init.setIdle;
     this.onClose = init.onClose;
     this.capacityBytes = init.capacityBytes ?? 64 << 20;
-    // 128 KiB keeps a batch in L2: emptying a full ring costs half as much per record as
-    // with 1 MiB batches (bench/ringbuf).
+    // 128 KiB keeps a batch in L2, where larger batches make each record's copy dearer
+    // (bench/README.md, "Causes", 5).
     const batchBytes = options.batchBytes ?? 128 << 10;
     if (!Number.isInteger(batchBytes) || batchBytes < 64) throw new RangeError(`batchBytes must be an integer >= 64, got ${batchBytes}`);
     this.buffer = new Uint8Array(batchBytes);

@@ -15,6 +15,7 @@ import { DEFAULT_WAKEUP_BYTES, ProbeStream } from '../probes/stream';
 import type { ProbeOptions } from '../probes/stream';
 import { classifyPayload } from './parse';
 import type { Classification } from './parse';
+import type { FlowRecord as RawFlowHeader } from '../generated/classify';
 
 export { classifyPayload, parseClientHello, parseHttp1Request, isHttp2Preface } from './parse';
 export type { Classification, FlowProtocol } from './parse';
@@ -67,10 +68,7 @@ export interface FlowEvent extends Classification {
   payload?: Uint8Array;
 }
 
-interface RawFlowHeader {
-  ts_ns: bigint; syn_ns: bigint; saddr: Uint8Array; daddr: Uint8Array; ifindex: number; seq: number;
-  family: number; sport: number; dport: number; payload_len: number; cap_len: number; tcp_flags: number;
-}
+/** struct flow_record, then the payload that follows it in the ring. */
 interface RawFlow extends RawFlowHeader { payload: Uint8Array }
 
 export interface ClassifyKernelStats {

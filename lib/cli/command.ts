@@ -2,6 +2,7 @@
 // What every CLI command provides, and the pieces they share: option definitions (parsed,
 // documented in --help, the man page and shell completion from the same table), stop
 // conditions (Ctrl-C, -c N, --duration) and output (text or NDJSON).
+import { DURATION_HINT, parseDuration as parseDurationMs } from '../util/duration';
 
 /** One command-line option. */
 export interface OptionDef {
@@ -80,7 +81,6 @@ export const STREAM_OPTIONS: OptionSpec = {
   duration: { type: 'string', arg: 'DURATION', help: 'stop after this long once attached (500ms, 10s, 2m, 1h)' },
 };
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 
 /** `-d` meant --duration before; it stays one version, with a warning. */
 export const DEPRECATED_D: DeprecatedAlias = {
@@ -95,18 +95,15 @@ export class UsageError extends Error {
 
 /** Parses `10s`, `500ms`, `2m`, `1h` or a bare number of seconds into ms. */
 export function parseDuration(text: string): number {
-  const m = DURATION_RE.exec(text.trim());
-  if (!m) throw new UsageError(`bad duration '${text}': use e.g. 500ms, 10s, 2m, 1h`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  const ms = parseDurationMs(text);
+  if (ms === undefined) throw new UsageError(`bad duration '${text}': ${DURATION_HINT}`);
   if (!(ms > 0) || ms > 2 ** 31 - 1) throw new UsageError(`bad duration '${text}': must be more than 0 and at most 24 days`);
   return ms;
 }
 
 /** True when `text` reads as a duration (for telling -d DURATION from -d). */
 export function looksLikeDuration(text: string | undefined): boolean {
-  return text !== undefined && DURATION_RE.test(text.trim());
+  return text !== undefined && parseDurationMs(text) !== undefined;
 }
 
 export function parseCount(text: string | undefined): number | undefined {

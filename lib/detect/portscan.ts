@@ -6,6 +6,7 @@
 // scanner) and FIN / NULL / XMAS segments outside any connection seen at tc/XDP.
 import { AlertEmitter, portRanges } from './alert';
 import type { PortScanThresholds } from './thresholds';
+import { TCP_FLAGS } from '../bpf/packet';
 
 /** How a port was probed. */
 export type ProbeKind = 'closed_port' | 'fin' | 'null' | 'xmas' | 'other_flags';
@@ -24,9 +25,10 @@ interface SourceState {
   targets: Set<string>;
 }
 
+const { fin: FIN, syn: SYN, rst: RST, psh: PSH, ack: ACK, urg: URG } = TCP_FLAGS;
+
 /** Classifies TCP flags of a segment with no connection: FIN, NULL, XMAS scans. */
 export function stealthProbeKind(flags: number): ProbeKind | undefined {
-  const FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20;
   if (flags & (SYN | RST | ACK)) return undefined;
   if (flags === 0) return 'null';
   if ((flags & (FIN | PSH | URG)) === (FIN | PSH | URG)) return 'xmas';

@@ -12,6 +12,7 @@
 import { AlertEmitter } from './alert';
 import { SlidingCounter } from './window';
 import type { SequenceThresholds } from './thresholds';
+import { formatEndpoint } from '../net/addr';
 
 /** Kernel drop reasons meaning "outside the receive window". */
 export const OUT_OF_WINDOW_REASONS = new Set(['TCP_INVALID_SEQUENCE', 'TCP_OVERWINDOW', 'TCP_OLD_SEQUENCE']);
@@ -192,6 +193,5 @@ function flowKey(s: Segment): string {
 }
 
 function flowText(s: Segment): { flow: string; dport: number } {
-  const a = (ip: string, p: number) => (ip.includes(':') ? `[${ip}]:${p}` : `${ip}:${p}`);
-  return { flow: `${a(s.source, s.sport)} > ${a(s.dest, s.dport)}`, dport: s.dport };
+  return { flow: `${formatEndpoint(s.source, s.sport)} > ${formatEndpoint(s.dest, s.dport)}`, dport: s.dport };
 }

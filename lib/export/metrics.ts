@@ -7,6 +7,7 @@
 // because one label value per address or port would grow the series without bound.
 import type { ReaderStats } from '../bpf/ringbuf';
 import { KNOWN_ALERT_KINDS } from '../alerts/types';
+import { TCP_FLAGS } from '../bpf/packet';
 
 // ---- what the model reads from events -------------------------------------------------
 // Small structural types of our own, so the model does not depend on every probe's full
@@ -258,7 +259,7 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [0.001, 0.01, 0.1, 0.
 
 // ---- flag classes -----------------------------------------------------------------------
 
-const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
+const { fin: FIN, syn: SYN, rst: RST, ack: ACK } = TCP_FLAGS;
 
 /** The finite classes packets are counted by. */
 export const FLAG_CLASSES = ['syn', 'synack', 'rst', 'fin', 'ack', 'none'] as const;

@@ -19,6 +19,7 @@ import type { InterfaceRef } from '../bpf/netif';
 import { interfaceName } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
 import { AF_INET, AF_INET6, Cidr, formatAddress, parseCidr } from '../net/addr';
+import type { GuardConfig as RawConfig, GuardRule as RawRule, GuardStats as RawStats } from '../generated/guard';
 import { ExpiryQueue } from './expiry';
 import { GuardSafetyError, ProtectedAddress, SafetyIndex, protectedAddresses } from './safety';
 
@@ -150,15 +151,6 @@ const NANO = 1_000_000_000n;
 const MAX_BURST = 1_000_000_000;
 
 interface LpmKey { prefixlen: number; addr: Uint8Array }
-interface RawRule {
-  action: number; prefixlen: number; rate: bigint; capacity: bigint; fill_ns: bigint; tokens: bigint; last_ns: bigint;
-  dropped_packets: bigint; dropped_bytes: bigint; passed_packets: bigint; passed_bytes: bigint; cookies: bigint;
-}
-interface RawStats {
-  packets: bigint; passed: bigint; passed_bytes: bigint; dropped: bigint; dropped_bytes: bigint; matched: bigint; rate_passed: bigint;
-  port_matched: bigint; port_passed: bigint; port_dropped: bigint; cookies: bigint;
-}
-interface RawConfig { flags: number; mss4: number; mss6: number }
 
 /** The smallest MTU of the interfaces, for the MSS a cookie's SYN-ACK advertises (1500 when unknown). */
 function minMtu(interfaces: InterfaceRef[]): number {

@@ -8,6 +8,11 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 
 /** Formats an event address; IPv4-mapped IPv6 addresses print as IPv4. */
+/** `addr:port`, or `[addr]:port` for an IPv6 address (as in URLs and `ss`). */
+export function formatEndpoint(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
 export function formatAddress(bytes: Uint8Array, family: number): string {
   if (family === AF_INET) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   const groups: string[] = [];

@@ -10,6 +10,7 @@ import {
   filterGlobals, monoToDate, openTcpProbe, asArray,
 } from './tcp_common';
 import { lazyEvents } from './stream';
+import type { ConnEvent as RawConnEvent } from '../generated/conns';
 
 export type ConnectionEventType = 'open' | 'state' | 'close';
 
@@ -60,12 +61,6 @@ export interface ConnectionsOptions extends TcpFilterOptions {
   seedListeners?: boolean;
 }
 
-interface RawConnEvent {
-  ts_ns: bigint; cookie: bigint; duration_ns: bigint; bytes_received: bigint; bytes_acked: bigint;
-  pid: number; tid: number; netns: number; oldstate: number; newstate: number;
-  sport: number; dport: number; family: number; type: number; direction: number; owner_source: number;
-  saddr: Uint8Array; daddr: Uint8Array; comm: string;
-}
 
 const TYPES: Record<number, ConnectionEventType> = { 1: 'open', 2: 'state', 3: 'close' };
 const TYPE_BITS: Record<ConnectionEventType, number> = { open: 1 << 1, state: 1 << 2, close: 1 << 3 };

@@ -223,7 +223,6 @@ interface ConfigValue {
 const FEATURE_EVENTS = 1;
 const FEATURE_SYNS = 2;
 export const MAX_CAPTURE = 65536;
-const TWO_32 = 4294967296;
 
 interface NormalizedOptions {
   ifindexes: number[];
@@ -488,9 +487,6 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
   readonly layout: RecordLayout;
   private readonly ring: RecordReader<PacketEvent>;
   private readonly View: new (view: DataView, offset: number) => PacketView;
-  /** CLOCK_MONOTONIC → wall clock, in ns, split in 2^32 halves for exact arithmetic. */
-  private readonly offsetHigh: number;
-  private readonly offsetLow: number;
   readonly clockOffsetNs: bigint;
   private finalStats: PacketStreamStats | undefined;
   private finalCounters: PacketCounters | undefined;
@@ -504,8 +500,6 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
     this.layout = recordLayout(program.object);
     const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
     this.clockOffsetNs = wall - process.hrtime.bigint();
-    this.offsetHigh = Number(this.clockOffsetNs >> 32n);
-    this.offsetLow = Number(this.clockOffsetNs & 0xffffffffn);
   }
 
   /** Interface names by index. */
@@ -578,16 +572,6 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
     } finally {
       this.close();
     }
-  }
-
-  /** Wall-clock time of a record's kernel timestamp, as [high, low] 32-bit halves of ns. */
-  wallClockHalves(monoLow: number, monoHigh: number, out: [number, number]): [number, number] {
-    let low = monoLow + this.offsetLow;
-    let high = monoHigh + this.offsetHigh;
-    if (low >= TWO_32) { low -= TWO_32; high += 1; }
-    out[0] = high;
-    out[1] = low;
-    return out;
   }
 
   /** Wall-clock ns since the epoch of an event's ts_ns. */

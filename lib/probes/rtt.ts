@@ -4,6 +4,7 @@
 import { addr, compileFilter, familyName, TcpFilterOptions, EventCapOptions, TcpProbe } from './tcp_common';
 import { BASE_FIELDS, RawTcpEvent, TcpEventBase, openTcpEvents } from './tcp_events';
 import { lazyEvents } from './stream';
+import type { RttHist as RawHist, RttHistKey as RawHistKey } from '../generated/tcpevents';
 
 export interface RttEvent extends TcpEventBase {
   type: 'rtt';
@@ -50,8 +51,6 @@ export interface RttProbeExtra {
 
 const HIST_BY: Record<RttHistogramKey, number> = { 'local-port': 1, 'remote-addr': 2, all: 3 };
 
-interface RawHistKey { addr: Uint8Array; port: number; family: number }
-interface RawHist { slots: bigint[] | number[]; count: bigint; sum_us: bigint }
 
 /** Turns log2 slot counts (slot s = [2^(s-1), 2^s - 1], slot 0 = 0) into buckets. */
 export function log2Buckets(slots: ArrayLike<number | bigint>): RttBucket[] {

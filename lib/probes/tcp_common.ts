@@ -11,6 +11,7 @@ import { Btf } from '../bpf/btf/parse';
 import { hasCapability, tracefsStatus } from '../bpf/sys';
 import { AF_INET, AF_INET6, Cidr, cidrContains, formatAddress, parseCidr, parsePort } from '../net/addr';
 import { openProbe, ProbeOptions, ProbeStream, wakeupBytesFor } from './stream';
+import type { ReaderStats } from '../bpf/ringbuf';
 
 /** Filters every TCP probe takes. Validated before anything is loaded or attached. */
 export interface TcpFilterOptions extends ProbeOptions {
@@ -236,8 +237,15 @@ export interface ProgramNeed {
   optional?: boolean;
 }
 
+/** What a TCP probe has counted. */
+export interface TcpProbeStats extends ReaderStats {
+  sampled: number;
+}
+
 /** A running TCP probe: events, stats(), close(), plus what this kernel could not provide. */
-export type TcpProbe<Event, Extra = object> = ProbeStream<unknown, Event> & Extra & {
+export type TcpProbe<Event, Extra = object> = Omit<ProbeStream<unknown, Event>, 'stats'> & Extra & {
+  /** Events delivered, lost (ring full) and kept in the kernel by maxEventsPerSec (`sampled`; 0 without a cap); after close(), the final values. */
+  stats(): TcpProbeStats;
   /** Tracepoints (and the events they give) missing on this kernel. */
   readonly unavailable: readonly Unavailable[];
 };
@@ -317,13 +325,13 @@ export function openTcpProbe<Event>(spec: TcpProbeSpec<Event>, options: ProbeOpt
   // lives in the object close() frees): snapshot them on the way out.
   const baseStats = stream.stats.bind(stream);
   const baseClose = stream.close.bind(stream);
-  let final: ReturnType<typeof baseStats> | undefined;
+  let final: TcpProbeStats | undefined;
   return Object.assign(stream, {
     unavailable: Object.freeze(unavailable),
-    stats: () => final ?? baseStats(),
+    stats: (): TcpProbeStats => final ?? { ...baseStats(), sampled: 0 },
     close: () => {
       if (!final && !stream.isClosed) {
-        try { final = baseStats(); } catch { /* object already gone */ }
+        try { final = { ...baseStats(), sampled: 0 }; } catch { /* object already gone */ }
       }
       baseClose();
     },

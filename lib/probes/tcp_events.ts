@@ -4,16 +4,14 @@
 import { dropReasonName, resetReasonName, tcpStateName } from '../kernel/names';
 import type { BpfObject } from '../bpf/object';
 import type { EventFields, ProbeOptions } from './stream';
+import type { TcpEvent } from '../generated/tcpevents';
 import {
   CompiledFilter, ProgramNeed, TcpProbe, addr, cidrPass, familyName, fillPortFilter, filterGlobals,
   monoToDate, openTcpProbe,
 } from './tcp_common';
 
-export interface RawTcpEvent {
-  ts_ns: bigint; cookie: bigint; kind: number; flags: number; state: number; reason: number; seq: number;
-  srtt_us: number; snd_cwnd: number; pid: number; err: number; sport: number; dport: number; family: number;
-  tcp_flags: number; segs: number; saddr: Uint8Array; daddr: Uint8Array; comm: string;
-}
+/** struct tcp_event, as generated from the object's BTF. */
+export type RawTcpEvent = TcpEvent;
 
 export const EV = { RETRANSMIT: 1, RETRANSMIT_SYNACK: 2, RTT: 3, RESET_SENT: 4, RESET_RECEIVED: 5, DROP: 6, BAD_CSUM: 7 } as const;
 const REASON_KNOWN = 1;

@@ -7,7 +7,7 @@ import type { ExportersConfig } from '../export/config';
 import { DETECTORS, resolveThresholds } from '../detect';
 import type { DetectorName, ThresholdOptions } from '../detect';
 import { parseCidr } from '../net/addr';
-import { parseDuration } from '../cli/command';
+import { DURATION_HINT, parseDuration } from '../util/duration';
 
 export interface ServeConfig {
   /** Interfaces whose incoming traffic is watched; default: every interface that is up. */
@@ -120,7 +120,9 @@ export function validateServeConfig(raw: unknown): ResolvedServeConfig {
   const duration = (v: unknown, path: string, fallback: number): number => {
     if (v === undefined) return fallback;
     if (typeof v !== 'string') throw new ConfigError(`${path}: expected a duration like "10m"`);
-    try { return parseDuration(v); } catch (e) { throw new ConfigError(`${path}: ${(e as Error).message}`); }
+    const ms = parseDuration(v);
+    if (ms === undefined) throw new ConfigError(`${path}: bad duration '${v}': ${DURATION_HINT}`);
+    return ms;
   };
   const count = (v: unknown, path: string, fallback: number, max: number): number => {
     if (v === undefined) return fallback;

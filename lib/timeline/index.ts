@@ -5,7 +5,7 @@
 import type { ConnectionEvent } from '../probes/connections';
 import type { PacketEvent } from '../probes/packets';
 import type { TcpEventBase } from '../probes/tcp_events';
-import { formatAddress } from '../net/addr';
+import { formatAddress, formatEndpoint } from '../net/addr';
 
 export type TimelineEntry =
   | { kind: 'packet'; tsNs: bigint; packet: PacketEvent }
@@ -34,9 +34,7 @@ export interface TimelineOptions {
   maxConnections?: number;
 }
 
-function endpoint(addr: string, port: number): string {
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
+const endpoint = formatEndpoint;
 
 /**
  * Key of one socket: its local then its remote endpoint. Directional, so the two sockets of a

@@ -3,7 +3,8 @@
 // interval, from incoming packets, with owners from connection events.
 import type { PacketEvent } from '../probes/packets';
 import type { ConnectionEvent } from '../probes/connections';
-import { formatAddress } from '../net/addr';
+import { formatAddress, formatEndpoint } from '../net/addr';
+import { TCP_FLAGS } from '../bpf/packet';
 
 export interface HostRow {
   remote: string;
@@ -29,11 +30,9 @@ export interface TopSnapshot {
   connections: ConnectionRow[];
 }
 
-const SYN = 0x02, ACK = 0x10;
+const { syn: SYN, ack: ACK } = TCP_FLAGS;
 
-function endpoint(addr: string, port: number): string {
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
+const endpoint = formatEndpoint;
 
 export class TopAggregator {
   private hosts = new Map<string, HostRow & { flows: Set<string> }>();

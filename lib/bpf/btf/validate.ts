@@ -4,8 +4,20 @@
  * through pointers and function prototypes) and bounded nesting. Walkers (sizeof,
  * typeName, codecs, gen-types) and libbpf then only ever see well-formed type graphs.
  */
-import type { Btf } from './parse';
-import { BtfError, type BtfType } from './types';
+import { BtfError, type BtfKind, type BtfType } from './types';
+
+/** What the checker reads of a Btf (parse.ts's Btf; an interface so the two modules do not import each other). */
+export interface CheckedBtf {
+  readonly base: CheckedBtf | undefined;
+  readonly startId: number;
+  readonly typeCount: number;
+  readonly localTypeCount: number;
+  type(id: number): BtfType;
+  kindOf(id: number): BtfKind;
+  pointerWidth(): number;
+  checkType(id: number): void;
+  checkedSize(id: number): number;
+}
 
 /** Longest chain of by-value containment (typedefs and qualifiers count) a type may have. */
 export const MAX_BTF_NESTING = 128;
@@ -33,7 +45,7 @@ export class BtfChecker {
   /** Size in bytes of each checked type; -1 for types without a size (void, func, fwd...). */
   private readonly sizes: Float64Array;
 
-  constructor(private readonly btf: Btf) {
+  constructor(private readonly btf: CheckedBtf) {
     this.state = new Uint8Array(btf.localTypeCount);
     this.sizes = new Float64Array(btf.localTypeCount);
   }
@@ -247,7 +259,7 @@ export class BtfChecker {
 }
 
 /** The int behind typedefs and qualifiers of a checked type when it has fewer bits than bytes. */
-function narrowInt(btf: Btf, id: number): { bits: number; bitOffset: number } | undefined {
+function narrowInt(btf: CheckedBtf, id: number): { bits: number; bitOffset: number } | undefined {
   let t = btf.type(id);
   for (let i = 0; i < MAX_BTF_NESTING && (t.kind === 'typedef' || t.kind === 'const' || t.kind === 'volatile' || t.kind === 'restrict' || t.kind === 'type_tag'); i++) t = btf.type(t.type);
   if (t.kind !== 'int' || (t.bits === t.size * 8 && t.bitOffset === 0)) return undefined;

@@ -4,17 +4,18 @@
 import { flows, FlowEvent } from '../../classify';
 import type { Command } from '../command';
 import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, printSummary, writeEvent } from '../command';
+import { clock, endpoint } from './tcp_common';
 
 function text(f: FlowEvent): string {
-  const from = f.family === 'ipv6' ? `[${f.saddr}]:${f.sport}` : `${f.saddr}:${f.sport}`;
-  const to = f.family === 'ipv6' ? `[${f.daddr}]:${f.dport}` : `${f.daddr}:${f.dport}`;
+  const from = endpoint(f.saddr, f.sport);
+  const to = endpoint(f.daddr, f.dport);
   let detail = '';
   if (f.protocol === 'http1') detail = `${f.method} ${f.path ?? ''}${f.host ? ` host=${f.host}` : ''}`;
   else if (f.protocol === 'tls') detail = [f.sni ? `sni=${f.sni}` : 'no sni', f.tlsVersion, f.alpn?.length ? `alpn=${f.alpn.join(',')}` : ''].filter(Boolean).join(' ');
   else if (f.protocol === 'http2') detail = 'preface';
   else detail = `${f.capturedLen} bytes`;
   const flags = [f.truncated ? 'truncated' : '', f.malformed ? `malformed: ${f.malformed}` : ''].filter(Boolean).join(', ');
-  return `${f.ts.toISOString().slice(11, 23)} ${from} -> ${to} ${f.protocol.padEnd(7)} ${detail}${flags ? ` (${flags})` : ''}`;
+  return `${clock(f.ts)} ${from} -> ${to} ${f.protocol.padEnd(7)} ${detail}${flags ? ` (${flags})` : ''}`;
 }
 
 export const flowsCommand: Command = {

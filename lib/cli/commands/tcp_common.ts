@@ -3,6 +3,7 @@
 // event loop with -c/--duration/Ctrl-C, and the summary.
 import type { TcpFilterOptions, TcpProbe } from '../../probes/tcp_common';
 import { CommandContext, DEPRECATED_D, DeprecatedAlias, OptionSpec, STREAM_OPTIONS, UsageError, counter, printSummary, writeEvent } from '../command';
+import { formatEndpoint } from '../../net/addr';
 
 export const FILTER_OPTIONS: OptionSpec = {
   ...STREAM_OPTIONS,
@@ -87,9 +88,7 @@ export function pad(text: string | number, width: number, right = false): string
   return right ? s.padStart(width) : s.padEnd(width);
 }
 
-export function endpoint(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
+export const endpoint = formatEndpoint;
 
 export function clock(d: Date): string {
   return d.toISOString().slice(11, 23);

@@ -3,19 +3,21 @@
 // and close (with their owner), and once a second the packet, SYN and connection rates on
 // every watched interface. With no traffic (or --demo), a demo network shows it working.
 import { followInterfaces, interfaceArg } from './interfaces';
+import { TCP_FLAGS } from '../../bpf/packet';
 import { connections, ConnectionEvent } from '../../probes/connections';
 import { packets, PacketStream } from '../../probes/packets';
 import { startDemo, Demo } from '../../demo/demo';
 import type { Command, CommandContext } from '../command';
 import { DEPRECATED_D, STREAM_OPTIONS, counter, toJson } from '../command';
+import { clock, endpoint } from './tcp_common';
 
-const SYN = 0x02, ACK = 0x10;
+const { syn: SYN, ack: ACK } = TCP_FLAGS;
 
 function describe(e: ConnectionEvent): string {
   const who = e.pid ? `${e.comm}[${e.pid}]` : '?';
-  const peer = `${e.daddr.includes(':') ? `[${e.daddr}]` : e.daddr}:${e.dport}`;
-  const local = `${e.saddr.includes(':') ? `[${e.saddr}]` : e.saddr}:${e.sport}`;
-  const time = e.time.toISOString().slice(11, 23);
+  const peer = endpoint(e.daddr, e.dport);
+  const local = endpoint(e.saddr, e.sport);
+  const time = clock(e.time);
   const arrow = e.direction === 'active' ? '->' : '<-';
   if (e.type === 'open') return `${time} OPEN  ${e.direction.padEnd(7)} ${local} ${arrow} ${peer}  ${who}`;
   return `${time} CLOSE ${e.direction.padEnd(7)} ${local} ${arrow} ${peer}  ${who}  rx ${e.bytesReceived} B  acked ${e.bytesAcked} B  ${(e.durationNs / 1e6).toFixed(1)} ms`;

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+// A TCP server for tests, resolved once it listens.
+import { once } from 'node:events';
+import net from 'node:net';
+
+export interface ListenOptions {
+  /** Accept queue length (Node's default: 511). */
+  backlog?: number;
+  /** 'drain' (default): read and discard, end when the peer ends; 'destroy': close each connection at once. */
+  connections?: 'drain' | 'destroy';
+}
+
+/** Listens on `port` (0: any free port) of `host`; connection errors are ignored. */
+export async function listen(port = 0, host = '127.0.0.1', options: ListenOptions = {}): Promise<net.Server> {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    if (options.connections === 'destroy') { s.destroy(); return; }
+    s.resume();
+    s.on('end', () => s.end());
+  });
+  server.listen({ port, host, ...(options.backlog !== undefined ? { backlog: options.backlog } : {}) });
+  await once(server, 'listening');
+  return server;
+}
