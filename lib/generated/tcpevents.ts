@@ -36,11 +36,15 @@ export interface TcpEvent {
   tcp_flags: number;
   /** __u8, offset 59 */
   pad: number;
-  /** __u8[16], offset 60 */
+  /** __u16, offset 60 */
+  segs: number;
+  /** __u16, offset 62 */
+  pad2: number;
+  /** __u8[16], offset 64 */
   saddr: Uint8Array;
-  /** __u8[16], offset 76 */
+  /** __u8[16], offset 80 */
   daddr: Uint8Array;
-  /** char[16], offset 92 */
+  /** char[16], offset 96 */
   comm: string;
 }
 
