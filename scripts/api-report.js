@@ -163,7 +163,10 @@ for (const entry of ENTRIES) {
     ...body.slice(0, -1),
     '```',
     '',
-  ].join('\n');
+  ].join('\n')
+    // Types TypeScript names by import("/abs/path/..."): relative to the repository, so the
+    // report is the same in every clone.
+    .split(`import("${root}/`).join('import("./');
   const out = path.resolve(root, entry.report);
   if (check) {
     const old = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { timelines } from '../lib/timeline/stream';
 import { TimelineBuilder, describeEntry } from '../lib/timeline';
+import type { ConnectionTimeline } from '../lib/timeline';
 import type { ConnectionEvent } from '../lib/probes/connections';
 import { bpfAvailable } from './helpers/bpf';
 
@@ -74,7 +75,7 @@ describe.skipIf(!enabled)('timelines() on a real connection', () => {
     let attached!: () => void;
     const ready = new Promise<void>((resolve) => { attached = resolve; });
     const stream = timelines({ interfaces: ['lo'], ports: [port], signal: controller.signal, onReady: () => attached() });
-    const got: Array<NonNullable<Awaited<ReturnType<typeof stream.next>>['value']>> = [];
+    const got: ConnectionTimeline[] = [];
     const collecting = (async () => { for await (const t of stream) { got.push(t); if (got.length === 2) break; } })();
     await ready; // every probe attached
     const server = net.createServer((s) => { s.on('data', () => {}); s.on('end', () => s.end()); });
