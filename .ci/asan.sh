@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # CI job: the addon built with AddressSanitizer + UndefinedBehaviorSanitizer (binding.gyp's
 # tcpscope_sanitize, `npm run build:asan`) runs the runtime, capture, native-ownership and
 # fuzz tests; any sanitizer report aborts the process and fails the job. Node itself is not

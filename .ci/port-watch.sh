@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # CI: the example user project (examples/port-watch) against the packed package: npm pack,
 # install from the tarball, tcpscope compile, the type-check tests (a misspelt map name must
 # fail tsc), the probe test on this kernel, then the probe test under two kernels through

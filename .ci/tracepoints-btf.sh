@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The TCP probes' tp_btf twins (bpf/include/tp_btf_twin.h) are what runs for a user without
 # access to tracefs (a non-root user holding CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN); as root the
 # suite exercises the tracepoint programs. This runs the probes' integration tests again with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # CI: what the arm64 leg of the kernel matrix needs on the host (vmtest/README.md, "arm64
 # kernels"): qemu-system-aarch64, and for the arm64 addon, unless the package's prebuilt
 # one exists, the cross compiler and arm64 libbpf, libelf and zlib.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How a CO-RE BPF object is compiled, shared by scripts/build.js (the package's own
 // objects, before any TypeScript is built) and `tcpscope compile` (users' objects):
 // finding clang, bpftool and llvm-strip, naming architectures, and clang's arguments.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The long fuzz run behind the fuzz tests (test/fuzz/): by default 100,000 mutated objects
 # through BpfObject.open (in child processes, so a libbpf crash is seen; a tenth of that
 # number also loaded: CO-RE relocation and the verifier), 100,000 mutated

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `-i any`: packets, top, watch and serve attach to every interface, and follow one
 // created after they started (a veth pair into a namespace this test creates then).
 import { describe, expect, it } from 'vitest';

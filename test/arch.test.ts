@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Architecture-specific paths of BPF tracing, run on every architecture of the kernel
 // matrix (x86-64 and arm64): PT_REGS argument and return-value access in kprobes, ksyscall
 // programs and uprobes, and the syscall tracepoints' layouts and syscall numbers. One

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // consumeBounded(): a source that never runs dry (every read resolves at once) must not keep
 // timers from running; a plain `for await` over it would.
 import { describe, expect, it } from 'vitest';

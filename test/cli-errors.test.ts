@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hostile and mistaken input to the command line: every row runs the real CLI (compiled
 // dist) as a process and checks the exit code (2: the command line or configuration is
 // wrong; 1: it could not be carried out) and that the failure is one line saying what is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detect() during a full-rate random-source SYN flood (hping3 --flood --rand-source) from a
 // namespace the test creates into its host-side veth: the alert must come while the flood
 // runs, timers must keep firing on time, and every packet event the kernel did not deliver

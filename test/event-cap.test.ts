@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The kernel's events-per-second cap (bpf/include/rate_cap.h): beyond it events are counted
 // as sampled, never silently dropped: delivered + sampled + lost equals what happened.
 import { describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What tcpscope exposes to the network: /metrics binds loopback unless told otherwise, serves
 // TLS and checks basic auth from an exporter-toolkit web config (a certificate made here by
 // openssl, hashes from bcryptjs and from the system's libxcrypt); the alert webhook follows no

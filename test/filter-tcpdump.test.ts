@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The filter language against tcpdump itself: real traffic over a veth pair into a
 // namespace this test creates is captured by tcpdump to a pcap file; then every expression
 // of the corpus selects packets from that file twice, by `tcpdump -r FILE EXPR` and by

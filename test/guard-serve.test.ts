@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // serve's guard reacting to real attacks over a veth into a namespace the test creates:
 // scans (one forged with the address of an administrator who is connected) and a
 // random-source SYN flood. The agent runs in this process (startAgent), so its guard,

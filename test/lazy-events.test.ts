@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lazy views and lazy events decode exactly what the eager decoders do, only when read.
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every command as a user who is not root and holds exactly CAP_BPF, CAP_PERFMON and
 // CAP_NET_ADMIN (what the README says suffices), run through setpriv as an administrator
 // would grant them: tracefs is root-only, so tracepoints attach by BTF id (tp_btf), and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Native ownership: no fd survives a failure, links detach through fds they own, the
 // clsact registry holds up under worker threads, and test runs copy their input before
 // user code can run.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A consumer that never catches up with its ring must not starve the event loop: the
 // reader yields a macrotask turn between bounded runs of batches, so timers (a detector's
 // tick, a /metrics scrape) fire on time during a flood. Real SYNs from hping3 to loopback.

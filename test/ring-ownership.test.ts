@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Who owns a ring and the capture thread's output: one consumer per ring (a second gets a
 // clear error and the first goes on), the capture thread writes through its own dup of the
 // file, close() returns in bounded time even while the thread waits on a FIFO nobody reads,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope compile` and typed skeletons: the command as a user runs it, the generated file
 // under the strictest compiler settings (a misspelt name fails), and the skeleton driving a
 // real object (maps, globals, ring and perf buffers) through BPF_PROG_TEST_RUN.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The detector under test, in its own process (as `tcpscope detect` runs): detect() with
 // its defaults from the tree given, alerts as JSON lines on stdout with the time they
 // reached this process. SIGUSR1 restarts the event-loop delay histogram (the flood

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The event-loop delay of an idle Node process during the same flood: what the machine's
 // load alone costs a process's timers (the detector's figure is read against it).
 // SIGUSR1 restarts the histogram; SIGTERM prints it and exits.

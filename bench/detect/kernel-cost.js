@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Kernel ns per SYN of the packets program's SYN accounting under a random-source flood:
 // every source counted in the LRU tables (synCounts(), and detect() before issue 9) against
 // sources admitted through the count-min sketch (detect() now), no events either way.

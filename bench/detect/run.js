@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Detection during a full-rate random-source SYN flood (hping3 -S --flood --rand-source)
 // from a namespace this benchmark creates into its host-side veth. Per round, for the
 // subject (this tree) and, with --baseline DIR, a baseline tree (alternating, baseline

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/guard/flood.js: legitimate clients during a random-source SYN flood, with and
 // without tcpscope. A namespace joined by a veth (lib/net/testnet) floods an HTTP server on
 // the host side with hping3 -S --flood --rand-source for --seconds, while a curl loop from the

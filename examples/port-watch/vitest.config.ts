@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 import { defineConfig } from 'vitest/config';
 
 // The probe attaches to loopback: one test file at a time keeps counts from mixing.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Which webhook targets are refused by default: link-local addresses and the cloud metadata
 // services that live there, the usual prey of a forged or mistyped alert URL (a metadata
 // service answers a POST with credentials on some clouds). Checked on the URL's host and on

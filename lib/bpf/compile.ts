@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Compiling a user's CO-RE BPF program the way the package compiles its own (the shared
  * scripts/bpf-toolchain.js): clang for the BPF target with the package's headers and a

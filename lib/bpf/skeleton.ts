@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Typed skeletons: what `tcpscope compile` generates next to a BPF object (as bpf2go and
  * `bpftool gen skeleton` do) is a spec type naming the object's maps, programs, rings and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How a failed command is reported: one line saying what is wrong and what to do, and the exit
 // code (2: the command line or configuration is wrong; 1: it could not be carried out). The
 // full message and stack stay available with TCPSCOPE_DEBUG=1, for bug reports.

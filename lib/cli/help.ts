@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Help text, the man page and shell completion, all generated from the commands' option
 // tables (lib/cli/commands), so they cannot disagree with what the parser accepts.
 import type { Command, OptionDef } from './command';

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Holds the demo's network namespace: started as `unshare --net node holder.js` by the
 // demo, so the namespace has no name and lives exactly as long as this process. It exits
 // when its standard input closes, which happens however its parent ends (SIGKILL too), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The demo's network: a veth pair whose far end lives in a network namespace with no name,
 // held by a child process (lib/demo/holder.js under `unshare --net`). The namespace exists
 // only as long as that child, and the child only as long as the pipe from this process:

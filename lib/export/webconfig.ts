@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The web configuration file of Prometheus exporters (the exporter-toolkit format that
 // node_exporter reads with --web.config.file): TLS for /metrics and HTTP basic auth with
 // bcrypt-hashed passwords. Read and checked once, before anything listens.

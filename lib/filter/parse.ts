@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tcpdump-like filter language of `tcpscope packets`: a subset people know, parsed
 // into a small AST that compile.ts turns into the kernel's jump program.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the guard must not cut off by mistake: every address at once, the peers of
 // established connections to local listeners (the SSH session among them), the default
 // gateways. Read from the kernel's own tables (/proc/net/tcp{,6}, /proc/net/route,

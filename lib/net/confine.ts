@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Keeps the host's answers to a spoofed flood on the test's own veth. A random-source SYN
 // flood makes the host answer SYN-ACKs (and RSTs) to random addresses, which the main
 // routing table would send out of the default route, to hosts that are not ours. A policy

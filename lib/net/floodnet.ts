@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A test network fit for a random-source SYN flood (tests and bench/guard): the host side
 // answers every source through the veth, never through its default route, and the
 // namespace side can receive XDP_TX frames. Traffic stays between the two ends.

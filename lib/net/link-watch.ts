@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Interfaces created while tcpscope runs (a pod's veth, a VPN tunnel), from the kernel's
 // rtnetlink link notifications as `ip -o monitor link` prints them (iproute2).
 import { spawn, ChildProcess } from 'node:child_process';

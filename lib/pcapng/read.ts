@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reads the packets of a capture file, pcap (tcpdump -w's default, µs or ns) or pcapng
 // (tcpscope packets -w, Wireshark), for `tcpscope packets -r` and the filter tests.
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, readPcapng } from './index';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packets of a capture file through the live packet program: each frame is run by
 // BPF_PROG_TEST_RUN through the same compiled filter and parser that capture live, so a
 // file (`tcpscope packets -r`) and an interface select and print exactly alike.

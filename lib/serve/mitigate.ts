@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // serve's reaction to alerts: deny the sources of chosen alert kinds for a while, within
 // limits (never an allowed address, one with an established connection or a default
 // gateway; at most `max` at once), and protect the ports of a SYN flood with SYN cookies

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Consuming batches without starving the event loop. A ring that never runs dry resolves
 // every read at once (microtasks only), so a plain `for await` over it never lets timers
 // (ticks, /metrics scrapes, alert sinks) or I/O run. consumeBounded() handles at most

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzzes the pure-TypeScript ELF and BTF readers, the type checks, codecs and gen-types
 // with mutated .BTF sections and objects: every input is either used or refused with an
 // ElfError/BtfError, in bounded time; no RangeError, stack overflow or runaway expansion.

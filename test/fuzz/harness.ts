@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared by the fuzz tests: run seed, iteration counts (small in the normal suite, large
 // from scripts/fuzz.sh), and keeping failing inputs as regression fixtures.
 import crypto from 'node:crypto';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzzes the text and file inputs a user or a peer controls: filter expressions, pcapng
 // files (written, then read back mutated) and serve/exporter configs. Each input is used
 // or refused with the module's own error type, in bounded time.

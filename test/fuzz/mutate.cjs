@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Deterministic input mutation shared by the fuzz tests (test/fuzz/*.test.ts), the
 // BpfObject.open child (open-child.cjs) and scripts/fuzz.sh: an input is fully named by
 // (seed, index), so a crash in a child is reproduced and kept from those two numbers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzzes BpfObject.open (the checks, then libbpf's open) with mutated objects in child
 // processes, so a SIGSEGV inside libbpf is seen as a crash instead of killing the suite.
 import fs from 'node:fs';

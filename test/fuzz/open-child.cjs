@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Child process of the BpfObject.open fuzzer: opens inputs [start, start + count) of a run
 // and announces each index on fd $FUZZ_PROGRESS_FD (3 from run-open.cjs) before touching it, so the parent knows which input a
 // crash (a signal) or a hang belongs to. Prints a JSON summary on stdout at the end.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Drives open-child.cjs over `count` mutated objects: restarts the child after a crash
 // (any signal or abnormal exit) or a hang (no progress within hangMs), keeps each such
 // input under fixturesDir named by its hash, and totals the children's summaries.

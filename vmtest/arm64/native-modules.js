@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // vmtest/arm64/native-modules.js CACHEDIR DIR...: the arm64 builds of the platform-specific
 // npm packages installed in each DIR/node_modules for linux-x64 (a bundler's native binding
 // such as @rolldown/binding-linux-x64-gnu, lightningcss-linux-x64-gnu, @esbuild/linux-x64),

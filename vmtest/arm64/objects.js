@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // vmtest/arm64/objects.js VMLINUX_H OUTDIR: compiles the package's BPF programs (the same
 // sources and flags as scripts/build.js, scripts/bpf-toolchain.js) for arm64 against an arm64
 // vmlinux.h into OUTDIR, which the arm64 guests see as build/bpf. Objects newer than their

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Packs the tcpscope package of this repository (npm pack, as it would be published) into
 # vendor/tcpscope.tgz, which package.json depends on: the example installs tcpscope the way
 # any other project does, from outside the package's own build.

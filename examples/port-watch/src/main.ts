@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // sudo node dist/src/main.js PORT [INTERFACE] [SECONDS]: prints each new connection to PORT
 // and, at the end, what arrived for it.
 import { watchPort } from './port-watch.js';

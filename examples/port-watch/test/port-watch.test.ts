@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The probe on a real kernel: real connections over loopback, observed at tc ingress.
 // Needs root (CAP_BPF, CAP_NET_ADMIN). Under other kernels: npm run test:kernels.
 import { describe, expect, it } from 'vitest';

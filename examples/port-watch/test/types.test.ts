@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The skeleton's names and types are checked at compile time, under the strict settings of
 // tsconfig.json (strict, exactOptionalPropertyTypes, erasableSyntaxOnly, isolatedModules).
 import { describe, expect, it } from 'vitest';

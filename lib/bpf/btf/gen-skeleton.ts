@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Typed skeletons of BPF objects, as bpf2go generates for Go: one TypeScript file holding
  * the object's own types, a spec of its maps (key and value types), programs, ring and perf

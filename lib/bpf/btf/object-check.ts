@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Checks a BPF ELF object before libbpf opens it. libbpf 1.1 trusts section indexes,
  * symbol indexes and BTF type ids it reads from the file; a malformed object makes it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /**
  * Structural checks on BTF before anything walks it: type ids in range, kind-specific
  * fields sane, sizes consistent, no type containing itself (cycles are allowed only

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope compile FILE.bpf.c`: builds a user's CO-RE object per architecture and its
 // typed skeleton (FILE.skel.ts); --watch rebuilds when the source or its headers change.
 import fs from 'node:fs';

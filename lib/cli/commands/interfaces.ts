@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `-i IFACE` as the packet commands read it: names (repeatable, comma-separated) or `any`,
 // every interface that is up now and, followed through rtnetlink, each one created later.
 import { upInterfaces } from '../../net/interfaces';

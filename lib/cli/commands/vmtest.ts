@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `tcpscope vmtest --kernel 6.1,6.12 -- CMD`: runs a user's command (their test suite) in
 // their project under other kernels, each in a QEMU VM, through the same machinery that tests
 // this package (vmtest/matrix.mjs, vmtest/run, vmtest/fetch, vmtest/guest), and prints a

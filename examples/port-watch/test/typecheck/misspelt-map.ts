@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Must NOT compile: test/types.test.ts checks that tsc rejects the misspelt map name.
 import { load } from '../../src/port_watch.skel.js';
 
