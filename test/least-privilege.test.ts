@@ -81,7 +81,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
   it('conns reports a real loopback connection (tp_btf, no tracefs)', async () => {
     const port = await freePort();
     // conns prints its header once attached.
-    const run = start(['conns', '-p', String(port), '-c', '2', '-d', '20s'], /^PID\s+COMM/m);
+    const run = start(['conns', '-P', String(port), '-c', '2', '--duration', '20s'], /^PID\s+COMM/m);
     await run.ready;
     await loopbackConnection(port, 1234);
     const { code, out, err } = await run.done;
@@ -98,7 +98,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
 
   it('rtt takes samples of a real loopback connection', async () => {
     const port = await freePort();
-    const run = start(['rtt', '-p', String(port), '-d', '20s'], /Tracing/);
+    const run = start(['rtt', '-P', String(port), '--duration', '20s'], /tracing/i);
     await run.ready;
     await loopbackConnection(port, 200_000);
     run.kill();
@@ -115,7 +115,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
     // 192.0.2.0/24 (TEST-NET-1) never reaches lo: nothing real is dropped.
     ['guard', '-i', 'lo', '--deny', '192.0.2.0/24'],
   ])('%s works', (...args: string[]) => {
-    const [cmd, argv] = asNobody(CAPS, [...args, '-d', '1s']);
+    const [cmd, argv] = asNobody(CAPS, [...args, '--duration', '1s']);
     const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
     expect(r.stderr).not.toMatch(new RegExp(`^tcpscope ${args[0]}: |^\\s+at |Error: `, 'm'));
     expect(r.status, r.stderr).toBe(0);
@@ -127,7 +127,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
     const config = path.join(dir, 'serve.json');
     fs.writeFileSync(config, JSON.stringify({ interfaces: ['lo'], exporters: { prometheus: { port: 0 } } }));
     fs.chmodSync(config, 0o644);
-    const run = start(['serve', '--config', config, '-d', '80s'], /metrics at (http\S+)/);
+    const run = start(['serve', '--config', config, '--duration', '80s'], /metrics at (http\S+)/);
     try {
       await run.ready;
     } finally {
@@ -154,7 +154,7 @@ describe.skipIf(!enabled)('without the capabilities', () => {
     [['bpf'], /this process lacks CAP_PERFMON and CAP_NET_ADMIN: run with sudo, or grant them \(e\.g\. `setcap cap_perfmon,cap_net_admin\+ep/],
     [['bpf', 'perfmon'], /this process lacks CAP_NET_ADMIN: run with sudo, or grant it/],
   ])('with %j: one line naming only what is missing', (caps, says) => {
-    const [cmd, argv] = asNobody(caps as string[], ['packets', '-i', 'lo', '-d', '1s']);
+    const [cmd, argv] = asNobody(caps as string[], ['packets', '-i', 'lo', '--duration', '1s']);
     const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(1);
     const lines = r.stderr.trim().split('\n');
@@ -165,7 +165,7 @@ describe.skipIf(!enabled)('without the capabilities', () => {
   }, 40_000);
 
   it('watch --demo as a non-root user says the demo needs root, in one line', () => {
-    const [cmd, argv] = asNobody(CAPS, ['watch', '-i', 'lo', '--demo', '-d', '3s']);
+    const [cmd, argv] = asNobody(CAPS, ['watch', '-i', 'lo', '--demo', '--duration', '3s']);
     const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
     expect(r.stderr).toMatch(/demo failed: the demo needs root \(CAP_SYS_ADMIN, to create its network namespace\)/);
     expect(r.stderr).not.toMatch(/^\s+at /m);

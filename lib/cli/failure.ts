@@ -9,6 +9,7 @@ import { ConfigError } from '../export/config';
 import { FilterError } from '../filter/parse';
 import { UsageError } from './command';
 import { MissingPackageError } from '../util/optional';
+import { GuardSafetyError } from '../guard';
 
 export const EXIT_RUNTIME = 1;
 export const EXIT_USAGE = 2;
@@ -67,6 +68,8 @@ export function describeFailure(e: unknown, command: string): Failure {
     const line = oneLine(e.message);
     return { exitCode: EXIT_USAGE, line: line.includes('--help') ? line : `${line} (${help})` };
   }
+  // Its message already names the override (--force).
+  if (e instanceof GuardSafetyError) return { exitCode: EXIT_USAGE, line: oneLine(e.message) };
   if (e instanceof ConfigError || e instanceof FilterError) return { exitCode: EXIT_USAGE, line: oneLine(e.message) };
   if (e instanceof MissingPackageError) return { exitCode: EXIT_RUNTIME, line: e.message };
   if (e instanceof VerifierError) {

@@ -46,6 +46,9 @@ export const FIELD_FRAME_LEN = 4;
 
 /** Deepest nesting of parentheses / not accepted: the parser recurses once per level. */
 export const MAX_FILTER_DEPTH = 100;
+/** Most primitives accepted: and/or chains build a tree as deep as they are long, which the
+ * compiler walks recursively, and the kernel program runs far fewer tests anyway. */
+export const MAX_FILTER_PRIMITIVES = 1000;
 
 export const FLAG_BITS: Record<string, number> = { fin: 0x01, syn: 0x02, rst: 0x04, push: 0x08, psh: 0x08, ack: 0x10, urg: 0x20, ece: 0x40, cwr: 0x80 };
 
@@ -119,6 +122,7 @@ interface Qualifiers {
 class Parser {
   private i = 0;
   private depth = 0;
+  private primitives = 0;
   private last: Qualifiers | undefined;
   constructor(private readonly input: string, private readonly tokens: Token[]) {}
 
@@ -177,7 +181,7 @@ class Parser {
 
   /** Counts one level of recursion; refuses expressions nested past MAX_FILTER_DEPTH. */
   private nested<T>(f: () => T): T {
-    if (++this.depth > MAX_FILTER_DEPTH) this.fail(`the filter is nested more than ${MAX_FILTER_DEPTH} levels deep`, this.peek());
+    if (++this.depth > MAX_FILTER_DEPTH) this.fail(`the filter is nested more than ${MAX_FILTER_DEPTH} levels deep: simplify the filter`, this.peek());
     try {
       return f();
     } finally {
@@ -198,6 +202,9 @@ class Parser {
   private parsePrimary(): FilterNode {
     const token = this.peek();
     if (!token) this.fail('expected a filter primitive', token);
+    if (token.text !== '(' && ++this.primitives > MAX_FILTER_PRIMITIVES) {
+      this.fail(`the filter has more than ${MAX_FILTER_PRIMITIVES} primitives: simplify the filter (net and portrange cover ranges)`, token);
+    }
     if (token.text === '(') {
       // `(tcp[13] & 3) != 0` is a relation, `(port 1 or port 2)` a group: try the relation
       // when the parentheses hold a field, and report whichever reading got further.

@@ -107,17 +107,12 @@ export const guardCommand: Command = {
       for (const cidr of deny) {
         let problem: string | undefined;
         try { problem = denyProblem(parseCidr(cidr), guarded); } catch (e) { throw new UsageError(`bad --deny '${cidr}': ${(e as Error).message}`); }
-        if (problem) throw new UsageError(new GuardSafetyError(cidr, problem).message);
+        if (problem) throw new GuardSafetyError(cidr, problem);
       }
     }
     const guard = Guard.start({ interfaces, mode: mode as XdpMode, synOnly: Boolean(ctx.values['syn-only']) });
     try {
-      try {
-        for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action, force } : { action, ttlMs, force });
-      } catch (e) {
-        if (e instanceof GuardSafetyError) throw new UsageError(e.message);
-        throw e;
-      }
+      for (const cidr of deny) guard.deny(cidr, ttlMs === undefined ? { action, force } : { action, ttlMs, force });
       for (const cidr of allow) guard.allow(cidr);
       for (const port of ports) {
         const p = guard.protectPort(port, { ...(portRate !== undefined ? { ratePerSec: portRate } : {}), synCookies: !ctx.values['no-syn-cookies'] });
