@@ -113,7 +113,7 @@ describe.skipIf(!enabled)('as nobody with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
     ['packets', '-i', 'lo'], ['top', '-i', 'lo'], ['flows', '-i', 'lo'], ['detect', '-i', 'lo'],
     ['watch', '-i', 'lo', '--no-demo'],
     // 192.0.2.0/24 (TEST-NET-1) never reaches lo: nothing real is dropped.
-    ['guard', '-i', 'lo', '--deny', '192.0.2.0/24'],
+    ['guard', '-i', 'lo', '--deny', '198.51.100.0/24'],
   ])('%s works', (...args: string[]) => {
     const [cmd, argv] = asNobody(CAPS, [...args, '--duration', '1s']);
     const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
