@@ -4,12 +4,12 @@
 // file (`tcpscope packets -r`) and an interface select and print exactly alike.
 import type { PacketFilter } from '../filter/compile';
 import { CaptureFrame, asEthernet } from '../pcapng/read';
-import { PacketEvent, PacketStream, openDetachedPackets } from './packets';
+import { PacketStream, PacketView, openDetachedPackets } from './packets';
 
 export interface FilePacket {
   frame: CaptureFrame;
   /** The packet as the live probe reports it; ts_ns is set so wallClockNs() gives the file's time. */
-  event: PacketEvent;
+  event: PacketView;
 }
 
 /** Bytes of a frame a test run takes (the skb's data must fit one page with its overhead). */
@@ -20,6 +20,21 @@ const TEST_RUN_MAX_WIRE_LEN = 65536;
 const SKB_CTX_SIZE = 192;
 const SKB_WIRE_LEN = 160;
 
+/** The fields of a file's packet that come from its capture record rather than the test run. */
+type FileFields = Pick<PacketView, 'ts_ns' | 'frame_len' | 'ifname' | 'frame'>;
+
+/**
+ * `view` with `fields` in front: the view's fields are getters (it cannot be assigned), so
+ * the file's values are own properties of an object whose prototype is the view. Every
+ * other field still decodes lazily from the view's bytes, and toJSON() (which reads
+ * through `this`) gives the file's values.
+ */
+function fileEvent(view: PacketView, fields: FileFields): PacketView {
+  const own: PropertyDescriptorMap = {};
+  for (const [key, value] of Object.entries(fields)) own[key] = { value, enumerable: true, writable: true, configurable: true };
+  return Object.create(view, own) as PacketView;
+}
+
 export class PacketFileFilter implements Disposable {
   readonly stream: PacketStream;
   private readonly program;
@@ -29,8 +44,12 @@ export class PacketFileFilter implements Disposable {
     this.program = this.stream.program.object.program('packets_tc');
   }
 
-  /** The event for `frame` when the filter selects it (TCP over IPv4/IPv6 only), else undefined. */
-  run(frame: CaptureFrame): PacketEvent | undefined {
+  /**
+   * The event for `frame` when the filter selects it (TCP over IPv4/IPv6 only), else
+   * undefined: the probe's read-only view, with the fields a test run cannot know (time,
+   * frame length, interface, the frame's bytes) taken from the file's record.
+   */
+  run(frame: CaptureFrame): PacketView | undefined {
     const data = asEthernet(frame);
     if (!data || data.length < 14) return undefined;
     // A frame longer than a test run takes is cut (the headers the filter reads come
@@ -39,13 +58,14 @@ export class PacketFileFilter implements Disposable {
     const ctx = new Uint8Array(SKB_CTX_SIZE);
     new DataView(ctx.buffer).setUint32(SKB_WIRE_LEN, Math.max(wire, Math.min(data.length, TEST_RUN_MAX_DATA)), true);
     this.program.testRun({ data: data.length > TEST_RUN_MAX_DATA ? data.subarray(0, TEST_RUN_MAX_DATA) : data, ctx });
-    const [event] = this.stream.readAvailable();
-    if (!event) return undefined;
-    event.ts_ns = frame.tsNs - this.stream.clockOffsetNs;
-    event.frame_len = wire;
-    event.ifname = frame.ifname ?? '-';
-    event.frame ??= data;
-    return event;
+    const [view] = this.stream.readAvailable();
+    if (!view) return undefined;
+    return fileEvent(view, {
+      ts_ns: frame.tsNs - this.stream.clockOffsetNs,
+      frame_len: wire,
+      ifname: frame.ifname ?? '-',
+      frame: view.frame ?? data,
+    });
   }
 
   /** Every selected packet of `frames`, in file order. */
