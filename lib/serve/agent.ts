@@ -11,6 +11,8 @@ import { drops } from '../probes/drops';
 import { rtt } from '../probes/rtt';
 import { detect, detectDelivery, Detector, DetectAlert } from '../detect';
 import { Guard, GuardSafetyError } from '../guard';
+import { SafetyIndex, protectedAddresses } from '../guard/safety';
+import { formatAddress, parseCidr } from '../net/addr';
 import { ConfigError } from '../export/config';
 import { Mitigation } from './mitigate';
 import { createExporters, Exporters } from '../export';
@@ -40,7 +42,28 @@ export interface Agent {
   close(): Promise<void>;
 }
 
+/** A guard safety refusal of a configured deny, as the config error it is: one line naming the key and the override. */
+function configDenyError(e: GuardSafetyError): ConfigError {
+  return new ConfigError(`config.guard.deny: ${e.message.replace('--force, or force: true', '"force": true in config.guard')}`);
+}
+
+/**
+ * Refuses a configured deny that the guard's safety rules refuse (every address, an
+ * established peer, a default gateway) unless config.guard.force: checked before anything
+ * is opened or attached, so such a config fails as a config error and nothing runs.
+ */
+function checkConfiguredDenies(config: ResolvedServeConfig): void {
+  if (!config.guard.enabled || config.guard.force || config.guard.deny.length === 0) return;
+  const index = new SafetyIndex(protectedAddresses());
+  for (const cidr of config.guard.deny) {
+    const c = parseCidr(cidr);
+    const problem = index.problem(c);
+    if (problem) throw configDenyError(new GuardSafetyError(`${formatAddress(c.addr, c.family)}/${c.prefixLen}`, problem));
+  }
+}
+
 export async function startAgent(config: ResolvedServeConfig, log: (message: string) => void = (m) => process.stderr.write(`tcpscope serve: ${m}\n`)): Promise<Agent> {
+  checkConfiguredDenies(config);
   const interfaces = config.interfaces ?? upInterfaces();
   const running: Running[] = [];
   const pumps: Array<Promise<void>> = [];
@@ -72,7 +95,11 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     if (p.resets) pump('resets', resets(), (e) => metrics.observeReset(e));
     if (p.drops) pump('drops', drops(), (e) => metrics.observeDrop(e));
     if (p.rtt) pump('rtt', rtt({ histogram: false }), (e) => metrics.observeRtt(e));
-    if (p.packets) {
+    if (interfaces.length === 0) {
+      // Nothing to attach a packet program to (config.interfaces is empty, or no interface
+      // is up): the probes and detectors that need none still run.
+      log(`no interfaces${config.interfaces ? ' (config.interfaces is empty)' : ' up'}: ${p.packets ? 'the packets probe and ' : ''}SYN counts (tcpscope_syns_total) skipped`);
+    } else if (p.packets) {
       // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
       // comes from its tables at every scrape, without a second program per interface.
       const stream = packets({ interfaces, countSyns: true });
@@ -94,7 +121,9 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
         try {
           guard.deny(cidr, { force: config.guard.force });
         } catch (e) {
-          if (e instanceof GuardSafetyError) throw new ConfigError(`config.guard.deny: ${e.message.replace('--force, or force: true', '"force": true in config.guard')}`);
+          // Checked before anything was attached (checkConfiguredDenies); the tables may have
+          // changed since, so the guard's own check still counts.
+          if (e instanceof GuardSafetyError) throw configDenyError(e);
           throw e;
         }
       }
