@@ -74,6 +74,15 @@ export class Mitigation {
     }
     if (alert.kind === 'syn_flood' && this.config.autoProtect) {
       const ports = ((alert.evidence['ports'] as unknown[] | undefined) ?? []).filter((p): p is number => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536);
+      const flooded = [...this.ports.keys()].filter((k) => k !== 0);
+      if (ports.length === 0 && flooded.length > 0) {
+        // An alert naming no port (listen-queue pressure: host-wide counters) while ports
+        // are protected after their own alerts: those ports' floods explain it. Protecting
+        // every other port would take none of their SYNs (a port's own entry does), and that
+        // idle protection would lapse by itself, apart from the flood's, after the hold.
+        this.log(`guard: not protecting all ports after syn_flood (${alert.key} names no port): port${flooded.length > 1 ? 's' : ''} ${flooded.join(', ')} protected already`);
+        return;
+      }
       const targets: Array<number | 'all'> = ports.length === 0 || ports.length > MAX_PORTS_PER_ALERT ? ['all'] : ports;
       for (const port of targets) this.protect(port);
     }
