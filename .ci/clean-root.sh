@@ -146,12 +146,12 @@ EOF
 done
 
 # Hostile case: an exporter whose optional peer is absent says which package to install.
-err=$(in_root 20 sh -c "cd /app20 && timeout 20 node_modules/.bin/tcpscope serve --prometheus 0 -d 1s" 2>&1 >/dev/null || true)
+err=$(in_root 20 sh -c "cd /app20 && timeout 20 node_modules/.bin/tcpscope serve --prometheus 0 --duration 1s" 2>&1 >/dev/null || true)
 echo "$err" | grep -q 'needs the package prom-client: npm install prom-client' || fail "serve without prom-client said: $err"
 [ "$(echo "$err" | grep -c .)" = 1 ] || fail "serve without prom-client printed more than one line: $err"
 say "serve without prom-client: $err"
 printf '{ "exporters": { "otlp": { "url": "http://127.0.0.1:9" } } }\n' >"$root/app20/otlp.json"
-err=$(in_root 20 sh -c "cd /app20 && timeout 20 node_modules/.bin/tcpscope serve --config otlp.json -d 1s" 2>&1 >/dev/null || true)
+err=$(in_root 20 sh -c "cd /app20 && timeout 20 node_modules/.bin/tcpscope serve --config otlp.json --duration 1s" 2>&1 >/dev/null || true)
 echo "$err" | grep -q 'OpenTelemetry export (OTLP http/protobuf) needs the packages @opentelemetry/api, .*@opentelemetry/exporter-metrics-otlp-proto, @opentelemetry/exporter-logs-otlp-proto: npm install @opentelemetry/api ' ||
   fail "serve with otlp and no OpenTelemetry packages said: $err"
 [ "$(echo "$err" | grep -c .)" = 1 ] || fail "serve without OpenTelemetry printed more than one line: $err"
