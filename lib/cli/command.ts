@@ -164,8 +164,9 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
   const values: Record<string, string | boolean | string[] | undefined> = {};
   const positionals: string[] = [];
   const warnings: string[] = [];
-  const usage = `usage: tcpscope ${command.name} ${command.usage}`;
-  const fail = (message: string): never => { throw new UsageError(`${message}\n${usage}\n(tcpscope help ${command.name} for every option)`); };
+  // One line naming the problem; the CLI's failure report adds where to look
+  // ("run 'tcpscope CMD --help' for its options"), not a usage dump.
+  const fail = (message: string): never => { throw new UsageError(message); };
   const set = (name: string, value: string | boolean, shown: string): void => {
     const def = options[name]!;
     if (def.counted) {

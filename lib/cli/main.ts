@@ -55,7 +55,7 @@ function findCommand(name: string, io: { err: NodeJS.WritableStream }): Command 
   const command = commands.find((c) => c.name === name);
   if (command) return command;
   const guess = didYouMean(name, [...commands.map((c) => c.name), 'help', 'completion', 'man']);
-  io.err.write(`tcpscope: unknown command '${name}'${guess ? ` (did you mean '${guess}'?)` : ''}: run 'tcpscope --help' for the list of commands\n`);
+  io.err.write(`tcpscope: unknown command '${name}'${guess ? ` (did you mean '${guess}'?)` : ''} (run 'tcpscope --help' for the list of commands)\n`);
   return undefined;
 }
 
