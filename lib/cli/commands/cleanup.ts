@@ -10,6 +10,10 @@ export const cleanupCommand: Command = {
   summary: 'remove what a killed tcpscope left: tc filters, netlink XDP programs, pins, demo namespaces',
   usage: '[--all]',
   options: { all: { type: 'boolean', default: false, help: 'also remove what live tcpscope processes attached (stops them working)' } },
+  examples: [
+    ['sudo tcpscope cleanup', 'after a tcpscope was killed (kill -9, OOM): remove the filters, XDP programs, pins and demo namespaces it left; attachments of running tcpscope processes stay'],
+    ['sudo tcpscope cleanup --all', 'also remove the attachments of running tcpscope processes (they stop seeing traffic)'],
+  ],
   async run(ctx) {
     const all = Boolean(ctx.values['all']);
     const result = cleanupAttachments({ all });

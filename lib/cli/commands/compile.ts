@@ -90,14 +90,20 @@ export const compileCommand: Command = {
   summary: 'compile a CO-RE BPF program (clang, vmlinux.h, the package headers) and write its typed skeleton',
   usage: '<FILE.bpf.c> [-o DIR] [--arch x86_64,arm64] [--vmlinux [ARCH=]FILE]... [-I DIR]... [-D NAME=VALUE]... [--import-from MODULE] [--watch]',
   options: {
-    output: { type: 'string', short: 'o' },
-    arch: { type: 'string', multiple: true },
-    vmlinux: { type: 'string', multiple: true },
-    include: { type: 'string', short: 'I', multiple: true },
-    define: { type: 'string', short: 'D', multiple: true },
-    'import-from': { type: 'string' },
-    watch: { type: 'boolean', short: 'w', default: false },
+    output: { type: 'string', short: 'o', arg: 'DIR', help: "write the objects (NAME.ARCH.bpf.o) and NAME.skel.ts here (created if missing); default: the source's directory" },
+    arch: { type: 'string', multiple: true, arg: 'ARCH[,ARCH]', choices: ['x86_64', 'arm64', 's390x', 'ppc64le', 'riscv64'], help: "build for these architectures, one object each (comma-separated; aliases such as amd64 and aarch64 work too); default: this machine's" },
+    vmlinux: { type: 'string', multiple: true, arg: '[ARCH=]FILE', help: 'use this vmlinux.h: FILE for every architecture, or ARCH=FILE for one; default: $TCPSCOPE_VMLINUX_H, one generated from the running kernel\'s BTF, or the package\'s' },
+    include: { type: 'string', short: 'I', multiple: true, arg: 'DIR', help: 'add DIR to the header search path (clang -I)' },
+    define: { type: 'string', short: 'D', multiple: true, arg: 'NAME[=VALUE]', help: 'define a preprocessor macro (clang -DNAME=VALUE)' },
+    'import-from': { type: 'string', arg: 'MODULE', help: "module the skeleton imports its runtime from (default 'tcpscope/bpf')" },
+    watch: { type: 'boolean', short: 'w', default: false, help: 'build, then rebuild whenever the source or a header it includes changes, until Ctrl-C' },
   },
+  positionalsHelp: 'the BPF C source (NAME.bpf.c), one at a time',
+  examples: [
+    ['tcpscope compile syncount.bpf.c', "syncount.<arch>.bpf.o and syncount.skel.ts next to the source, for this machine's architecture"],
+    ['tcpscope compile src/port_watch.bpf.c -o build --arch x86_64,arm64', 'one object per architecture and one skeleton for both, in build/'],
+    ['tcpscope compile probe.bpf.c -I include -D MAX_PORTS=64 --watch', 'rebuild on every change to probe.bpf.c or its local headers'],
+  ],
   allowPositionals: true,
   async run(ctx) {
     const [source, ...extra] = ctx.positionals;
