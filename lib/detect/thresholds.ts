@@ -145,13 +145,13 @@ export function resolveThresholds(options: ThresholdOptions = {}): Thresholds {
   if (options === null || typeof options !== 'object') throw new TypeError('thresholds must be an object');
   const out = {} as Record<string, Record<string, number>>;
   for (const group of Object.keys(options)) {
-    if (!(group in DEFAULT_THRESHOLDS)) throw new TypeError(`thresholds: unknown group '${group}' (known: ${Object.keys(DEFAULT_THRESHOLDS).join(', ')})`);
+    if (!Object.hasOwn(DEFAULT_THRESHOLDS, group)) throw new TypeError(`thresholds: unknown group '${group}' (known: ${Object.keys(DEFAULT_THRESHOLDS).join(', ')})`);
   }
   for (const [group, defaults] of Object.entries(DEFAULT_THRESHOLDS) as unknown as Array<[string, Record<string, number>]>) {
     const given = (options as Record<string, Record<string, unknown> | undefined>)[group] ?? {};
     if (given === null || typeof given !== 'object') throw new TypeError(`thresholds.${group} must be an object`);
     for (const key of Object.keys(given)) {
-      if (!(key in defaults)) throw new TypeError(`thresholds.${group}: unknown option '${key}' (known: ${Object.keys(defaults).join(', ')})`);
+      if (!Object.hasOwn(defaults, key)) throw new TypeError(`thresholds.${group}: unknown option '${key}' (known: ${Object.keys(defaults).join(', ')})`);
       const v = given[key];
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`thresholds.${group}.${key} must be a finite number >= 0, got ${String(v)}`);
       if (FRACTIONS.has(key) && (v > 1 || (key === 'alpha' && v === 0))) throw new TypeError(`thresholds.${group}.${key} must be in ${key === 'alpha' ? '(0, 1]' : '[0, 1]'}, got ${v}`);
