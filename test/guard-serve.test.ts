@@ -10,8 +10,9 @@ import net from 'node:net';
 import { attachedPrograms } from '../lib/bpf';
 import { startAgent, Agent } from '../lib/serve/agent';
 import { validateServeConfig } from '../lib/serve/config';
-import { prepareFloodNet, startSynFlood, FloodNet } from '../lib/net/floodnet';
+import { startSynFlood, FloodNet } from '../lib/net/floodnet';
 import { bpfAvailable, eventually } from './helpers/bpf';
+import { floodTarget } from './helpers/flood';
 import { createTestNet, TestNet } from './helpers/netns';
 
 const enabled = bpfAvailable('guard-serve');
@@ -154,14 +155,7 @@ describe.skipIf(!enabled)('serve auto-protect under a random-source SYN flood', 
   let port: number;
 
   beforeAll(async () => {
-    tn = createTestNet();
-    fnet = prepareFloodNet(tn);
-    client = tn.nsV4.replace(/\.2$/, '.3');
-    execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
-    port = 30000 + Math.floor(Math.random() * 20000);
-    server = net.createServer((s) => { s.on('error', () => {}); s.destroy(); });
-    server.listen({ port, host: tn.hostV4, backlog: 64 });
-    await once(server, 'listening');
+    ({ tn, fnet, client, port, server } = await floodTarget());
   });
   afterAll(() => {
     server?.close();

@@ -13,8 +13,9 @@ import { attachedPrograms, tcpFrame } from '../lib/bpf';
 import { main } from '../lib/cli/main';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { bpfAvailable, eventually } from './helpers/bpf';
+import { floodTarget } from './helpers/flood';
 import { createTestNet, TestNet } from './helpers/netns';
-import { prepareFloodNet, startSynFlood, FloodNet } from '../lib/net/floodnet';
+import { startSynFlood, FloodNet } from '../lib/net/floodnet';
 import { listen } from './helpers/listen';
 
 const enabled = bpfAvailable('guard');
@@ -556,14 +557,7 @@ describe.skipIf(!enabled)('guard under a random-source SYN flood (hping3 over a 
   let server: net.Server;
 
   beforeAll(async () => {
-    tn = createTestNet();
-    fnet = prepareFloodNet(tn);
-    client = tn.nsV4.replace(/\.2$/, '.3');
-    execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
-    port = 30000 + Math.floor(Math.random() * 20000);
-    server = net.createServer((s) => { s.on('error', () => {}); s.destroy(); });
-    server.listen({ port, host: tn.hostV4, backlog: 64 });
-    await once(server, 'listening');
+    ({ tn, fnet, client, port, server } = await floodTarget());
     expect(await connectFrom(tn, tn.hostV4, port, client)).toEqual({ ok: 1, fail: 0 });
   });
   afterAll(() => {

@@ -5,30 +5,16 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import { PacketPcapngEncoder, packets } from '../lib/probes';
 import { wakeupBytesFor } from '../lib/probes/stream';
 import { PcapngWriter, readPcapng } from '../lib/pcapng';
 import { bpfAvailable, eventually } from './helpers/bpf';
+import { loopbackExchange as exchange } from './helpers/listen';
 
 const enabled = bpfAvailable('packets pcapng');
 
-async function exchange(port: number, connections: number, bytes: number): Promise<void> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(port, '127.0.0.1');
-  await once(server, 'listening');
-  for (let i = 0; i < connections; i++) {
-    const c = net.connect(port, '127.0.0.1');
-    await once(c, 'connect');
-    c.end(Buffer.alloc(bytes, 0x62));
-    c.resume();
-    await once(c, 'close');
-  }
-  server.close();
-}
 
 describe('wake-up threshold option', () => {
   it('is validated against the ring size', () => {

@@ -22,3 +22,19 @@ export async function listen(port = 0, host = '127.0.0.1', options: ListenOption
   await once(server, 'listening');
   return server;
 }
+
+/**
+ * Runs `connections` loopback connections to `port`, one after another, each sending `bytes`
+ * bytes and closing; resolves once the last has closed.
+ */
+export async function loopbackExchange(port: number, connections: number, bytes: number): Promise<void> {
+  const server = await listen(port);
+  for (let i = 0; i < connections; i++) {
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    c.end(Buffer.alloc(bytes, 0x62));
+    c.resume();
+    await once(c, 'close');
+  }
+  server.close();
+}
