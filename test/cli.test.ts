@@ -155,7 +155,7 @@ describe('tcpscope CLI', () => {
     expect(zsh.stdout).toMatch(/^#compdef tcpscope/);
     for (const c of commands) expect(zsh.stdout).toContain(`_tcpscope_${c.name.replace(/-/g, '_')}() {`);
     // zsh parses it and, loaded after compinit, registers _tcpscope for the command.
-    const loaded = spawnSync('zsh', ['-f', '-c', `autoload -Uz compinit && compinit -u -d /dev/null\n${zsh.stdout}\nprint -r -- $_comps[tcpscope]`], { encoding: 'utf8' });
+    const loaded = spawnSync('zsh', ['-f', '-c', `autoload -Uz compinit && compinit -u -D\n${zsh.stdout}\nprint -r -- $_comps[tcpscope]`], { encoding: 'utf8' });
     expect(loaded.stderr).toBe('');
     expect(loaded.stdout.trim()).toBe('_tcpscope');
     expect(tcpscope('completion', 'fish').status).toBe(2);
