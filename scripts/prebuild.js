@@ -130,19 +130,19 @@ if (!arches.length) {
   Promise.all(children.map((c) => new Promise((resolve) => c.on('close', resolve)))).then((codes) => {
     const bad = codes.find((c) => c !== 0);
     if (bad !== undefined) process.exit(bad ?? 1);
-    console.log(`prebuild: both architectures in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(`prebuild: both architectures in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
   return;
 }
 for (const arch of arches) {
   if (!parts.length || parts.includes('addon')) {
     const f = buildAddon(arch);
-    console.log(`prebuild: ${path.relative(root, f)} (${(fs.statSync(f).size / 1024).toFixed(0)} KiB)`);
+    console.error(`prebuild: ${path.relative(root, f)} (${(fs.statSync(f).size / 1024).toFixed(0)} KiB)`);
   }
   if (!parts.length || parts.includes('bpf')) {
     const objs = buildBpf(arch);
     const kib = objs.reduce((s, f) => s + fs.statSync(f).size, 0) / 1024;
-    console.log(`prebuild: ${objs.length} objects in ${path.relative(root, path.dirname(objs[0]))} (${kib.toFixed(0)} KiB)`);
+    console.error(`prebuild: ${objs.length} objects in ${path.relative(root, path.dirname(objs[0]))} (${kib.toFixed(0)} KiB)`);
   }
 }
-console.log(`prebuild: done in ${((Date.now() - t0) / 1000).toFixed(1)} s on ${os.cpus().length} CPUs`);
+console.error(`prebuild: done in ${((Date.now() - t0) / 1000).toFixed(1)} s on ${os.cpus().length} CPUs`);

@@ -243,7 +243,7 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
       await started(first);
       const second = run(['-i', tn.hostIf, '--xdp', 'port 1']);
       expect(await second.exit).toBe(1);
-      expect(second.stderr()).toMatch(new RegExp(`XDP runs one program per interface and program 'packets_xdp' \\(id \\d+\\) of pid ${first.child.pid} \\(node\\) holds it`));
+      expect(second.stderr()).toMatch(new RegExp(`XDP runs one program per interface and program 'packets_xdp' \\(id \\d+\\) of pid ${first.child.pid} \\([^)]+\\) holds it`)); // the comm: node, or MainThread on Node 24
       expect(second.stderr()).toMatch(/Capture at tc instead \(leave out --xdp\)/);
       expect(second.stderr()).not.toMatch(/\n\s+at /);
       // tc captures (and the XDP one) coexist.

@@ -8,6 +8,6 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 repo=$(cd "$here/../.." && pwd)
 mkdir -p "$here/vendor"
 ( cd "$repo" && [ -f dist/lib/index.js ] || npm run build:ts >/dev/null )
-tarball=$(cd "$repo" && npm pack --silent --pack-destination "$here/vendor")
+tarball=$(cd "$repo" && npm pack --silent --pack-destination "$here/vendor" | tail -n 1)
 mv "$here/vendor/$tarball" "$here/vendor/tcpscope.tgz"
 echo "vendor/tcpscope.tgz ($(du -k "$here/vendor/tcpscope.tgz" | cut -f1) kB) from $repo"
