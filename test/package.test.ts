@@ -20,7 +20,7 @@ describe('npm tarball contents', () => {
 
   it('holds what runs and what a build from source needs, with the licenses', () => {
     for (const f of ['package.json', 'README.md', 'LICENSE', 'LICENSES/GPL-2.0.txt', 'LICENSES/THIRD-PARTY.md', 'CHANGELOG.md',
-      'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli/main.js', 'scripts/install.js', 'scripts/build.js',
+      'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli/main.js', 'scripts/install.js', 'scripts/build.js', 'scripts/bpf-toolchain.js', 'vmtest/matrix.mjs', 'vmtest/run',
       'binding.gyp', 'native/addon.cc', 'bpf/packets.bpf.c', 'bpf/include/tcpscope.h']) {
       expect(files, f).toContain(f);
     }
@@ -32,8 +32,8 @@ describe('npm tarball contents', () => {
     }
   });
 
-  it('leaves out tests, benchmarks, vmtest, CI, examples, source maps and the vmlinux headers', () => {
-    const unwanted = files.filter((f) => /^(test|bench|vmtest|\.ci|examples|deploy|lib)\//.test(f) || /^dist\/(test|bench|examples)\//.test(f) ||
+  it('leaves out tests, benchmarks, CI, examples, source maps and the vmlinux headers (vmtest ships: `tcpscope vmtest` runs it)', () => {
+    const unwanted = files.filter((f) => /^(test|bench|\.ci|examples|deploy|lib)\//.test(f) || /^vmtest\/.*\.md$/.test(f) || /^dist\/(test|bench|examples)\//.test(f) ||
       /\.(js|ts)\.map$/.test(f) || f.includes('vmlinux') || /\btest\/bpf\b|bench_|rt_[a-z]+\.bpf/.test(f));
     expect(unwanted).toEqual([]);
   });
