@@ -24,7 +24,7 @@ describe('types', () => {
   it('a misspelt map name is a compile error', () => {
     const r = typecheck('test/typecheck/tsconfig.json');
     expect(r.status).toBe(2);
-    expect(r.output).toMatch(/misspelt-map\.ts\(5,\d+\): error TS2551: Property 'hits_by_prot' does not exist on type .*Did you mean 'hits_by_port'\?/);
+    expect(r.output).toMatch(/misspelt-map\.ts\(6,\d+\): error TS2551: Property 'hits_by_prot' does not exist on type .*Did you mean 'hits_by_port'\?/);
     expect(r.output.trim().split('\n')).toHaveLength(1);
   }, 120_000);
 });
