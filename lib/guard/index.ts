@@ -266,6 +266,28 @@ function ruleFor(action: GuardAction | 'allow'): RuleSpec {
  * Events: 'expire' (entry: GuardEntry) when a TTL removes an entry; 'expirePort' (entry:
  * PortEntry) when one removes a port's protection.
  */
+
+/**
+ * The rule to write over `old` (source and port rules alike): a changed bucket starts full,
+ * an unchanged one keeps its state; counters survive a change of action (increments between
+ * the read and the write are lost).
+ */
+function mergeRule(rule: RuleSpec, old: RawRule | undefined, prefixlen: number): { value: RawRule; sameBucket: boolean } {
+  const sameBucket = old !== undefined && old.action === rule.action && old.rate === rule.rate && old.capacity === rule.capacity;
+  const value: RawRule = {
+    ...rule,
+    prefixlen,
+    tokens: sameBucket ? old.tokens : BigInt.asIntN(64, rule.capacity),
+    last_ns: sameBucket ? old.last_ns : 0n,
+    dropped_packets: old?.dropped_packets ?? 0n,
+    dropped_bytes: old?.dropped_bytes ?? 0n,
+    passed_packets: old?.passed_packets ?? 0n,
+    passed_bytes: old?.passed_bytes ?? 0n,
+    cookies: old?.cookies ?? 0n,
+  };
+  return { value, sameBucket };
+}
+
 export class Guard extends EventEmitter {
   readonly object: BpfObject;
   /** The loaded program: guard_xdp, or guard_xdp_nocookie before 6.0, or guard_xdp_xadd before 5.12. */
@@ -381,20 +403,7 @@ export class Guard extends EventEmitter {
     const map = this.trie(c);
     const key = this.lpmKey(c);
     const old = this.exact(map, key);
-    const sameBucket = old !== undefined && old.action === rule.action && old.rate === rule.rate && old.capacity === rule.capacity;
-    const value: RawRule = {
-      ...rule,
-      prefixlen: c.prefixLen,
-      // A changed bucket starts full; an unchanged one keeps its state.
-      tokens: sameBucket ? old.tokens : BigInt.asIntN(64, rule.capacity),
-      last_ns: sameBucket ? old.last_ns : 0n,
-      // Counters survive a change of action (increments between the read and the write are lost).
-      dropped_packets: old?.dropped_packets ?? 0n,
-      dropped_bytes: old?.dropped_bytes ?? 0n,
-      passed_packets: old?.passed_packets ?? 0n,
-      passed_bytes: old?.passed_bytes ?? 0n,
-      cookies: old?.cookies ?? 0n,
-    };
+    const { value, sameBucket } = mergeRule(rule, old, c.prefixLen);
     if (!sameBucket || old === undefined) map.set(key, value, UpdateFlags.ANY);
     if (old === undefined) this.count++;
     const expiresAt = this.extend(keyOf(c), c, old !== undefined, ttlMs);
@@ -591,18 +600,7 @@ export class Guard extends EventEmitter {
     const rate = options.ratePerSec ?? DEFAULT_PORT_RATE;
     const rule = bucket(action, rate, options.burst ?? (action === ACTION.cookie ? Math.max(rate, somaxconn() + 1) : undefined));
     const old = this.portMap.get(key);
-    const sameBucket = old !== undefined && old.action === rule.action && old.rate === rule.rate && old.capacity === rule.capacity;
-    const value: RawRule = {
-      ...rule,
-      prefixlen: 0,
-      tokens: sameBucket ? old.tokens : BigInt.asIntN(64, rule.capacity),
-      last_ns: sameBucket ? old.last_ns : 0n,
-      dropped_packets: old?.dropped_packets ?? 0n,
-      dropped_bytes: old?.dropped_bytes ?? 0n,
-      passed_packets: old?.passed_packets ?? 0n,
-      passed_bytes: old?.passed_bytes ?? 0n,
-      cookies: old?.cookies ?? 0n,
-    };
+    const { value, sameBucket } = mergeRule(rule, old, 0);
     if (!sameBucket) this.portMap.set(key, value);
     this.portFallback.set(key, fallback);
     this.setPortsFlag();
