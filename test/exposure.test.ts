@@ -131,6 +131,23 @@ describe('/metrics exposure', () => {
     expect((await get(server.url.replace('/metrics', '/healthz'), { ca })).status).toBe(200);
   });
 
+  it('runs bcrypt off the event loop: the loop stays idle while a slow check runs', async () => {
+    // Cost 12 takes bcryptjs a few hundred ms; on the event loop it would keep the loop busy
+    // (utilization near 1) in 100 ms slices, holding up detector ticks and ring reads.
+    const hash = bcrypt.hashSync('slow', 12);
+    const auth = new BasicAuth(new Map([['prom', hash]]));
+    cleanups.push(() => auth.close());
+    const request = (password: string): IncomingMessage => ({ headers: { authorization: basic('prom', password) } }) as IncomingMessage;
+    const before = performance.eventLoopUtilization();
+    const started = performance.now();
+    expect(await auth.check(request('wrong'))).toBe('denied');
+    const took = performance.now() - started;
+    const busy = performance.eventLoopUtilization(before);
+    expect(took).toBeGreaterThan(20); // a real bcrypt check ran
+    expect(busy.utilization).toBeLessThan(0.5);
+    expect(await auth.check(request('slow'))).toBe('ok');
+  }, 30_000);
+
   it('answers a flood of wrong passwords 503 beyond a few bcrypt checks at once, and still serves the right one', async () => {
     const hash = bcrypt.hashSync('right', 10);
     // The cap itself: sixteen checks begun at once, MAX_VERIFYING of them run bcrypt.
@@ -141,11 +158,10 @@ describe('/metrics exposure', () => {
     expect(verdicts.filter((v) => v === 'busy')).toHaveLength(16 - BasicAuth.MAX_VERIFYING);
     expect(await auth.check(request('right'))).toBe('ok');
 
-    // Over HTTP. The server accepts one new connection per event-loop turn (libuv), and bcryptjs
-    // runs on this same loop in 100 ms slices, so sixteen fresh connections would reach the
-    // server one by one and never overlap four checks. The flood therefore goes over sixteen
-    // connections the server has already accepted (kept alive after a /healthz request each):
-    // its requests arrive together, as a flood from many clients does.
+    // Over HTTP. The server accepts one new connection per event-loop turn (libuv), so fresh
+    // connections reach it spread over turns. The flood goes over sixteen connections the
+    // server has already accepted (kept alive after a /healthz request each): its requests
+    // arrive together, as a flood from many clients does.
     const server = await serve(webConfig('flood.yml', `basic_auth_users:\n  prom: ${hash}\n`));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     cleanups.push(() => agent.destroy());

@@ -183,9 +183,12 @@ export async function startPrometheusServer(metrics: TcpscopeMetrics, options: P
     port,
     host,
     url: `${web?.tls ? 'https' : 'http'}://${urlHost}:${port}${path}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await auth.close();
+    },
   };
 }

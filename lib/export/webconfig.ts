@@ -18,6 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import type { SecureVersion } from 'node:tls';
 import { ConfigError } from './config';
 import { requireOptional, requirePackages } from '../util/optional';
+import { BcryptVerifier } from './bcrypt-worker';
 
 export interface WebTlsConfig {
   cert: Buffer;
@@ -148,7 +149,8 @@ export function loadWebConfig(file: string): WebConfig {
  * user/password pair is remembered (as a keyed digest, never the password) and a scraper
  * pays the cost once, not every scrape; an unknown user costs as much as a known one. At
  * most MAX_VERIFYING checks run at once: a flood of wrong passwords is answered 'busy'
- * instead of queueing unbounded CPU work.
+ * instead of queueing unbounded CPU work. The checks run on a worker thread (BcryptVerifier),
+ * so they never hold up the event loop the probes' readers and detectors run on.
  */
 export class BasicAuth {
   private readonly verified = new Map<string, string>();
@@ -158,6 +160,7 @@ export class BasicAuth {
   private verifying = 0;
   /** A hash nobody's password matches, compared against for unknown users. */
   private readonly dummy: string;
+  private verifier: BcryptVerifier | undefined;
 
   constructor(private readonly users: ReadonlyMap<string, string>) {
     const first = users.values().next();
@@ -186,8 +189,11 @@ export class BasicAuth {
     this.verifying++;
     let ok: boolean;
     try {
-      const bcrypt = requireOptional<typeof import('bcryptjs')>('Basic auth (basic_auth_users)', 'bcryptjs');
-      ok = await bcrypt.compare(password, hash ?? this.dummy);
+      if (!this.verifier) {
+        requirePackages('Basic auth (basic_auth_users)', ['bcryptjs']);
+        this.verifier = new BcryptVerifier(require.resolve('bcryptjs'));
+      }
+      ok = await this.verifier.compare(password, hash ?? this.dummy);
     } finally {
       this.verifying--;
     }
@@ -195,5 +201,10 @@ export class BasicAuth {
     if (this.verified.size >= BasicAuth.MAX_CACHED) this.verified.clear();
     this.verified.set(user, digest);
     return 'ok';
+  }
+
+  /** Stops the bcrypt worker, if one was started. */
+  close(): Promise<void> {
+    return this.verifier?.close() ?? Promise.resolve();
   }
 }
