@@ -101,3 +101,34 @@ describe('scripts/api-report.js', () => {
     expect(r.out).toContain('index.ts exports seed, which is marked @internal');
   }, 60_000);
 });
+
+describe('package entry points', () => {
+  // `tcpscope/bpf` resolves through "exports" under node16/nodenext/bundler and through
+  // "typesVersions" under the older node10 resolution many projects still use.
+  const project = path.join(tmp, 'consumer');
+  fs.mkdirSync(path.join(project, 'node_modules'), { recursive: true });
+  fs.symlinkSync(root, path.join(project, 'node_modules', 'tcpscope'));
+  fs.writeFileSync(path.join(project, 'index.ts'), [
+    "import { packets } from 'tcpscope';",
+    "import { BpfObject } from 'tcpscope/bpf';",
+    'export const uses: [typeof packets, typeof BpfObject] = [packets, BpfObject];',
+    '',
+  ].join('\n'));
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+  it.each([
+    ['node10', 'commonjs'],
+    ['node16', 'node16'],
+    ['bundler', 'esnext'],
+  ])('type-check under moduleResolution %s', (resolution, module) => {
+    const r = (() => {
+      try {
+        execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', module, '--moduleResolution', resolution, 'index.ts'], { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        return '';
+      } catch (e) {
+        return (e as { stdout: string }).stdout;
+      }
+    })();
+    expect(r).toBe('');
+  }, 60_000);
+});
