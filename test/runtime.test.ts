@@ -115,11 +115,20 @@ describe.skipIf(!enabled)('BpfObject: open, globals, programs, maps', () => {
     expect(array.get(3)).toBe(99n);
     expect(array.entries()).toHaveLength(8);
 
-    const percpu = obj.map<number, bigint>('percpu_packets');
-    const cpus = percpu.getPerCpu(0)!.length;
+    const percpu = obj.perCpuMap<number, bigint>('percpu_packets');
+    const cpus = percpu.get(0)!.length;
     expect(cpus).toBeGreaterThanOrEqual(1);
     percpu.set(1, Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
-    expect(percpu.getPerCpu(1)).toEqual(Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
+    expect(percpu.get(1)).toEqual(Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
+    const perCpuEntries = percpu.entries();
+    expect(perCpuEntries.find(([k]) => k === 1)?.[1]).toEqual(Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
+    expect([...percpu].length).toBe(perCpuEntries.length);
+    // A single-value read of a per-CPU map would show one CPU's share: refused, with the way.
+    const plain = obj.map<number, bigint>('percpu_packets');
+    expect(() => plain.get(1)).toThrow("map 'percpu_packets' is a per-CPU map (percpu_array): get() gives one value per CPU through object.perCpuMap('percpu_packets')");
+    expect(() => plain.entries()).toThrow(/per-CPU map .*entries\(\)/);
+    expect(() => [...plain]).toThrow(/per-CPU map .*iteration/);
+    expect(() => obj.perCpuMap('array_map')).toThrow("map 'array_map' (array) is not a per-CPU map: read it with object.map('array_map')");
 
     const lru = obj.map<number, bigint>('lru_map');
     for (let i = 0; i < 300; i++) lru.set(i, BigInt(i));

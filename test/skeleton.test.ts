@@ -55,6 +55,7 @@ describe('tcpscope compile', () => {
     expect(skel).not.toMatch(/\benum\s+\w+\s*\{/);
     expect(skel).not.toMatch(/interface (SkBuff|Iphdr|Tcphdr|Ethhdr)\b/);
     expect(skel).toMatch(/hits_by_port: \{ key: PortKey; value: bigint \};/);
+    expect(skel).toMatch(/tcp_frames: \{ key: number; value: bigint; perCpu: true \};/);
     expect(skel).toMatch(/verdict_slots: \{ key: number; value: Verdict \};/);
     expect(skel).toMatch(/ringBuffers: \{\n.*\n {4}hits: PortHit;/);
     expect(skel).toMatch(/perfBuffers: \{\n.*\n {4}hits_perf: PortHit;/);
@@ -151,6 +152,7 @@ describe('tcpscope compile', () => {
       '  skel.load();',
       '  const n: bigint | undefined = skel.maps.hits_by_port.get({ port: 443, proto: 6, pad: 0 });',
       '  const v: Verdict | undefined = skel.maps.verdict_slots.get(0);',
+      '  const perCpu: bigint[] | undefined = skel.maps.tcp_frames.get(0);',
       '  const watched: boolean = v === Verdict.VERDICT_WATCHED;',
       '  const name: string | undefined = v === undefined ? undefined : VerdictNames.get(v);',
       '  const seen: bigint = skel.bss.frames_seen;',
@@ -159,7 +161,9 @@ describe('tcpscope compile', () => {
       '  const ring = skel.ringBuffers.hits({ wakeupMs: 5 });',
       '  const perf = skel.perfBuffers.hits_perf({ pagesPerCpu: 8 });',
       '  void (async () => { for await (const hit of ring) { const h: PortHit = hit; void h.sport; } for await (const hit of perf) void hit.verdict; })();',
-      '  void [n, watched, name, seen, last];',
+      '  void [n, watched, name, seen, last, perCpu];',
+      '  // @ts-expect-error a per-CPU map gives one value per CPU, not one',
+      '  const one: bigint | undefined = skel.maps.tcp_frames.get(0); void one;',
       '  // @ts-expect-error a map that does not exist',
       '  void skel.maps.hits_by_prot;',
       '  // @ts-expect-error a program that does not exist',
@@ -202,7 +206,7 @@ describe.skipIf(!enabled)('typed skeleton at run time', () => {
   // type-check test above checks its real types).
   interface PortHit { saddr: number; sport: number; dport: number; verdict: number; seq: bigint }
   type Spec = {
-    maps: { hits_by_port: { key: { port: number; proto: number; pad: number }; value: bigint }; verdict_slots: { key: number; value: number } };
+    maps: { hits_by_port: { key: { port: number; proto: number; pad: number }; value: bigint }; verdict_slots: { key: number; value: number }; tcp_frames: { key: number; value: bigint; perCpu: true } };
     programs: { watch_port: true };
     ringBuffers: { hits: PortHit };
     perfBuffers: { hits_perf: PortHit };
@@ -231,6 +235,9 @@ describe.skipIf(!enabled)('typed skeleton at run time', () => {
     expect(skel.maps.hits_by_port.get({ port: 8081, proto: 6, pad: 0 })).toBe(3n);
     expect(skel.maps.hits_by_port.get({ port: 22, proto: 6, pad: 0 })).toBe(1n);
     expect(skel.maps.verdict_slots.get(0)).toBe(Verdict.VERDICT_OTHER_PORT);
+    const perCpu = skel.maps.tcp_frames.get(0)!;
+    expect(perCpu.length).toBeGreaterThanOrEqual(1);
+    expect(perCpu.reduce((a, b) => a + b, 0n)).toBe(4n);
     expect(skel.bss.frames_seen).toBe(4n);
     expect(skel.data.last_verdict).toBe(Verdict.VERDICT_OTHER_PORT);
     skel.bss.frames_seen = 100n;

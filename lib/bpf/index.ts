@@ -8,7 +8,7 @@ export type { OpenOptions } from './object';
 export { Program } from './program';
 export type { XdpMode, XdpOptions, TcOptions, UprobeOptions, TestRunOptions, TestRunResult } from './program';
 export { Link } from './link';
-export { BpfMap, MapType, UpdateFlags } from './map';
+export { BpfMap, MapType, PerCpuMap, UpdateFlags } from './map';
 export type { MapCodecs } from './map';
 export { RecordReader } from './ringbuf';
 export type { RecordDecoder, ReaderOptions, ReaderStats } from './ringbuf';

@@ -31,7 +31,8 @@ export const MapType = {
 /** Update flags for BpfMap.set (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
 export const UpdateFlags = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
 
-const PER_CPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, 21 /* PERCPU_CGROUP_STORAGE */]);
+/** @internal */
+export const PER_CPU_TYPES: ReadonlySet<number> = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, 21 /* PERCPU_CGROUP_STORAGE */]);
 
 export interface MapCodecs<K, V> {
   key?: Codec<K>;
@@ -39,7 +40,8 @@ export interface MapCodecs<K, V> {
 }
 
 /**
- * A BPF map with typed keys and values. Per-CPU maps return one value per possible CPU.
+ * A BPF map with typed keys and values. Per-CPU maps are read through `PerCpuMap`
+ * (`object.perCpuMap(name)`), whose values are one per possible CPU.
  *
  * @example
  * const counts = obj.map<number, bigint>('syn_count');
@@ -144,15 +146,19 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return out;
   }
 
-  /** The value for `key`, or undefined. Per-CPU maps: use getPerCpu. */
-  get(key: K): V | undefined {
-    const found = call(`lookup in map '${this.name}'`, () => native().mapLookup(this.fd, this.encodeKey(key), this.valueBuf));
-    if (!found) return undefined;
-    const v = this.decodeValue(this.valueView, 0);
-    return (this.perCpu ? (v as V[])[0] : v) as V;
+  /** A per-CPU map's single-value reads would hide all CPUs but one: point at PerCpuMap. */
+  private refusePerCpu(what: string): void {
+    if (this.perCpu) throw new TypeError(`map '${this.name}' is a per-CPU map (${this.typeName}): ${what} gives one value per CPU through object.perCpuMap('${this.name}')`);
   }
 
-  /** One value per possible CPU, for per-CPU maps. */
+  /** The value for `key`, or undefined. */
+  get(key: K): V | undefined {
+    this.refusePerCpu('get()');
+    const found = call(`lookup in map '${this.name}'`, () => native().mapLookup(this.fd, this.encodeKey(key), this.valueBuf));
+    return found ? (this.decodeValue(this.valueView, 0) as V) : undefined;
+  }
+
+  /** @internal PerCpuMap.get */
   getPerCpu(key: K): V[] | undefined {
     if (!this.perCpu) throw new TypeError(`map '${this.name}' (${this.typeName}) is not a per-CPU map`);
     const found = call(`lookup in map '${this.name}'`, () => native().mapLookup(this.fd, this.encodeKey(key), this.valueBuf));
@@ -163,8 +169,8 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return call(`lookup in map '${this.name}'`, () => native().mapLookup(this.fd, this.encodeKey(key), this.valueBuf));
   }
 
-  /** Sets `key` to `value` (or one value per CPU). flags: UpdateFlags.ANY | NOEXIST | EXIST. */
-  set(key: K, value: V | V[], flags: number = UpdateFlags.ANY): this {
+  /** Sets `key` to `value`. flags: UpdateFlags.ANY | NOEXIST | EXIST. */
+  set(key: K, value: V, flags: number = UpdateFlags.ANY): this {
     const k = this.encodeKey(key);
     const v = this.encodeValue(value);
     call(`update map '${this.name}'`, () => native().mapUpdate(this.fd, k, v, flags));
@@ -193,25 +199,44 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Entries one lookup at a time; `entries()` batches when the kernel can. */
   *[Symbol.iterator](): IterableIterator<[K, V]> {
+    this.refusePerCpu('iteration');
     for (const key of this.keys()) {
-      const value = this.perCpu ? this.getPerCpu(key) : this.get(key);
-      if (value !== undefined) yield [key, value as V];
+      const value = this.get(key);
+      if (value !== undefined) yield [key, value];
     }
   }
 
   /**
    * Every entry, read in batches (BPF_MAP_LOOKUP_BATCH) where the kernel and map type allow,
-   * else by iteration. Per-CPU maps give V[] values.
+   * else by iteration.
    */
   entries(): Array<[K, V]> {
+    this.refusePerCpu('entries()');
+    return this.allEntries() as Array<[K, V]>;
+  }
+
+  /** @internal PerCpuMap.entries */
+  perCpuEntries(): Array<[K, V[]]> {
+    if (!this.perCpu) throw new TypeError(`map '${this.name}' (${this.typeName}) is not a per-CPU map`);
+    return this.allEntries() as Array<[K, V[]]>;
+  }
+
+  private allEntries(): Array<[K, V | V[]]> {
     const raw = this.dumpRaw();
-    if (!raw) return [...this];
-    const out: Array<[K, V]> = new Array(raw.count);
+    if (!raw) {
+      const out: Array<[K, V | V[]]> = [];
+      for (const key of this.keys()) {
+        const value = this.perCpu ? this.getPerCpu(key) : this.get(key);
+        if (value !== undefined) out.push([key, value]);
+      }
+      return out;
+    }
+    const out: Array<[K, V | V[]]> = new Array(raw.count);
     const keyView = new DataView(raw.keys.buffer, raw.keys.byteOffset);
     const valueView = new DataView(raw.values.buffer, raw.values.byteOffset);
     const stride = this.valueStride * this.cpus;
     for (let i = 0; i < raw.count; i++) {
-      out[i] = [this.keyCodec.decode(keyView, i * this.keySize), this.decodeValue(valueView, i * stride) as V];
+      out[i] = [this.keyCodec.decode(keyView, i * this.keySize), this.decodeValue(valueView, i * stride)];
     }
     return out;
   }
@@ -251,5 +276,73 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   close(): void {
     if (this.ownsFd && this.fdValue >= 0) native().closeFd(this.fdValue);
     this.fdValue = -1;
+  }
+}
+
+/**
+ * A per-CPU map (PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE): each key
+ * holds one value per possible CPU, which programs update without atomics. Reads give the
+ * array; sum it for a total.
+ *
+ * @example
+ * const stats = obj.perCpuMap<number, bigint>('drops');
+ * const total = (stats.get(0) ?? []).reduce((a, b) => a + b, 0n);
+ */
+export class PerCpuMap<K = unknown, V = unknown> implements Iterable<[K, V[]]> {
+  /** @internal use BpfObject.perCpuMap or PerCpuMap.of */
+  constructor(
+    /** The map underneath, for what PerCpuMap does not cover (fd, pin, dumpRaw). */
+    readonly map: BpfMap<K, V>,
+  ) {
+    if (!map.perCpu) throw new TypeError(`map '${map.name}' (${map.typeName}) is not a per-CPU map: read it with object.map('${map.name}')`);
+  }
+
+  /** Wraps a per-CPU BpfMap (opened pinned or created); throws for other map types. */
+  static of<K, V>(map: BpfMap<K, V>): PerCpuMap<K, V> {
+    return new PerCpuMap(map);
+  }
+
+  get name(): string {
+    return this.map.name;
+  }
+
+  /** One value per possible CPU, or undefined when `key` is absent. */
+  get(key: K): V[] | undefined {
+    return this.map.getPerCpu(key);
+  }
+
+  /** Sets every CPU's value: one value for all, or exactly one per possible CPU. */
+  set(key: K, value: V | readonly V[], flags: number = UpdateFlags.ANY): this {
+    // encodeValue spreads one value over every CPU or takes one per CPU.
+    this.map.set(key, value as V, flags);
+    return this;
+  }
+
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(key);
+  }
+
+  keys(): IterableIterator<K> {
+    return this.map.keys();
+  }
+
+  /** Every entry, batched where the kernel allows. */
+  entries(): Array<[K, V[]]> {
+    return this.map.perCpuEntries();
+  }
+
+  *[Symbol.iterator](): IterableIterator<[K, V[]]> {
+    for (const key of this.map.keys()) {
+      const values = this.map.getPerCpu(key);
+      if (values !== undefined) yield [key, values];
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
   }
 }

@@ -11,7 +11,7 @@ import type { Codec } from './codec';
 import { BpfError, NotFoundError, NotSupportedError, VerifierError, call, translateError } from './errors';
 import { bpfPrivilege, defaultBtfCustomPath } from './sys';
 import { Link } from './link';
-import { BpfMap, MapCodecs, MapType } from './map';
+import { BpfMap, MapCodecs, MapType, PerCpuMap } from './map';
 import { native } from './native';
 import type { NativeMapInfo, NativeObject, NativeProgramInfo } from './native';
 import { Program } from './program';
@@ -217,6 +217,11 @@ export class BpfObject implements Disposable {
     const map = new BpfMap<K, V>(fd, info, codecs ?? (this.btfCodecs(info) as MapCodecs<K, V>));
     if (!codecs) this.mapCache.set(name, map as BpfMap<unknown, unknown>);
     return map;
+  }
+
+  /** A loaded per-CPU map: reads give one value per possible CPU. Throws for other map types. */
+  perCpuMap<K = unknown, V = unknown>(name: string, codecs?: MapCodecs<K, V>): PerCpuMap<K, V> {
+    return new PerCpuMap(this.map<K, V>(name, codecs));
   }
 
   /** Sets max_entries of a map before load (ring buffer size in bytes). */

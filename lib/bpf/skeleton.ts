@@ -15,8 +15,8 @@
 import { BpfObject } from './object';
 import type { OpenOptions } from './object';
 import { NotFoundError } from './errors';
-import type { BpfMap } from './map';
-import { MapType } from './map';
+import type { BpfMap, PerCpuMap } from './map';
+import { MapType, PER_CPU_TYPES } from './map';
 import type { Program } from './program';
 import type { ReaderOptions, RecordReader } from './ringbuf';
 
@@ -38,7 +38,8 @@ export interface SkeletonSpec {
   data: object;
 }
 
-type MapOf<E> = E extends { key: infer K; value: infer V } ? BpfMap<K, V> : never;
+/** Per-CPU maps (`perCpu: true` in the spec) read one value per possible CPU. */
+type MapOf<E> = E extends { key: infer K; value: infer V; perCpu: true } ? PerCpuMap<K, V> : E extends { key: infer K; value: infer V } ? BpfMap<K, V> : never;
 
 export interface SkeletonOptions<S extends SkeletonSpec> {
   /** `.rodata` values, set before load (the kernel freezes them). */
@@ -95,7 +96,8 @@ export class Skeleton<S extends SkeletonSpec> implements Disposable {
       } else if (info.type === MapType.PERF_EVENT_ARRAY) {
         perfs[name] = (options: PerfBufferOptions = {}) => object.perfBuffer(name, options);
       } else {
-        Object.defineProperty(maps, name, { enumerable: true, get: () => object.map(name) });
+        const perCpu = PER_CPU_TYPES.has(info.type);
+        Object.defineProperty(maps, name, { enumerable: true, get: () => (perCpu ? object.perCpuMap(name) : object.map(name)) });
       }
     }
     const programs: Record<string, unknown> = {};

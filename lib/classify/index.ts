@@ -98,8 +98,7 @@ export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
 
   /** Counters of the kernel program, summed over CPUs. */
   kernelStats(): ClassifyKernelStats {
-    const map = this.object.map<number, Record<string, bigint>>('classify_stats');
-    const perCpu = map.getPerCpu(0) ?? [];
+    const perCpu = this.object.perCpuMap<number, Record<string, bigint>>('classify_stats').get(0) ?? [];
     const sum = (f: string): bigint => perCpu.reduce((a, s) => a + (s[f] ?? 0n), 0n);
     return {
       tcp: sum('tcp'), syns: sum('syns'), sampled: sum('sampled'), notTracked: sum('not_tracked'),

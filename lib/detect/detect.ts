@@ -211,7 +211,7 @@ export function detect(options: DetectOptions): Detector {
   };
 
   let packetStream: PacketStream | undefined;
-  let connsProbe: { object: { map<K, V>(name: string): { getPerCpu(key: K): V[] | undefined } } } | undefined;
+  let connsProbe: { object: { perCpuMap<K, V>(name: string): { get(key: K): V[] | undefined } } } | undefined;
   try {
     const needPackets = on('synFlood') || on('portScan') || on('anomaly');
     if (needPackets) {
@@ -380,7 +380,7 @@ export function detect(options: DetectOptions): Detector {
       }
       if (connsProbe && !closed) {
         try {
-          const perCpu = connsProbe.object.map<number, { passive_established: bigint }>('conns_counters').getPerCpu(0) ?? [];
+          const perCpu = connsProbe.object.perCpuMap<number, { passive_established: bigint }>('conns_counters').get(0) ?? [];
           stats.handshakes = perCpu.reduce((n, v) => n + Number(v.passive_established), 0);
         } catch { /* closed meanwhile: the last reading stands */ }
       }

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { BpfObject } from '../bpf/object';
-import type { BpfMap } from '../bpf/map';
+import type { BpfMap, PerCpuMap } from '../bpf/map';
 import { UpdateFlags } from '../bpf/map';
 import { bytes as bytesCodec, encodeToBytes } from '../bpf/codec';
 import { BpfError, NotSupportedError, VerifierError } from '../bpf/errors';
@@ -300,7 +300,7 @@ export class Guard extends EventEmitter {
   readonly interfaces: InterfaceRef[];
   private readonly v4: BpfMap<LpmKey, RawRule>;
   private readonly v6: BpfMap<LpmKey, RawRule>;
-  private readonly statsMap: BpfMap<number, RawStats>;
+  private readonly statsMap: PerCpuMap<number, RawStats>;
   private readonly portMap: BpfMap<number, RawRule>;
   private readonly configMap: BpfMap<number, RawConfig>;
   private config: RawConfig;
@@ -325,7 +325,7 @@ export class Guard extends EventEmitter {
     this.synCookiesUnavailable = this.synCookies ? undefined : rejected.get('guard_xdp') ?? 'the SYN-cookie variant did not load';
     this.v4 = object.map<LpmKey, RawRule>('guard_v4');
     this.v6 = object.map<LpmKey, RawRule>('guard_v6');
-    this.statsMap = object.map<number, RawStats>('guard_stats');
+    this.statsMap = object.perCpuMap<number, RawStats>('guard_stats');
     this.portMap = object.map<number, RawRule>('guard_ports');
     this.configMap = object.map<number, RawConfig>('guard_config');
   }
@@ -555,7 +555,7 @@ export class Guard extends EventEmitter {
   /** Totals over every CPU and entry. */
   stats(): GuardStats {
     this.requireOpen('stats');
-    const perCpu = this.statsMap.getPerCpu(0) ?? [];
+    const perCpu = this.statsMap.get(0) ?? [];
     const sum = (f: keyof RawStats): bigint => perCpu.reduce((a, s) => a + s[f], 0n);
     return {
       packets: sum('packets'),

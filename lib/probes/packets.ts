@@ -442,7 +442,7 @@ export class PacketProgram {
 
   /** Kernel counters summed over CPUs. */
   counters(): PacketCounters {
-    const perCpu = this.object.map<number, Record<string, bigint>>('packets_stats').getPerCpu(0) ?? [];
+    const perCpu = this.object.perCpuMap<number, Record<string, bigint>>('packets_stats').get(0) ?? [];
     const sum = (k: string): number => perCpu.reduce((n, v) => n + Number(v[k] ?? 0n), 0);
     return {
       tcp: sum('tcp'), matched: sum('matched'), sampledOut: sum('sampled_out'), emitted: sum('emitted'), syns: sum('syns'),

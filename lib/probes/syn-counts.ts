@@ -50,11 +50,10 @@ export interface SynSnapshot {
 interface AddrKey { addr: number[]; family: number; prefix_len: number }
 interface CountValue { count: bigint; last_ns: bigint }
 
-function sumCpus(values: CountValue[] | CountValue): { count: number; lastNs: bigint } {
-  const list = Array.isArray(values) ? values : [values];
+function sumCpus(values: CountValue[]): { count: number; lastNs: bigint } {
   let count = 0;
   let lastNs = 0n;
-  for (const v of list) {
+  for (const v of values) {
     count += Number(v.count);
     if (v.last_ns > lastNs) lastNs = v.last_ns;
   }
@@ -74,12 +73,12 @@ function byCount<T extends { count: number }>(a: T, b: T): number {
 
 /** Reads the SYN tables of a running packet program. */
 export function readSynTables(program: PacketProgram, limit = Infinity): SynSnapshot {
-  const rows = (map: string): SynSourceRow[] => program.object.map<AddrKey, CountValue[]>(map).entries().map(([k, v]) => {
+  const rows = (map: string): SynSourceRow[] => program.object.perCpuMap<AddrKey, CountValue>(map).entries().map(([k, v]) => {
     const { count, lastNs } = sumCpus(v);
     const address = formatAddress(wordsToBytes(k.addr), k.family);
     return { address, family: k.family as 2 | 10, prefixLen: k.prefix_len, cidr: `${address}/${k.prefix_len}`, count, lastNs };
   }).sort(byCount).slice(0, limit);
-  const ports = program.object.map<number, CountValue[]>('syn_by_port').entries().map(([port, v]) => ({ port, ...sumCpus(v) })).sort(byCount).slice(0, limit);
+  const ports = program.object.perCpuMap<number, CountValue>('syn_by_port').entries().map(([port, v]) => ({ port, ...sumCpus(v) })).sort(byCount).slice(0, limit);
   return { total: program.counters().syns, sources: rows('syn_by_addr'), prefixes: rows('syn_by_prefix'), ports };
 }
 

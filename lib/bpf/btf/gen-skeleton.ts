@@ -96,7 +96,8 @@ export function genSkeleton(options: GenSkeletonOptions): string {
     }
     const key = m.keyType !== undefined ? gen.typeOf(m.keyType) : sizedType(m.keySize);
     const value = m.valueType !== undefined ? gen.typeOf(m.valueType) : sizedType(m.valueSize);
-    maps.push(doc, `    ${prop(m.name)}: { key: ${key}; value: ${value} };`);
+    const perCpu = typeName.includes('PERCPU') ? '; perCpu: true' : '';
+    maps.push(doc, `    ${prop(m.name)}: { key: ${key}; value: ${value}${perCpu} };`);
   }
 
   // tcpscope.h's bookkeeping globals are hidden: readers use them, users need not.
