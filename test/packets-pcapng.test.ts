@@ -97,7 +97,7 @@ describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
       const fullRun = new PacketPcapngEncoder(full, fullWriter).capture().then(() => undefined, (e: unknown) => e);
       fs.closeSync(fifoReader);
       const referenceEvents: number[] = [];
-      const referenceRun = (async () => { for await (const e of reference) referenceEvents.push(e.frame_len); })();
+      const referenceRun = (async () => { for await (const e of reference) referenceEvents.push(e.frameLen); })();
 
       await exchange(port, 5, 300);
       expect(await limitedRun).toBe(7); // ends by itself

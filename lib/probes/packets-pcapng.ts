@@ -42,7 +42,7 @@ export class PacketPcapngEncoder {
     const l = probe.layout;
     this.probe = probe;
     this.writer = writer;
-    this.layout = Uint32Array.of(l.size, l.ts_ns, l.ifindex, l.frame_len, l.cap_kind, l.cap_len, writer.resolution === 'us' ? 1 : 0);
+    this.layout = Uint32Array.of(l.size, l.tsNs, l.ifindex, l.frameLen, l.capKind, l.capLen, writer.resolution === 'us' ? 1 : 0);
     this.clockOffsetNs = probe.clockOffsetNs;
     this.ifindexes = Uint32Array.from(indexes);
     this.snaplens = Uint32Array.from(writer.interfaces, (i) => i.snaplen ?? 0);

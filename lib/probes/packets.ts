@@ -17,7 +17,11 @@ import type { XdpMode } from '../bpf/program';
 import { InterfaceRef, interfaceIndex, interfaceName } from '../bpf/netif';
 import { builtObjectPath } from '../bpf/paths';
 import { compileFilter, CompiledFilter, FILTER_MAX_INSNS, PacketFilter } from '../filter/compile';
-import { AF_INET, formatAddress } from '../net/addr';
+import { formatAddress } from '../net/addr';
+import { flagLetters, tcpFlags } from '../bpf/packet';
+import type { TcpFlags } from '../bpf/packet';
+import type { PacketEvent as RawPacketEvent } from '../generated/packets';
+import { familyName } from './tcp_common';
 import { DEFAULT_WAKEUP_BYTES, ProbeOptions, ProbeStream, wakeupBytesFor } from './stream';
 
 export type PacketHook = 'tc' | 'xdp';
@@ -64,56 +68,62 @@ export interface PacketStreamStats extends ReaderStats {
   sampled: number;
 }
 
-/** One incoming TCP segment. Field names follow struct packet_event (bpf/packets.bpf.c). */
-export interface PacketEvent {
-  /** Kernel time of capture, CLOCK_MONOTONIC ns (see PacketStream.wallClockNs). */
-  ts_ns: bigint;
-  ifindex: number;
+/** The TCP options of a segment, decoded (as tcpFrame() takes them, plus what was seen). */
+export interface TcpOptions {
+  /** Option kinds in wire order (at most 16). */
+  order: TcpOptionKind[];
+  mss?: number;
+  wscale?: number;
+  sackPermitted?: boolean;
+  /** [TSval, TSecr]. */
+  timestamps?: [number, number];
+  /** SACK blocks in the segment. */
+  sackBlocks?: number;
+  /** An option's length was wrong: the kernel stopped parsing options there. */
+  malformed?: boolean;
+}
+
+export type TcpOptionKind = 'eol' | 'nop' | 'mss' | 'wscale' | 'sackPermitted' | 'sack' | 'timestamps' | 'unknown';
+
+/**
+ * One incoming TCP segment, named like the other events (camelCase, string addresses with
+ * the raw bytes beside them, flags and options decoded). Built on struct packet_event
+ * (bpf/packets.bpf.c, lib/generated/packets.ts).
+ */
+export interface PacketEvent extends Pick<RawPacketEvent, 'ifindex' | 'seq' | 'ack' | 'sport' | 'dport' | 'window' | 'ttl'> {
+  /** Wall-clock time of capture (ms resolution; epochNs has the ns). */
+  time: Date;
+  /** Wall-clock ns since the epoch of capture. */
+  epochNs: bigint;
+  /** Kernel time of capture, CLOCK_MONOTONIC ns (bpf_ktime_get_ns). */
+  tsNs: bigint;
   /** Interface name (resolved once per interface). */
   ifname: string;
+  /** Where it was seen. */
+  hook: PacketHook;
+  family: 'ipv4' | 'ipv6';
+  /** Source address as text (`10.0.0.1`, `fd00::1`). */
+  saddr: string;
+  daddr: string;
+  /** 16 bytes; IPv4 in the first 4. */
+  saddrBytes: Uint8Array;
+  daddrBytes: Uint8Array;
+  flags: TcpFlags;
+  /** The TCP flags byte (TCP_FLAGS: FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...). */
+  flagBits: number;
+  /** TCP header length in bytes, options included. */
+  headerLen: number;
   /** Frame length as received, link header included. */
-  frame_len: number;
-  /** 16 bytes; IPv4 in the first 4 (see formatAddress). */
-  saddr: Uint8Array;
-  daddr: Uint8Array;
-  seq: number;
-  ack: number;
-  /** AF_INET (2) or AF_INET6 (10). */
-  family: number;
-  sport: number;
-  dport: number;
-  /** Raw (unscaled) window. */
-  window: number;
+  frameLen: number;
   /** IP datagram length (header included). */
-  ip_len: number;
+  ipLen: number;
   /** TCP payload length. */
-  payload_len: number;
-  /** TTL or hop limit. */
-  ttl: number;
-  /** TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80). */
-  flags: number;
-  /** TCP header length in bytes. */
-  doff: number;
-  /** 1: XDP, 2: tc. */
-  hook: number;
-  /** MSS option (valid when opt_present & 1). */
-  mss: number;
-  /** Window scale option (valid when opt_present & 2). */
-  wscale: number;
-  /** Options seen: 1 MSS, 2 window scale, 4 SACK permitted, 8 timestamps, 16 SACK blocks, 0x80 malformed. */
-  opt_present: number;
-  ts_val: number;
-  ts_ecr: number;
-  /** Option kinds in wire order, a nibble each (see tcpOptions()). */
-  opt_kinds_lo: number;
-  opt_kinds_hi: number;
-  cap_len: number;
-  /** 0: nothing captured, 1: frame bytes, 2: payload bytes. */
-  cap_kind: number;
-  sack_blocks: number;
-  l3_off: number;
+  payloadLen: number;
+  options: TcpOptions;
   /** First snaplen bytes of the frame, when snaplen was set. */
   frame?: Uint8Array;
+  /** Offset of the IP header in `frame`. */
+  ipOffset: number;
   /** First payloadBytes bytes of the TCP payload, when asked (or from the frame). */
   payload?: Uint8Array;
 }
@@ -121,28 +131,87 @@ export interface PacketEvent {
 /**
  * A PacketEvent as packets() delivers it: a lazy view over the bytes of the read that
  * brought it. Nothing is decoded until read, and each read decodes again (keep what you
- * read twice in a variable); addresses become strings only when `src`/`dst` are read.
+ * read twice in a variable); addresses become strings only when `saddr`/`daddr` are read.
  * The view keeps that read's bytes alive (at most the reader's batch size); toJSON()
- * gives a plain object of the raw fields.
+ * gives a plain object of every field.
  */
 export interface PacketView extends PacketEvent {
-  /** Source address as text (`10.0.0.1`, `fd00::1`); the raw bytes are `saddr`. */
-  readonly src: string;
-  /** Destination address as text; the raw bytes are `daddr`. */
-  readonly dst: string;
-  toJSON(): Record<string, unknown>;
+  toJSON(): PacketEvent;
 }
 
-type PacketFields = Omit<PacketEvent, 'ifname' | 'frame' | 'payload'>;
+/** Names of struct packet_event the public event gives another meaning (read through rawGetter). */
+type Renamed = 'saddr' | 'daddr' | 'flags' | 'family' | 'hook';
 
-/** The view class of a packets object's struct packet_event, with the fields packets() adds. */
-function packetViewClass(base: ViewClass<PacketFields>, names: ReadonlyMap<number, string>): new (view: DataView, offset: number) => PacketView {
+const CAP_FRAME = 1;
+const HOOK_XDP = 1;
+/** Option kinds by the kernel's nibble code (bpf/packets.bpf.c TCP_OK_*); 15: unknown. */
+const OPTION_KINDS: readonly TcpOptionKind[] = ['eol', 'nop', 'mss', 'wscale', 'sackPermitted', 'sack', 'timestamps', 'eol'];
+/** opt_present bits (TCP_OPT_HAS_*). */
+const OPT_MSS = 0x01, OPT_WSCALE = 0x02, OPT_SACK_OK = 0x04, OPT_TIMESTAMPS = 0x08, OPT_SACK = 0x10, OPT_BAD = 0x80;
+
+function decodeOptions(r: RawPacketEvent): TcpOptions {
+  const order: TcpOptionKind[] = [];
+  for (let i = 0; i < 16; i++) {
+    const code = i < 8 ? (r.opt_kinds_lo >>> (i * 4)) & 0xf : (r.opt_kinds_hi >>> ((i - 8) * 4)) & 0xf;
+    if (code === 0) break;
+    order.push(code === 15 ? 'unknown' : OPTION_KINDS[code] ?? 'unknown');
+  }
+  const present = r.opt_present;
+  const out: TcpOptions = { order };
+  if (present & OPT_MSS) out.mss = r.mss;
+  if (present & OPT_WSCALE) out.wscale = r.wscale;
+  if (present & OPT_SACK_OK) out.sackPermitted = true;
+  if (present & OPT_TIMESTAMPS) out.timestamps = [r.ts_val, r.ts_ecr];
+  if (present & OPT_SACK) out.sackBlocks = r.sack_blocks;
+  if (present & OPT_BAD) out.malformed = true;
+  return out;
+}
+
+function rawGetter<K extends keyof RawPacketEvent>(base: ViewClass<RawPacketEvent>, name: K): (this: unknown) => RawPacketEvent[K] {
+  const get = Object.getOwnPropertyDescriptor(base.prototype, name)?.get;
+  if (!get) throw new Error(`struct packet_event has no field '${name}'`);
+  return get as (this: unknown) => RawPacketEvent[K];
+}
+
+const PACKET_EVENT_KEYS = [
+  'time', 'epochNs', 'tsNs', 'ifindex', 'ifname', 'hook', 'family', 'saddr', 'sport', 'daddr', 'dport', 'flags', 'flagBits',
+  'seq', 'ack', 'window', 'ttl', 'headerLen', 'frameLen', 'ipLen', 'payloadLen', 'options', 'ipOffset', 'saddrBytes', 'daddrBytes',
+] as const satisfies readonly (keyof PacketEvent)[];
+
+/**
+ * The view class of a packets object's struct packet_event with the public fields, each a
+ * getter over the struct's fields. `names` gives interface names, `clockOffsetNs` the
+ * monotonic-to-wall-clock offset of the stream.
+ */
+function packetViewClass(base: ViewClass<RawPacketEvent>, names: ReadonlyMap<number, string>, clockOffsetNs: bigint): new (view: DataView, offset: number) => PacketView {
   const headerSize = base.size;
-  class View extends base implements PacketView {
+  const raw = {
+    saddr: rawGetter(base, 'saddr'), daddr: rawGetter(base, 'daddr'), flags: rawGetter(base, 'flags'),
+    family: rawGetter(base, 'family'), hook: rawGetter(base, 'hook'),
+  };
+  const Base = base as unknown as ViewClass<Omit<RawPacketEvent, Renamed>>;
+  class View extends Base implements PacketView {
+    get tsNs(): bigint { return this.ts_ns; }
+    get epochNs(): bigint { return this.tsNs + clockOffsetNs; }
+    get time(): Date { return new Date(Number(this.epochNs / 1_000_000n)); }
     get ifname(): string {
       const index = this.ifindex;
       return names.get(index) ?? String(index);
     }
+    get hook(): PacketHook { return raw.hook.call(this) === HOOK_XDP ? 'xdp' : 'tc'; }
+    get family(): 'ipv4' | 'ipv6' { return familyName(raw.family.call(this)); }
+    get saddrBytes(): Uint8Array { return raw.saddr.call(this); }
+    get daddrBytes(): Uint8Array { return raw.daddr.call(this); }
+    get saddr(): string { return formatAddress(raw.saddr.call(this), raw.family.call(this)); }
+    get daddr(): string { return formatAddress(raw.daddr.call(this), raw.family.call(this)); }
+    get flagBits(): number { return raw.flags.call(this); }
+    get flags(): TcpFlags { return tcpFlags(raw.flags.call(this)); }
+    get headerLen(): number { return this.doff; }
+    get frameLen(): number { return this.frame_len; }
+    get ipLen(): number { return this.ip_len; }
+    get payloadLen(): number { return this.payload_len; }
+    get ipOffset(): number { return this.l3_off; }
+    get options(): TcpOptions { return decodeOptions(this as unknown as RawPacketEvent); }
 
     /** A copy of the captured bytes (frame or payload, per cap_kind), made when read. */
     private captured(): Uint8Array {
@@ -152,45 +221,29 @@ function packetViewClass(base: ViewClass<PacketFields>, names: ReadonlyMap<numbe
     }
 
     get frame(): Uint8Array | undefined {
-      return this.cap_len > 0 && this.cap_kind === 1 ? this.captured() : undefined;
+      return this.cap_len > 0 && this.cap_kind === CAP_FRAME ? this.captured() : undefined;
     }
 
     get payload(): Uint8Array | undefined {
       if (this.cap_len === 0) return undefined;
       const bytes = this.captured();
-      if (this.cap_kind !== 1) return bytes;
+      if (this.cap_kind !== CAP_FRAME) return bytes;
       const start = this.l3_off + (this.ip_len - this.payload_len);
       return start < bytes.length ? bytes.subarray(start, Math.min(bytes.length, start + this.payload_len)) : undefined;
     }
 
-    get src(): string {
-      return formatAddress(this.saddr, this.family);
-    }
-
-    get dst(): string {
-      return formatAddress(this.daddr, this.family);
-    }
-
-    override toJSON(): Record<string, unknown> {
-      const out = super.toJSON();
-      out['ifname'] = this.ifname;
-      out['src'] = this.src;
-      out['dst'] = this.dst;
+    override toJSON(): PacketEvent & Record<string, unknown> {
+      const out = {} as Record<string, unknown>;
+      for (const key of PACKET_EVENT_KEYS) out[key] = this[key];
       const frame = this.frame;
       const payload = this.payload;
       if (frame) out['frame'] = frame;
       if (payload) out['payload'] = payload;
-      return out;
+      return out as PacketEvent & Record<string, unknown>;
     }
   }
   return View;
 }
-
-export const OPT_MSS = 0x01;
-export const OPT_WSCALE = 0x02;
-export const OPT_SACK_OK = 0x04;
-export const OPT_TIMESTAMPS = 0x08;
-export const OPT_SACK = 0x10;
 
 /** Kernel counters of the packet program, summed over CPUs. */
 export interface PacketCounters {
@@ -458,11 +511,11 @@ export class PacketProgram {
 /** Offsets of the header fields the raw (no-decode) path reads, from the object's BTF. */
 export interface RecordLayout {
   size: number;
-  ts_ns: number;
+  tsNs: number;
   ifindex: number;
-  frame_len: number;
-  cap_len: number;
-  cap_kind: number;
+  frameLen: number;
+  capLen: number;
+  capKind: number;
 }
 
 function recordLayout(obj: BpfObject): RecordLayout {
@@ -474,32 +527,32 @@ function recordLayout(obj: BpfObject): RecordLayout {
     if (!m) throw new Error(`packet_event.${name} missing`);
     return m.bitOffset / 8;
   };
-  return { size: t.size, ts_ns: at('ts_ns'), ifindex: at('ifindex'), frame_len: at('frame_len'), cap_len: at('cap_len'), cap_kind: at('cap_kind') };
+  return { size: t.size, tsNs: at('ts_ns'), ifindex: at('ifindex'), frameLen: at('frame_len'), capLen: at('cap_len'), capKind: at('cap_kind') };
 }
 
 /**
  * A running packets probe: async iterable of PacketEvent, plus live reconfiguration,
  * kernel counters, and a raw batch path for writers that need no decoding.
  */
-export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
+export class PacketStream extends ProbeStream<RawPacketEvent, PacketView> {
   readonly program: PacketProgram;
   /** Where fields sit in a raw record (for rawBatches()). */
   readonly layout: RecordLayout;
-  private readonly ring: RecordReader<PacketEvent>;
+  private readonly ring: RecordReader<RawPacketEvent>;
   private readonly View: new (view: DataView, offset: number) => PacketView;
   readonly clockOffsetNs: bigint;
   private finalStats: PacketStreamStats | undefined;
   private finalCounters: PacketCounters | undefined;
 
   /** @internal */
-  constructor(program: PacketProgram, reader: RecordReader<PacketEvent>) {
-    super(program.object, program.links, reader, (e) => e as PacketView);
+  constructor(program: PacketProgram, reader: RecordReader<RawPacketEvent>) {
+    super(program.object, program.links, reader, (e) => e as unknown as PacketView);
     this.program = program;
     this.ring = reader;
-    this.View = packetViewClass(viewDecoderFor<PacketFields>(program.object.btf!, 'packet_event').View, program.interfaces);
-    this.layout = recordLayout(program.object);
     const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
     this.clockOffsetNs = wall - process.hrtime.bigint();
+    this.View = packetViewClass(viewDecoderFor<RawPacketEvent>(program.object.btf!, 'packet_event').View, program.interfaces, this.clockOffsetNs);
+    this.layout = recordLayout(program.object);
   }
 
   /** Interface names by index. */
@@ -565,7 +618,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
    * @internal Hands the ring to a native thread (RecordReader.consumeOnThread), as
    * PacketPcapngEncoder.capture() does; the probe closes when it ends.
    */
-  async consumeOnThread(start: Parameters<RecordReader<PacketEvent>['consumeOnThread']>[0]): Promise<number> {
+  async consumeOnThread(start: Parameters<RecordReader<RawPacketEvent>['consumeOnThread']>[0]): Promise<number> {
     this.ring.requireFree('a native reader thread');
     try {
       return await this.ring.consumeOnThread(start);
@@ -574,14 +627,9 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
     }
   }
 
-  /** Wall-clock ns since the epoch of an event's ts_ns. */
-  wallClockNs(ts_ns: bigint): bigint {
-    return ts_ns + this.clockOffsetNs;
-  }
-
-  /** Epoch milliseconds (fractional) of an event. */
-  timeOf(event: PacketEvent): number {
-    return Number(event.ts_ns + this.clockOffsetNs) / 1e6;
+  /** Wall-clock ns since the epoch of a CLOCK_MONOTONIC time (an event's tsNs; the event's own epochNs gives it). */
+  wallClockNs(tsNs: bigint): bigint {
+    return tsNs + this.clockOffsetNs;
   }
 
   setFilter(filter: PacketFilter | undefined): void {
@@ -632,7 +680,7 @@ export function packets(options: PacketsOptions): PacketStream {
   try {
     const readerOptions: ReaderOptions = { wakeupMs: options.latencyMs ?? 10 };
     if (options.signal) readerOptions.signal = options.signal;
-    const reader = program.object.ringBuffer<PacketEvent>('packets', readerOptions);
+    const reader = program.object.ringBuffer<RawPacketEvent>('packets', readerOptions);
     return new PacketStream(program, reader);
   } catch (e) {
     program.close();
@@ -659,7 +707,7 @@ export function openDetachedPackets(options: { filter?: PacketFilter; snaplen?: 
   };
   const program = PacketProgram.open(opts, FEATURE_EVENTS, opts.snaplen || opts.payloadBytes ? 1 << 22 : 1 << 16);
   try {
-    return new PacketStream(program, program.object.ringBuffer<PacketEvent>('packets', {}));
+    return new PacketStream(program, program.object.ringBuffer<RawPacketEvent>('packets', {}));
   } catch (e) {
     program.close();
     throw e;
@@ -673,39 +721,24 @@ export function openPacketProgram(options: Omit<PacketsOptions, 'snaplen' | 'pay
 
 // ---- formatting ----
 
-const OPTION_NAMES = ['', 'nop', 'mss', 'wscale', 'sackOK', 'sack', 'TS', 'eol'];
-
-/** TCP options in wire order, as tcpdump prints them: `mss 1460`, `sackOK`, `TS val 1 ecr 0`, `nop`, `wscale 7`. */
-export function tcpOptions(e: PacketEvent): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < 16; i++) {
-    const code = i < 8 ? (e.opt_kinds_lo >>> (i * 4)) & 0xf : (e.opt_kinds_hi >>> ((i - 8) * 4)) & 0xf;
-    if (code === 0) break;
-    switch (code) {
-      case 2: out.push(`mss ${e.mss}`); break;
-      case 3: out.push(`wscale ${e.wscale}`); break;
-      case 5: out.push(`sack ${e.sack_blocks}`); break;
-      case 6: out.push(`TS val ${e.ts_val} ecr ${e.ts_ecr}`); break;
-      case 15: out.push('unknown'); break;
-      default: out.push(OPTION_NAMES[code] ?? 'unknown');
-    }
+/** The tcpdump text of an option. */
+function optionText(kind: TcpOptionKind, o: TcpOptions): string {
+  switch (kind) {
+    case 'mss': return `mss ${o.mss ?? 0}`;
+    case 'wscale': return `wscale ${o.wscale ?? 0}`;
+    case 'sackPermitted': return 'sackOK';
+    case 'sack': return `sack ${o.sackBlocks ?? 0}`;
+    case 'timestamps': return `TS val ${o.timestamps?.[0] ?? 0} ecr ${o.timestamps?.[1] ?? 0}`;
+    default: return kind;
   }
-  if (e.opt_present & 0x80) out.push('[bad opt]');
-  return out;
 }
 
-/** tcpdump's flag letters: `S`, `S.`, `P.`, `F.`, `R`, ... ('.' is ACK). */
-export function flagLetters(flags: number): string {
-  let s = '';
-  if (flags & 0x01) s += 'F';
-  if (flags & 0x02) s += 'S';
-  if (flags & 0x04) s += 'R';
-  if (flags & 0x08) s += 'P';
-  if (flags & 0x10) s += '.';
-  if (flags & 0x20) s += 'U';
-  if (flags & 0x40) s += 'E';
-  if (flags & 0x80) s += 'W';
-  return s || 'none';
+/** TCP options in wire order, as tcpdump prints them: `mss 1460`, `sackOK`, `TS val 1 ecr 0`, `nop`, `wscale 7`. */
+export function tcpOptions(e: Pick<PacketEvent, 'options'>): string[] {
+  const o = e.options;
+  const out = o.order.map((kind) => optionText(kind, o));
+  if (o.malformed) out.push('[bad opt]');
+  return out;
 }
 
 function pad(n: number, width: number): string {
@@ -731,55 +764,56 @@ export class TimeFormatter {
 
 /** The tcpdump-like body of a packet line (without time and interface). */
 export function formatPacketBody(e: PacketEvent): string {
-  const v4 = e.family === AF_INET;
-  let s = `${v4 ? 'IP' : 'IP6'} ${formatAddress(e.saddr, e.family)}.${e.sport} > ${formatAddress(e.daddr, e.family)}.${e.dport}: Flags [${flagLetters(e.flags)}]`;
-  if (e.payload_len > 0 || (e.flags & 0x07) !== 0) {
-    s += e.payload_len > 0 ? `, seq ${e.seq}:${(e.seq + e.payload_len) >>> 0}` : `, seq ${e.seq}`;
+  const bits = e.flagBits;
+  const payloadLen = e.payloadLen;
+  let s = `${e.family === 'ipv4' ? 'IP' : 'IP6'} ${e.saddr}.${e.sport} > ${e.daddr}.${e.dport}: Flags [${flagLetters(bits)}]`;
+  if (payloadLen > 0 || (bits & 0x07) !== 0) {
+    s += payloadLen > 0 ? `, seq ${e.seq}:${(e.seq + payloadLen) >>> 0}` : `, seq ${e.seq}`;
   }
-  if (e.flags & 0x10) s += `, ack ${e.ack}`;
+  if (bits & 0x10) s += `, ack ${e.ack}`;
   s += `, win ${e.window}`;
-  if (e.opt_kinds_lo !== 0) s += `, options [${tcpOptions(e).join(',')}]`;
-  s += `, length ${e.payload_len}`;
+  const options = tcpOptions(e);
+  if (options.length) s += `, options [${options.join(',')}]`;
+  s += `, length ${payloadLen}`;
   return s;
 }
 
-/** A tcpdump-like line; `time` is wall-clock epoch ns (default: ts_ns taken as is). */
-export function formatPacket(e: PacketEvent, time?: bigint, formatter: TimeFormatter = new TimeFormatter()): string {
-  return `${formatter.format(time ?? e.ts_ns)} ${e.ifname} In  ${formatPacketBody(e)}`;
+/** A tcpdump-like line; `time` is wall-clock epoch ns (default: the event's epochNs). */
+export function formatPacket(e: PacketEvent, time: bigint = e.epochNs, formatter: TimeFormatter = new TimeFormatter()): string {
+  return `${formatter.format(time)} ${e.ifname} In  ${formatPacketBody(e)}`;
 }
 
-/** A JSON-friendly view of an event (addresses as text, flags as letters, options parsed). */
-export function packetToJson(e: PacketEvent, timeNs?: bigint): Record<string, unknown> {
+/**
+ * A JSON-friendly object of an event (`tcpscope packets --json`): the event's fields, with
+ * flags as tcpdump's letters, captured bytes as hex and the raw address bytes left out.
+ */
+export function packetToJson(e: PacketEvent): Record<string, unknown> {
   const out: Record<string, unknown> = {
-    time: timeNs !== undefined ? Number(timeNs / 1000n) / 1e6 : undefined,
-    ts_ns: e.ts_ns.toString(),
+    time: e.time,
+    epochNs: e.epochNs.toString(),
+    tsNs: e.tsNs.toString(),
     ifname: e.ifname,
     ifindex: e.ifindex,
-    hook: e.hook === 1 ? 'xdp' : 'tc',
-    family: e.family === AF_INET ? 4 : 6,
-    src: formatAddress(e.saddr, e.family),
+    hook: e.hook,
+    family: e.family,
+    saddr: e.saddr,
     sport: e.sport,
-    dst: formatAddress(e.daddr, e.family),
+    daddr: e.daddr,
     dport: e.dport,
-    flags: flagLetters(e.flags),
+    flags: flagLetters(e.flagBits),
     seq: e.seq,
     ack: e.ack,
     window: e.window,
     ttl: e.ttl,
-    ip_len: e.ip_len,
-    header_len: e.doff,
-    length: e.payload_len,
-    frame_len: e.frame_len,
-    options: {
-      ...(e.opt_present & OPT_MSS ? { mss: e.mss } : {}),
-      ...(e.opt_present & OPT_WSCALE ? { wscale: e.wscale } : {}),
-      ...(e.opt_present & OPT_SACK_OK ? { sackOK: true } : {}),
-      ...(e.opt_present & OPT_TIMESTAMPS ? { ts_val: e.ts_val, ts_ecr: e.ts_ecr } : {}),
-      ...(e.opt_present & OPT_SACK ? { sack_blocks: e.sack_blocks } : {}),
-    },
+    ipLen: e.ipLen,
+    headerLen: e.headerLen,
+    payloadLen: e.payloadLen,
+    frameLen: e.frameLen,
+    options: e.options,
   };
-  if (e.payload) out['payload'] = Buffer.from(e.payload).toString('hex');
-  if (e.frame) out['frame'] = Buffer.from(e.frame).toString('hex');
+  const payload = e.payload;
+  const frame = e.frame;
+  if (payload) out['payload'] = Buffer.from(payload).toString('hex');
+  if (frame) out['frame'] = Buffer.from(frame).toString('hex');
   return out;
 }
-
