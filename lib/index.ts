@@ -23,7 +23,7 @@ export { packets, PacketStream, tcpOptions, formatPacket, packetToJson, MAX_CAPT
 export type { PacketEvent, PacketHook, PacketsOptions, PacketStreamStats, PacketView, PacketCounters, TcpOptions, TcpOptionKind } from './probes/packets';
 export { flagLetters, tcpFlags, TCP_FLAGS } from './bpf/packet';
 export type { TcpFlags, TcpFlagName } from './bpf/packet';
-export { PacketPcapngEncoder } from './probes/packets-pcapng';
+export { PacketPcapngEncoder } from './capture/pcapng';
 export { synCounts, SynCounter } from './probes/syn-counts';
 export type { SynCountsOptions, SynPortRow, SynSnapshot, SynSourceRow } from './probes/syn-counts';
 export { formatAddress, parseCidr, cidrContains, parsePort, AF_INET, AF_INET6 } from './net/addr';

@@ -5,7 +5,7 @@ import { compileFilter } from '../../filter/compile';
 import { FilterError } from '../../filter/parse';
 import { PcapngWriter, LINKTYPE_ETHERNET } from '../../pcapng';
 import { MAX_CAPTURE, PacketEvent, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
-import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
+import { PacketPcapngEncoder } from '../../capture/pcapng';
 import { PacketFileFilter } from '../../probes/packets-file';
 import { CaptureFormatError, CaptureFrame, readCapture } from '../../pcapng/read';
 import fs from 'node:fs';
