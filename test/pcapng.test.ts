@@ -135,4 +135,14 @@ describe('native pcapng encoder (packet events of a ring batch)', () => {
     const view = new DataView(out.buffer);
     expect((BigInt(view.getUint32(12, true)) << 32n) | BigInt(view.getUint32(16, true))).toBe((5n + offset) / 1000n);
   });
+
+  it('the ring consumers refuse anything but a ring buffer reader, with a TypeError', () => {
+    const addon = captureAddon();
+    const args = [new Uint8Array(64), 0, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), new Float64Array(2)] as const;
+    for (const notRing of [{}, null, 7, new Uint8Array(8), { consume: () => 0 }]) {
+      expect(() => addon.ringConsumePcapng(notRing as never, ...args)).toThrow(/encode from the ring buffer: not a ring buffer reader/);
+      expect(() => addon.ringCapturePcapng(notRing as never, 1, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), 10, 1 << 16, () => undefined))
+        .toThrow(/start a capture: not a ring buffer reader/);
+    }
+  });
 });
