@@ -16,7 +16,8 @@
         "native/ringbuf.cc",
         "native/perfbuf.cc",
         "native/misc.cc",
-        "native/pcapng.cc"
+        "native/pcapng.cc",
+        "native/capture.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -19,12 +19,11 @@ export { drops } from './probes/drops';
 export type { DropEvent, DropsOptions } from './probes/drops';
 export { tracepointAvailable } from './probes/tcp_common';
 export type { TcpFilterOptions, TcpProbe, TcpProbeStats, Unavailable } from './probes/tcp_common';
-export {
-  packets, PacketStream, tcpOptions, flagLetters, formatPacket, packetToJson,
-  OPT_MSS, OPT_WSCALE, OPT_SACK_OK, OPT_TIMESTAMPS, OPT_SACK, MAX_CAPTURE,
-} from './probes/packets';
-export type { PacketEvent, PacketHook, PacketsOptions, PacketStreamStats, PacketView, PacketCounters } from './probes/packets';
-export { PacketPcapngEncoder } from './probes/packets-pcapng';
+export { packets, PacketStream, tcpOptions, formatPacket, packetToJson, MAX_CAPTURE } from './probes/packets';
+export type { PacketEvent, PacketHook, PacketsOptions, PacketStreamStats, PacketView, PacketCounters, TcpOptions, TcpOptionKind } from './probes/packets';
+export { flagLetters, tcpFlags, TCP_FLAGS } from './bpf/packet';
+export type { TcpFlags, TcpFlagName } from './bpf/packet';
+export { PacketPcapngEncoder } from './capture/pcapng';
 export { synCounts, SynCounter } from './probes/syn-counts';
 export type { SynCountsOptions, SynPortRow, SynSnapshot, SynSourceRow } from './probes/syn-counts';
 export { formatAddress, parseCidr, cidrContains, parsePort, AF_INET, AF_INET6 } from './net/addr';

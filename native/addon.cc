@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPerfBuf(env, exports);
   InitMisc(env, exports);
   InitPcapng(env, exports);
+  InitCapture(env, exports);
   return exports;
 }
 

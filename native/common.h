@@ -44,5 +44,6 @@ void InitRingBuf(Napi::Env env, Napi::Object exports);
 void InitPerfBuf(Napi::Env env, Napi::Object exports);
 void InitMisc(Napi::Env env, Napi::Object exports);
 void InitPcapng(Napi::Env env, Napi::Object exports);
+void InitCapture(Napi::Env env, Napi::Object exports);
 
 }  // namespace tcpscope

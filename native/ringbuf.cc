@@ -32,7 +32,7 @@
 #include <bpf/bpf.h>
 
 #include "common.h"
-#include "pcapng.h"
+#include "ringbuf.h"
 
 namespace tcpscope {
 
@@ -41,12 +41,12 @@ namespace {
 constexpr uint32_t kBusyBit = 1u << 31;
 constexpr uint32_t kDiscardBit = 1u << 30;
 constexpr uint32_t kHeaderSize = 8;
-// close() waits this long for a capture thread to see it was abandoned; a thread that has
+// close() waits this long for a ring thread to see it was abandoned; a thread that has
 // not ended by then (a write() into a file system that does not return) is left to end on
 // its own: it owns everything it still touches.
 constexpr auto kCloseWait = std::chrono::seconds(1);
-// A capture thread blocked on a full pipe looks at its abandon flag this often.
-constexpr int kWritePollMs = 100;
+// Tags NativeRingReader objects, so that a native consumer handed some other object refuses it.
+constexpr napi_type_tag kRingReaderTag = {0x7463707363306570ULL, 0x72696e6752656164ULL};
 
 // One consumer per ring in this process: two would both advance consumer_pos and hand
 // the same records out twice or skip some. Keyed by map id, which the kernel does not
@@ -54,7 +54,9 @@ constexpr int kWritePollMs = 100;
 std::mutex g_lease_mu;
 std::unordered_set<uint32_t> g_leased;
 
-// The mapped ring, shared by its reader and the reader's capture thread. `mu` is held by
+}  // namespace
+
+// The mapped ring, shared by its reader and the reader's ring thread (ringbuf.h). `mu` is held by
 // whoever reads the mapping; Unmap() takes it, so a thread never reads unmapped memory.
 struct Ring {
   std::mutex mu;
@@ -147,72 +149,19 @@ struct Ring {
     return static_cast<long>(total);
   }
 
-  struct Encoded {
-    size_t consumed = 0;  // ring bytes encoded and released
-    size_t out_end = 0;
-    double packets = 0;
-    bool out_full = false;  // stopped because the next block did not fit in out
-  };
-
-  // Encodes committed packet events as pcapng blocks into out[at..) and releases them,
-  // until the ring is caught up, a record is still being written, out is full, max_packets
-  // (decremented) are encoded or limit_bytes of the ring are consumed.
-  Encoded EncodeInto(uint8_t* out, size_t out_length, size_t at, PcapngParams& params, size_t limit_bytes) {
-    Encoded e;
-    e.out_end = at;
-    for (;;) {
-      unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
-      unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
-      PcapngResult r = EncodePcapngBlocks(data + (cons & mask), prod - cons, out, out_length, e.out_end, params);
-      e.consumed += r.src_end;
-      e.packets += r.packets;
-      e.out_end = r.out_end;
-      params.max_packets -= r.packets;
-      unsigned long pos = cons + r.src_end;
-      bool moved = Release(pos, prod);
-      if (params.max_packets <= 0 || e.consumed >= limit_bytes) return e;
-      if (pos == prod) {
-        if (moved) continue;
-        return e;
-      }
-      uint32_t header = __atomic_load_n(reinterpret_cast<const uint32_t*>(data + (pos & mask)), __ATOMIC_ACQUIRE);
-      e.out_full = (header & kBusyBit) == 0;
-      return e;
-    }
-  }
 };
 
-// Closes an fd when it goes out of scope unless released.
-class FdGuard {
- public:
-  explicit FdGuard(int fd = -1) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
+namespace {
 
- private:
-  int fd_;
-};
-
-// What a capture thread and the reader that started it share.
-struct CaptureState {
-  std::atomic<bool> stop{false};
-  std::atomic<bool> abandon{false};  // close(): end now, without the final drain
-  int stop_fd = -1;                   // eventfd waking the thread; closed with the state
+// What a ring thread and the reader that started it share.
+struct ThreadState : RingThreadControl {
+  int stop_fd = -1;  // eventfd waking the thread; closed with the state
   std::mutex mu;
   std::condition_variable cv;
   bool finished = false;
   std::thread thread;
 
-  ~CaptureState() {
+  ~ThreadState() {
     if (stop_fd >= 0) close(stop_fd);
   }
 
@@ -224,135 +173,15 @@ struct CaptureState {
   }
 };
 
-struct CaptureResult {
-  int error = 0;
-  std::string what;
-  double packets = 0;  // written to the file
-  double bytes = 0;
-};
-
-// How the capture thread writes to its fd so that it can always give up when abandoned.
-enum class OutKind {
-  kBlocking,     // regular file, character device: write() returns
-  kPipe,         // blocking pipe or FIFO: write() of more than the free space would block
-  kSocket,       // send(MSG_DONTWAIT) never blocks
-  kNonBlocking,  // O_NONBLOCK: EAGAIN, then poll
-};
-
-OutKind OutKindOf(int fd) {
-  struct stat st = {};
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0 && (flags & O_NONBLOCK) != 0) return OutKind::kNonBlocking;
-  if (fstat(fd, &st) != 0) return OutKind::kBlocking;
-  if (S_ISFIFO(st.st_mode)) return OutKind::kPipe;
-  if (S_ISSOCK(st.st_mode)) return OutKind::kSocket;
-  return OutKind::kBlocking;
-}
-
-// Writes all of buf to fd; false with result.error set on failure or when abandoned while
-// the reader of a pipe or socket is not reading.
-bool WriteAll(int fd, OutKind kind, const uint8_t* buf, size_t length, double packets,
-              const std::atomic<bool>& abandon, CaptureResult& result) {
-  size_t off = 0;
-  while (off < length) {
-    if (kind != OutKind::kBlocking) {
-      if (abandon.load(std::memory_order_acquire)) {
-        result.error = EPIPE;
-        result.what = "write the capture file (closed while the reader of the pipe was not reading)";
-        return false;
-      }
-    }
-    size_t chunk = length - off;
-    // A blocking pipe takes a write of PIPE_BUF bytes whole once poll() says it has room.
-    if (kind == OutKind::kPipe) {
-      struct pollfd writable = {fd, POLLOUT, 0};
-      if (poll(&writable, 1, kWritePollMs) == 0) continue;
-      if (chunk > PIPE_BUF) chunk = PIPE_BUF;
-    }
-    ssize_t n = kind == OutKind::kSocket ? send(fd, buf + off, chunk, MSG_DONTWAIT | MSG_NOSIGNAL)
-                                         : write(fd, buf + off, chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      struct pollfd writable = {fd, POLLOUT, 0};
-      poll(&writable, 1, kWritePollMs);
-      continue;
-    }
-    if (n < 0) {
-      result.error = errno;
-      char lost[96];
-      snprintf(lost, sizeof lost, " (%.0f packets taken from the ring were not written)", packets);
-      result.what = std::string("write the capture file") + lost;
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// The capture thread's body: pcapng blocks from the ring to out_fd until stopped, abandoned,
-// max_packets or a failure. Holds ring->mu only while reading the ring, never in write().
-CaptureResult RunCapture(const std::shared_ptr<Ring>& ring, CaptureState& state, int out_fd, PcapngParams params,
-                         int latency_ms, size_t buffer_bytes, int wait_fd) {
-  CaptureResult result;
-  const OutKind kind = OutKindOf(out_fd);
-  // Written once now so that its pages are not faulted in one by one while packets arrive.
-  std::vector<uint8_t> out(buffer_bytes, 0);
-  size_t used = 0;
-  double buffered_packets = 0;
-  auto flush = [&]() -> bool {
-    if (!WriteAll(out_fd, kind, out.data(), used, buffered_packets, state.abandon, result)) return false;
-    result.bytes += static_cast<double>(used);
-    result.packets += buffered_packets;
-    used = 0;
-    buffered_packets = 0;
-    return true;
-  };
-  // Everything committed (up to limit_bytes of the ring), writing out whenever it fills;
-  // false when writing failed or the ring was closed.
-  auto drain = [&](size_t limit_bytes) -> bool {
-    for (;;) {
-      Ring::Encoded r;
-      {
-        std::lock_guard<std::mutex> lock(ring->mu);
-        if (ring->data == nullptr || state.abandon.load(std::memory_order_acquire)) return false;
-        r = ring->EncodeInto(out.data(), out.size(), used, params, limit_bytes);
-      }
-      used = r.out_end;
-      buffered_packets += r.packets;
-      limit_bytes = r.consumed >= limit_bytes ? 0 : limit_bytes - r.consumed;
-      if (!r.out_full || used == 0 || limit_bytes == 0) return true;
-      if (!flush()) return false;
-    }
-  };
-  const size_t unlimited = ~size_t{0};
-  while (params.max_packets > 0) {
-    struct epoll_event events[2];
-    int n = epoll_wait(wait_fd, events, 2, latency_ms);
-    if (n < 0 && errno != EINTR) {
-      result.error = errno;
-      result.what = "wait for the ring buffer";
-      break;
-    }
-    bool stop = state.stop.load(std::memory_order_acquire);
-    if (state.abandon.load(std::memory_order_acquire)) break;
-    if (!drain(stop ? ring->size : unlimited) || !flush()) break;
-    if (stop) break;
-  }
-  if (result.error == 0 && !state.abandon.load(std::memory_order_acquire)) flush();
-  return result;
-}
-
 class RingReader : public Napi::ObjectWrap<RingReader> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function fn = DefineClass(env, "NativeRingReader",
                                     {InstanceMethod("consume", &RingReader::Consume),
                                      InstanceMethod("consumeIndexed", &RingReader::ConsumeIndexed),
-                                     InstanceMethod("consumePcapng", &RingReader::ConsumePcapng),
-                                     InstanceMethod("capturePcapng", &RingReader::CapturePcapng),
-                                     InstanceMethod("stopCapture", &RingReader::StopCapture),
+                                     InstanceMethod("stopThread", &RingReader::StopThread),
                                      InstanceMethod("close", &RingReader::CloseJs),
-                                     InstanceAccessor("capturing", &RingReader::CapturingJs, nullptr),
+                                     InstanceAccessor("threadRunning", &RingReader::ThreadRunningJs, nullptr),
                                      InstanceAccessor("epollFd", &RingReader::EpollFdJs, nullptr)});
     exports.Set("NativeRingReader", fn);
   }
@@ -399,19 +228,82 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     if (ring->epoll_fd < 0 || epoll_ctl(ring->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0)
       throw MakeBpfError(env, "watch ring buffer", errno, "");
     ring_ = std::move(ring);  // on a throw above, ~Ring unmaps and gives the lease back
+    info.This().As<Napi::Object>().TypeTag(&kRingReaderTag);
   }
 
   ~RingReader() override { Close(); }
 
- private:
-  // The JS-thread consumers refuse while a capture thread holds the ring.
+  // The reader of `value`, or a TypeError naming `what`.
+  static RingReader* Of(Napi::Env env, Napi::Value value, const char* what) {
+    if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kRingReaderTag))
+      throw Napi::TypeError::New(env, std::string(what) + ": not a ring buffer reader");
+    return Unwrap(value.As<Napi::Object>());
+  }
+
+  // The JS-thread consumers refuse while a ring thread holds the ring.
   void RequireJsConsumer(Napi::Env env, const char* what) {
     if (ring_ == nullptr || ring_->data == nullptr) throw Napi::Error::New(env, "ring buffer reader is closed");
-    if (capture_ != nullptr)
+    if (thread_ != nullptr)
       throw Napi::Error::New(env, std::string(what) +
-                                      ": a capture thread is consuming this ring buffer (one consumer per ring); "
-                                      "stop the capture first");
+                                      ": a native thread is consuming this ring buffer (one consumer per ring); "
+                                      "stop it first");
   }
+
+  std::shared_ptr<Ring> JsConsumerRing(Napi::Env env, const char* what) {
+    RequireJsConsumer(env, what);
+    return ring_;
+  }
+
+  // Runs `body` on a thread of its own holding the ring until it returns, stopThread() or
+  // close(); then on_done(error | null, records, bytes) runs on the JS thread.
+  void StartThread(Napi::Env env, Napi::Object self_object, Napi::Function on_done, const char* what, RingThreadBody body) {
+    RequireJsConsumer(env, what);
+    // Everything the thread uses it owns: its wait set, the shared ring and state, the
+    // body. Each is closed here if starting fails.
+    auto state = std::make_shared<ThreadState>();
+    state->stop_fd = eventfd(0, EFD_CLOEXEC);
+    int wait_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event readable = {};
+    readable.events = EPOLLIN;
+    if (state->stop_fd < 0 || wait_fd < 0 || epoll_ctl(wait_fd, EPOLL_CTL_ADD, ring_->epoll_fd, &readable) != 0 ||
+        epoll_ctl(wait_fd, EPOLL_CTL_ADD, state->stop_fd, &readable) != 0) {
+      int err = errno;
+      if (wait_fd >= 0) close(wait_fd);
+      throw MakeBpfError(env, what, err, "");
+    }
+    auto done = Napi::ThreadSafeFunction::New(env, on_done, what, 0, 1);
+    std::shared_ptr<Ring> ring = ring_;
+    RingReader* self = this;
+    try {
+      state->thread = std::thread([self, ring, state, wait_fd, body = std::move(body), done]() mutable {
+        RingThreadResult result = body(ring, *state, wait_fd);
+        // What the body owns (an output fd) is released before JavaScript hears it ended.
+        body = nullptr;
+        close(wait_fd);
+        // `self` lives until this callback: self_while_threaded_ holds its JS object.
+        done.BlockingCall([self, state, result](Napi::Env env, Napi::Function callback) {
+          if (self->thread_ == state) self->ReapThread(false);
+          Napi::Value error = result.error == 0 ? env.Null() : MakeBpfError(env, result.what, result.error, "").Value();
+          Napi::Object keep = self->self_while_threaded_.Value();
+          self->self_while_threaded_.Reset();
+          callback.Call(keep, {error, Napi::Number::New(env, result.records), Napi::Number::New(env, result.bytes)});
+        });
+        done.Release();
+        std::lock_guard<std::mutex> lock(state->mu);
+        state->finished = true;
+        state->cv.notify_all();
+      });
+    } catch (const std::system_error& e) {
+      done.Release();
+      close(wait_fd);
+      throw MakeBpfError(env, what, e.code().value(), "");
+    }
+    thread_ = state;
+    // The JS object (and so this reader) stays alive until the thread has reported.
+    self_while_threaded_ = Napi::Persistent(self_object);
+  }
+
+ private:
 
   // consume(target: Uint8Array) -> bytes written; records keep the kernel's 8-byte header
   // (length with busy/discard bits, page offset) and 8-byte alignment.
@@ -463,112 +355,18 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     return Napi::Number::New(env, static_cast<double>(total));
   }
 
-  // consumePcapng(out, outStart, maxPackets, layout, clockOffsetNs, ifindexes, snaplens,
-  //               positions) -> packets: encodes packet events as pcapng blocks straight
-  // from the ring (no copy into a batch first) and releases what it encoded.
-  // positions receives [ring bytes consumed, outEnd].
-  Napi::Value ConsumePcapng(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    RequireJsConsumer(env, "encode from the ring buffer");
-    Bytes out = BytesArg(info[0], "out");
-    size_t at = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
-    PcapngParams params = PcapngParamsArg(info, 2);
-    Napi::Float64Array positions = info[7].As<Napi::Float64Array>();
-    if (positions.ElementLength() < 2 || at > out.length) throw Napi::RangeError::New(env, "consumePcapng: bad positions");
-    Ring::Encoded r;
-    {
-      std::lock_guard<std::mutex> lock(ring_->mu);
-      r = ring_->EncodeInto(out.data, out.length, at, params, ~size_t{0});
-    }
-    positions[0] = static_cast<double>(r.consumed);
-    positions[1] = static_cast<double>(r.out_end);
-    return Napi::Number::New(env, r.packets);
-  }
-
-  // capturePcapng(fd, maxPackets, layout, clockOffsetNs, ifindexes, snaplens, latencyMs,
-  //               bufferBytes, onDone(error | null, packets, bytes))
-  // Writes packet events as pcapng blocks to a dup() of `fd` from a thread of its own until
-  // stopCapture(), close(), maxPackets or a write error; then onDone runs on the JS thread.
-  // The thread holds the ring's lease meanwhile: consume() refuses. It sleeps in epoll_wait
-  // for the producer's wake-ups or latencyMs, like tcpdump's buffer timeout: JavaScript is
-  // not woken while packets arrive, which is most of a capture's CPU otherwise (figures in
-  // bench/README.md, "bench/capture").
-  Napi::Value CapturePcapng(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    RequireJsConsumer(env, "start a capture");
-    if (info.Length() < 9 || !info[0].IsNumber() || !info[6].IsNumber() || !info[7].IsNumber() || !info[8].IsFunction())
-      throw Napi::TypeError::New(env, "capturePcapng: expected (fd, maxPackets, layout, clockOffsetNs, ifindexes, snaplens, latencyMs, bufferBytes, onDone)");
-    int out_fd = info[0].As<Napi::Number>().Int32Value();
-    PcapngParams params = PcapngParamsArg(info, 1);
-    std::vector<uint32_t> ifindexes(params.ifindexes, params.ifindexes + params.interfaces);
-    std::vector<uint32_t> snaplens(params.snaplens, params.snaplens + params.interfaces);
-    int latency_ms = info[6].As<Napi::Number>().Int32Value();
-    size_t buffer_bytes = static_cast<size_t>(info[7].As<Napi::Number>().Int64Value());
-    if (out_fd < 0 || latency_ms <= 0 || buffer_bytes < 64 * 1024 || buffer_bytes > (1u << 30))
-      throw Napi::RangeError::New(env, "capturePcapng: needs an open fd, latencyMs > 0 and bufferBytes from 64 KiB to 1 GiB");
-    Napi::Function on_done = info[8].As<Napi::Function>();
-    // Everything the thread uses it owns: a dup of the fd (the writer may close its own),
-    // its wait set and the shared ring and state. Each is closed here if starting fails.
-    FdGuard own_fd(fcntl(out_fd, F_DUPFD_CLOEXEC, 3));
-    if (own_fd.get() < 0) throw MakeBpfError(env, "start capture: duplicate the output fd", errno, "");
-    auto state = std::make_shared<CaptureState>();
-    state->stop_fd = eventfd(0, EFD_CLOEXEC);
-    FdGuard wait_fd(epoll_create1(EPOLL_CLOEXEC));
-    struct epoll_event readable = {};
-    readable.events = EPOLLIN;
-    if (state->stop_fd < 0 || wait_fd.get() < 0 || epoll_ctl(wait_fd.get(), EPOLL_CTL_ADD, ring_->epoll_fd, &readable) != 0 ||
-        epoll_ctl(wait_fd.get(), EPOLL_CTL_ADD, state->stop_fd, &readable) != 0)
-      throw MakeBpfError(env, "start capture thread", errno, "");
-    auto done = Napi::ThreadSafeFunction::New(env, on_done, "tcpscope pcapng capture", 0, 1);
-    std::shared_ptr<Ring> ring = ring_;
-    RingReader* self = this;
-    int thread_out = own_fd.get();
-    int thread_wait = wait_fd.get();
-    try {
-      state->thread = std::thread([self, ring, state, thread_out, thread_wait, params, ifindexes = std::move(ifindexes),
-                                   snaplens = std::move(snaplens), latency_ms, buffer_bytes, done]() mutable {
-        params.ifindexes = ifindexes.data();
-        params.snaplens = snaplens.data();
-        CaptureResult result = RunCapture(ring, *state, thread_out, params, latency_ms, buffer_bytes, thread_wait);
-        close(thread_wait);
-        close(thread_out);
-        // `self` lives until this callback: self_while_capturing_ holds its JS object.
-        done.BlockingCall([self, state, result](Napi::Env env, Napi::Function callback) {
-          if (self->capture_ == state) self->ReapCapture(false);
-          Napi::Value error = result.error == 0 ? env.Null() : MakeBpfError(env, result.what, result.error, "").Value();
-          Napi::Object keep = self->self_while_capturing_.Value();
-          self->self_while_capturing_.Reset();
-          callback.Call(keep, {error, Napi::Number::New(env, result.packets), Napi::Number::New(env, result.bytes)});
-        });
-        done.Release();
-        std::lock_guard<std::mutex> lock(state->mu);
-        state->finished = true;
-        state->cv.notify_all();
-      });
-    } catch (const std::system_error& e) {
-      done.Release();
-      throw MakeBpfError(env, "start capture thread", e.code().value(), "");
-    }
-    own_fd.release();
-    wait_fd.release();
-    capture_ = state;
-    // The JS object (and so this reader) stays alive until the thread has reported.
-    self_while_capturing_ = Napi::Persistent(info.This().As<Napi::Object>());
-    return env.Undefined();
-  }
-
-  // Ends a capture: the thread writes what already waits in the ring (at most one ring's
+  // Ends a ring thread: it consumes what already waits in the ring (at most one ring's
   // worth, the producer may go on), then reports.
-  Napi::Value StopCapture(const Napi::CallbackInfo& info) {
-    if (capture_ != nullptr) capture_->Signal();
+  Napi::Value StopThread(const Napi::CallbackInfo& info) {
+    if (thread_ != nullptr) thread_->Signal();
     return info.Env().Undefined();
   }
 
-  // Called on the JS thread when the capture thread has reported (from the thread's own
-  // callback through ReapCapture) or by close().
-  void ReapCapture(bool abandon) {
-    std::shared_ptr<CaptureState> state = std::move(capture_);
-    capture_ = nullptr;
+  // Called on the JS thread when the ring thread has reported (from the thread's own
+  // callback through ReapThread) or by close().
+  void ReapThread(bool abandon) {
+    std::shared_ptr<ThreadState> state = std::move(thread_);
+    thread_ = nullptr;
     if (state == nullptr) return;
     if (abandon) state->abandon.store(true, std::memory_order_release);
     state->Signal();
@@ -583,11 +381,11 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
       state->thread.detach();
   }
 
-  // As cilium/ebpf's Reader.Close: interrupt the capture thread, then take the ring's lock
+  // As cilium/ebpf's Reader.Close: interrupt the ring thread, then take the ring's lock
   // before unmapping, so nothing reads the mapping after it is gone. Returns within
   // kCloseWait whatever the thread is doing.
   void Close() {
-    ReapCapture(true);
+    ReapThread(true);
     if (ring_ == nullptr) return;
     {
       std::lock_guard<std::mutex> lock(ring_->mu);
@@ -601,17 +399,45 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     return info.Env().Undefined();
   }
 
-  Napi::Value CapturingJs(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), capture_ != nullptr); }
+  Napi::Value ThreadRunningJs(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), thread_ != nullptr); }
   Napi::Value EpollFdJs(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ring_ == nullptr ? -1 : ring_->epoll_fd);
   }
 
   std::shared_ptr<Ring> ring_;
-  std::shared_ptr<CaptureState> capture_;
-  Napi::ObjectReference self_while_capturing_;
+  std::shared_ptr<ThreadState> thread_;
+  Napi::ObjectReference self_while_threaded_;
 };
 
 }  // namespace
+
+std::mutex& RingMutex(Ring& ring) { return ring.mu; }
+
+RingSpan RingPending(Ring& ring) {
+  RingSpan span;
+  if (ring.data == nullptr) return span;
+  span.cons = ring.ConsumerPos()->load(std::memory_order_relaxed);
+  span.prod = ring.ProducerPos()->load(std::memory_order_acquire);
+  span.data = ring.data + (span.cons & ring.mask);
+  return span;
+}
+
+bool RingRelease(Ring& ring, unsigned long pos, unsigned long prod) { return ring.Release(pos, prod); }
+
+bool RingRecordBusy(Ring& ring, unsigned long pos) {
+  uint32_t header = __atomic_load_n(reinterpret_cast<const uint32_t*>(ring.data + (pos & ring.mask)), __ATOMIC_ACQUIRE);
+  return (header & kBusyBit) != 0;
+}
+
+size_t RingSize(Ring& ring) { return ring.size; }
+
+std::shared_ptr<Ring> RingForJsConsumer(Napi::Env env, Napi::Value reader, const char* what) {
+  return RingReader::Of(env, reader, what)->JsConsumerRing(env, what);
+}
+
+void StartRingThread(Napi::Env env, Napi::Value reader, Napi::Function on_done, const char* what, RingThreadBody body) {
+  RingReader::Of(env, reader, what)->StartThread(env, reader.As<Napi::Object>(), on_done, what, std::move(body));
+}
 
 void InitRingBuf(Napi::Env env, Napi::Object exports) {
   RingReader::Init(env, exports);

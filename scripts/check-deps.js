@@ -26,7 +26,7 @@ const LAYERS = [
   ['kernel', 'net'],
   ['filter'],
   ['probes'],
-  ['classify', 'guard', 'timeline', 'top', 'demo'],
+  ['classify', 'guard', 'timeline', 'top', 'demo', 'capture'],
   ['alerts'],
   ['detect'],
   ['export'],

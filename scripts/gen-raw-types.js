@@ -19,6 +19,7 @@ const OBJECTS = {
   tcpevents: ['tcp_event', 'rtt_hist_key', 'rtt_hist'],
   guard: ['guard_rule', 'guard_stats', 'guard_config'],
   classify: ['flow_record'],
+  packets: ['packet_event'],
 };
 
 function load(rel) {

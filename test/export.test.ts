@@ -40,9 +40,9 @@ describe('metrics model', () => {
 
   it('counts packets by interface and flag class, and their bytes', () => {
     const m = new TcpscopeMetrics();
-    m.observePacket({ ifname: 'eth0', flags: 0x02, frame_len: 74 });
-    m.observePacket({ ifname: 'eth0', flags: 0x02, frame_len: 74 });
-    m.observePacket({ ifindex: 7, flags: 0x10, frame_len: 66 });
+    m.observePacket({ ifname: 'eth0', flagBits: 0x02, frameLen: 74 });
+    m.observePacket({ ifname: 'eth0', flagBits: 0x02, frameLen: 74 });
+    m.observePacket({ ifindex: 7, flagBits: 0x10, frameLen: 66 });
     expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'syn' })).toBe(2);
     expect(value(m, 'tcpscope_packets', { interface: 'if7', flags: 'ack' })).toBe(1);
     expect(value(m, 'tcpscope_packet_bytes', { interface: 'eth0' })).toBe(148);
@@ -56,8 +56,8 @@ describe('metrics model', () => {
     expect(ports).toEqual(['22', '443', '80', 'other']);
     expect(value(m, 'tcpscope_connections_opened', { port: 'other' })).toBe(2);
     expect(value(m, 'tcpscope_connections_opened', { port: '443' })).toBe(2);
-    m.observePacket({ ifname: 'eth0', flags: 2 });
-    m.observePacket({ ifname: 'eth1', flags: 2 });
+    m.observePacket({ ifname: 'eth0', flagBits: 2 });
+    m.observePacket({ ifname: 'eth1', flagBits: 2 });
     expect(value(m, 'tcpscope_packets', { interface: 'other' })).toBe(1);
     const cap = new LabelCap(1);
     expect([cap.get('a'), cap.get('b'), cap.get('a')]).toEqual(['a', 'other', 'a']);

@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PacketPcapngEncoder, packets } from '../lib/probes';
+import { packets } from '../lib/probes';
+import { PacketPcapngEncoder } from '../lib/capture/pcapng';
 import { wakeupBytesFor } from '../lib/probes/stream';
 import { PcapngWriter, readPcapng } from '../lib/pcapng';
 import { bpfAvailable, eventually } from './helpers/bpf';
@@ -97,7 +98,7 @@ describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
       const fullRun = new PacketPcapngEncoder(full, fullWriter).capture().then(() => undefined, (e: unknown) => e);
       fs.closeSync(fifoReader);
       const referenceEvents: number[] = [];
-      const referenceRun = (async () => { for await (const e of reference) referenceEvents.push(e.frame_len); })();
+      const referenceRun = (async () => { for await (const e of reference) referenceEvents.push(e.frameLen); })();
 
       await exchange(port, 5, 300);
       expect(await limitedRun).toBe(7); // ends by itself

@@ -6,14 +6,14 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
-import { packets, synCounts, PacketStream, PacketView, formatPacket, tcpOptions } from '../lib/probes';
+import { packets, synCounts, PacketStream, PacketView, TimeFormatter, formatPacket, packetToJson, tcpOptions } from '../lib/probes';
 import { formatAddress } from '../lib/net/addr';
 import { FilterError } from '../lib/filter';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 
 const enabled = bpfAvailable('packets');
-const SYN = 0x02, ACK = 0x10, FIN = 0x01;
+const SYN = 0x02, ACK = 0x10;
 
 function freePort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
@@ -88,42 +88,61 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
       try {
         await runTraffic(tn, tn.hostV4, port, 1, 5000);
         await runTraffic(tn, tn.hostV6, port, 1, 3000);
-        await eventually(() => events.filter((e) => e.flags & FIN).length >= 2, 3000, 'both FINs');
+        await eventually(() => events.filter((e) => e.flags.fin).length >= 2, 3000, 'both FINs');
       } finally {
         s4.close(); s6.close();
         probe.close();
         await done;
       }
-      for (const [family, src, dst, mss, bytes] of [[2, tn.nsV4, tn.hostV4, 1460, 5000], [10, tn.nsV6, tn.hostV6, 1440, 3000]] as const) {
+      for (const [family, familyNumber, src, dst, mss, bytes] of [['ipv4', 2, tn.nsV4, tn.hostV4, 1460, 5000], ['ipv6', 10, tn.nsV6, tn.hostV6, 1440, 3000]] as const) {
         const flow = events.filter((e) => e.family === family);
-        expect(flow.every((e) => e.dport === port && e.hook === (hook === 'xdp' ? 1 : 2) && e.ifname === tn.hostIf)).toBe(true);
-        expect(flow.every((e) => formatAddress(e.saddr, family) === src && formatAddress(e.daddr, family) === dst)).toBe(true);
+        expect(flow.every((e) => e.dport === port && e.hook === hook && e.ifname === tn.hostIf)).toBe(true);
         // lazy views, read after every later batch: string addresses beside the raw bytes
-        expect(flow.every((e) => e.src === src && e.dst === dst)).toBe(true);
-        expect(JSON.parse(JSON.stringify(flow[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)))).toMatchObject({ src, dst, sport: flow[0]!.sport, dport: port, ifname: tn.hostIf, ts_ns: flow[0]!.ts_ns.toString() });
+        expect(flow.every((e) => e.saddr === src && e.daddr === dst)).toBe(true);
+        expect(flow.every((e) => formatAddress(e.saddrBytes, familyNumber) === src && formatAddress(e.daddrBytes, familyNumber) === dst)).toBe(true);
+        expect(flow.every((e) => e.saddrBytes.length === 16)).toBe(true);
+        expect(JSON.parse(JSON.stringify(flow[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)))).toMatchObject({
+          saddr: src, daddr: dst, sport: flow[0]!.sport, dport: port, ifname: tn.hostIf, tsNs: flow[0]!.tsNs.toString(), family, hook,
+          flags: { syn: true, ack: false, fin: false, rst: false }, flagBits: SYN,
+        });
         const syn = flow[0]!;
-        expect(syn.flags).toBe(SYN);
-        expect(syn.mss).toBe(mss);
-        expect(syn.opt_present & 0x0f).toBe(0x0f); // mss, wscale, sackOK, timestamps
-        expect(tcpOptions(syn)).toEqual([`mss ${mss}`, 'sackOK', `TS val ${syn.ts_val} ecr 0`, 'nop', `wscale ${syn.wscale}`]);
+        // the struct's own names stay inside the view
+        expect(Object.keys(syn.toJSON()).filter((k) => k.includes('_'))).toEqual([]);
+        // the wall clock of the capture: within the test's run, not the monotonic clock
+        expect(Math.abs(Number(syn.epochNs / 1_000_000n) - Date.now())).toBeLessThan(60_000);
+        expect(syn.time.getTime()).toBe(Number(syn.epochNs / 1_000_000n));
+        expect(syn.epochNs - syn.tsNs).toBe(probe.clockOffsetNs);
+        expect(syn.flagBits).toBe(SYN);
+        expect(syn.flags).toEqual({ fin: false, syn: true, rst: false, psh: false, ack: false, urg: false, ece: false, cwr: false });
+        const options = syn.options;
+        expect(options).toMatchObject({ order: ['mss', 'sackPermitted', 'timestamps', 'nop', 'wscale'], mss, sackPermitted: true });
+        expect(options.timestamps).toEqual([expect.any(Number), 0]);
+        expect(options.wscale).toBeGreaterThanOrEqual(0);
+        expect(options.malformed).toBeUndefined();
+        expect(tcpOptions(syn)).toEqual([`mss ${mss}`, 'sackOK', `TS val ${options.timestamps![0]} ecr 0`, 'nop', `wscale ${options.wscale}`]);
         expect(syn.ttl).toBe(64);
-        expect(syn.payload_len).toBe(0);
-        expect(syn.doff).toBe(40);
+        expect(syn.payloadLen).toBe(0);
+        expect(syn.headerLen).toBe(40);
+        expect(syn.ipLen).toBe(family === 'ipv4' ? 60 : 80);
+        expect(syn.frameLen).toBe(14 + syn.ipLen);
         const sport = syn.sport;
         expect(flow.every((e) => e.sport === sport)).toBe(true);
         // handshake ACK, then data whose sequence numbers follow on without gaps
-        expect(flow[1]!.flags & (SYN | ACK)).toBe(ACK);
+        expect(flow[1]!.flagBits & (SYN | ACK)).toBe(ACK);
         expect(flow[1]!.seq).toBe((syn.seq + 1) >>> 0);
         let next = (syn.seq + 1) >>> 0;
         let total = 0;
         for (const e of flow.slice(1)) {
           expect(e.seq).toBe(next);
-          next = (next + e.payload_len + (e.flags & FIN ? 1 : 0)) >>> 0;
-          total += e.payload_len;
+          next = (next + e.payloadLen + (e.flags.fin ? 1 : 0)) >>> 0;
+          total += e.payloadLen;
           expect(e.payload).toBeUndefined(); // never captured unless asked
         }
         expect(total).toBe(bytes);
         expect(formatPacket(syn)).toMatch(new RegExp(`${tn.hostIf} In  IP6? ${src.replace(/\./g, '\\.')}\\.${sport} > .*: Flags \\[S\\], seq ${syn.seq}, win \\d+, options \\[mss ${mss},sackOK,TS val \\d+ ecr 0,nop,wscale \\d+\\], length 0`));
+        // without a time, the line starts with the capture's wall-clock time of day
+        expect(formatPacket(syn).slice(0, 15)).toBe(new TimeFormatter().format(syn.epochNs));
+        expect(packetToJson(syn)).toMatchObject({ saddr: src, daddr: dst, family, hook, flags: 'S', payloadLen: 0, headerLen: 40, options: { mss } });
       }
       expect(probe.stats().lost).toBe(0);
       expect(attachedPrograms(tn.hostIf)).not.toMatch(/packets_/);
@@ -147,7 +166,7 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
       await done;
     }
     expect(events).toHaveLength(2); // the two IPv6 SYNs: IPv4 excluded, non-SYNs excluded
-    expect(events.every((e) => e.family === 10 && e.flags === SYN)).toBe(true);
+    expect(events.every((e) => e.family === 'ipv6' && e.flagBits === SYN)).toBe(true);
     const c = probe.counters();
     expect(c.matched).toBe(2);
     expect(c.tcp).toBeGreaterThan(10);
@@ -207,21 +226,21 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
     const server = await listen(port, tn.hostV4);
     try {
       await runTraffic(tn, tn.hostV4, port, 1, 100);
-      await eventually(() => events.some((e) => e.payload_len > 0), 3000, 'data segment');
+      await eventually(() => events.some((e) => e.payloadLen > 0), 3000, 'data segment');
       probe.setCapture({ payloadBytes: 0, snaplen: 60 });
       await runTraffic(tn, tn.hostV4, port, 1, 100);
-      await eventually(() => events.filter((e) => e.payload_len > 0).length >= 2, 3000, 'second data segment');
+      await eventually(() => events.filter((e) => e.payloadLen > 0).length >= 2, 3000, 'second data segment');
     } finally {
       server.close();
       probe.close();
       await done;
     }
-    const [first, second] = events.filter((e) => e.payload_len > 0);
+    const [first, second] = events.filter((e) => e.payloadLen > 0);
     expect(Buffer.from(first!.payload!).toString()).toBe('a'.repeat(16));
     expect(first!.frame).toBeUndefined();
-    expect(events.filter((e) => e.payload_len === 0 && e.cap_len === 0).length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.payloadLen === 0 && e.payload === undefined && e.frame === undefined).length).toBeGreaterThan(0);
     expect(second!.frame).toHaveLength(60);
-    expect(second!.frame_len).toBe(14 + 20 + 32 + 100);
+    expect(second!.frameLen).toBe(14 + 20 + 32 + 100);
     expect(new DataView(second!.frame!.buffer).getUint16(12)).toBe(0x0800);
   });
 
@@ -291,7 +310,7 @@ describe.skipIf(!enabled)('packets on loopback', () => {
       probe.close();
       await done;
     }
-    expect(events.map((e) => formatAddress(e.daddr, e.family)).sort()).toEqual(['127.0.0.1', '::1']);
-    expect(events.every((e) => e.mss === 65495 || e.mss === 65476)).toBe(true);
+    expect(events.map((e) => e.daddr).sort()).toEqual(['127.0.0.1', '::1']);
+    expect(events.every((e) => e.options.mss === 65495 || e.options.mss === 65476)).toBe(true);
   });
 });

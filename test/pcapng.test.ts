@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PcapngWriter, readPcapng, pcapngHeader, LINKTYPE_ETHERNET } from '../lib/pcapng';
 import { tcpFrame } from '../lib/bpf/packet';
-import { native } from '../lib/bpf/native';
+import { captureAddon } from '../lib/capture/native';
 
 const hasTcpdump = (() => { try { execFileSync('tcpdump', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
@@ -114,7 +114,7 @@ describe('native pcapng encoder (packet events of a ring batch)', () => {
     const out = new Uint8Array(1 << 16);
     const positions = new Float64Array(2);
     const args = [layout, offset, Uint32Array.of(7, 3), Uint32Array.of(0, 100), positions] as const;
-    const n = native().encodePcapng(batch, 0, out, 0, Infinity, ...args);
+    const n = captureAddon().encodePcapng(batch, 0, out, 0, Infinity, ...args);
     expect(n).toBe(3);
     expect(positions[0]).toBe(batch.length);
     const header = pcapngHeader({ interfaces }).length;
@@ -123,16 +123,26 @@ describe('native pcapng encoder (packet events of a ring batch)', () => {
     expect(r.packets[1]).toMatchObject({ iface: 1, capLen: 100, origLen: v6.length + 1000 });
 
     // maxPackets, and an output buffer too small for the next block, stop at a record boundary
-    expect(native().encodePcapng(batch, 0, out, 0, 1, ...args)).toBe(1);
+    expect(captureAddon().encodePcapng(batch, 0, out, 0, 1, ...args)).toBe(1);
     const firstBlock = 32 + ((v4.length + 3) & ~3);
     expect(positions[1]).toBe(firstBlock);
-    expect(native().encodePcapng(batch, positions[0]!, out, 0, Infinity, ...args)).toBe(2);
-    expect(native().encodePcapng(batch, 0, out.subarray(0, firstBlock + 10), 0, Infinity, ...args)).toBe(1);
+    expect(captureAddon().encodePcapng(batch, positions[0]!, out, 0, Infinity, ...args)).toBe(2);
+    expect(captureAddon().encodePcapng(batch, 0, out.subarray(0, firstBlock + 10), 0, Infinity, ...args)).toBe(1);
 
     // microseconds
     const us = new Float64Array(2);
-    native().encodePcapng(batch, 0, out, 0, 1, Uint32Array.of(24, 0, 8, 12, 16, 20, 1), offset, Uint32Array.of(7, 3), Uint32Array.of(0, 0), us);
+    captureAddon().encodePcapng(batch, 0, out, 0, 1, Uint32Array.of(24, 0, 8, 12, 16, 20, 1), offset, Uint32Array.of(7, 3), Uint32Array.of(0, 0), us);
     const view = new DataView(out.buffer);
     expect((BigInt(view.getUint32(12, true)) << 32n) | BigInt(view.getUint32(16, true))).toBe((5n + offset) / 1000n);
+  });
+
+  it('the ring consumers refuse anything but a ring buffer reader, with a TypeError', () => {
+    const addon = captureAddon();
+    const args = [new Uint8Array(64), 0, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), new Float64Array(2)] as const;
+    for (const notRing of [{}, null, 7, new Uint8Array(8), { consume: () => 0 }]) {
+      expect(() => addon.ringConsumePcapng(notRing as never, ...args)).toThrow(/encode from the ring buffer: not a ring buffer reader/);
+      expect(() => addon.ringCapturePcapng(notRing as never, 1, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), 10, 1 << 16, () => undefined))
+        .toThrow(/start a capture: not a ring buffer reader/);
+    }
   });
 });

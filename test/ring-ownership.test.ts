@@ -8,7 +8,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PacketPcapngEncoder, packets } from '../lib/probes';
+import { packets } from '../lib/probes';
+import { PacketPcapngEncoder } from '../lib/capture/pcapng';
+import { captureAddon } from '../lib/capture/native';
 import { PcapngWriter, readPcapng } from '../lib/pcapng';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { loopbackExchange as exchange } from './helpers/listen';
@@ -127,14 +129,14 @@ describe.skipIf(!enabled)('ring ownership', () => {
       await expect(probe.consumeOnThread((ring, wakeupMs, done) => {
         const layout = new Uint32Array(7).fill(0);
         layout[0] = probe.layout.size;
-        ring.capturePcapng(closedFd, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), wakeupMs, 1 << 16, done);
+        captureAddon().ringCapturePcapng(ring, closedFd, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), wakeupMs, 1 << 16, done);
       })).rejects.toThrow(/duplicate the output fd: Bad file descriptor/);
       expect(probe.isClosed).toBe(true);
       const again = packets({ interfaces: ['lo'], filter: `port ${port}` });
       await expect(again.consumeOnThread((ring, _wakeupMs, done) => {
         const layout = new Uint32Array(7);
         layout[0] = again.layout.size;
-        ring.capturePcapng(1, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), 0, 1 << 16, done);
+        captureAddon().ringCapturePcapng(ring, 1, 1, layout, 0n, Uint32Array.of(1), Uint32Array.of(0), 0, 1 << 16, done);
       })).rejects.toThrow(/capturePcapng: needs an open fd, latencyMs > 0/);
       again.close();
       // a writer whose file cannot be opened

@@ -48,7 +48,7 @@ describe('TimelineBuilder', () => {
     b.addConnection(conn('state', 100n, { ...client, oldstate: 'SYN_SENT', newstate: 'ESTABLISHED' }));
     b.addConnection(conn('state', 110n, server));
     // Packets arriving at the server come from the client, and vice versa.
-    const pkt = (tsNs: bigint, sport: number, dport: number) => ({ ts_ns: tsNs, family: 2, saddr: new Uint8Array([127, 0, 0, 1, ...new Array(12).fill(0)]), daddr: new Uint8Array([127, 0, 0, 1, ...new Array(12).fill(0)]), sport, dport, flags: 0x10, seq: 1, ack: 1, window: 100, payload_len: 0 });
+    const pkt = (tsNs: bigint, sport: number, dport: number) => ({ tsNs, family: 'ipv4', saddr: '127.0.0.1', daddr: '127.0.0.1', sport, dport, flagBits: 0x10, seq: 1, ack: 1, window: 100, payloadLen: 0 });
     b.addPacket(pkt(120n, 5555, 80) as never);
     b.addPacket(pkt(130n, 80, 5555) as never);
     b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: 140n, cookie: 0n, family: 'ipv4', saddr: '127.0.0.1', sport: 80, daddr: '127.0.0.1', dport: 5555 });
@@ -100,9 +100,9 @@ describe.skipIf(!enabled)('timelines() on a real connection', () => {
     const clientSide = got.find((t) => t.remote.endsWith(`:${port}`))!;
     expect(serverSide).toBeDefined();
     expect(clientSide).toBeDefined();
-    const syn = serverSide.entries.find((e) => e.kind === 'packet' && (e.packet.flags & 0x12) === 0x02);
+    const syn = serverSide.entries.find((e) => e.kind === 'packet' && (e.packet.flagBits & 0x12) === 0x02);
     expect(syn).toBeDefined();
-    expect(clientSide.entries.some((e) => e.kind === 'packet' && (e.packet.flags & 0x12) === 0x02)).toBe(false);
+    expect(clientSide.entries.some((e) => e.kind === 'packet' && (e.packet.flagBits & 0x12) === 0x02)).toBe(false);
     for (const t of got) {
       const states = t.entries.flatMap((e) => (e.kind === 'state' ? [`${e.connection.oldstate}->${e.connection.newstate}`] : []));
       expect(states.length).toBeGreaterThanOrEqual(3);

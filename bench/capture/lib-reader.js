@@ -19,7 +19,8 @@ process.on('SIGINT', () => controller.abort());
   let syns = 0;
   for await (const events of probe.batches()) {
     n += events.length;
-    for (const e of events) if (e.flags === 2) syns++;
+    // flagBits since the events' rename; an A/B build from before it has the byte in flags
+    for (const e of events) if ((e.flagBits ?? e.flags) === 2) syns++;
   }
   const s = probe.stats();
   process.stdout.write(`${JSON.stringify({ received: n, syns, lost: s.lost })}\n`);

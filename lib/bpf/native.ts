@@ -76,20 +76,15 @@ export interface NativeRingReader {
   consume(target: Uint8Array): number;
   /** As consume(), with each record's payload offset and length; counts[0] = records. */
   consumeIndexed(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
-  /** Packet events straight from the ring into pcapng blocks; see native/ringbuf.cc. */
-  consumePcapng(out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   /**
-   * Packet events into pcapng blocks written to a dup of `fd` by a native thread until
-   * stopCapture(), close(), maxPackets or a write error; then onDone (error null on success).
-   * The thread holds the ring meanwhile (consume() refuses). See native/ringbuf.cc.
+   * Asks the native thread that holds the ring (started by another part of the addon, such
+   * as native/capture.cc, through native/ringbuf.h) to consume what waits and end.
    */
-  capturePcapng(fd: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, latencyMs: number, bufferBytes: number,
-    onDone: (error: Error | null, packets: number, bytes: number) => void): void;
-  stopCapture(): void;
-  /** Returns within about a second whatever a capture thread is doing. */
+  stopThread(): void;
+  /** Returns within about a second whatever a native thread is doing. */
   close(): void;
-  /** A capture thread holds the ring. */
-  readonly capturing: boolean;
+  /** A native thread holds the ring (consume() refuses). */
+  readonly threadRunning: boolean;
   /** Edge-triggered epoll fd that becomes readable on the producer's wake-ups. */
   readonly epollFd: number;
 }
@@ -152,8 +147,6 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   testRun(fd: number, options: NativeTestRunOptions): NativeTestRunResult;
   numPossibleCpus(): number;
-  /** Packet events of a copied ring batch as pcapng enhanced packet blocks; see native/pcapng.cc. */
-  encodePcapng(src: Uint8Array, srcStart: number, out: Uint8Array, outStart: number, maxPackets: number, layout: Uint32Array, clockOffsetNs: bigint, ifindexes: Uint32Array, snaplens: Uint32Array, positions: Float64Array): number;
   ifNameToIndex(name: string): number;
   ifIndexToName(index: number): string | null;
   /** Returns 0 or a negative errno. */

@@ -7,7 +7,7 @@ export interface TcpFrameOptions {
   dst: string;
   sport: number;
   dport: number;
-  flags?: Partial<Record<'fin' | 'syn' | 'rst' | 'psh' | 'ack' | 'urg' | 'ece' | 'cwr', boolean>>;
+  flags?: Partial<Record<TcpFlagName, boolean>>;
   seq?: number;
   ack?: number;
   window?: number;
@@ -20,6 +20,33 @@ export interface TcpFrameOptions {
 }
 
 export const TCP_FLAGS = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20, ece: 0x40, cwr: 0x80 } as const;
+
+export type TcpFlagName = keyof typeof TCP_FLAGS;
+
+/** A TCP flags byte decoded: each flag set or not. */
+export type TcpFlags = Readonly<Record<TcpFlagName, boolean>>;
+
+/** Decodes a TCP flags byte. */
+export function tcpFlags(bits: number): TcpFlags {
+  return {
+    fin: (bits & 0x01) !== 0, syn: (bits & 0x02) !== 0, rst: (bits & 0x04) !== 0, psh: (bits & 0x08) !== 0,
+    ack: (bits & 0x10) !== 0, urg: (bits & 0x20) !== 0, ece: (bits & 0x40) !== 0, cwr: (bits & 0x80) !== 0,
+  };
+}
+
+/** tcpdump's flag letters, FIN first: `S`, `S.`, `P.`, `F.`, `R`, ... ('.' is ACK, 'W' CWR); `none` for 0. */
+export function flagLetters(bits: number): string {
+  let s = '';
+  if (bits & 0x01) s += 'F';
+  if (bits & 0x02) s += 'S';
+  if (bits & 0x04) s += 'R';
+  if (bits & 0x08) s += 'P';
+  if (bits & 0x10) s += '.';
+  if (bits & 0x20) s += 'U';
+  if (bits & 0x40) s += 'E';
+  if (bits & 0x80) s += 'W';
+  return s || 'none';
+}
 
 function parseMac(mac: string): number[] {
   const parts = mac.split(':').map((p) => parseInt(p, 16));

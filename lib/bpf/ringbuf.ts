@@ -198,18 +198,23 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     }
   }
 
+  /** The native ring reader, for a native consumer of the ring (a ring buffer reader only). */
+  private nativeRing(): NativeRingReader {
+    if (!(this.source instanceof native().NativeRingReader)) throw new TypeError(`'${this.name}' is not a ring buffer reader`);
+    return this.source;
+  }
+
   /**
    * @internal Drives a native consumer of the ring itself (a ring buffer reader only):
    * `consume` takes what it can straight from the ring and returns the records it took, 0
    * when nothing waited. Waiting, idling, abort and draining work as for batches(); one
-   * iteration per non-empty consume.
+   * iteration per non-empty consume. The consumer holds the reader's lease meanwhile.
    */
   async *consumeWith(consume: (ring: NativeRingReader) => number): AsyncIterableIterator<number> {
-    const ring = this.source as Partial<NativeRingReader>;
-    if (typeof ring.consumePcapng !== 'function') throw new TypeError(`'${this.name}' is not a ring buffer reader`);
+    const ring = this.nativeRing();
     const read = (): number => {
       if (this.closed) return 0;
-      const records = call(`read '${this.name}'`, () => consume(ring as NativeRingReader));
+      const records = call(`read '${this.name}'`, () => consume(ring));
       this.received += records;
       return records;
     };
@@ -223,17 +228,16 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
    * waiting; close() stops it at once. Resolves with the records it took; closes the reader.
    */
   async consumeOnThread(start: (ring: NativeRingReader, wakeupMs: number, done: NativeThreadDone) => void): Promise<number> {
-    const ring = this.source as Partial<NativeRingReader>;
-    if (typeof ring.capturePcapng !== 'function') throw new TypeError(`'${this.name}' is not a ring buffer reader`);
+    const ring = this.nativeRing();
     if (this.stopped) {
       this.close();
       return 0;
     }
     const release = this.lease('a native reader thread');
-    const stop = (): void => ring.stopCapture!();
+    const stop = (): void => ring.stopThread();
     try {
       const records = await new Promise<number>((resolve, reject) => {
-        call(`start a reader thread on '${this.name}'`, () => start(ring as NativeRingReader, this.wakeupMs, (error, records) => {
+        call(`start a reader thread on '${this.name}'`, () => start(ring, this.wakeupMs, (error, records) => {
           this.received += records;
           if (error === null) resolve(records);
           else reject(translateError(error, `reader thread of '${this.name}'`));

@@ -13,6 +13,7 @@ import { builtObjectPath } from '../bpf/paths';
 import { formatAddress, parsePort, AF_INET6 } from '../net/addr';
 import { DEFAULT_WAKEUP_BYTES, ProbeStream } from '../probes/stream';
 import type { ProbeOptions } from '../probes/stream';
+import { monoToDate } from '../util/clock';
 import { classifyPayload } from './parse';
 import type { Classification } from './parse';
 import type { FlowRecord as RawFlowHeader } from '../generated/classify';
@@ -105,11 +106,6 @@ export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
       outOfOrder: sum('out_of_order'), captureErrors: sum('capture_errors'),
     };
   }
-}
-
-function monoToDate(ns: bigint): Date {
-  const offset = process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n;
-  return new Date(Number((ns - offset) / 1_000_000n));
 }
 
 function toEvent(raw: RawFlow, includePayload: boolean): FlowEvent {

@@ -15,7 +15,6 @@ import { resets } from '../probes/resets';
 import { retransmits } from '../probes/retransmits';
 import { drops } from '../probes/drops';
 import type { Unavailable } from '../probes/tcp_common';
-import { formatAddress } from '../net/addr';
 import { kernelEnum } from '../kernel/names';
 import type { DetectAlert } from './alert';
 import { DETECTORS, DetectionEngine, DetectorName } from './engine';
@@ -229,10 +228,10 @@ export function detect(options: DetectOptions): Detector {
       closables.push(['packets', packetStream]);
       const ps = packetStream;
       pump<PacketEvent>('packets', ps, (p) => {
-        const now = ps.timeOf(p);
-        const src = formatAddress(p.saddr, p.family);
-        if ((p.flags & 0x16) === 0x02) engine.synSample(now, src, p.dport);
-        else engine.stealthSegment(now, src, formatAddress(p.daddr, p.family), p.dport, p.flags);
+        const now = Number(p.epochNs) / 1e6;
+        const bits = p.flagBits;
+        if ((bits & 0x16) === 0x02) engine.synSample(now, p.saddr, p.dport);
+        else engine.stealthSegment(now, p.saddr, p.daddr, p.dport, bits);
       });
     }
     const tcpProbe = <P extends Closable & { unavailable: readonly Unavailable[] }>(name: string, open: () => P): P | undefined => {

@@ -18,10 +18,10 @@ export interface PacketInput {
   /** Interface name; `ifindex` is used when absent. */
   ifname?: string;
   ifindex?: number;
-  /** TCP flags: the header's flag byte, or tcpdump-style text ('S', 'S.', 'R', 'F.', 'P.'). */
-  flags: number | string;
+  /** The TCP header's flag byte (as PacketEvent.flagBits). */
+  flagBits: number;
   /** Frame length as received (counted in tcpscope_packet_bytes_total when present). */
-  frame_len?: number;
+  frameLen?: number;
 }
 
 /** SYNs seen one at a time (or `count` at once). */
@@ -364,8 +364,8 @@ export class TcpscopeMetrics {
 
   observePacket(ev: PacketInput): void {
     const iface = this.iface(ev);
-    this.packets.inc([iface, flagClass(ev.flags)]);
-    if (ev.frame_len !== undefined) this.packetBytes.inc([iface], ev.frame_len);
+    this.packets.inc([iface, flagClass(ev.flagBits)]);
+    if (ev.frameLen !== undefined) this.packetBytes.inc([iface], ev.frameLen);
   }
 
   observeSyn(ev: SynInput): void {

@@ -10,6 +10,7 @@
 // loop of at most FILTER_MAX_INSNS steps over one map value fetched with one lookup.
 import { AF_INET, AF_INET6, parseCidr, parsePort } from '../net/addr';
 import { Direction, FIELD_FRAME_LEN, FLAG_BITS, FilterError, FilterNode, parseFilter } from './parse';
+import type { TcpFlagName } from '../bpf/packet';
 
 export const FILTER_MAX_INSNS = 32;
 export const FILTER_ACCEPT = 254;
@@ -49,7 +50,7 @@ export interface CompiledFilter {
   listing(): string;
 }
 
-export type TcpFlagName = 'fin' | 'syn' | 'rst' | 'psh' | 'ack' | 'urg' | 'ece' | 'cwr';
+export type { TcpFlagName };
 export type PortSpec = number | string | [number, number];
 
 /**

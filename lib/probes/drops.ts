@@ -4,7 +4,8 @@
 import type { BpfObject } from '../bpf/object';
 import { kernelEnum } from '../kernel/names';
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
-import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, portsKnown, reasonOf, tcpFlagsText } from './tcp_events';
+import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, portsKnown, reasonOf } from './tcp_events';
+import { flagLetters } from '../bpf/packet';
 import { lazyEvents } from './stream';
 
 /** Size of the kernel's drop_reasons map (DROP_REASONS_MAX in bpf/tcpevents.bpf.c). */
@@ -52,7 +53,7 @@ const dropEvent = lazyEvents<RawTcpEvent, DropEvent>('DropEvent', {
   reasonCode: (r) => (dropReason(r) === undefined ? undefined : r.reason),
   portsKnown: (r) => portsKnown(r),
   seq: (r) => r.seq,
-  tcpFlags: (r) => tcpFlagsText(r.tcp_flags),
+  tcpFlags: (r) => flagLetters(r.tcp_flags),
 });
 
 export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {

@@ -9,5 +9,4 @@ export * from './drops';
 export type { TcpFilterOptions, TcpProbe, Unavailable } from './tcp_common';
 export { tracepointAvailable } from './tcp_common';
 export * from './packets';
-export * from './packets-pcapng';
 export * from './syn-counts';

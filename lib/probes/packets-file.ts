@@ -8,7 +8,7 @@ import { PacketStream, PacketView, openDetachedPackets } from './packets';
 
 export interface FilePacket {
   frame: CaptureFrame;
-  /** The packet as the live probe reports it; ts_ns is set so wallClockNs() gives the file's time. */
+  /** The packet as the live probe reports it; tsNs is set so that epochNs and time give the file's time. */
   event: PacketView;
 }
 
@@ -21,7 +21,7 @@ const SKB_CTX_SIZE = 192;
 const SKB_WIRE_LEN = 160;
 
 /** The fields of a file's packet that come from its capture record rather than the test run. */
-type FileFields = Pick<PacketView, 'ts_ns' | 'frame_len' | 'ifname' | 'frame'>;
+type FileFields = Pick<PacketView, 'tsNs' | 'frameLen' | 'ifname' | 'frame'>;
 
 /**
  * `view` with `fields` in front: the view's fields are getters (it cannot be assigned), so
@@ -61,8 +61,8 @@ export class PacketFileFilter implements Disposable {
     const [view] = this.stream.readAvailable();
     if (!view) return undefined;
     return fileEvent(view, {
-      ts_ns: frame.tsNs - this.stream.clockOffsetNs,
-      frame_len: wire,
+      tsNs: frame.tsNs - this.stream.clockOffsetNs,
+      frameLen: wire,
       ifname: frame.ifname ?? '-',
       frame: view.frame ?? data,
     });

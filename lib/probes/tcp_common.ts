@@ -346,8 +346,4 @@ function kernelRelease(): string {
   return `Linux ${release}`;
 }
 
-/** Nanoseconds of CLOCK_MONOTONIC (bpf_ktime_get_ns) to a Date. */
-export function monoToDate(ns: bigint): Date {
-  const offset = process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n;
-  return new Date(Number((ns - offset) / 1_000_000n));
-}
+export { monoToDate } from '../util/clock';

@@ -74,13 +74,6 @@ export function portsKnown(r: RawTcpEvent): boolean {
   return (r.flags & PORTS_KNOWN) !== 0;
 }
 
-const TCP_FLAG_LETTERS = ['F', 'S', 'R', 'P', '.', 'U', 'E', 'C'];
-/** tcpdump-style flags: 'S', 'S.', 'R.', 'P.', ... */
-export function tcpFlagsText(flags: number): string {
-  let out = '';
-  for (let i = 0; i < 8; i++) if (flags & (1 << i)) out += TCP_FLAG_LETTERS[i];
-  return out || 'none';
-}
 
 export function openTcpEvents<Event>(spec: {
   probe: string;

@@ -5,7 +5,8 @@
 import type { ConnectionEvent } from '../probes/connections';
 import type { PacketEvent } from '../probes/packets';
 import type { TcpEventBase } from '../probes/tcp_events';
-import { formatAddress, formatEndpoint } from '../net/addr';
+import { formatEndpoint } from '../net/addr';
+import { flagLetters } from '../bpf/packet';
 
 export type TimelineEntry =
   | { kind: 'packet'; tsNs: bigint; packet: PacketEvent }
@@ -143,9 +144,9 @@ export class TimelineBuilder {
 
   /** Adds an incoming packet (source = remote side). */
   addPacket(packet: PacketEvent): void {
-    const remote = endpoint(formatAddress(packet.saddr, packet.family), packet.sport);
-    const local = endpoint(formatAddress(packet.daddr, packet.family), packet.dport);
-    this.push(this.timelineFor(local, remote, 0n), { kind: 'packet', tsNs: packet.ts_ns, packet });
+    const remote = endpoint(packet.saddr, packet.sport);
+    const local = endpoint(packet.daddr, packet.dport);
+    this.push(this.timelineFor(local, remote, 0n), { kind: 'packet', tsNs: packet.tsNs, packet });
   }
 
   /**
@@ -182,8 +183,8 @@ export function describeEntry(entry: TimelineEntry, startNs: bigint): string {
   switch (entry.kind) {
     case 'packet': {
       const p = entry.packet;
-      const flags = ['F', 'S', 'R', 'P', '.', 'U', 'E', 'W'].filter((_, i) => p.flags & (1 << i)).join('');
-      return `${at} packet  in  [${flags}] seq ${p.seq >>> 0} ack ${p.ack >>> 0} win ${p.window} len ${p.payload_len}`;
+      const flags = p.flagBits ? flagLetters(p.flagBits) : '';
+      return `${at} packet  in  [${flags}] seq ${p.seq >>> 0} ack ${p.ack >>> 0} win ${p.window} len ${p.payloadLen}`;
     }
     case 'state':
       return `${at} state   ${entry.connection.oldstate} -> ${entry.connection.newstate}${entry.connection.type === 'close' ? ` (rx ${entry.connection.bytesReceived} B, acked ${entry.connection.bytesAcked} B)` : ''}`;

@@ -3,7 +3,7 @@
 // interval, from incoming packets, with owners from connection events.
 import type { PacketEvent } from '../probes/packets';
 import type { ConnectionEvent } from '../probes/connections';
-import { formatAddress, formatEndpoint } from '../net/addr';
+import { formatEndpoint } from '../net/addr';
 import { TCP_FLAGS } from '../bpf/packet';
 
 export interface HostRow {
@@ -44,17 +44,17 @@ export class TopAggregator {
   constructor(private readonly limit = 10, private readonly maxOwners = 65536) {}
 
   addPacket(p: PacketEvent): void {
-    const remoteAddr = formatAddress(p.saddr, p.family);
+    const remoteAddr = p.saddr;
     const remote = endpoint(remoteAddr, p.sport);
-    const local = endpoint(formatAddress(p.daddr, p.family), p.dport);
+    const local = endpoint(p.daddr, p.dport);
     let host = this.hosts.get(remoteAddr);
     if (!host) {
       host = { remote: remoteAddr, packets: 0, bytes: 0, syns: 0, connections: 0, flows: new Set() };
       this.hosts.set(remoteAddr, host);
     }
     host.packets++;
-    host.bytes += p.ip_len;
-    if ((p.flags & (SYN | ACK)) === SYN) host.syns++;
+    host.bytes += p.ipLen;
+    if ((p.flagBits & (SYN | ACK)) === SYN) host.syns++;
     const key = `${local}|${remote}`;
     host.flows.add(key);
     let flow = this.flows.get(key);
@@ -64,7 +64,7 @@ export class TopAggregator {
       this.flows.set(key, flow);
     }
     flow.packets++;
-    flow.bytes += p.ip_len;
+    flow.bytes += p.ipLen;
   }
 
   addConnection(e: ConnectionEvent): void {

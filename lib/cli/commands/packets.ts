@@ -5,8 +5,7 @@ import { compileFilter } from '../../filter/compile';
 import { FilterError } from '../../filter/parse';
 import { PcapngWriter, LINKTYPE_ETHERNET } from '../../pcapng';
 import { MAX_CAPTURE, PacketEvent, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
-import { AF_INET } from '../../net/addr';
-import { PacketPcapngEncoder } from '../../probes/packets-pcapng';
+import { PacketPcapngEncoder } from '../../capture/pcapng';
 import { PacketFileFilter } from '../../probes/packets-file';
 import { CaptureFormatError, CaptureFrame, readCapture } from '../../pcapng/read';
 import fs from 'node:fs';
@@ -38,12 +37,12 @@ function intArg(ctx: CommandContext, name: string, fallback: number, min: number
  */
 export function formatPacketVerbose(e: PacketEvent): string {
   const body = formatPacketBody(e).replace(/^IP6? /, '');
-  const ip = e.frame && e.frame.length >= e.l3_off + (e.family === AF_INET ? 20 : 40) ? e.frame.subarray(e.l3_off) : undefined;
-  if (e.family === AF_INET) {
-    if (!ip) return `IP (ttl ${e.ttl}, proto TCP (6), length ${e.ip_len})\n    ${body}`;
+  const ip = e.frame && e.frame.length >= e.ipOffset + (e.family === 'ipv4' ? 20 : 40) ? e.frame.subarray(e.ipOffset) : undefined;
+  if (e.family === 'ipv4') {
+    if (!ip) return `IP (ttl ${e.ttl}, proto TCP (6), length ${e.ipLen})\n    ${body}`;
     const frag = (ip[6]! << 8) | ip[7]!;
     const flags = `${frag & 0x4000 ? 'DF' : ''}${frag & 0x2000 ? '+' : ''}` || 'none';
-    return `IP (tos 0x${ip[1]!.toString(16)}, ttl ${e.ttl}, id ${(ip[4]! << 8) | ip[5]!}, offset ${(frag & 0x1fff) * 8}, flags [${flags}], proto TCP (6), length ${e.ip_len})\n    ${body}`;
+    return `IP (tos 0x${ip[1]!.toString(16)}, ttl ${e.ttl}, id ${(ip[4]! << 8) | ip[5]!}, offset ${(frag & 0x1fff) * 8}, flags [${flags}], proto TCP (6), length ${e.ipLen})\n    ${body}`;
   }
   const parts: string[] = [];
   if (ip) {
@@ -52,7 +51,7 @@ export function formatPacketVerbose(e: PacketEvent): string {
     if (tclass) parts.push(`class 0x${tclass.toString(16)}`);
     if (flowlabel) parts.push(`flowlabel 0x${flowlabel.toString(16).padStart(5, '0')}`);
   }
-  parts.push(`hlim ${e.ttl}`, `next-header TCP (6) payload length: ${e.ip_len - 40}`);
+  parts.push(`hlim ${e.ttl}`, `next-header TCP (6) payload length: ${e.ipLen - 40}`);
   return `IP6 (${parts.join(', ')}) ${body}`;
 }
 
@@ -81,8 +80,7 @@ async function readFile(ctx: CommandContext, file: string, expression: string): 
   for (const { event: e } of filter.select(frames)) {
     if (ctx.signal.aborted) break;
     selected++;
-    const wall = filter.stream.wallClockNs(e.ts_ns);
-    ctx.out.write(json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`);
+    ctx.out.write(json ? `${toJson(packetToJson(e))}\n` : `${time.format(e.epochNs)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`);
     if (!take()) break;
   }
   ctx.err.write(`${selected} packets selected of ${frames.length} in the file\n`);
@@ -98,8 +96,7 @@ async function writeText(ctx: CommandContext, probe: PacketStream): Promise<void
   for await (const events of probe.batches()) {
     let out = '';
     for (const e of events) {
-      const wall = probe.wallClockNs(e.ts_ns);
-      out += json ? `${toJson(packetToJson(e, wall))}\n` : `${time.format(wall)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`;
+      out += json ? `${toJson(packetToJson(e))}\n` : `${time.format(e.epochNs)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`;
       if (!take()) { done = true; break; }
     }
     ctx.out.write(out);

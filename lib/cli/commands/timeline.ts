@@ -36,7 +36,7 @@ export const timelineCommand: Command = {
     for await (const t of timelines({ interfaces, ports, signal: ctx.signal, onReady: () => ctx.ready(`listening on ${interfaces.join(', ')} (tc ingress), tracing connections; a timeline is printed when its connection closes`) })) {
       n++;
       if (ctx.values['json']) {
-        ctx.out.write(`${toJson({ cookie: t.cookie, local: t.local, remote: t.remote, pid: t.pid, comm: t.comm, truncated: t.truncated, entries: t.entries.map((e) => ({ kind: e.kind, tsNs: e.tsNs, ...('packet' in e ? { flags: e.packet.flags, seq: e.packet.seq, ack: e.packet.ack, len: e.packet.payload_len } : 'connection' in e ? { from: e.connection.oldstate, to: e.connection.newstate } : { ...plainEvent(e.event) }) })) })}\n`);
+        ctx.out.write(`${toJson({ cookie: t.cookie, local: t.local, remote: t.remote, pid: t.pid, comm: t.comm, truncated: t.truncated, entries: t.entries.map((e) => ({ kind: e.kind, tsNs: e.tsNs, ...('packet' in e ? { flags: e.packet.flagBits, seq: e.packet.seq, ack: e.packet.ack, len: e.packet.payloadLen } : 'connection' in e ? { from: e.connection.oldstate, to: e.connection.newstate } : { ...plainEvent(e.event) }) })) })}\n`);
       } else {
         const start = t.entries[0]?.tsNs ?? 0n;
         ctx.out.write(`connection ${t.local} <-> ${t.remote} ${t.comm ? `${t.comm}[${t.pid}]` : ''} cookie ${t.cookie}\n`);

@@ -68,8 +68,8 @@ export const watchCommand: Command = {
           for (const p of batch) {
             const r = rates.get(p.ifname) ?? { packets: 0, syns: 0, bytes: 0 };
             r.packets++;
-            r.bytes += p.ip_len;
-            if ((p.flags & (SYN | ACK)) === SYN) r.syns++;
+            r.bytes += p.ipLen;
+            if ((p.flagBits & (SYN | ACK)) === SYN) r.syns++;
             rates.set(p.ifname, r);
             totalPackets++;
           }

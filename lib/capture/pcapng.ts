@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Packet events into a pcapng file without JavaScript per packet: the addon encodes the
 // enhanced packet blocks straight from the ring into the writer's buffer
-// (native/pcapng.cc). Done per packet in JavaScript (field reads, a view, a copy call)
+// (native/capture.cc, native/pcapng.cc). Done per packet in JavaScript (field reads, a view, a copy call)
 // plus the JIT compiling that loop when traffic starts, a capture cost several times
 // tcpdump's CPU (bench/capture).
-import { native } from '../bpf/native';
 import type { NativeRingReader } from '../bpf/native';
 import type { RecordBatch } from '../bpf/batch';
 import type { PcapngWriter } from '../pcapng';
-import { MAX_CAPTURE, PacketStream } from './packets';
+import { MAX_CAPTURE, PacketStream } from '../probes/packets';
+import { captureAddon } from './native';
 
 /** The largest enhanced packet block a packet event can become. */
 const MAX_BLOCK = 32 + MAX_CAPTURE + 3;
@@ -42,7 +42,7 @@ export class PacketPcapngEncoder {
     const l = probe.layout;
     this.probe = probe;
     this.writer = writer;
-    this.layout = Uint32Array.of(l.size, l.ts_ns, l.ifindex, l.frame_len, l.cap_kind, l.cap_len, writer.resolution === 'us' ? 1 : 0);
+    this.layout = Uint32Array.of(l.size, l.tsNs, l.ifindex, l.frameLen, l.capKind, l.capLen, writer.resolution === 'us' ? 1 : 0);
     this.clockOffsetNs = probe.clockOffsetNs;
     this.ifindexes = Uint32Array.from(indexes);
     this.snaplens = Uint32Array.from(writer.interfaces, (i) => i.snaplen ?? 0);
@@ -56,7 +56,7 @@ export class PacketPcapngEncoder {
     let remaining = maxPackets;
     const consume = (ring: NativeRingReader): number => {
       const { buffer, at } = this.writer.reserve(MAX_BLOCK);
-      const n = ring.consumePcapng(buffer, at, remaining, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, this.positions);
+      const n = captureAddon().ringConsumePcapng(ring, buffer, at, remaining, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, this.positions);
       this.writer.commit(this.positions[1]!, n);
       return n;
     };
@@ -93,7 +93,7 @@ export class PacketPcapngEncoder {
       return written;
     }
     return this.probe.consumeOnThread((ring, wakeupMs, done) => {
-      ring.capturePcapng(fd, maxPackets, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, wakeupMs, CAPTURE_BUFFER_BYTES, (error, packets, bytes) => {
+      captureAddon().ringCapturePcapng(ring, fd, maxPackets, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, wakeupMs, CAPTURE_BUFFER_BYTES, (error, packets, bytes) => {
         this.writer.appended(bytes, packets);
         done(error, packets, bytes);
       });
@@ -102,7 +102,7 @@ export class PacketPcapngEncoder {
 
   /** Writes the packets of a batch from rawBatches() (at most `maxPackets`); returns how many. */
   writeBatch(batch: RecordBatch, maxPackets = Infinity): number {
-    const encode = native().encodePcapng;
+    const encode = captureAddon().encodePcapng;
     let written = 0;
     let pos = 0;
     while (pos < batch.bytes.length && written < maxPackets) {

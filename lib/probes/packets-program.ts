@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+// The loaded packet program (bpf/packets.bpf.c) and its maps: configuration changed while
+// it runs, the filter's two slots, counters. Shared by packets() and synCounts().
+import { BpfObject } from '../bpf/object';
+import type { Link } from '../bpf/link';
+import type { BpfMap } from '../bpf/map';
+import type { XdpMode } from '../bpf/program';
+import { builtObjectPath } from '../bpf/paths';
+import { compileFilter, CompiledFilter, FILTER_MAX_INSNS, PacketFilter } from '../filter/compile';
+import { DEFAULT_WAKEUP_BYTES } from './stream';
+import { MAX_CAPTURE, NormalizedOptions, PacketHook, PacketsOptions, eventsPerSlot, intOption, normalize } from './packets-options';
+
+/** Kernel counters of the packet program, summed over CPUs. */
+export interface PacketCounters {
+  /** TCP segments parsed. */
+  tcp: number;
+  /** Passed the filter. */
+  matched: number;
+  /** Matched but skipped by sampling. */
+  sampledOut: number;
+  /** Records written to the ring. */
+  emitted: number;
+  syns: number;
+  /** SYN-ACKs sent (with egressCounters). */
+  synacksOut: number;
+  /** RSTs sent answering a segment no socket took (with egressCounters). */
+  rstsOut: number;
+}
+
+interface ConfigValue {
+  features: number;
+  sample_rate: number;
+  snaplen: number;
+  payload_bytes: number;
+  filter_slot: number;
+  events_per_slot: number;
+  hh_min: number;
+  _pad: number;
+}
+
+export const FEATURE_EVENTS = 1;
+export const FEATURE_SYNS = 2;
+function encodeFilter(filter: CompiledFilter): { len: number; insns: unknown[] } {
+  if (filter.insns.length > FILTER_MAX_INSNS) throw new Error('internal: filter too long');
+  return { len: filter.insns.length, insns: filter.insns };
+}
+
+/**
+ * The loaded packet program with its maps: configuration that can change while it runs,
+ * counters, SYN tables. Shared by packets() and synCounts().
+ */
+export class PacketProgram {
+  readonly object: BpfObject;
+  readonly links: Link[];
+  readonly hook: PacketHook;
+  /** Interface names by ifindex. */
+  readonly interfaces: ReadonlyMap<number, string>;
+  private readonly names: Map<number, string>;
+  private readonly xdpMode: XdpMode;
+  private config: ConfigValue;
+  private filterText: string;
+  private readonly configMap: BpfMap<number, ConfigValue>;
+  private readonly filterMap: BpfMap<number, unknown>;
+
+  /** @internal */
+  constructor(object: BpfObject, links: Link[], opts: NormalizedOptions, config: ConfigValue) {
+    this.object = object;
+    this.links = links;
+    this.hook = opts.hook;
+    this.names = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
+    this.interfaces = this.names;
+    this.xdpMode = opts.xdpMode;
+    this.config = config;
+    this.filterText = opts.filter.text;
+    this.configMap = object.map<number, ConfigValue>('packets_config');
+    this.filterMap = object.map<number, unknown>('packets_filter');
+  }
+
+  /** @internal opens, configures, attaches; nothing stays attached on failure. */
+  static open(opts: NormalizedOptions, features: number, ringBytes?: number, wakeupBytes = DEFAULT_WAKEUP_BYTES): PacketProgram {
+    const obj = BpfObject.open(builtObjectPath('packets'), {
+      globals: { tcpscope_wakeup_bytes: wakeupBytes },
+      skipPrograms: [opts.hook === 'tc' ? 'packets_xdp' : 'packets_tc', ...(opts.egressCounters ? [] : ['packets_tc_egress'])],
+    });
+    try {
+      if (ringBytes !== undefined) obj.setMaxEntries('packets', ringBytes);
+      else if (!(features & FEATURE_EVENTS)) obj.setMaxEntries('packets', 4096);
+      // The sketches take 1 MiB each: only when sources are admitted through them.
+      if (!(features & FEATURE_SYNS) || opts.synAdmission === 0) {
+        obj.setMaxEntries('syn_sketch_addr', 1);
+        obj.setMaxEntries('syn_sketch_prefix', 1);
+      }
+      obj.load();
+      const config: ConfigValue = {
+        features,
+        sample_rate: opts.sampleRate,
+        snaplen: Math.min(opts.snaplen, MAX_CAPTURE),
+        payload_bytes: opts.payloadBytes,
+        filter_slot: 0,
+        events_per_slot: opts.eventsPerSlot,
+        hh_min: opts.synAdmission,
+        _pad: 0,
+      };
+      obj.map('packets_filter').set(0, encodeFilter(opts.filter));
+      obj.map('packets_config').set(0, config);
+      const links: Link[] = [];
+      const prog = obj.program(opts.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
+      for (const ifindex of opts.ifindexes) {
+        links.push(opts.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: opts.xdpMode }));
+      }
+      if (opts.egressCounters) {
+        const egress = obj.program('packets_tc_egress');
+        for (const ifindex of opts.ifindexes) links.push(egress.attachTc(ifindex, { direction: 'egress' }));
+      }
+      return new PacketProgram(obj, links, opts, config);
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Attaches to one more interface while running (one created after the start, for
+   * `-i any`); its packets join the same ring. Does nothing for one already attached.
+   */
+  addInterface(ifindex: number, name: string): boolean {
+    if (this.names.has(ifindex)) return false;
+    const prog = this.object.program(this.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
+    this.links.push(this.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: this.xdpMode }));
+    this.names.set(ifindex, name);
+    return true;
+  }
+
+  /** The filter now applied (its expression text). */
+  get filter(): string {
+    return this.filterText;
+  }
+
+  /**
+   * Replaces the kernel filter while attached: the new program goes to the idle slot,
+   * then one config write switches to it. Throws (changing nothing) when it does not compile.
+   */
+  setFilter(filter: PacketFilter | undefined): void {
+    const compiled = compileFilter(filter);
+    const slot = this.config.filter_slot ^ 1;
+    this.filterMap.set(slot, encodeFilter(compiled));
+    this.writeConfig({ filter_slot: slot });
+    this.filterText = compiled.text;
+  }
+
+  /** Changes sampling (1 in N) while attached. */
+  setSampleRate(rate: number): void {
+    this.writeConfig({ sample_rate: intOption('sampleRate', rate, 1, 0x7fffffff, 1) });
+  }
+
+  /** Changes the kernel's cap on records per second while attached (undefined: no cap). */
+  setMaxEventsPerSec(rate: number | undefined): void {
+    this.writeConfig({ events_per_slot: eventsPerSlot(rate) });
+  }
+
+  /** Changes the SYN sketch's admission threshold while attached (see PacketsOptions.synAdmission; needs the sketch, i.e. a non-zero synAdmission at open). */
+  setSynAdmission(min: number): void {
+    this.writeConfig({ hh_min: intOption('synAdmission', min, this.config.hh_min === 0 ? 0 : 1, 0xffffffff, 0) });
+  }
+
+  /** Changes what bytes are captured while attached. */
+  setCapture(capture: { snaplen?: number; payloadBytes?: number }): void {
+    const snaplen = intOption('snaplen', capture.snaplen, 0, 262144, this.config.snaplen);
+    const payload = intOption('payloadBytes', capture.payloadBytes, 0, MAX_CAPTURE, this.config.payload_bytes);
+    this.writeConfig({ snaplen: Math.min(snaplen, MAX_CAPTURE), payload_bytes: payload });
+  }
+
+  get snaplen(): number {
+    return this.config.snaplen;
+  }
+
+  private writeConfig(change: Partial<ConfigValue>): void {
+    const next = { ...this.config, ...change };
+    this.configMap.set(0, next);
+    this.config = next;
+  }
+
+  /** Kernel counters summed over CPUs. */
+  counters(): PacketCounters {
+    const perCpu = this.object.perCpuMap<number, Record<string, bigint>>('packets_stats').get(0) ?? [];
+    const sum = (k: string): number => perCpu.reduce((n, v) => n + Number(v[k] ?? 0n), 0);
+    return {
+      tcp: sum('tcp'), matched: sum('matched'), sampledOut: sum('sampled_out'), emitted: sum('emitted'), syns: sum('syns'),
+      synacksOut: sum('synacks_out'), rstsOut: sum('rsts_out'),
+    };
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+/** @internal for synCounts() */
+export function openPacketProgram(options: Omit<PacketsOptions, 'snaplen' | 'payloadBytes' | 'sampleRate'>, what: string): PacketProgram {
+  return PacketProgram.open(normalize(options, what), FEATURE_SYNS);
+}
