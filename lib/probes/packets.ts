@@ -729,11 +729,20 @@ export class TimeFormatter {
   }
 }
 
+/** What tcpdump -v/-vv add to the TCP part of a line (see packets-verbose.ts). */
+export interface VerboseTcpText {
+  /** `cksum 0x1234 (correct)`, inserted after the flags. */
+  cksum?: string;
+  /** -vv: the sequence number on every segment, pure ACKs included. */
+  seqAlways?: boolean;
+}
+
 /** The tcpdump-like body of a packet line (without time and interface). */
-export function formatPacketBody(e: PacketEvent): string {
+export function formatPacketBody(e: PacketEvent, verbose?: VerboseTcpText): string {
   const v4 = e.family === AF_INET;
   let s = `${v4 ? 'IP' : 'IP6'} ${formatAddress(e.saddr, e.family)}.${e.sport} > ${formatAddress(e.daddr, e.family)}.${e.dport}: Flags [${flagLetters(e.flags)}]`;
-  if (e.payload_len > 0 || (e.flags & 0x07) !== 0) {
+  if (verbose?.cksum) s += `, ${verbose.cksum}`;
+  if (e.payload_len > 0 || (e.flags & 0x07) !== 0 || verbose?.seqAlways) {
     s += e.payload_len > 0 ? `, seq ${e.seq}:${(e.seq + e.payload_len) >>> 0}` : `, seq ${e.seq}`;
   }
   if (e.flags & 0x10) s += `, ack ${e.ack}`;
