@@ -197,7 +197,7 @@ export const packetsCommand: Command = {
       latencyMs: intArg(ctx, 'latency-ms', immediate ? 10 : file ? 1000 : 50, 1, 10000),
       ...(file && !immediate ? { wakeupBytes: CAPTURE_RING_BYTES / 8, ringBytes: CAPTURE_RING_BYTES } : {}),
     });
-    if (follow) followInterfaces(ctx, () => (probe.isClosed ? [] : [probe.program]));
+    if (follow) followInterfaces(ctx, () => (probe.isClosed ? {} : { packets: probe.program }));
     const names = [...probe.interfaces.values()].join(', ');
     // tcpdump's line, then what tcpscope adds: where it captures and the filter.
     ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
