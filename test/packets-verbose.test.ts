@@ -33,6 +33,8 @@ interface V4Header {
   tcpSum?: number;
   /** The IP total length written (default: the real one). */
   totalLength?: number;
+  /** TCP option bytes (a multiple of 4) instead of the segment's own. */
+  tcpOptions?: number[];
 }
 
 const be16 = (b: Uint8Array, at: number, v: number): void => { b[at] = (v >> 8) & 0xff; b[at + 1] = v & 0xff; };
@@ -45,8 +47,16 @@ function tcpSum(tcp: Uint8Array, pseudo: Uint8Array): number {
 
 /** An IPv4 frame of the segment `o` describes, with the IP header as `h` says. */
 function v4(o: TcpFrameOptions, h: V4Header = {}): Uint8Array {
-  const base = tcpFrame(o);
-  const tcp = base.slice(34);
+  const base = tcpFrame(h.tcpOptions ? { ...o, options: {} } : o);
+  let tcp = base.slice(34);
+  if (h.tcpOptions) {
+    const withOptions = new Uint8Array(tcp.length + h.tcpOptions.length);
+    withOptions.set(tcp.subarray(0, 20), 0);
+    withOptions.set(h.tcpOptions, 20);
+    withOptions.set(tcp.subarray(20), 20 + h.tcpOptions.length);
+    withOptions[12] = ((20 + h.tcpOptions.length) / 4) << 4;
+    tcp = withOptions;
+  }
   const opts = Uint8Array.from(h.options ?? []);
   const hlen = 20 + opts.length;
   const ip = new Uint8Array(hlen);
@@ -173,6 +183,10 @@ describe.skipIf(!enabled)('packets -v and -vv print what tcpdump -v and -vv prin
       [v6({ ...a6, flags: { ack: true }, seq: 21, ack: 3 }, { tclass: 0x01 })],
       // Captured short (-s 60): the segment is not whole, so no verdict.
       [v4({ ...a, flags: { ack: true }, seq: 22, ack: 1, payload: new Uint8Array(200) }), 60],
+      // SACK blocks (two), an unknown option with data, echo, EOL ending the list.
+      [v4({ ...a, flags: { ack: true }, seq: 24, ack: 1 }, { tcpOptions: [1, 1, 5, 18, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 0, 0, 0x30, 0, 0, 0, 0x40, 0, 99, 4, 0xab, 0xcd, 6, 6, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0] })],
+      // A malformed option (length past the header): the options the kernel parsed.
+      [v4({ ...a, flags: { ack: true }, seq: 25, ack: 1 }, { tcpOptions: [2, 4, 5, 180, 8, 30, 0, 0] })],
       // The IP length says 40 bytes more than the wire carried.
       [v4({ ...a, flags: { ack: true }, seq: 23, ack: 1, payload: hello }, { totalLength: 20 + 20 + 5 + 40 })],
     ];
@@ -201,6 +215,8 @@ describe.skipIf(!enabled)('packets -v and -vv print what tcpdump -v and -vv prin
     expect(v).toMatch(/IP6 \(class 0xb8, flowlabel 0x12345, hlim 64, next-header TCP \(6\) payload length: \d+\) fd00:77::7\.40001 > fd00:77::1\.33333: Flags \[S\], cksum 0x[0-9a-f]{4} \(correct\)/);
     expect(v).toMatch(/cksum 0x0001 \(incorrect -> 0x[0-9a-f]{4}\)/);
     expect(v).toMatch(/IP truncated-ip - 40 bytes missing! \(/);
+    expect(v).toMatch(/options \[nop,nop,sack 2 \{4096:8192\}\{12288:16384\},unknown-99 0xabcd,echo 258,eol\], length 0/);
+    expect(v).toMatch(/options \[mss 1460,\[bad opt\]\]$/m);
     // -vv: a pure ACK's sequence number too.
     expect(v).toMatch(/Flags \[\.\], cksum 0x[0-9a-f]{4} \(correct\), ack 9/);
     expect(tcpscopeRead(file, '-vv').join('\n')).toMatch(/Flags \[\.\], cksum 0x[0-9a-f]{4} \(correct\), seq 11, ack 9/);

@@ -100,6 +100,59 @@ function routeDestination(opts: Uint8Array): Uint8Array | undefined {
   return undefined;
 }
 
+/** tcpdump's names of TCP options (others print as `unknown-N`). */
+const TCPOPT_NAMES: ReadonlyMap<number, string> = new Map([
+  [0, 'eol'], [1, 'nop'], [2, 'mss'], [3, 'wscale'], [4, 'sackOK'], [5, 'sack'], [6, 'echo'], [7, 'echoreply'], [8, 'TS'],
+  [11, 'cc'], [12, 'ccnew'], [13, 'ccecho'],
+]);
+/** Sizes (kind and length bytes included) of the fixed-size options. */
+const TCPOPT_SIZES: ReadonlyMap<number, number> = new Map([[2, 4], [3, 3], [4, 2], [6, 6], [7, 6], [8, 10], [11, 6], [12, 6], [13, 6]]);
+/** Options whose tcpdump rendering is not reproduced here (md5, scps, uto, tcp-ao, mptcp, tfo, exp): the event's own text is printed instead. */
+const TCPOPT_OTHER = new Set([19, 20, 28, 29, 30, 34, 254]);
+
+/**
+ * The TCP options of a captured header as tcpdump prints them inside `options [...]`: SACK
+ * blocks as absolute sequence numbers (as tcpdump -S), unknown options in hex. Undefined
+ * when an option is malformed or one tcpdump decodes at length (the caller then prints the
+ * options the kernel parsed).
+ */
+function tcpOptionsText(opts: Uint8Array): { text: string; bad: boolean } | undefined {
+  const out: string[] = [];
+  for (let at = 0; at < opts.length;) {
+    const kind = opts[at]!;
+    if (TCPOPT_OTHER.has(kind)) return undefined;
+    const len = kind <= 1 ? 1 : (opts[at + 1] ?? 0);
+    // tcpdump ends the line at an option whose length is impossible.
+    if (kind > 1 && (len < 2 || len > opts.length - at)) return { text: [...out, '[bad opt]'].join(','), bad: true };
+    // An option of the wrong size: tcpdump's reading of it (and of what follows) is not
+    // reproduced.
+    if (TCPOPT_SIZES.has(kind) && TCPOPT_SIZES.get(kind) !== len) return undefined;
+    const data = opts.subarray(at + (kind <= 1 ? 1 : 2), at + len);
+    let s = TCPOPT_NAMES.get(kind) ?? `unknown-${kind}`;
+    if (kind === 2) s += ` ${u16(data, 0)}`;
+    else if (kind === 3) s += ` ${data[0]}`;
+    else if (kind === 5) {
+      if (data.length % 8) s += ' invalid sack';
+      else {
+        s += ` ${data.length / 8} `;
+        for (let i = 0; i < data.length; i += 8) s += `{${u32(data, i)}:${u32(data, i + 4)}}`;
+      }
+    } else if (kind === 8) s += ` val ${u32(data, 0)} ecr ${u32(data, 4)}`;
+    else if (TCPOPT_SIZES.get(kind) === 6) s += ` ${u32(data, 0)}`; // echo, echoreply, cc, ccnew, ccecho
+    else if (!TCPOPT_NAMES.has(kind) && data.length) s += ` 0x${Buffer.from(data).toString('hex')}`;
+    out.push(s);
+    if (kind === 0) break;
+    at += len;
+  }
+  return { text: out.join(','), bad: false };
+}
+
+/** The `options` text of a segment whose TCP header was captured whole, else undefined. */
+function optionsFromFrame(e: PacketEvent, frame: Uint8Array, l4: number): { text: string; bad: boolean } | undefined {
+  if (e.doff <= 20 || l4 + e.doff > frame.length) return undefined;
+  return tcpOptionsText(frame.subarray(l4 + 20, l4 + e.doff));
+}
+
 /** tcpdump's rendering of a byte of RST data: printable ASCII as is, `M-` for the high bit, `^` for controls. */
 function rstChar(c: number): string {
   let s = '';
@@ -171,8 +224,9 @@ function formatIpv4(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
     pseudo[11] = tcpLen & 0xff;
     cksum = tcpChecksumText(datagram, l4, tcpLen, pseudo);
   }
-  const body = formatPacketBody(e, { ...(cksum ? { cksum } : {}), seqAlways }).slice(3);
-  return `${s})\n    ${body}${rstDataText(e, datagram, l4 + e.doff)}`;
+  const tcpOptions = optionsFromFrame(e, datagram, l4);
+  const body = formatPacketBody(e, { ...(cksum ? { cksum } : {}), ...(tcpOptions ? { options: tcpOptions.text, endsAtOptions: tcpOptions.bad } : {}), seqAlways }).slice(3);
+  return `${s})\n    ${body}${tcpOptions?.bad ? '' : rstDataText(e, datagram, l4 + e.doff)}`;
 }
 
 function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbosity): string {
@@ -216,8 +270,9 @@ function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
     pseudo[39] = IPPROTO_TCP;
     cksum = tcpChecksumText(datagram, l4, tcpLen, pseudo);
   }
-  const body = formatPacketBody(e, { ...(cksum ? { cksum } : {}), seqAlways }).slice(4);
-  return `${s}${body}${next === IPPROTO_TCP ? rstDataText(e, datagram, l4 + e.doff) : ''}`;
+  const options = next === IPPROTO_TCP ? optionsFromFrame(e, datagram, l4) : undefined;
+  const body = formatPacketBody(e, { ...(cksum ? { cksum } : {}), ...(options ? { options: options.text, endsAtOptions: options.bad } : {}), seqAlways }).slice(4);
+  return `${s}${body}${next === IPPROTO_TCP && !options?.bad ? rstDataText(e, datagram, l4 + e.doff) : ''}`;
 }
 
 /**

@@ -768,6 +768,10 @@ export interface VerboseTcpText {
   cksum?: string;
   /** -vv: the sequence number on every segment, pure ACKs included. */
   seqAlways?: boolean;
+  /** The TCP options as read from the captured header (what goes inside `options [...]`). */
+  options?: string;
+  /** The options ended in `[bad opt]`: tcpdump prints nothing after them. */
+  endsAtOptions?: boolean;
 }
 
 /** The tcpdump-like body of a packet line (without time and interface). */
@@ -780,7 +784,10 @@ export function formatPacketBody(e: PacketEvent, verbose?: VerboseTcpText): stri
   }
   if (e.flags & 0x10) s += `, ack ${e.ack}`;
   s += `, win ${e.window}`;
-  if (e.opt_kinds_lo !== 0) s += `, options [${tcpOptions(e).join(',')}]`;
+  if (verbose?.options !== undefined) {
+    s += `, options [${verbose.options}]`;
+    if (verbose.endsAtOptions) return s;
+  } else if (e.opt_kinds_lo !== 0) s += `, options [${tcpOptions(e).join(',')}]`;
   s += `, length ${e.payload_len}`;
   return s;
 }
