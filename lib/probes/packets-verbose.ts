@@ -100,6 +100,27 @@ function routeDestination(opts: Uint8Array): Uint8Array | undefined {
   return undefined;
 }
 
+/** The event's fields this printer reads (read once: a lazy event decodes on every read). */
+interface Fields {
+  ipv4: boolean;
+  /** Where the IP header starts in the frame. */
+  ipOffset: number;
+  ipLen: number;
+  payloadLen: number;
+  frameLen: number;
+  /** TCP header length, bytes. */
+  headerLen: number;
+  flagBits: number;
+  ttl: number;
+}
+
+function fieldsOf(e: PacketEvent): Fields {
+  return {
+    ipv4: e.family === AF_INET, ipOffset: e.l3_off, ipLen: e.ip_len, payloadLen: e.payload_len,
+    frameLen: e.frame_len, headerLen: e.doff, flagBits: e.flags, ttl: e.ttl,
+  };
+}
+
 /** tcpdump's names of TCP options (others print as `unknown-N`). */
 const TCPOPT_NAMES: ReadonlyMap<number, string> = new Map([
   [0, 'eol'], [1, 'nop'], [2, 'mss'], [3, 'wscale'], [4, 'sackOK'], [5, 'sack'], [6, 'echo'], [7, 'echoreply'], [8, 'TS'],
@@ -148,9 +169,9 @@ function tcpOptionsText(opts: Uint8Array): { text: string; bad: boolean } | unde
 }
 
 /** The `options` text of a segment whose TCP header was captured whole, else undefined. */
-function optionsFromFrame(e: PacketEvent, frame: Uint8Array, l4: number): { text: string; bad: boolean } | undefined {
-  if (e.doff <= 20 || l4 + e.doff > frame.length) return undefined;
-  return tcpOptionsText(frame.subarray(l4 + 20, l4 + e.doff));
+function optionsFromFrame(f: Fields, frame: Uint8Array, l4: number): { text: string; bad: boolean } | undefined {
+  if (f.headerLen <= 20 || l4 + f.headerLen > frame.length) return undefined;
+  return tcpOptionsText(frame.subarray(l4 + 20, l4 + f.headerLen));
 }
 
 /** tcpdump's rendering of a byte of RST data: printable ASCII as is, `M-` for the high bit, `^` for controls. */
@@ -174,20 +195,20 @@ function tcpChecksumText(frame: Uint8Array, l4: number, tcpLen: number, pseudo: 
 }
 
 /** ` [RST data]` (tcpdump -v prints a RST's payload as text). */
-function rstDataText(e: PacketEvent, frame: Uint8Array, dataAt: number): string {
-  if (!(e.flags & 0x04) || e.payload_len === 0 || dataAt > frame.length) return '';
-  const whole = dataAt + e.payload_len <= frame.length;
-  const shown = Math.min(e.payload_len, MAX_RST_DATA);
-  let s = `${whole ? ' [RST' : ' [!RST'}${e.payload_len > MAX_RST_DATA ? '+' : ''} `;
+function rstDataText(f: Fields, frame: Uint8Array, dataAt: number): string {
+  if (!(f.flagBits & 0x04) || f.payloadLen === 0 || dataAt > frame.length) return '';
+  const whole = dataAt + f.payloadLen <= frame.length;
+  const shown = Math.min(f.payloadLen, MAX_RST_DATA);
+  let s = `${whole ? ' [RST' : ' [!RST'}${f.payloadLen > MAX_RST_DATA ? '+' : ''} `;
   for (let i = 0; i < shown && dataAt + i < frame.length; i++) s += rstChar(frame[dataAt + i]!);
   return `${s}]`;
 }
 
-function formatIpv4(e: PacketEvent, frame: Uint8Array | undefined, level: Verbosity): string {
-  const l3 = e.l3_off;
+function formatIpv4(e: PacketEvent, f: Fields, frame: Uint8Array | undefined, level: Verbosity): string {
+  const l3 = f.ipOffset;
   const seqAlways = level > 1;
   if (!frame || frame.length < l3 + 20) {
-    return `IP (ttl ${e.ttl}, proto TCP (6), length ${e.ip_len})\n    ${formatPacketBody(e, { seqAlways }).slice(3)}`;
+    return `IP (ttl ${f.ttl}, proto TCP (6), length ${f.ipLen})\n    ${formatPacketBody(e, { seqAlways }).slice(3)}`;
   }
   const ip = frame.subarray(l3);
   const hlen = (ip[0]! & 0x0f) * 4;
@@ -195,10 +216,10 @@ function formatIpv4(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
   const off = u16(ip, 6);
   const ttl = ip[8]!;
   // Bytes beyond the IP datagram (Ethernet padding) are not part of it.
-  const datagram = frame.subarray(0, Math.min(frame.length, l3 + e.ip_len));
+  const datagram = frame.subarray(0, Math.min(frame.length, l3 + f.ipLen));
   let s = 'IP ';
-  const wire = e.frame_len - l3;
-  if (wire < e.ip_len) s += `truncated-ip - ${e.ip_len - wire} bytes missing! `;
+  const wire = f.frameLen - l3;
+  if (wire < f.ipLen) s += `truncated-ip - ${f.ipLen - wire} bytes missing! `;
   s += `(tos 0x${tos.toString(16)}${['', ',ECT(1)', ',ECT(0)', ',CE'][tos & 3]}`;
   if (ttl >= 1) s += `, ttl ${ttl}`;
   const flags = [off & IP_MF ? '+' : '', off & IP_DF ? 'DF' : '', off & IP_RES ? 'rsvd' : ''].filter(Boolean).join(', ') || 'none';
@@ -213,7 +234,7 @@ function formatIpv4(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
     }
   }
   const l4 = l3 + hlen;
-  const tcpLen = e.ip_len - hlen;
+  const tcpLen = f.ipLen - hlen;
   let cksum: string | undefined;
   if (!(off & (IP_MF | IP_OFFMASK))) {
     const pseudo = new Uint8Array(12);
@@ -224,17 +245,17 @@ function formatIpv4(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
     pseudo[11] = tcpLen & 0xff;
     cksum = tcpChecksumText(datagram, l4, tcpLen, pseudo);
   }
-  const tcpOptions = optionsFromFrame(e, datagram, l4);
+  const tcpOptions = optionsFromFrame(f, datagram, l4);
   const body = formatPacketBody(e, { ...(cksum ? { cksum } : {}), ...(tcpOptions ? { options: tcpOptions.text, endsAtOptions: tcpOptions.bad } : {}), seqAlways }).slice(3);
-  return `${s})\n    ${body}${tcpOptions?.bad ? '' : rstDataText(e, datagram, l4 + e.doff)}`;
+  return `${s})\n    ${body}${tcpOptions?.bad ? '' : rstDataText(f, datagram, l4 + f.headerLen)}`;
 }
 
-function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbosity): string {
-  const l3 = e.l3_off;
+function formatIpv6(e: PacketEvent, f: Fields, frame: Uint8Array | undefined, level: Verbosity): string {
+  const l3 = f.ipOffset;
   const seqAlways = level > 1;
-  const payloadLength = e.ip_len - 40;
+  const payloadLength = f.ipLen - 40;
   if (!frame || frame.length < l3 + 40) {
-    return `IP6 (hlim ${e.ttl}, next-header TCP (6) payload length: ${payloadLength}) ${formatPacketBody(e, { seqAlways }).slice(4)}`;
+    return `IP6 (hlim ${f.ttl}, next-header TCP (6) payload length: ${payloadLength}) ${formatPacketBody(e, { seqAlways }).slice(4)}`;
   }
   const ip = frame.subarray(l3);
   const word = u32(ip, 0);
@@ -248,7 +269,7 @@ function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
   // Walk the extension headers (as the kernel parser does) to the TCP header. A fragment
   // or routing header leaves the checksum unchecked: tcpdump does not check fragments, and
   // a routing header changes the destination the checksum covers.
-  const datagram = frame.subarray(0, Math.min(frame.length, l3 + e.ip_len));
+  const datagram = frame.subarray(0, Math.min(frame.length, l3 + f.ipLen));
   let next = first;
   let l4 = l3 + 40;
   let checkable = true;
@@ -260,7 +281,7 @@ function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
   }
   let cksum: string | undefined;
   if (checkable && next === IPPROTO_TCP) {
-    const tcpLen = e.ip_len - (l4 - l3);
+    const tcpLen = f.ipLen - (l4 - l3);
     const pseudo = new Uint8Array(40);
     pseudo.set(ip.subarray(8, 40), 0);
     pseudo[32] = tcpLen >>> 24;
@@ -270,9 +291,9 @@ function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
     pseudo[39] = IPPROTO_TCP;
     cksum = tcpChecksumText(datagram, l4, tcpLen, pseudo);
   }
-  const options = next === IPPROTO_TCP ? optionsFromFrame(e, datagram, l4) : undefined;
+  const options = next === IPPROTO_TCP ? optionsFromFrame(f, datagram, l4) : undefined;
   const body = formatPacketBody(e, { ...(cksum ? { cksum } : {}), ...(options ? { options: options.text, endsAtOptions: options.bad } : {}), seqAlways }).slice(4);
-  return `${s}${body}${next === IPPROTO_TCP && !options?.bad ? rstDataText(e, datagram, l4 + e.doff) : ''}`;
+  return `${s}${body}${next === IPPROTO_TCP && !options?.bad ? rstDataText(f, datagram, l4 + f.headerLen) : ''}`;
 }
 
 /**
@@ -284,6 +305,7 @@ function formatIpv6(e: PacketEvent, frame: Uint8Array | undefined, level: Verbos
  * segment, so a segment whose payload was not captured gets no verdict, as in tcpdump.
  */
 export function formatPacketVerbose(e: PacketEvent, level: Verbosity = 1): string {
+  const f = fieldsOf(e);
   const frame = e.frame;
-  return e.family === AF_INET ? formatIpv4(e, frame, level) : formatIpv6(e, frame, level);
+  return f.ipv4 ? formatIpv4(e, f, frame, level) : formatIpv6(e, f, frame, level);
 }

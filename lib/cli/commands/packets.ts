@@ -179,14 +179,16 @@ export const packetsCommand: Command = {
     const hook = ctx.values['xdp'] ? 'xdp' : 'tc';
     const immediate = ctx.values['packet-buffered'] === true;
     const xdpMode = ctx.values['xdp-mode'] as 'auto' | 'skb' | 'native' | undefined;
+    const verbose = ctx.values['verbose'] !== undefined;
+    // -v prints IP header fields the event does not carry: capture the headers (or what -s
+    // asks for: -s 0 -v captures whole frames, so every segment's checksum is checked).
+    const captured = file ? Math.min(snaplen, MAX_CAPTURE) : verbose ? (ctx.values['snaplen'] !== undefined ? Math.min(snaplen, MAX_CAPTURE) : VERBOSE_SNAPLEN) : 0;
     const probe = packets({
       interfaces,
       hook,
       ...(xdpMode ? { xdpMode } : {}),
       filter: expression,
-      // -v prints IP header fields the event does not carry: capture the headers (or
-      // what -s asks for: -s 0 -v captures whole frames, so every segment's checksum is checked).
-      snaplen: file ? Math.min(snaplen, MAX_CAPTURE) : ctx.values['verbose'] !== undefined ? (ctx.values['snaplen'] !== undefined ? Math.min(snaplen, MAX_CAPTURE) : VERBOSE_SNAPLEN) : 0,
+      snaplen: captured,
       payloadBytes: file ? 0 : payloadBytes,
       sampleRate: intArg(ctx, 'sample', 1, 1, 0x7fffffff),
       signal: ctx.signal,
@@ -200,7 +202,7 @@ export const packetsCommand: Command = {
     if (follow) followInterfaces(ctx, () => (probe.isClosed ? {} : { packets: probe.program }));
     const names = [...probe.interfaces.values()].join(', ');
     // tcpdump's line, then what tcpscope adds: where it captures and the filter.
-    ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
+    ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${verbose && !file ? captured : snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
     try {
       if (file) await writePcapng(ctx, probe, file, snaplen, precision === 'nano' ? 'ns' : 'us', immediate);
       else await writeText(ctx, probe);
