@@ -4,7 +4,7 @@
 // each one ends with (stdout carries only JSON lines; progress goes to stderr). The lines are
 // also written to bench/out/latest.jsonl.
 //
-//   node bench/run.js [--only ringbuf,packet-cost,map-dump] [--quick] [--quiet]
+//   node bench/run.js [--only ringbuf,packet-cost,map-dump,filter-ops] [--quick] [--quiet]
 //
 // Needs root (or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN), `node scripts/build.js` done, and a C
 // compiler with libbpf-dev for the C baselines (built into bench/out/ on first use).
@@ -23,8 +23,9 @@ const BENCHES = [
   { name: 'packet-cost', script: 'packet-cost.js', args: [] },
   { name: 'map-dump', script: 'map-dump.js', args: [] },
   { name: 'startup', script: 'startup.js', args: [] },
+  { name: 'filter-ops', script: 'filter-ops.js', args: [] },
 ];
-const QUICK = { 'ringbuf.js': ['--rounds', '1', '--seconds', '0.5', '--drain-seconds', '0.1'], 'packet-cost.js': ['--rounds', '1', '--seconds', '0.5'], 'map-dump.js': ['--rounds', '1', '--seconds', '0.3'], 'startup.js': ['2'] };
+const QUICK = { 'ringbuf.js': ['--rounds', '1', '--seconds', '0.5', '--drain-seconds', '0.1'], 'packet-cost.js': ['--rounds', '1', '--seconds', '0.5'], 'map-dump.js': ['--rounds', '1', '--seconds', '0.3'], 'startup.js': ['2'], 'filter-ops.js': ['--rounds', '3', '--repeat', '20000'] };
 
 function preflight() {
   for (const f of ['dist/lib/bpf/index.js', 'build/Release/tcpscope.node', 'build/bpf/bench_ring.bpf.o', 'build/bpf/bench_packet.bpf.o', 'build/bpf/bench_map.bpf.o']) {

@@ -24,10 +24,11 @@ function run(args: string[]): Run {
 }
 
 describe('rtnetlink link lines', () => {
-  it('reads new and changed links, not deleted ones', () => {
-    expect(parseMonitorLine('200: tsA1@tsB1: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue')).toEqual({ ifindex: 200, name: 'tsA1' });
-    expect(parseMonitorLine('7: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500')).toEqual({ ifindex: 7, name: 'eth0' });
-    expect(parseMonitorLine('Deleted 200: tsA1@NONE: <BROADCAST,MULTICAST> mtu 1500')).toBeUndefined();
+  it('reads new, changed and deleted links', () => {
+    expect(parseMonitorLine('200: tsA1@tsB1: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue')).toEqual({ ifindex: 200, name: 'tsA1', deleted: false });
+    expect(parseMonitorLine('7: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500')).toEqual({ ifindex: 7, name: 'eth0', deleted: false });
+    expect(parseMonitorLine('Deleted 200: tsA1@NONE: <BROADCAST,MULTICAST> mtu 1500')).toEqual({ ifindex: 200, name: 'tsA1', deleted: true });
+    expect(parseMonitorLine('inet 10.0.0.1/24 scope global eth0')).toBeUndefined();
   });
 });
 

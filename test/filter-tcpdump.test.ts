@@ -177,7 +177,7 @@ describe.skipIf(!enabled)('filter expressions select the packets tcpdump selects
       expect(v6syns.length).toBeGreaterThan(0);
       expect(ours.filter((l) => !v6syns.includes(l))).toEqual(theirs);
     }
-    // -v: the IP header as tcpdump -v prints it (tcpdump adds the TCP checksum check).
+    // -v: the IP header as tcpdump -v prints it (test/packets-verbose.test.ts compares whole lines).
     const vTheirs = execFileSync('tcpdump', ['-r', file, '-nn', '-S', '-v', expr], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n');
     const v = spawnSync(process.execPath, [CLI, 'packets', '-r', file, '-nn', '-v', expr], { encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);

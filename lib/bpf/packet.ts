@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Builders for Ethernet/IPv4/IPv6/TCP frames with correct checksums, for test runs of
 // packet programs and for unit tests of parsers.
+import { internetChecksum } from '../util/checksum';
 
 export interface TcpFrameOptions {
   src: string;
@@ -78,15 +79,6 @@ export function parseIp(address: string): Uint8Array {
   return Uint8Array.from(parts);
 }
 
-function checksum(chunks: Uint8Array[]): number {
-  let sum = 0;
-  for (const chunk of chunks) {
-    for (let i = 0; i < chunk.length; i += 2) sum += (chunk[i]! << 8) | (chunk[i + 1] ?? 0);
-  }
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 function tcpOptions(o: TcpFrameOptions['options']): Uint8Array {
   const bytes: number[] = [];
   if (o?.mss !== undefined) bytes.push(2, 4, o.mss >> 8, o.mss & 0xff);
@@ -127,7 +119,7 @@ export function tcpFrame(o: TcpFrameOptions): Uint8Array {
   pseudo.set(src, 0);
   pseudo.set(dst, src.length);
   if (v6) { p.setUint32(32, tcpLen); p.setUint8(39, 6); } else { p.setUint8(9, 6); p.setUint16(10, tcpLen); }
-  t.setUint16(16, checksum([pseudo, tcp]));
+  t.setUint16(16, internetChecksum([pseudo, tcp]));
 
   const ipHeaderLen = v6 ? 40 : 20;
   const frame = new Uint8Array(14 + ipHeaderLen + tcpLen);
@@ -152,7 +144,7 @@ export function tcpFrame(o: TcpFrameOptions): Uint8Array {
     i.setUint8(9, 6);
     ip.set(src, 12);
     ip.set(dst, 16);
-    i.setUint16(10, checksum([ip]));
+    i.setUint16(10, internetChecksum([ip]));
   }
   frame.set(tcp, 14 + ipHeaderLen);
   return frame;

@@ -25,11 +25,27 @@ function fsTypeOf(dir: string): string | undefined {
   }
 }
 
+/**
+ * Creates a mount point directory (and its parents) one level at a time. Not
+ * mkdirSync({ recursive }): in a sysfs mounted afresh (as `ip netns exec` does) mkdir under
+ * /sys fails with ENOENT although the parent exists, and Node's recursive mkdir then retries
+ * forever.
+ */
+function makeMountPoint(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  makeMountPoint(path.dirname(dir));
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new BpfError(`cannot create the mount point ${dir}: ${(e as Error).message}`);
+  }
+}
+
 function mount(type: string, dir: string): void {
   if (!hasCapability('CAP_SYS_ADMIN')) {
     throw new BpfPermissionError(`${type} is not mounted at ${dir}, and mounting it needs root (CAP_SYS_ADMIN): have it mounted once as root (mount -t ${type} ${type} ${dir}, or at boot in /etc/fstab)`);
   }
-  fs.mkdirSync(dir, { recursive: true });
+  makeMountPoint(dir);
   try {
     execFileSync('mount', ['-t', type, type, dir], { stdio: 'pipe' });
   } catch (e) {
@@ -86,7 +102,12 @@ export function cgroup2Root(): string {
     const [, mountPoint, type] = line.split(' ');
     if (type === 'cgroup2' && mountPoint) return mountPoint;
   }
-  const dir = '/sys/fs/cgroup/unified';
+  // Nothing mounted at /sys/fs/cgroup (a sysfs mounted afresh, as `ip netns exec` does:
+  // its mount namespace is private, so the mount goes with it): mount cgroup2 there.
+  // Otherwise beside a cgroup v1 hierarchy, at /sys/fs/cgroup/unified as systemd does.
+  const top = '/sys/fs/cgroup';
+  const free = fsTypeOf(top) === undefined && fs.existsSync(top) && fs.readdirSync(top).length === 0;
+  const dir = free ? top : `${top}/unified`;
   mount('cgroup2', dir);
   return dir;
 }

@@ -15,6 +15,7 @@ import { resets } from '../probes/resets';
 import { retransmits } from '../probes/retransmits';
 import { drops } from '../probes/drops';
 import type { Unavailable } from '../probes/tcp_common';
+import type { LinkFollower } from '../net/link-watch';
 import { kernelEnum } from '../kernel/names';
 import type { DetectAlert } from './alert';
 import { DETECTORS, DetectionEngine, DetectorName } from './engine';
@@ -80,7 +81,7 @@ export interface DetectStats {
 }
 
 /** A running detector: async iterable of alerts. */
-export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
+export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable, LinkFollower {
   readonly thresholds: Thresholds;
   /** Parts a probe could not provide on this kernel (and the signal that is lost). */
   readonly unavailable: readonly Unavailable[];
@@ -89,6 +90,13 @@ export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable {
   stats(): DetectStats;
   /** Detaches everything and ends the iterator; idempotent. */
   close(): void;
+  /**
+   * Watches one more interface (one created after the start): its SYNs and probes count,
+   * its addresses are this host's. False when watched already or no packet probe runs.
+   */
+  addInterface(ifindex: number, name: string): boolean;
+  /** Lets go of an interface that disappeared. False when it was not watched. */
+  removeInterface(ifindex: number): boolean;
   /** The engine (for tests and advanced use: feed synthetic signals, read baselines). */
   readonly engine: DetectionEngine;
 }
@@ -415,6 +423,23 @@ export function detect(options: DetectOptions): Detector {
     async [Symbol.asyncDispose]() {
       detector.close();
       await Promise.allSettled(pumps);
+    },
+    addInterface(ifindex, name) {
+      if (closed || !packetStream) return false;
+      const added = packetStream.program.addInterface(ifindex, name);
+      if (added) ifnames.push(name);
+      // A link notice also comes when an interface goes up, often with its addresses.
+      refreshLocal();
+      return added;
+    },
+    removeInterface(ifindex) {
+      if (!packetStream) return false;
+      const name = packetStream.interfaces.get(ifindex);
+      if (!packetStream.program.removeInterface(ifindex)) return false;
+      const at = name === undefined ? -1 : ifnames.indexOf(name);
+      if (at >= 0) ifnames.splice(at, 1);
+      refreshLocal();
+      return true;
     },
   };
   if (options.signal?.aborted) detector.close();

@@ -16,7 +16,8 @@ import os from 'node:os';
 import type { Link } from '../bpf/link';
 import type { Program, XdpMode } from '../bpf/program';
 import type { InterfaceRef } from '../bpf/netif';
-import { interfaceName } from '../bpf/netif';
+import { interfaceIndex, interfaceName } from '../bpf/netif';
+import type { LinkFollower } from '../net/link-watch';
 import { builtObjectPath } from '../bpf/paths';
 import { AF_INET, AF_INET6, Cidr, formatAddress, parseCidr } from '../net/addr';
 import type { GuardConfig as RawConfig, GuardRule as RawRule, GuardStats as RawStats } from '../generated/guard';
@@ -288,7 +289,7 @@ function mergeRule(rule: RuleSpec, old: RawRule | undefined, prefixlen: number):
   return { value, sameBucket };
 }
 
-export class Guard extends EventEmitter {
+export class Guard extends EventEmitter implements LinkFollower {
   readonly object: BpfObject;
   /** The loaded program: guard_xdp, or guard_xdp_nocookie before 6.0, or guard_xdp_xadd before 5.12. */
   readonly program: Program;
@@ -314,12 +315,21 @@ export class Guard extends EventEmitter {
   private closed = false;
   private safety: { at: number; index: SafetyIndex } | undefined;
 
-  private constructor(object: BpfObject, program: Program, links: Link[], interfaces: InterfaceRef[], config: RawConfig) {
+  /** The XDP link on each interface, by ifindex. */
+  private readonly byInterface: Map<number, Link>;
+  /** How each guarded interface appears in `interfaces`, by ifindex. */
+  private readonly refs = new Map<number, InterfaceRef>();
+  private readonly mode: XdpMode;
+
+  private constructor(object: BpfObject, program: Program, byInterface: Map<number, Link>, interfaces: InterfaceRef[], config: RawConfig, mode: XdpMode) {
     super();
     this.object = object;
     this.program = program;
-    this.links = links;
+    this.byInterface = byInterface;
+    this.links = [...byInterface.values()];
     this.interfaces = interfaces;
+    this.mode = mode;
+    for (const ref of interfaces) this.refs.set(typeof ref === 'number' ? ref : interfaceIndex(ref), ref);
     this.config = config;
     this.synCookies = program.name === 'guard_xdp';
     this.synCookiesUnavailable = this.synCookies ? undefined : rejected.get('guard_xdp') ?? 'the SYN-cookie variant did not load';
@@ -370,8 +380,10 @@ export class Guard extends EventEmitter {
         const config: RawConfig = { flags: options.synOnly ? FLAG_SYN_ONLY : 0, mss4: mtu - 40, mss6: mtu - 60 };
         obj.map<number, RawConfig>('guard_config').set(0, config);
         const prog = obj.program(name);
-        const links = interfaces.map((iface) => prog.attachXdp(iface, { mode: xdpModeFor(iface, options.mode ?? 'auto') }));
-        return new Guard(obj, prog, links, interfaces, config);
+        const mode = options.mode ?? 'auto';
+        const attached = new Map<number, Link>();
+        for (const iface of interfaces) attached.set(interfaceIndex(iface), prog.attachXdp(iface, { mode: xdpModeFor(iface, mode) }));
+        return new Guard(obj, prog, attached, [...interfaces], config, mode);
       } catch (e) {
         obj.close();
         throw e;
@@ -732,6 +744,34 @@ export class Guard extends EventEmitter {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * Guards one more interface (one created after the start, for `serve -i any`) with the
+   * same rules. False when it is guarded already; throws when XDP cannot attach there.
+   */
+  addInterface(ifindex: number, name: string): boolean {
+    if (this.closed || this.byInterface.has(ifindex)) return false;
+    const link = this.program.attachXdp(ifindex, { mode: xdpModeFor(name, this.mode) });
+    this.byInterface.set(ifindex, link);
+    this.links.push(link);
+    this.interfaces.push(name);
+    this.refs.set(ifindex, name);
+    return true;
+  }
+
+  /** Lets go of an interface that disappeared (its XDP program went with it). False when it was not guarded. */
+  removeInterface(ifindex: number): boolean {
+    const link = this.byInterface.get(ifindex);
+    if (!link) return false;
+    this.byInterface.delete(ifindex);
+    const at = this.links.indexOf(link);
+    if (at >= 0) this.links.splice(at, 1);
+    const named = this.interfaces.indexOf(this.refs.get(ifindex) ?? ifindex);
+    if (named >= 0) this.interfaces.splice(named, 1);
+    this.refs.delete(ifindex);
+    try { link.detach(); } catch { /* already detached by the kernel */ }
+    return true;
   }
 
   /** Detaches from every interface and frees the maps; idempotent. */

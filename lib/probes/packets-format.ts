@@ -45,17 +45,36 @@ export class TimeFormatter {
 }
 
 /** The tcpdump-like body of a packet line (without time and interface). */
-export function formatPacketBody(e: PacketEvent): string {
+/** What tcpdump -v/-vv add to the TCP part of a line (see packets-verbose.ts). */
+export interface VerboseTcpText {
+  /** `cksum 0x1234 (correct)`, inserted after the flags. */
+  cksum?: string;
+  /** -vv: the sequence number on every segment, pure ACKs included. */
+  seqAlways?: boolean;
+  /** The TCP options as read from the captured header (what goes inside `options [...]`). */
+  options?: string;
+  /** The options ended in `[bad opt]`: tcpdump prints nothing after them. */
+  endsAtOptions?: boolean;
+}
+
+/** The tcpdump-like body of a packet line (without time and interface). */
+export function formatPacketBody(e: PacketEvent, verbose?: VerboseTcpText): string {
   const bits = e.flagBits;
   const payloadLen = e.payloadLen;
   let s = `${e.family === 'ipv4' ? 'IP' : 'IP6'} ${e.saddr}.${e.sport} > ${e.daddr}.${e.dport}: Flags [${flagLetters(bits)}]`;
-  if (payloadLen > 0 || (bits & 0x07) !== 0) {
+  if (verbose?.cksum) s += `, ${verbose.cksum}`;
+  if (payloadLen > 0 || (bits & 0x07) !== 0 || verbose?.seqAlways) {
     s += payloadLen > 0 ? `, seq ${e.seq}:${(e.seq + payloadLen) >>> 0}` : `, seq ${e.seq}`;
   }
   if (bits & 0x10) s += `, ack ${e.ack}`;
   s += `, win ${e.window}`;
-  const options = tcpOptions(e);
-  if (options.length) s += `, options [${options.join(',')}]`;
+  if (verbose?.options !== undefined) {
+    s += `, options [${verbose.options}]`;
+    if (verbose.endsAtOptions) return s;
+  } else {
+    const options = tcpOptions(e);
+    if (options.length) s += `, options [${options.join(',')}]`;
+  }
   s += `, length ${payloadLen}`;
   return s;
 }

@@ -7,6 +7,7 @@ import type { BpfMap } from '../bpf/map';
 import type { XdpMode } from '../bpf/program';
 import { builtObjectPath } from '../bpf/paths';
 import { compileFilter, CompiledFilter, FILTER_MAX_INSNS, PacketFilter } from '../filter/compile';
+import type { LinkFollower } from '../net/link-watch';
 import { DEFAULT_WAKEUP_BYTES } from './stream';
 import { MAX_CAPTURE, NormalizedOptions, PacketHook, PacketsOptions, eventsPerSlot, intOption, normalize } from './packets-options';
 
@@ -45,17 +46,35 @@ function encodeFilter(filter: CompiledFilter): { len: number; insns: unknown[] }
   return { len: filter.insns.length, insns: filter.insns };
 }
 
+/** Attaches the packet program (and the egress counter with `egress`) to one interface; nothing stays attached on failure. */
+function attachTo(obj: BpfObject, hook: PacketHook, xdpMode: XdpMode, egress: boolean, ifindex: number): Link[] {
+  const prog = obj.program(hook === 'tc' ? 'packets_tc' : 'packets_xdp');
+  const links = [hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: xdpMode })];
+  if (egress) {
+    try {
+      links.push(obj.program('packets_tc_egress').attachTc(ifindex, { direction: 'egress' }));
+    } catch (e) {
+      links[0]!.detach();
+      throw e;
+    }
+  }
+  return links;
+}
+
 /**
  * The loaded packet program with its maps: configuration that can change while it runs,
  * counters, SYN tables. Shared by packets() and synCounts().
  */
-export class PacketProgram {
+export class PacketProgram implements LinkFollower {
   readonly object: BpfObject;
   readonly links: Link[];
   readonly hook: PacketHook;
   /** Interface names by ifindex. */
   readonly interfaces: ReadonlyMap<number, string>;
   private readonly names: Map<number, string>;
+  /** The links made on each interface (ingress, and egress with egressCounters). */
+  private readonly byInterface: Map<number, Link[]>;
+  private readonly egressCounters: boolean;
   private readonly xdpMode: XdpMode;
   private config: ConfigValue;
   private filterText: string;
@@ -63,9 +82,11 @@ export class PacketProgram {
   private readonly filterMap: BpfMap<number, unknown>;
 
   /** @internal */
-  constructor(object: BpfObject, links: Link[], opts: NormalizedOptions, config: ConfigValue) {
+  constructor(object: BpfObject, byInterface: Map<number, Link[]>, opts: NormalizedOptions, config: ConfigValue) {
     this.object = object;
-    this.links = links;
+    this.byInterface = byInterface;
+    this.links = [...byInterface.values()].flat();
+    this.egressCounters = opts.egressCounters;
     this.hook = opts.hook;
     this.names = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
     this.interfaces = this.names;
@@ -103,16 +124,9 @@ export class PacketProgram {
       };
       obj.map('packets_filter').set(0, encodeFilter(opts.filter));
       obj.map('packets_config').set(0, config);
-      const links: Link[] = [];
-      const prog = obj.program(opts.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
-      for (const ifindex of opts.ifindexes) {
-        links.push(opts.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: opts.xdpMode }));
-      }
-      if (opts.egressCounters) {
-        const egress = obj.program('packets_tc_egress');
-        for (const ifindex of opts.ifindexes) links.push(egress.attachTc(ifindex, { direction: 'egress' }));
-      }
-      return new PacketProgram(obj, links, opts, config);
+      const byInterface = new Map<number, Link[]>();
+      for (const ifindex of opts.ifindexes) byInterface.set(ifindex, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex));
+      return new PacketProgram(obj, byInterface, opts, config);
     } catch (e) {
       obj.close();
       throw e;
@@ -125,9 +139,28 @@ export class PacketProgram {
    */
   addInterface(ifindex: number, name: string): boolean {
     if (this.names.has(ifindex)) return false;
-    const prog = this.object.program(this.hook === 'tc' ? 'packets_tc' : 'packets_xdp');
-    this.links.push(this.hook === 'tc' ? prog.attachTc(ifindex) : prog.attachXdp(ifindex, { mode: this.xdpMode }));
+    const links = attachTo(this.object, this.hook, this.xdpMode, this.egressCounters, ifindex);
+    this.byInterface.set(ifindex, links);
+    this.links.push(...links);
     this.names.set(ifindex, name);
+    return true;
+  }
+
+  /**
+   * Lets go of an interface that disappeared (the kernel detached the program with it):
+   * its links are released and its name forgotten. False when it was not attached.
+   */
+  removeInterface(ifindex: number): boolean {
+    const links = this.byInterface.get(ifindex);
+    if (!links) return false;
+    this.byInterface.delete(ifindex);
+    this.names.delete(ifindex);
+    for (const link of links) {
+      const at = this.links.indexOf(link);
+      if (at >= 0) this.links.splice(at, 1);
+      // The device is gone with its attachment; detaching only closes the link's fd.
+      try { link.detach(); } catch { /* already detached by the kernel */ }
+    }
     return true;
   }
 

@@ -23,6 +23,7 @@ export type { PacketEvent, PacketView, TcpOptionKind, TcpOptions } from './packe
 export { PacketProgram, openPacketProgram } from './packets-program';
 export type { PacketCounters } from './packets-program';
 export { TimeFormatter, formatPacket, formatPacketBody, packetToJson, tcpOptions } from './packets-format';
+export type { VerboseTcpText } from './packets-format';
 
 /** Records delivered and lost (ring full), and matching packets sampled out (1-in-N sampling or the events-per-second cap). */
 export interface PacketStreamStats extends ReaderStats {

@@ -19,6 +19,7 @@ import { createExporters, Exporters } from '../export';
 import type { ProbeStatsSource } from '../export';
 import { consumeBounded } from '../util/bounded';
 import { upInterfaces } from '../net/interfaces';
+import type { LinkFollower } from '../net/link-watch';
 import type { ResolvedServeConfig } from './config';
 
 interface Running {
@@ -36,8 +37,11 @@ export interface Agent {
   readonly probes: string[];
   /** Sources denied automatically so far. */
   readonly autoDenied: string[];
-  /** The packet programs (packets probe or SYN counts) to attach to interfaces created later. */
-  readonly packetPrograms: () => PacketProgram[];
+  /**
+   * What attaches to interfaces created later and lets go of removed ones, by name: the
+   * packet program (packets probe or SYN counts), the detector, the guard (those running).
+   */
+  readonly linkFollowers: () => Record<string, LinkFollower>;
   /** Stops everything (detaches, flushes exporters); idempotent. */
   close(): Promise<void>;
 }
@@ -76,7 +80,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
   const names: string[] = [];
   /** Read the SYN tables one last time; called before the programs close. */
   const detachers: Array<() => void> = [];
-  const packetPrograms: Array<{ program: PacketProgram; isClosed(): boolean }> = [];
+  const packetPrograms: Array<{ name: string; program: PacketProgram; isClosed(): boolean }> = [];
 
   /** Reads a probe to the end into the metrics; a failing probe is reported, not fatal. */
   // Bounded work per turn (lib/util/bounded.ts): scrapes, sinks and the detector's ticks
@@ -103,13 +107,13 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
       // comes from its tables at every scrape, without a second program per interface.
       const stream = packets({ interfaces, countSyns: true });
-      packetPrograms.push({ program: stream.program, isClosed: () => stream.isClosed });
+      packetPrograms.push({ name: 'packets', program: stream.program, isClosed: () => stream.isClosed });
       pump('packets', stream, (e) => metrics.observePacket(e));
       detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(stream.program) }));
     } else {
       const syns = synCounts({ interfaces });
       let synsClosed = false;
-      packetPrograms.push({ program: syns.program, isClosed: () => synsClosed });
+      packetPrograms.push({ name: 'synCounts', program: syns.program, isClosed: () => synsClosed });
       running.push({ close: () => { synsClosed = true; syns.close(); } });
       names.push('synCounts');
       detachers.push(metrics.attachSynCounts(syns));
@@ -169,7 +173,13 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     mitigation,
     probes: names,
     get autoDenied() { return mitigation?.autoDenied ?? []; },
-    packetPrograms: () => packetPrograms.filter((p) => !p.isClosed()).map((p) => p.program),
+    linkFollowers: () => {
+      const out: Record<string, LinkFollower> = {};
+      for (const p of packetPrograms) if (!p.isClosed()) out[p.name] = p.program;
+      if (detector) out['detect'] = detector;
+      if (guard && !guard.isClosed) out['guard'] = guard;
+      return out;
+    },
     close() {
       closing ??= (async () => {
         if (guardTimer) clearInterval(guardTimer);

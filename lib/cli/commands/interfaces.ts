@@ -3,7 +3,8 @@
 // every interface that is up now and, followed through rtnetlink, each one created later.
 import { upInterfaces } from '../../net/interfaces';
 import { watchLinks } from '../../net/link-watch';
-import type { PacketProgram } from '../../probes/packets';
+import type { LinkFollower, LinkNotice } from '../../net/link-watch';
+import { interfaceIndex } from '../../bpf/netif';
 import type { CommandContext } from '../command';
 
 export interface InterfaceChoice {
@@ -22,21 +23,42 @@ export function interfaceArg(ctx: CommandContext, whenNone: 'all' | 'none'): Int
 }
 
 /**
- * Attaches `programs()` to each interface created from now on, until the command stops;
- * says so on stderr. Start it before listing the interfaces attached at the start, so none
- * falls between the two.
+ * Attaches each of `followers()` (by what it is: packets, detect, guard) to each interface
+ * created from now on, and lets them go of one removed, until the command stops; says so on
+ * stderr. Interfaces up now that none follows yet are caught up at once, so one created
+ * between the command's start and this call is not missed.
  */
-export function followInterfaces(ctx: CommandContext, programs: () => PacketProgram[]): void {
-  const watch = watchLinks(({ ifindex, name }) => {
+export function followInterfaces(ctx: CommandContext, followers: () => Partial<Record<string, LinkFollower>>): void {
+  const onLink = ({ ifindex, name, deleted }: LinkNotice): void => {
     if (ctx.signal.aborted) return;
-    for (const program of programs()) {
+    const done: string[] = [];
+    for (const [what, follower] of Object.entries(followers())) {
+      if (!follower) continue;
       try {
-        if (program.addInterface(ifindex, name)) ctx.err.write(`tcpscope: now also listening on ${name}\n`);
+        if (deleted ? follower.removeInterface(ifindex) : follower.addInterface(ifindex, name)) done.push(what);
       } catch (e) {
-        ctx.err.write(`tcpscope: cannot attach to new interface ${name}: ${(e as Error).message.split('\n')[0]}\n`);
+        ctx.err.write(`tcpscope: ${what}: cannot attach to new interface ${name}: ${(e as Error).message.split('\n')[0]}\n`);
       }
     }
-  }, (message) => ctx.err.write(`tcpscope: ${message}\n`));
-  if (ctx.signal.aborted) watch.close();
-  else ctx.signal.addEventListener('abort', () => watch.close(), { once: true });
+    if (done.length) ctx.err.write(deleted ? `tcpscope: ${name} is gone: detached (${done.join(', ')})\n` : `tcpscope: now also listening on ${name} (${done.join(', ')})\n`);
+  };
+  const watch = watchLinks(onLink, (message) => ctx.err.write(`tcpscope: ${message}\n`));
+  if (ctx.signal.aborted) {
+    watch.close();
+    return;
+  }
+  ctx.signal.addEventListener('abort', () => watch.close(), { once: true });
+  for (const name of upInterfaces()) {
+    const ifindex = interfaceIndexOf(name);
+    if (ifindex !== undefined) onLink({ ifindex, name, deleted: false });
+  }
+}
+
+/** An interface's index, or undefined when it is gone already. */
+function interfaceIndexOf(name: string): number | undefined {
+  try {
+    return interfaceIndex(name);
+  } catch {
+    return undefined;
+  }
 }

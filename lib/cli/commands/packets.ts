@@ -5,6 +5,7 @@ import { compileFilter } from '../../filter/compile';
 import { FilterError } from '../../filter/parse';
 import { PcapngWriter, LINKTYPE_ETHERNET } from '../../pcapng';
 import { MAX_CAPTURE, PacketEvent, PacketStream, TimeFormatter, formatPacketBody, packetToJson, packets } from '../../probes/packets';
+import { formatPacketVerbose } from '../../probes/packets-verbose';
 import { PacketPcapngEncoder } from '../../capture/pcapng';
 import { PacketFileFilter } from '../../probes/packets-file';
 import { CaptureFormatError, CaptureFrame, readCapture } from '../../pcapng/read';
@@ -15,8 +16,17 @@ import { DEPRECATED_D, STREAM_OPTIONS, UsageError, counter, looksLikeDuration, p
 
 const STDOUT_FD = 1;
 
-/** Bytes captured with -v: the link, IP and TCP headers with options. */
+/**
+ * Bytes captured with -v unless -s says otherwise: the link, IP and TCP headers with
+ * options, and no payload (payload is captured only when asked for). tcpdump's TCP checksum
+ * check needs the whole segment, so without -s it covers segments of up to ~50 payload bytes.
+ */
 const VERBOSE_SNAPLEN = 128;
+
+/** One packet line as text: tcpdump's default, -v or -vv. */
+function lineOf(e: PacketEvent, verbosity: number): string {
+  return verbosity > 0 ? formatPacketVerbose(e, verbosity) : formatPacketBody(e);
+}
 
 /** Ring of a -w capture: 32 MiB holds about 200k packets of 96 captured bytes. */
 const CAPTURE_RING_BYTES = 1 << 25;
@@ -27,32 +37,6 @@ function intArg(ctx: CommandContext, name: string, fallback: number, min: number
   const text = String(raw);
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`bad --${name} '${text}': expected an integer ${min}..${max}`);
   return Number(text);
-}
-
-/**
- * tcpdump -v's lines: the IP header's fields (`IP (tos 0x0, ttl 64, id 1, offset 0, flags
- * [DF], proto TCP (6), length 60)` then the TCP part indented on the next line;
- * `IP6 (flowlabel 0x1, hlim 64, next-header TCP (6) payload length: 40) ...` on one), read
- * from the frame's first bytes (-v captures them). tcpdump's checksum check is not printed.
- */
-export function formatPacketVerbose(e: PacketEvent): string {
-  const body = formatPacketBody(e).replace(/^IP6? /, '');
-  const ip = e.frame && e.frame.length >= e.ipOffset + (e.family === 'ipv4' ? 20 : 40) ? e.frame.subarray(e.ipOffset) : undefined;
-  if (e.family === 'ipv4') {
-    if (!ip) return `IP (ttl ${e.ttl}, proto TCP (6), length ${e.ipLen})\n    ${body}`;
-    const frag = (ip[6]! << 8) | ip[7]!;
-    const flags = `${frag & 0x4000 ? 'DF' : ''}${frag & 0x2000 ? '+' : ''}` || 'none';
-    return `IP (tos 0x${ip[1]!.toString(16)}, ttl ${e.ttl}, id ${(ip[4]! << 8) | ip[5]!}, offset ${(frag & 0x1fff) * 8}, flags [${flags}], proto TCP (6), length ${e.ipLen})\n    ${body}`;
-  }
-  const parts: string[] = [];
-  if (ip) {
-    const word = ((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0;
-    const tclass = (word >>> 20) & 0xff, flowlabel = word & 0xfffff;
-    if (tclass) parts.push(`class 0x${tclass.toString(16)}`);
-    if (flowlabel) parts.push(`flowlabel 0x${flowlabel.toString(16).padStart(5, '0')}`);
-  }
-  parts.push(`hlim ${e.ttl}`, `next-header TCP (6) payload length: ${e.ipLen - 40}`);
-  return `IP6 (${parts.join(', ')}) ${body}`;
 }
 
 /** -r FILE: the file's frames through the kernel program (BPF_PROG_TEST_RUN), printed as live. */
@@ -71,7 +55,7 @@ async function readFile(ctx: CommandContext, file: string, expression: string): 
   }
   const take = counter(ctx);
   const json = Boolean(ctx.values['json']);
-  const verbose = ctx.values['verbose'] !== undefined;
+  const verbosity = Number(ctx.values['verbose'] ?? 0);
   const time = new TimeFormatter();
   const payloadBytes = intArg(ctx, 'payload', 0, 0, MAX_CAPTURE);
   using filter = new PacketFileFilter(expression, { payloadBytes });
@@ -80,7 +64,7 @@ async function readFile(ctx: CommandContext, file: string, expression: string): 
   for (const { event: e } of filter.select(frames)) {
     if (ctx.signal.aborted) break;
     selected++;
-    ctx.out.write(json ? `${toJson(packetToJson(e))}\n` : `${time.format(e.epochNs)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`);
+    ctx.out.write(json ? `${toJson(packetToJson(e))}\n` : `${time.format(e.epochNs)} ${e.ifname} In  ${lineOf(e, verbosity)}\n`);
     if (!take()) break;
   }
   ctx.err.write(`${selected} packets selected of ${frames.length} in the file\n`);
@@ -91,12 +75,12 @@ async function writeText(ctx: CommandContext, probe: PacketStream): Promise<void
   const take = counter(ctx);
   const json = Boolean(ctx.values['json']);
   const time = new TimeFormatter();
-  const verbose = ctx.values['verbose'] !== undefined;
+  const verbosity = Number(ctx.values['verbose'] ?? 0);
   let done = false;
   for await (const events of probe.batches()) {
     let out = '';
     for (const e of events) {
-      out += json ? `${toJson(packetToJson(e))}\n` : `${time.format(e.epochNs)} ${e.ifname} In  ${verbose ? formatPacketVerbose(e) : formatPacketBody(e)}\n`;
+      out += json ? `${toJson(packetToJson(e))}\n` : `${time.format(e.epochNs)} ${e.ifname} In  ${lineOf(e, verbosity)}\n`;
       if (!take()) { done = true; break; }
     }
     ctx.out.write(out);
@@ -147,7 +131,7 @@ export const packetsCommand: Command = {
     'xdp-mode': { type: 'string', arg: 'MODE', choices: ['auto', 'native', 'skb'], help: 'XDP attach mode with --xdp' },
     write: { type: 'string', short: 'w', arg: 'FILE', help: 'write a pcapng file instead of lines (- for standard output)' },
     read: { type: 'string', short: 'r', arg: 'FILE', help: 'read packets from a pcap or pcapng file (- for standard input) instead of an interface; the filter runs in the kernel program as live' },
-    snaplen: { type: 'string', short: 's', arg: 'SNAPLEN', help: 'bytes kept of each packet with -w (0 = 262144, as tcpdump)' },
+    snaplen: { type: 'string', short: 's', arg: 'SNAPLEN', help: 'bytes kept of each packet with -w or -v (0 = 262144, as tcpdump; -v alone keeps 128: the headers)' },
     sample: { type: 'string', arg: 'N', help: 'keep one matching packet in N (in the kernel)' },
     payload: { type: 'string', arg: 'N', help: 'with --json, include the first N payload bytes (hex)' },
     'time-stamp-precision': { type: 'string', arg: 'PREC', choices: ['nano', 'micro'], help: 'pcapng timestamp resolution with -w' },
@@ -155,7 +139,7 @@ export const packetsCommand: Command = {
     'latency-ms': { type: 'string', arg: 'MS', help: 'longest time a packet waits in the ring before it is read' },
     'packet-buffered': { type: 'boolean', short: 'U', default: false, help: 'with -w, write each packet within 10 ms' },
     numeric: { type: 'boolean', short: 'n', counted: true, help: 'do not resolve names (tcpscope never does: accepted for tcpdump habits; -nn too)' },
-    verbose: { type: 'boolean', short: 'v', counted: true, help: 'also print the IP header (tos, TTL, id, offset, flags, length; IPv6 class, flow label, hop limit) as tcpdump -v does (-vv: the same)' },
+    verbose: { type: 'boolean', short: 'v', counted: true, help: 'print as tcpdump -v: the IP header (tos, TTL, id, offset, flags, length, options, a bad header checksum; IPv6 class, flow label, hop limit) and the TCP checksum verdict of segments captured whole (live, -v captures the headers only: add -s 0 to check segments with payload); -vv as tcpdump -vv: also the sequence number of every segment' },
   },
   deprecated: [{ ...DEPRECATED_D, warning: '-d DURATION is deprecated: use --duration (-d alone prints the compiled filter, as tcpdump -d does)', when: looksLikeDuration }],
   allowPositionals: true,
@@ -193,13 +177,16 @@ export const packetsCommand: Command = {
     const hook = ctx.values['xdp'] ? 'xdp' : 'tc';
     const immediate = ctx.values['packet-buffered'] === true;
     const xdpMode = ctx.values['xdp-mode'] as 'auto' | 'skb' | 'native' | undefined;
+    const verbose = ctx.values['verbose'] !== undefined;
+    // -v prints IP header fields the event does not carry: capture the headers (or what -s
+    // asks for: -s 0 -v captures whole frames, so every segment's checksum is checked).
+    const captured = file ? Math.min(snaplen, MAX_CAPTURE) : verbose ? (ctx.values['snaplen'] !== undefined ? Math.min(snaplen, MAX_CAPTURE) : VERBOSE_SNAPLEN) : 0;
     const probe = packets({
       interfaces,
       hook,
       ...(xdpMode ? { xdpMode } : {}),
       filter: expression,
-      // -v prints IP header fields the event does not carry: capture the headers.
-      snaplen: file ? Math.min(snaplen, MAX_CAPTURE) : ctx.values['verbose'] !== undefined ? VERBOSE_SNAPLEN : 0,
+      snaplen: captured,
       payloadBytes: file ? 0 : payloadBytes,
       sampleRate: intArg(ctx, 'sample', 1, 1, 0x7fffffff),
       signal: ctx.signal,
@@ -210,10 +197,10 @@ export const packetsCommand: Command = {
       latencyMs: intArg(ctx, 'latency-ms', immediate ? 10 : file ? 1000 : 50, 1, 10000),
       ...(file && !immediate ? { wakeupBytes: CAPTURE_RING_BYTES / 8, ringBytes: CAPTURE_RING_BYTES } : {}),
     });
-    if (follow) followInterfaces(ctx, () => (probe.isClosed ? [] : [probe.program]));
+    if (follow) followInterfaces(ctx, () => (probe.isClosed ? {} : { packets: probe.program }));
     const names = [...probe.interfaces.values()].join(', ');
     // tcpdump's line, then what tcpscope adds: where it captures and the filter.
-    ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
+    ctx.ready(`listening on ${names}, link-type EN10MB (Ethernet), snapshot length ${verbose && !file ? captured : snaplen} bytes (${hook === 'xdp' ? 'XDP' : 'tc ingress'}${compiledText ? `, filter '${compiledText}'` : ''}${file ? `, writing ${file}` : ''})`);
     try {
       if (file) await writePcapng(ctx, probe, file, snaplen, precision === 'nano' ? 'ns' : 'us', immediate);
       else await writeText(ctx, probe);

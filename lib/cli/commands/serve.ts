@@ -39,8 +39,9 @@ export const serveCommand: Command = {
     const choice = interfaceArg(ctx, 'none');
     if (choice.interfaces.length) config.interfaces = choice.interfaces;
     const agent = await startAgent(config, (m) => ctx.err.write(`tcpscope serve: ${m}\n`));
-    // -i any: new interfaces join the packets probe (detection and guard keep their start set).
-    if (choice.follow) followInterfaces(ctx, agent.packetPrograms);
+    // -i any: new interfaces join the packets probe, the detector and the guard; removed
+    // ones are let go.
+    if (choice.follow) followInterfaces(ctx, agent.linkFollowers);
     const where = agent.exporters.prometheus ? ` metrics at ${agent.exporters.prometheus.url}` : '';
     ctx.ready(`tcpscope serve: watching ${agent.interfaces.join(', ')}; probes ${agent.probes.join(', ')}; detect ${agent.detector ? 'on' : 'off'}; guard ${agent.guard ? 'on' : 'off'};${where}`);
     await new Promise<void>((resolve) => {

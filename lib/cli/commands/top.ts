@@ -32,7 +32,7 @@ export const topCommand: Command = {
     const pkts = packets({ interfaces, signal: ctx.signal });
     const conns = connections({ events: ['open', 'close'], signal: ctx.signal });
     const more = counter(ctx);
-    if (follow) followInterfaces(ctx, () => (pkts.isClosed ? [] : [pkts.program]));
+    if (follow) followInterfaces(ctx, () => (pkts.isClosed ? {} : { packets: pkts.program }));
     ctx.ready(`listening on ${[...pkts.interfaces.values()].join(', ')} (tc ingress), refreshing every ${intervalMs / 1000}s`);
     const timer = setInterval(() => {
       const snap = aggregator.snapshot();

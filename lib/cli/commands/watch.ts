@@ -78,7 +78,7 @@ export const watchCommand: Command = {
     };
     try {
       watchPackets(interfaces);
-      if (follow) followInterfaces(ctx, () => (streams[0] && !streams[0].isClosed ? [streams[0].program] : []));
+      if (follow) followInterfaces(ctx, () => (streams[0] && !streams[0].isClosed ? { packets: streams[0].program } : {}));
       ctx.ready(`listening on ${interfaces.join(', ')} (tc ingress), watching connections, Ctrl-C to end`);
       const ticker = setInterval(flushRates, 1000);
       ctx.signal.addEventListener('abort', () => clearInterval(ticker), { once: true });
