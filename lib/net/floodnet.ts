@@ -36,9 +36,15 @@ function ipIn(netns: string | undefined, args: string[]): string {
 /** Table ids used here: one per process and call, away from the usual small ids. */
 let calls = 0;
 
-/** The interface the kernel would send a packet from `from` to `to` through (in `netns`, default the caller's). */
+/** The interface the kernel would send a packet from `from` to `to` through (in `netns`, default the caller's); undefined when it has no route. */
 export function routeDevice(from: string, to: string, netns?: string): string | undefined {
-  return /\bdev (\S+)/.exec(ipIn(netns, ['route', 'get', to, 'from', from]))?.[1];
+  let out: string;
+  try {
+    out = ipIn(netns, ['route', 'get', to, 'from', from]);
+  } catch {
+    return undefined; // unreachable
+  }
+  return /\bdev (\S+)/.exec(out)?.[1];
 }
 
 /**
@@ -66,7 +72,7 @@ export function prepareFloodNet(tn: TestNet, options: FloodNetOptions = {}): Flo
       ipIn(netns, [fam, 'rule', 'add', 'from', addr, 'lookup', table, 'pref', '90']);
       undo.unshift([fam, 'rule', 'del', 'from', addr, 'lookup', table, 'pref', '90']);
       const dev = routeDevice(addr, probe, netns);
-      if (dev !== tn.hostIf) throw new Error(`replies from ${addr} to a forged source would leave through ${dev ?? 'no interface'}, not ${tn.hostIf}: refusing to flood`);
+      if (dev !== tn.hostIf) throw new Error(`replies from ${addr} to a forged source would leave through ${dev ?? 'no route'}, not ${tn.hostIf}: refusing to flood`);
     }
     execFileSync('ip', ['netns', 'exec', tn.ns, 'ethtool', '-K', tn.nsIf, 'gro', 'on'], { stdio: 'pipe' });
   } catch (e) {
