@@ -196,7 +196,12 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-flood-'));
   const children = [];
   cleanup = () => {
-    for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+    // hping3 and the curl loop run under `timeout`, which makes a process group of its own:
+    // killed as a group, or they outlive it.
+    for (const c of children) {
+      try { process.kill(-c.pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
+      try { c.kill('SIGKILL'); } catch { /* gone */ }
+    }
     fnet?.destroy();
     tn.destroy();
     srv?.destroy();
