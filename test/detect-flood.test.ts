@@ -13,7 +13,7 @@ import { TcpscopeMetrics } from '../lib/export/metrics';
 import { startPrometheusServer } from '../lib/export/prometheus';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
-import { confineReplies, routeDevice } from '../lib/net/confine';
+import { prepareFloodNet, routeDevice, FloodNet } from '../lib/net/floodnet';
 
 const enabled = bpfAvailable('detect-flood');
 
@@ -51,14 +51,14 @@ function timerLateness(ms: number): Promise<number> {
 
 describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
   let tn: TestNet;
-  let unconfine: (() => void) | undefined;
+  let fnet: FloodNet | undefined;
   beforeAll(() => {
     tn = createTestNet();
     // The host answers the spoofed SYNs: keep those answers on our veth.
-    unconfine = confineReplies(tn.hostV4, tn.hostIf);
+    fnet = prepareFloodNet(tn);
   });
   afterAll(() => {
-    unconfine?.();
+    fnet?.destroy();
     tn?.destroy();
   });
 

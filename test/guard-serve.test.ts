@@ -181,6 +181,10 @@ describe.skipIf(!enabled)('serve auto-protect under a random-source SYN flood', 
       console.log(`protected ${Number(line.split(' ')[0]) - t0} ms after the flood started`);
       expect(flood.child.exitCode).toBeNull(); // while the flood is still on
       const guard = agent.guard!;
+      // Then the guard answers: logged once its first over-budget SYN is answered (or dropped), still during the flood.
+      const answered = await eventually(() => logs.find((l) => new RegExp(`guard: port (${port}|all) answered: \\d+ (SYN cookies sent|SYNs dropped) at XDP`).test(l)), 10000, 'the first answered SYN');
+      expect(logs.indexOf(answered)).toBeGreaterThan(logs.indexOf(line));
+      expect(flood.child.exitCode).toBeNull();
       if (guard.synCookies) await eventually(() => guard.stats().cookies > 1000n, 10000, 'SYN cookies answered');
       const attempts = await new Promise<string>((resolve) => {
         const c = spawn('ip', ['netns', 'exec', tn.ns, process.execPath, '-e', `

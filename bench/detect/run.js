@@ -26,7 +26,7 @@ const BASELINE = opt('baseline', undefined);
 if (!(SECONDS > 0 && SECONDS <= 60)) throw new Error('--seconds must be in (0, 60]');
 if (!(ROUNDS >= 1 && ROUNDS <= 20)) throw new Error('--rounds must be 1..20');
 const { createTestNet } = require(path.join(ROOT, 'dist', 'lib', 'net', 'testnet'));
-const { confineReplies, routeDevice } = require(path.join(ROOT, 'dist', 'lib', 'net', 'confine'));
+const { prepareFloodNet, routeDevice } = require(path.join(ROOT, 'dist', 'lib', 'net', 'floodnet'));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stderr.write(s + '\n');
@@ -150,7 +150,7 @@ async function measure(tn, port, variant, treeRoot) {
   try { execFileSync('which', ['hping3'], { stdio: 'pipe' }); } catch { throw new Error('hping3 is needed (apt-get install hping3)'); }
   const tn = createTestNet();
   // The host answers the spoofed SYNs: those answers must stay on our veth.
-  const unconfine = confineReplies(tn.hostV4, tn.hostIf);
+  const fnet = prepareFloodNet(tn);
   const results = [];
   try {
     if (routeDevice(tn.hostV4, '198.51.100.7') !== tn.hostIf) throw new Error('answers to spoofed sources would leave the veth');
@@ -160,7 +160,7 @@ async function measure(tn, port, variant, treeRoot) {
       results.push(await round(tn, 'subject', ROOT));
     }
   } finally {
-    unconfine();
+    fnet.destroy();
     tn.destroy();
   }
   const summary = { benchmark: 'detect-flood', seconds: SECONDS, rounds: ROUNDS, uptime: execFileSync('uptime').toString().trim() };

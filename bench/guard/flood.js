@@ -1,21 +1,25 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: MIT
 // bench/guard/flood.js: legitimate clients during a random-source SYN flood, with and
-// without tcpscope. A namespace joined by a veth (lib/net/testnet) floods an HTTP server on
-// the host side with hping3 -S --flood --rand-source for --seconds, while a curl loop from the
-// same namespace (another address) fetches a page, one request after the other, each given
-// --timeout seconds. Modes, alternated round by round:
+// without tcpscope. Two namespaces joined by a veth: the server's (an HTTP server with a
+// small listen backlog; its SYN-cookie and backlog sysctls set there only) and the
+// clients' (lib/net/testnet's namespace), from which hping3 -S --flood --rand-source floods
+// the server's port for --seconds while curl, from another address, starts --rate requests
+// a second, each given --timeout seconds. Modes, alternated round by round, identical but
+// for tcpscope:
 //   none     no tcpscope
 //   watch    `tcpscope serve` watching (probes + detectors, no guard)
 //   auto     `tcpscope serve` with the guard on: the syn_flood alert protects the port
-//            (SYN cookies at XDP past a SYN budget); the time from the flood's start to the
-//            protection is reported
+//            (SYN cookies at XDP past a SYN budget)
 //   lean     as auto, with serve's metric probes off (detectors and guard only)
 //   static   the port protected before the flood (`tcpscope guard --protect-port`)
-// Per mode: requests completed and failed, their latency (median, p90), the SYNs/s the
-// veth received, and for auto the protection delay. The last line is JSON.
+// serve and guard run inside the server's namespace, as on a real server. Per mode:
+// requests started, connected and completed, connect time (p50, p99), the SYNs/s the veth
+// carried, the server's listen-queue counters, and for auto/lean the delays from the flood's
+// start to the protection and to the first SYN the guard answered. The last line is JSON.
 //
-//   node bench/guard/flood.js [--seconds 10] [--rounds 3] [--timeout 3] [--modes none,watch,auto,lean,static]
+//   node bench/guard/flood.js [--seconds 8] [--rounds 3] [--modes none,watch,auto]
+//        [--rate 10] [--timeout 3] [--backlog 64] [--syncookies 1]
 // DEBUG_FLOOD=1 prints progress and the agent's guard log lines to stderr.
 'use strict';
 const fs = require('node:fs');
@@ -30,20 +34,26 @@ if (!fs.existsSync(CLI)) { console.error(`${CLI} is missing: run \`node scripts/
 const { createTestNet } = require(path.join(ROOT, 'dist', 'lib', 'net', 'testnet'));
 const { prepareFloodNet, startSynFlood } = require(path.join(ROOT, 'dist', 'lib', 'net', 'floodnet'));
 
-const opts = { seconds: 10, rounds: 3, timeout: 3, modes: 'none,watch,auto,static' };
+const opts = { seconds: 8, rounds: 3, timeout: 3, rate: 10, backlog: 64, syncookies: 1, modes: 'none,watch,auto' };
+const LIMITS = { seconds: [1, 120], rounds: [1, 20], timeout: [1, 30], rate: [1, 50], backlog: [1, 65535], syncookies: [0, 2] };
 for (let i = 2; i < process.argv.length; i++) {
   const m = /^--(\w+)$/.exec(process.argv[i]);
   if (!m || !(m[1] in opts)) { console.error(`unknown option ${process.argv[i]}; options: ${Object.keys(opts).map((k) => `--${k}`).join(' ')}`); process.exit(2); }
   const v = process.argv[++i];
-  opts[m[1]] = m[1] === 'modes' ? v : Number(v);
+  if (m[1] === 'modes') { opts.modes = v ?? ''; continue; }
+  const n = Number(v);
+  const [lo, hi] = LIMITS[m[1]];
+  if (!Number.isInteger(n) || n < lo || n > hi) { console.error(`--${m[1]}: expected an integer ${lo}..${hi}, got ${v}`); process.exit(2); }
+  opts[m[1]] = n;
 }
 const MODES = opts.modes.split(',');
-for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static'].includes(m)) { console.error(`unknown mode ${m}: none, watch, auto, lean, static`); process.exit(2); }
+for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static'].includes(m)) { console.error(`unknown mode '${m}': none, watch, auto, lean, static`); process.exit(2); }
 
 const debug = (m) => { if (process.env.DEBUG_FLOOD) console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quantile = (xs, q) => { if (!xs.length) return null; const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 const median = (xs) => quantile(xs, 0.5);
+const round1 = (x) => (x === null ? null : +x.toFixed(1));
 
 /** Waits until `re` appears in what `child` wrote to stderr; rejects if it exits first or after `ms`. */
 function waitFor(child, re, ms, what) {
@@ -55,89 +65,175 @@ function waitFor(child, re, ms, what) {
   });
 }
 
-function rxPackets(ifname) {
-  return Number(fs.readFileSync(`/sys/class/net/${ifname}/statistics/rx_packets`, 'utf8'));
+const inNs = (ns, cmd, args) => execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const counter = (ns, ifname, which) => Number(inNs(ns, 'cat', [`/sys/class/net/${ifname}/statistics/${which}`]));
+
+/** The server namespace's TcpExt counters that show listen-queue pressure (/proc/net/netstat read inside it). */
+const PRESSURE = ['ListenOverflows', 'ListenDrops', 'TCPReqQFullDrop', 'TCPReqQFullDoCookies', 'SyncookiesSent', 'SyncookiesRecv', 'SyncookiesFailed'];
+function pressure(ns) {
+  const lines = inNs(ns, 'cat', ['/proc/net/netstat']).split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0].split(/\s+/);
+  const values = lines[1].split(/\s+/);
+  return Object.fromEntries(PRESSURE.map((k) => [k, Number(values[names.indexOf(k)] ?? 0)]));
+}
+
+/**
+ * Moves the TestNet's host side into a namespace of its own (the server's), so that the
+ * sysctls the measurement needs are set there and nowhere else. Named as testnet names its
+ * namespaces, so `tcpscope cleanup` finds it if this process dies.
+ */
+function serverNamespace(tn) {
+  const ns = `tcps-${process.pid}-99`;
+  const ip = (args) => execFileSync('ip', args, { stdio: 'pipe' });
+  ip(['netns', 'add', ns]);
+  try {
+    ip(['link', 'set', tn.hostIf, 'netns', ns]);
+    ip(['-n', ns, 'addr', 'add', `${tn.hostV4}/24`, 'dev', tn.hostIf]);
+    ip(['-n', ns, '-6', 'addr', 'add', `${tn.hostV6}/64`, 'dev', tn.hostIf, 'nodad']);
+    ip(['-n', ns, 'link', 'set', tn.hostIf, 'up']);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    // The listen queue holds `backlog` requests (the server asks for as many, and somaxconn
+    // caps it); past it, the kernel answers SYNs with its own cookies (syncookies 1) or drops
+    // them (0; then already past 3/4 of it, for peers not "proven"). No saved TCP metrics:
+    // a peer with a remembered RTT counts as proven and skips that 3/4 rule, so the one curl
+    // address would be treated as a returning client; each request is a new client here.
+    // Set in this namespace only.
+    inNs(ns, 'sysctl', ['-q', '-w', `net.core.somaxconn=${opts.backlog}`, `net.ipv4.tcp_max_syn_backlog=${opts.backlog}`,
+      `net.ipv4.tcp_syncookies=${opts.syncookies}`, 'net.ipv4.tcp_no_metrics_save=1']);
+  } catch (e) {
+    try { ip(['netns', 'del', ns]); } catch { /* not made */ }
+    throw e;
+  }
+  return { ns, destroy: () => { try { ip(['netns', 'del', ns]); } catch { /* gone */ } } };
+}
+
+/**
+ * Starts tcpscope inside the server's namespace. `ip netns exec` gives the command a mount
+ * namespace with a fresh /sys, without the cgroup2 mount the connection probes need (the
+ * agent spins at start without it): mounted again there, gone with the command.
+ */
+function tcpscopeIn(srv, args) {
+  return spawn('ip', ['netns', 'exec', srv.ns, 'sh', '-c', 'mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"', process.execPath, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 let cleanup = () => {};
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
 
+/** One mode's round: the agent (if any) up, curl and hping3 started together, results. */
+async function runRound(ctx, mode) {
+  const { tn, srv, client, port, dir, children } = ctx;
+  let agent;
+  let log = '';
+  const stamp = (d) => { const now = Date.now(); log += String(d).split('\n').filter(Boolean).map((l) => `${now} ${l}\n`).join(''); };
+  if (mode === 'watch' || mode === 'auto' || mode === 'lean') {
+    const probes = mode === 'lean' ? { packets: false, connections: false, retransmits: false, resets: false, drops: false, rtt: false } : {};
+    const config = { interfaces: [tn.hostIf], probes, guard: { enabled: mode !== 'watch' }, exporters: { prometheus: { port: 0, host: '127.0.0.1' } } };
+    const file = path.join(dir, `${mode}.json`);
+    fs.writeFileSync(file, JSON.stringify(config));
+    agent = tcpscopeIn(srv, ['serve', '--config', file]);
+    agent.stderr.on('data', stamp);
+    children.push(agent);
+    await waitFor(agent, /metrics at/, 30000, 'serve');
+  } else if (mode === 'static') {
+    agent = tcpscopeIn(srv, ['guard', '-i', tn.hostIf, '--protect-port', String(port), '--interval', '60s']);
+    agent.stderr.on('data', stamp);
+    children.push(agent);
+    await waitFor(agent, /guarding/, 30000, 'guard');
+  }
+  debug(`${mode}: ready`);
+  const attempts = opts.seconds * opts.rate;
+  // Open loop: a request every 1/rate s whatever happened to the others, so a slow or
+  // failed one does not thin out the sample.
+  const curl = spawn('ip', ['netns', 'exec', tn.ns, 'timeout', String(opts.seconds + opts.timeout + 10), 'bash', '-c',
+    `for i in $(seq ${attempts}); do curl -s -o /dev/null --interface ${client} --connect-timeout ${opts.timeout} --max-time ${opts.timeout} ` +
+    `-w '%{http_code} %{time_connect} %{time_total}\\n' http://${tn.hostV4}:${port}/ & sleep ${1 / opts.rate}; done; wait`],
+  { stdio: ['ignore', 'pipe', 'ignore'] });
+  children.push(curl);
+  const curlDone = once(curl, 'exit');
+  let out = '';
+  curl.stdout.on('data', (d) => { out += d; });
+  const p0 = pressure(srv.ns);
+  const tx0 = counter(tn.ns, tn.nsIf, 'tx_packets');
+  const t0 = Date.now();
+  const flood = startSynFlood(tn, tn.hostV4, port, opts.seconds);
+  children.push(flood.child);
+  await flood.done;
+  const floodMs = Date.now() - t0;
+  const tx = counter(tn.ns, tn.nsIf, 'tx_packets') - tx0;
+  debug('flood over');
+  await curlDone;
+  const p1 = pressure(srv.ns);
+  debug('curl loop over');
+  const at = (re) => { const m = re.exec(log); return m ? Number(m[1]) - t0 : null; };
+  const protectedAfterMs = at(/^(\d+) .*guard: protecting port/m);
+  const answeredAfterMs = at(/^(\d+) .*guard: port \S+ answered/m);
+  if (agent) {
+    debug(`flood started ${t0}\n${log.split('\n').filter((l) => /guard|syn_flood|alert/.test(l)).slice(0, 8).join('\n')}`);
+    const exited = once(agent, 'exit');
+    agent.kill('SIGINT');
+    await exited;
+  }
+  for (const c of [agent, curl, flood.child]) if (c) children.splice(children.indexOf(c), 1);
+  const lines = out.trim().split('\n').filter(Boolean).map((l) => l.split(' '));
+  const connected = lines.filter((l) => Number(l[1]) > 0);
+  return {
+    attempts,
+    answered: lines.length,
+    connected: connected.length,
+    completed: lines.filter((l) => l[0] === '200').length,
+    connectMs: connected.map((l) => Number(l[1]) * 1000),
+    synPerSec: Math.round(tx / (floodMs / 1000)),
+    pressure: Object.fromEntries(PRESSURE.map((k) => [k, p1[k] - p0[k]])),
+    protectedAfterMs,
+    answeredAfterMs,
+  };
+}
+
 async function main() {
   const tn = createTestNet();
-  const fnet = prepareFloodNet(tn);
-  const client = tn.nsV4.replace(/\.2$/, '.3');
-  execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
-  const port = 20000 + (process.pid % 20000);
+  let srv;
+  let fnet;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-flood-'));
-  // The server: its own process, as a real service would be.
-  const server = spawn(process.execPath, ['-e', `require('node:http').createServer((q, s) => s.end('ok\\n')).listen({ port: ${port}, host: '${tn.hostV4}', backlog: 511 }, () => console.error('listening'))`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const children = [server];
-  const results = Object.fromEntries(MODES.map((m) => [m, []]));
+  const children = [];
   cleanup = () => {
-    for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-    fnet.destroy();
+    // hping3 and the curl loop run under `timeout`, which makes a process group of its own:
+    // killed as a group, or they outlive it.
+    for (const c of children) {
+      try { process.kill(-c.pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
+      try { c.kill('SIGKILL'); } catch { /* gone */ }
+    }
+    fnet?.destroy();
     tn.destroy();
+    srv?.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   };
+  const results = Object.fromEntries(MODES.map((m) => [m, []]));
+  const loads = [];
   try {
+    srv = serverNamespace(tn);
+    // The server answers forged sources through the veth only (checked with ip route get).
+    fnet = prepareFloodNet(tn, { netns: srv.ns });
+    const client = tn.nsV4.replace(/\.2$/, '.3');
+    execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
+    const port = 20000 + (process.pid % 20000);
+    // The server: its own process in its own namespace, as a real service would be.
+    const server = spawn('ip', ['netns', 'exec', srv.ns, process.execPath, '-e',
+      `require('node:http').createServer((q, s) => s.end('ok\\n')).listen({ port: ${port}, host: '${tn.hostV4}', backlog: ${opts.backlog} }, () => console.error('listening'))`],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(server);
     await waitFor(server, /listening/, 10000, 'server');
     debug('server up');
+    const ctx = { tn, srv, client, port, dir, children };
     for (let round = 0; round < opts.rounds; round++) {
       for (const mode of MODES) {
-        let agent;
-        let log = '';
-        if (mode === 'watch' || mode === 'auto' || mode === 'lean') {
-          const probes = mode === 'lean' ? { packets: false, connections: false, retransmits: false, resets: false, drops: false, rtt: false } : {};
-          const config = { interfaces: [tn.hostIf], probes, guard: { enabled: mode !== 'watch' }, exporters: { prometheus: { port: 0, host: '127.0.0.1' } } };
-          const file = path.join(dir, `${mode}.json`);
-          fs.writeFileSync(file, JSON.stringify(config));
-          agent = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-          agent.stderr.on('data', (d) => { const now = Date.now(); log += String(d).split('\n').filter(Boolean).map((l) => `${now} ${l}\n`).join(''); });
-          await waitFor(agent, /metrics at/, 30000, 'serve');
-        } else if (mode === 'static') {
-          agent = spawn(process.execPath, [CLI, 'guard', '-i', tn.hostIf, '--protect-port', String(port), '--interval', '60s'], { stdio: ['ignore', 'ignore', 'pipe'] });
-          await waitFor(agent, /guarding/, 30000, 'guard');
-        }
-        if (agent) children.push(agent);
-        debug(`${mode}: ready`);
-        const curl = spawn('ip', ['netns', 'exec', tn.ns, 'timeout', String(opts.seconds + opts.timeout + 5), 'bash', '-c',
-          `end=$(( $(date +%s%N) + ${opts.seconds} * 1000000000 )); while [ $(date +%s%N) -lt $end ]; do ` +
-          `curl -s -o /dev/null --interface ${client} --max-time ${opts.timeout} -w '%{http_code} %{time_connect} %{time_total}\\n' http://${tn.hostV4}:${port}/; done`],
-        { stdio: ['ignore', 'pipe', 'ignore'] });
-        const curlDone = once(curl, 'exit');
-        let out = '';
-        curl.stdout.on('data', (d) => { out += d; });
-        const rx0 = rxPackets(tn.hostIf);
-        const t0 = Date.now();
-        const flood = startSynFlood(tn, tn.hostV4, port, opts.seconds);
-        await flood.done;
-        debug('flood over');
-        const floodMs = Date.now() - t0;
-        const rx = rxPackets(tn.hostIf) - rx0;
-        await curlDone;
-        debug('curl loop over');
-        let protectedAfterMs = null;
-        if (agent) {
-          const m = /^(\d+) .*guard: protecting port/m.exec(log);
-          if (m) protectedAfterMs = Number(m[1]) - t0;
-          debug(`flood started ${t0}\n${log.split('\n').filter((l) => /guard|syn_flood|alert/.test(l)).slice(0, 8).join('\n')}`);
-          const exited = once(agent, 'exit');
-          agent.kill('SIGINT');
-          await exited;
-          children.splice(children.indexOf(agent), 1);
-        }
-        const lines = out.trim().split('\n').filter(Boolean).map((l) => l.split(' '));
-        const ok = lines.filter((l) => l[0] === '200');
-        const r = {
-          completed: ok.length,
-          failed: lines.length - ok.length,
-          latencyMs: ok.map((l) => Number(l[2]) * 1000),
-          synPerSec: Math.round(rx / (floodMs / 1000)),
-          protectedAfterMs,
-        };
+        const r = await runRound(ctx, mode);
         results[mode].push(r);
-        console.log(`round ${round + 1} ${mode.padEnd(6)} completed ${r.completed} failed ${r.failed} median ${median(r.latencyMs)?.toFixed(1)} ms p90 ${quantile(r.latencyMs, 0.9)?.toFixed(1)} ms, veth ${r.synPerSec} pkt/s${protectedAfterMs !== null ? `, protected after ${protectedAfterMs} ms` : ''} (load ${os.loadavg()[0].toFixed(2)})`);
-        await sleep(2000); // let the half-open connections of the flood settle
+        loads.push(os.loadavg()[0]);
+        const q = (x) => (quantile(r.connectMs, x) ?? NaN).toFixed(1);
+        console.log(`round ${round + 1} ${mode.padEnd(6)} connected ${r.connected}/${r.attempts} completed ${r.completed} connect p50 ${q(0.5)} ms p99 ${q(0.99)} ms, veth ${r.synPerSec} pkt/s, ` +
+          `listen drops ${r.pressure.ListenDrops}, SYN queue full ${r.pressure.TCPReqQFullDrop + r.pressure.TCPReqQFullDoCookies}, kernel cookies ${r.pressure.SyncookiesSent} (${r.pressure.SyncookiesRecv} ACKs back)` +
+          `${r.protectedAfterMs !== null ? `, protected after ${r.protectedAfterMs} ms` : ''}${r.answeredAfterMs !== null ? `, answering after ${r.answeredAfterMs} ms` : ''} (load ${os.loadavg()[0].toFixed(2)})`);
+        await sleep(2000); // the flood's half-open requests expire from the listen queue's head
       }
     }
   } finally {
@@ -145,17 +241,27 @@ async function main() {
   }
   const summary = {};
   for (const [mode, rs] of Object.entries(results)) {
-    const lat = rs.flatMap((r) => r.latencyMs);
+    const connect = rs.flatMap((r) => r.connectMs);
+    const attempts = rs.reduce((a, r) => a + r.attempts, 0);
+    const connected = rs.reduce((a, r) => a + r.connected, 0);
     summary[mode] = {
-      completed_median: median(rs.map((r) => r.completed)),
-      failed_total: rs.reduce((a, r) => a + r.failed, 0),
-      latency_ms_median: median(lat) === null ? null : +median(lat).toFixed(1),
-      latency_ms_p90: quantile(lat, 0.9) === null ? null : +quantile(lat, 0.9).toFixed(1),
+      attempts,
+      connected,
+      completed: rs.reduce((a, r) => a + r.completed, 0),
+      connect_success: attempts ? +(connected / attempts).toFixed(3) : null,
+      connect_ms_p50: round1(median(connect)),
+      connect_ms_p99: round1(quantile(connect, 0.99)),
       veth_pkt_per_sec_median: median(rs.map((r) => r.synPerSec)),
+      // The server namespace's TcpExt counters over a round, medians of the rounds.
+      kernel: Object.fromEntries(PRESSURE.map((k) => [k, median(rs.map((r) => r.pressure[k]))])),
       protected_after_ms: rs.map((r) => r.protectedAfterMs).filter((x) => x !== null),
+      answered_after_ms: rs.map((r) => r.answeredAfterMs).filter((x) => x !== null),
     };
   }
-  console.log(JSON.stringify({ bench: 'guard-flood', kernel: os.release(), cpus: os.cpus().length, seconds: opts.seconds, rounds: opts.rounds, loadavg_end: +os.loadavg()[0].toFixed(2), modes: summary }));
+  console.log(JSON.stringify({
+    bench: 'guard-flood', kernel: os.release(), cpus: os.cpus().length, seconds: opts.seconds, rounds: opts.rounds, rate: opts.rate,
+    timeout: opts.timeout, backlog: opts.backlog, syncookies: opts.syncookies, loadavg: [+Math.min(...loads).toFixed(2), +Math.max(...loads).toFixed(2)], modes: summary,
+  }));
 }
 
-main().catch((e) => { console.error(e.message); process.exit(1); });
+main().catch((e) => { console.error(e.message); cleanup(); process.exit(1); });

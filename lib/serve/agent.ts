@@ -157,6 +157,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     }
   } catch (e) {
     if (guardTimer) clearInterval(guardTimer);
+    mitigation?.close();
     for (const d of detachers) d();
     for (const r of running) r.close();
     guard?.close();
@@ -183,6 +184,7 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     close() {
       closing ??= (async () => {
         if (guardTimer) clearInterval(guardTimer);
+        mitigation?.close();
         for (const d of detachers) d();
         for (const r of running) r.close();
         guard?.close();

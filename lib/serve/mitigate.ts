@@ -18,6 +18,14 @@ export interface GuardActionSink {
 /** Most ports one alert protects one by one; past it, every port. */
 const MAX_PORTS_PER_ALERT = 16;
 
+/**
+ * How often, and for how long, a newly protected port is watched for the first SYN the guard
+ * answers (or drops): the log line that says the protection works, soon enough to tell the
+ * alert's delay from the guard's.
+ */
+const FIRST_ANSWER_POLL_MS = 20;
+const FIRST_ANSWER_WATCH_MS = 10_000;
+
 /** The allow list with its keywords resolved: "loopback", "sessions" (peers of established connections and the SSH client, now). */
 export function resolveAllow(list: readonly string[]): Cidr[] {
   const out: Cidr[] = [];
@@ -41,6 +49,8 @@ export class Mitigation {
   /** Protected ports (0: all) and their over-budget SYN count at the last tick. */
   private readonly ports = new Map<number, bigint>();
   private lastStats = { dropped: 0n, portDropped: 0n, cookies: 0n };
+  /** Newly protected ports watched for their first answered SYN. */
+  private readonly watches = new Map<number, NodeJS.Timeout>();
 
   constructor(
     private readonly guard: Guard,
@@ -124,6 +134,35 @@ export class Mitigation {
     this.ports.set(key, entry.cookies + entry.droppedPackets);
     this.metrics.observeGuardAction('protect', 'syn_flood');
     this.log(`guard: protecting port ${port} after syn_flood: ${entry.mode === 'cookie' ? 'SYN cookies' : 'SYNs dropped'} past ${entry.ratePerSec} SYN/s${entry.fallback ? ` (no cookies: ${entry.fallback})` : ''}`);
+    this.watchFirstAnswer(key, entry.cookies + entry.droppedPackets);
+  }
+
+  /** Logs once the guard has answered (or dropped) a SYN over the port's budget. */
+  private watchFirstAnswer(key: number, before: bigint): void {
+    const started = Date.now();
+    const stop = (): void => { clearInterval(this.watches.get(key)); this.watches.delete(key); };
+    stop();
+    const timer = setInterval(() => {
+      let entry: PortEntry | undefined;
+      try {
+        entry = this.guard.protectedPorts().find((e) => (e.port === 'all' ? 0 : e.port) === key);
+      } catch {
+        return stop(); // the guard closed
+      }
+      if (entry === undefined) return stop(); // lifted already
+      if (entry.cookies + entry.droppedPackets > before) {
+        stop();
+        this.log(`guard: port ${entry.port} answered: ${entry.mode === 'cookie' ? `${entry.cookies} SYN cookies sent` : `${entry.droppedPackets} SYNs dropped`} at XDP so far`);
+      } else if (Date.now() - started >= FIRST_ANSWER_WATCH_MS) stop();
+    }, FIRST_ANSWER_POLL_MS);
+    timer.unref();
+    this.watches.set(key, timer);
+  }
+
+  /** Stops the watches; call before the guard closes. */
+  close(): void {
+    for (const t of this.watches.values()) clearInterval(t);
+    this.watches.clear();
   }
 
   /** Once a second: counts what the guard did, and keeps protecting ports still flooded. */
