@@ -140,7 +140,8 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
       await runTraffic(tn, tn.hostV4, port, 3);
       await runTraffic(tn, tn.hostV6, port, 2);
       await eventually(() => probe.counters().matched >= 2, 3000, 'matches');
-      await new Promise((r) => setTimeout(r, 100));
+      // The SYNs are through: what the kernel let past the filter is all read.
+      await eventually(() => events.length === probe.counters().emitted, 3000, 'every record the kernel wrote');
     } finally {
       s4.close(); s6.close();
       probe.close();
@@ -161,9 +162,9 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
     try {
       await runTraffic(tn, tn.hostV4, port, 40);
       await eventually(() => probe.counters().matched >= 40, 3000, '40 SYNs');
+      await eventually(() => events.length === probe.counters().emitted, 3000, 'every record the kernel wrote');
     } finally {
       server.close();
-      await new Promise((r) => setTimeout(r, 50));
       probe.close();
       await done;
     }
@@ -190,7 +191,7 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
       await runTraffic(tn, tn.hostV4, a, 2);
       await runTraffic(tn, tn.hostV4, b, 3);
       await eventually(() => events.length >= 5, 3000, 'port B SYNs');
-      await new Promise((r) => setTimeout(r, 100));
+      await eventually(() => events.length === probe.counters().emitted, 3000, 'every record the kernel wrote');
       expect(probe.object.program('packets_tc').info().id).toBe(progId);
     } finally {
       sa.close(); sb.close();
