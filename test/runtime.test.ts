@@ -206,7 +206,7 @@ describe.skipIf(!enabled)('ring buffers and perf buffers', () => {
     using obj = BpfObject.load(objectPath('rt_attach'));
     const controller = new AbortController();
     const ring = obj.ringBuffer('state_events', { signal: controller.signal, wakeupMs: 1000 });
-    setTimeout(() => controller.abort(), 50);
+    setTimeout(() => controller.abort(), 50); // the abort comes while the reader waits: the subject
     const started = Date.now();
     let n = 0;
     for await (const _ of ring) n++;
@@ -368,8 +368,8 @@ describe.skipIf(!enabled)('attach over loopback', () => {
       for await (const line of lines) if (line.message?.includes(`tcpscope-test state`) && line.message.includes(`port ${port}`)) return line;
       return undefined;
     })();
+    // `found` opened the trace pipe before its first await; the kernel keeps lines until read.
     const server = await listen(port);
-    await new Promise((r) => setTimeout(r, 100));
     await connectAndWrite(port, 1);
     server.close();
     const timer = setTimeout(() => controller.abort(), 5000);
@@ -549,8 +549,7 @@ describe.skipIf(!enabled)('idle readers', () => {
     const ring = obj.ringBuffer<StateEvent>('state_events', { wakeupMs: 10 });
     const it = ring[Symbol.asyncIterator]();
     const next = it.next();
-    await new Promise((r) => setTimeout(r, 300)); // the reader has gone idle
-    expect(obj.global('state_events_reader_idle')).toBe(1);
+    await eventually(() => obj.global('state_events_reader_idle') === 1, 5000, 'the reader to go idle');
     obj.program('tc_emit_event').testRun({ data: new Uint8Array(64) });
     const submitted = performance.now();
     const { value } = await next;
