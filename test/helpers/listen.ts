@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // A TCP server for tests, resolved once it listens.
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { eventually } from './bpf';
 
 export interface ListenOptions {
   /** Accept queue length (Node's default: 511). */
@@ -37,4 +39,16 @@ export async function loopbackExchange(port: number, connections: number, bytes:
     await once(c, 'close');
   }
   server.close();
+}
+
+/**
+ * Resolves once no connection of this host on `port` is still closing: only the listener and
+ * TIME-WAIT are left, so every segment of them, the last ACK included, has been through the
+ * stack and whatever watches it (tc ingress, packet sockets).
+ */
+export async function connectionsSettled(port: number, ms = 5000): Promise<void> {
+  await eventually(() => {
+    const rows = execFileSync('ss', ['-Htan', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
+    return rows.split('\n').every((row) => !row.trim() || /^(LISTEN|TIME-WAIT)\s/.test(row));
+  }, ms, `the connections on port ${port} to finish closing`);
 }
