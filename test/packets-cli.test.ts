@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { createTestNet } from './helpers/netns';
+import { connectionsSettled } from './helpers/listen';
 
 const enabled = bpfAvailable('packets CLI');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -18,7 +19,10 @@ const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 interface Run { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> }
 
 function run(args: string[]): Run {
-  const child = spawn(process.execPath, [CLI, 'packets', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return track(spawn(process.execPath, [CLI, 'packets', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+function track(child: ChildProcess): Run {
   children.push(child);
   let out = '', err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -27,15 +31,12 @@ function run(args: string[]): Run {
   return { child, stdout: () => out, stderr: () => err, exit };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
+/** Resolves on the readiness line (printed once attached); throws if the command exits first. */
 async function started(r: Run): Promise<void> {
-  const deadline = Date.now() + 10000;
-  while (!/listening on/.test(r.stderr())) {
-    if (Date.now() > deadline || r.child.exitCode !== null) throw new Error(`packets did not start: ${r.stdout()} ${r.stderr()}`);
-    await sleep(20);
-  }
-  await sleep(50);
+  await eventually(() => {
+    if (r.child.exitCode !== null) throw new Error(`packets did not start: ${r.stdout()} ${r.stderr()}`);
+    return /listening on/.test(r.stderr());
+  }, 10000, 'the readiness line');
 }
 
 function freePort(): number {
@@ -161,16 +162,11 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
   it('-w - writes the pcapng to standard output, as tcpdump does (piped into tcpdump -r -)', async () => {
     const port = freePort();
     for (const extra of [[], ['-U']]) {
-      const pipeline = spawn('sh', ['-c', `"$0" "$1" packets -i lo -w - -c 6 ${extra.join(' ')} "port $2" | tcpdump -r - -nn`, process.execPath, CLI, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(pipeline);
-      let out = '', err = '';
-      pipeline.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-      pipeline.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      const deadline = Date.now() + 10000;
-      while (!/listening on/.test(err) && Date.now() < deadline) await sleep(20);
-      await sleep(50);
+      const pipeline = track(spawn('sh', ['-c', `"$0" "$1" packets -i lo -w - -c 6 ${extra.join(' ')} "port $2" | tcpdump -r - -nn`, process.execPath, CLI, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      await started(pipeline);
       await traffic(port, 2, 100);
-      const [code] = await once(pipeline, 'exit');
+      const code = await pipeline.exit;
+      const out = pipeline.stdout(), err = pipeline.stderr();
       expect(code, err).toBe(0);
       const lines = out.trim().split('\n');
       expect(lines, err).toHaveLength(6);
@@ -189,7 +185,7 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
       await started(r);
       const connections = 25;
       await traffic(port, connections, 100);
-      await sleep(100);
+      await connectionsSettled(port);
       r.child.kill('SIGINT');
       expect(await r.exit).toBe(0);
       const summary = /(\d+) packets received, 0 lost\n(\d+) TCP segments seen by the kernel, (\d+) matched the filter/.exec(r.stderr());
@@ -213,7 +209,7 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     const progs = programsOf(r.child.pid!);
     expect(progs).toHaveLength(1);
     await traffic(port, 2);
-    await sleep(100);
+    await connectionsSettled(port);
     r.child.kill('SIGINT');
     expect(await r.exit).toBe(0);
     expect(r.stdout().trim().split('\n').length).toBeGreaterThanOrEqual(10);
