@@ -22,3 +22,19 @@ export async function newThreadAsleep(before: Set<number>, ms = 5000): Promise<v
     }
   }), ms, 'a new thread blocked in its wait');
 }
+
+// poll(2) and ppoll(2) by architecture: glibc's poll() is poll on x86-64, ppoll on arm64.
+const POLL_SYSCALLS: Partial<Record<string, readonly number[]>> = { x64: [7, 271], arm64: [73] };
+
+/** Whether a thread of this process is blocked in poll(2) or ppoll(2), e.g. on a full pipe. */
+export function threadInPoll(): boolean {
+  const numbers = POLL_SYSCALLS[process.arch];
+  if (!numbers) throw new Error(`threadInPoll: no poll syscall numbers for ${process.arch}`);
+  return [...threadIds()].some((tid) => {
+    try {
+      return numbers.includes(Number(fs.readFileSync(`/proc/self/task/${tid}/syscall`, 'utf8').split(' ')[0]));
+    } catch {
+      return false; // it ended meanwhile
+    }
+  });
+}
