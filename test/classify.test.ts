@@ -17,12 +17,9 @@ import { main } from '../lib/cli/main';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('classify');
-
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
 
 /** Collects a stream's events in the background. */
 function collect(stream: FlowStream): FlowEvent[] {

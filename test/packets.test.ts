@@ -10,29 +10,12 @@ import { packets, synCounts, PacketStream, PacketView, formatPacket, tcpOptions 
 import { formatAddress } from '../lib/net/addr';
 import { FilterError } from '../lib/filter';
 import { bpfAvailable, eventually } from './helpers/bpf';
-import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { createTestNet, runTraffic, TestNet } from './helpers/netns';
+import { listen } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('packets');
 const SYN = 0x02, ACK = 0x10, FIN = 0x01;
-
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
-
-async function listen(port: number, host: string): Promise<net.Server> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(port, host);
-  await once(server, 'listening');
-  return server;
-}
-
-async function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): Promise<void> {
-  const child = tn.spawnNode(TRAFFIC_SCRIPT, [host, String(port), String(connections), String(bytes)]);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`traffic failed (exit ${code}): ${stderr}`);
-}
 
 /** Reads events in the background until stopped. */
 function collect(probe: PacketStream): { events: PacketView[]; done: Promise<void> } {

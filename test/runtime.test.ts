@@ -13,8 +13,9 @@ import {
 } from '../lib/bpf';
 import { bpfAvailable, objectPath, eventually, libcPath } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
-import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { createTestNet, runTraffic, TestNet } from './helpers/netns';
 import { listen } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('runtime');
 const HOOK_XDP = 1, HOOK_TC = 2;
@@ -35,19 +36,8 @@ async function connectAndWrite(port: number, bytes: number, host = '127.0.0.1'):
   await once(socket, 'close');
 }
 
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
 
 /** Connects from inside the namespace; async, so servers in this process keep accepting. */
-async function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): Promise<void> {
-  const child = tn.spawnNode(TRAFFIC_SCRIPT, [host, String(port), String(connections), String(bytes)]);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`traffic from ${tn.ns} to ${host}:${port} failed (exit ${code}): ${stderr}`);
-}
-
 describe.skipIf(!enabled)('BpfObject: open, globals, programs, maps', () => {
   it('lists programs and maps by name and reports types', () => {
     using obj = BpfObject.open(objectPath('rt_attach'));

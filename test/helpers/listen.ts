@@ -25,14 +25,23 @@ export async function listen(port = 0, host = '127.0.0.1', options: ListenOption
   return server;
 }
 
+/** A loopback port nothing listens on now (the kernel's pick for port 0). */
+export async function unusedPort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /**
- * Runs `connections` loopback connections to `port`, one after another, each sending `bytes`
- * bytes and closing; resolves once the last has closed.
+ * Runs `connections` connections to `port` of `host` (a loopback address), one after
+ * another, each sending `bytes` bytes and closing; resolves once the last has closed.
  */
-export async function loopbackExchange(port: number, connections: number, bytes: number): Promise<void> {
-  const server = await listen(port);
+export async function loopbackExchange(port: number, connections: number, bytes: number, host = '127.0.0.1'): Promise<void> {
+  const server = await listen(port, host);
   for (let i = 0; i < connections; i++) {
-    const c = net.connect(port, '127.0.0.1');
+    const c = net.connect(port, host);
     await once(c, 'connect');
     c.end(Buffer.alloc(bytes, 0x62));
     c.resume();
