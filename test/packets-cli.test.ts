@@ -4,59 +4,31 @@
 // by tcpdump, Ctrl-C summary, usage errors, nothing left attached.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFileSync, ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { createTestNet } from './helpers/netns';
-import { connectionsSettled } from './helpers/listen';
+import { connectionsSettled, loopbackExchange } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
+import { CLI, CliRun, ready as started, track as trackCli } from './helpers/cli';
 
 const enabled = bpfAvailable('packets CLI');
-const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 
-interface Run { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> }
+type Run = CliRun;
 
 function run(args: string[]): Run {
   return track(spawn(process.execPath, [CLI, 'packets', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
+/** Keeps the child's output, and kills it after the test if it is still running. */
 function track(child: ChildProcess): Run {
   children.push(child);
-  let out = '', err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, stdout: () => out, stderr: () => err, exit };
-}
-
-/** Resolves on the readiness line (printed once attached); throws if the command exits first. */
-async function started(r: Run): Promise<void> {
-  await eventually(() => {
-    if (r.child.exitCode !== null) throw new Error(`packets did not start: ${r.stdout()} ${r.stderr()}`);
-    return /listening on/.test(r.stderr());
-  }, 10000, 'the readiness line');
-}
-
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
+  return trackCli(child);
 }
 
 /** A server on lo and `n` connections writing `bytes` each. */
-async function traffic(port: number, n: number, bytes = 10, host = '127.0.0.1'): Promise<void> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(port, host);
-  await once(server, 'listening');
-  for (let i = 0; i < n; i++) {
-    const c = net.connect(port, host);
-    await once(c, 'connect');
-    c.end(Buffer.alloc(bytes, 0x61));
-    c.resume();
-    await once(c, 'close');
-  }
-  server.close();
-}
+const traffic = (port: number, n: number, bytes = 10, host = '127.0.0.1'): Promise<void> => loopbackExchange(port, n, bytes, host);
 
 /** Ids of the BPF programs a process holds (from /proc/PID/fdinfo), so tests running
  * concurrently elsewhere do not count. */
