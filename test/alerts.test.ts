@@ -173,17 +173,18 @@ describe('webhook sink', () => {
   });
 
   it('retries a receiver that is down until it comes up', async () => {
-    const r = await receiver(() => 200);
-    const url = r.url;
-    await r.close(); // nothing listens now
-    const sink = webhookSink({ url, initialBackoffMs: 50, maxAttempts: 10 });
-    sink.send(alert(5));
-    await new Promise((res) => setTimeout(res, 120));
-    const port = Number(new URL(url).port);
+    // Down: each connection is cut before its request is read, so every failed attempt is seen.
+    let up = false;
+    let failed = 0;
     const bodies: unknown[] = [];
     const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { bodies.push(1); res.writeHead(204).end(); }); });
-    await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
+    server.on('connection', (s) => { if (!up) { failed++; s.destroy(); } });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
     cleanups.push(async () => { server.closeAllConnections(); await new Promise<void>((res) => server.close(() => res())); });
+    const sink = webhookSink({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, initialBackoffMs: 50, maxAttempts: 10 });
+    sink.send(alert(5));
+    await eventually(() => failed >= 2, 5000, 'two failed attempts');
+    up = true;
     await sink.flush();
     expect(bodies).toHaveLength(1);
     expect(sink.delivered).toBe(1);

@@ -46,14 +46,14 @@ describe('consumeBounded', () => {
     let handled = 0;
     let stopNow = false;
     const done = consumeBounded(source, () => { handled++; }, { sliceMs: 1, stopped: () => stopNow });
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 1)); // the subject: a timer gets its turn mid-batch
     // The timer ran before the first 2M-event batch was through.
     expect(handled).toBeLessThan(2_000_000);
     stopNow = true;
     await done;
     stop();
     const at = handled;
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 5)); // the subject: no turn left scheduled runs after the stop
     expect(handled).toBe(at);
   });
 

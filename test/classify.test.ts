@@ -17,18 +17,20 @@ import { main } from '../lib/cli/main';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet } from './helpers/netns';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('classify');
-
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
 
 /** Collects a stream's events in the background. */
 function collect(stream: FlowStream): FlowEvent[] {
   const events: FlowEvent[] = [];
   void (async () => { for await (const e of stream) events.push(e); })();
   return events;
+}
+
+/** Waits until every flow the kernel copied out is read; the traffic is over, so no more come. */
+function allRead(stream: FlowStream, events: FlowEvent[]): Promise<boolean> {
+  return eventually(() => events.length >= Number(stream.kernelStats().sampled), 3000, 'every flow the kernel copied out');
 }
 
 async function httpServer(port: number, host: string): Promise<http.Server> {
@@ -79,7 +81,7 @@ describe.skipIf(!enabled)('flows() on loopback', () => {
       const body = Array.from({ length: 60 }, (_, i) => Buffer.alloc(700, 97 + (i % 26)));
       expect(await request({ host: '127.0.0.1', port, method: 'POST', path: '/upload?x=1', headers: { 'content-length': String(60 * 700), 'x-test': 'yes' } }, body)).toBe(200);
       await eventually(() => events.length >= 1, 3000, 'a flow event');
-      await new Promise((r) => setTimeout(r, 200));
+      await allRead(stream, events);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ protocol: 'http1', method: 'POST', path: '/upload?x=1', host: `127.0.0.1:${port}`, daddr: '127.0.0.1', dport: port, family: 'ipv4', saddr: '127.0.0.1' });
       expect(events[0]!.payload).toBeUndefined();
@@ -121,7 +123,7 @@ describe.skipIf(!enabled)('flows() on loopback', () => {
       client.close();
 
       await eventually(() => events.length >= 2, 3000, 'two flow events');
-      await new Promise((r) => setTimeout(r, 200));
+      await allRead(stream, events);
       expect(events).toHaveLength(2);
       const t = events.find((e) => e.dport === tlsPort)!;
       expect(t).toMatchObject({ protocol: 'tls', sni: 'sni.tcpscope.test', alpn: ['h2', 'http/1.1'], tlsVersion: 'TLSv1.3', family: 'ipv6', saddr: '::1', daddr: '::1' });
@@ -157,7 +159,7 @@ describe.skipIf(!enabled)('flows() on loopback', () => {
         s.resume();
       })));
       await eventually(() => events.length >= 40, 3000, '40 flow events');
-      await new Promise((r) => setTimeout(r, 200));
+      await allRead(stream, events);
       expect(events).toHaveLength(40);
       expect(events.filter((e) => e.protocol === 'unknown')).toHaveLength(20);
       const http1 = events.filter((e) => e.protocol === 'http1');
@@ -217,7 +219,7 @@ describe.skipIf(!enabled)('flows() on a veth into a test namespace', () => {
       expect(await curl([`http://${tn.hostV4}:${port}/v4?q=1`])).toBe('ok');
       expect(await curl(['-H', 'Host: six.tcpscope.test', `http://[${tn.hostV6}]:${port}/v6`])).toBe('ok');
       await eventually(() => events.length >= 2, 3000, 'two flow events');
-      await new Promise((r) => setTimeout(r, 200));
+      await allRead(stream, events);
       expect(events).toHaveLength(2);
       expect(events[0]).toMatchObject({ protocol: 'http1', method: 'GET', path: '/v4?q=1', host: `${tn.hostV4}:${port}`, saddr: tn.nsV4, daddr: tn.hostV4, family: 'ipv4' });
       expect(events[1]).toMatchObject({ protocol: 'http1', path: '/v6', host: 'six.tcpscope.test', saddr: tn.nsV6, daddr: tn.hostV6, family: 'ipv6' });

@@ -109,7 +109,7 @@ describe.skipIf(!enabled)('detect() under a random-source SYN flood', () => {
         // Let the flood run a little longer with ticks measured.
         const synsBefore = d.stats().packets!.syns;
         const ticksBefore = d.stats().ticks;
-        await new Promise((r) => setTimeout(r, 1000));
+        await eventually(() => d.stats().ticks >= ticksBefore + 4, 10_000, 'four more ticks (a second) of the flood');
         expect(flood.exitCode).toBe(null);
         expect(d.stats().packets!.syns).toBeGreaterThan(synsBefore);
         expect(d.stats().ticks).toBeGreaterThan(ticksBefore);

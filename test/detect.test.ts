@@ -7,6 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import path from 'node:path';
 import { detect, Detector, DetectAlert } from '../lib/detect';
+import { DEFAULT_THRESHOLDS } from '../lib/detect/thresholds';
 import { packets } from '../lib/probes/packets';
 import { ROOT, bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
@@ -105,14 +106,22 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
   it('a few hundred ordinary connections raise nothing', async () => {
     const server = await listen(0, tn.hostV4, { backlog: 1024 });
     const port = (server.address() as net.AddressInfo).port;
-    const d = detect({ interfaces: [tn.hostIf], tickMs: 200 });
+    const TICK_MS = 200;
+    const d = detect({ interfaces: [tn.hostIf], tickMs: TICK_MS });
     const alerts = collect(d);
     try {
       const children = [0, 1, 2].map(() => tn.spawnNode(TRAFFIC_SCRIPT, [tn.hostV4, String(port), '100', '200']));
       const codes = await Promise.all(children.map(async (c) => (await once(c, 'exit'))[0]));
       expect(codes).toEqual([0, 0, 0]);
-      // Let every window see the traffic.
-      await new Promise((r) => setTimeout(r, 2500));
+      await eventually(() => {
+        const c = d.stats();
+        return Math.min(c.packets?.syns ?? 0, c.events['connections'] ?? 0, c.handshakes ?? 0, c.packets?.synacksOut ?? 0) >= 300;
+      }, 10_000, 'the 300 connections counted');
+      // Then evaluated: a SYN counts as half-open only once the grace period is over, so the
+      // detector ticks on past it (and a bucket) before anything can be said about alerts.
+      const { graceMs, bucketMs } = DEFAULT_THRESHOLDS.synFlood;
+      const counted = d.stats().ticks;
+      await eventually(() => d.stats().ticks > counted + (graceMs + bucketMs) / TICK_MS, 10_000, 'ticks past the grace period');
       const s = d.stats();
       expect(s.packets?.syns).toBeGreaterThanOrEqual(300);
       expect(s.events['connections']).toBeGreaterThanOrEqual(300);
@@ -142,7 +151,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
         const s = net.connect({ host: tn.hostV4, port });
         await once(s, 'connect');
         s.end();
-        await new Promise((r) => setTimeout(r, 250));
+        await new Promise((r) => setTimeout(r, 250)); // pacing: a steady rate is the baseline to learn
       }
       expect(alerts.filter((a) => a.key.includes(`/port/${port}`))).toEqual([]);
       const child = tn.spawnNode(TRAFFIC_SCRIPT, [tn.hostV4, String(port), '200', '0']);

@@ -12,6 +12,7 @@ const enabled = bpfAvailable('examples');
 async function connect(port: number, host = '127.0.0.1', holdMs = 0): Promise<void> {
   const socket = net.connect({ port, host });
   await once(socket, 'connect');
+  // Held open for its duration: how long a connection lasts is what slow-connections reports.
   if (holdMs) await new Promise((r) => setTimeout(r, holdMs));
   socket.end('hello');
   socket.resume();
@@ -25,8 +26,8 @@ describe.skipIf(!enabled)('examples', () => {
     server.listen(port);
     await once(server, 'listening');
     const reports: Array<Map<string, bigint>> = [];
+    // countSyns loads and attaches before its first await: the SYNs below are all counted.
     const counting = countSyns('lo', 2, port, (c) => reports.push(c));
-    await new Promise((r) => setTimeout(r, 300));
     for (let i = 0; i < 5; i++) await connect(port);
     for (let i = 0; i < 3; i++) await connect(port, '::1');
     const final = await counting;
@@ -41,8 +42,8 @@ describe.skipIf(!enabled)('examples', () => {
     const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); });
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
+    // The probe is attached before slowConnections' first await.
     const collecting = slowConnections(port, 3, 200);
-    await new Promise((r) => setTimeout(r, 500));
     await connect(port);
     await connect(port, '127.0.0.1', 400);
     const rows = await collecting;

@@ -4,11 +4,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { TcpscopeMetrics, startPrometheusServer, PrometheusServer } from '../lib/export';
 import { eventually } from './helpers/bpf';
+import { unusedPort as freePort } from './helpers/listen';
 
 const PROMETHEUS = process.env['PROMETHEUS_BIN'] ?? ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => fs.existsSync(p));
 
@@ -21,16 +21,6 @@ function prometheusAvailable(): boolean {
   return false;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface QueryResult {
   status: string;

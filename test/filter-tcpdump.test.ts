@@ -14,6 +14,7 @@ import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { LINKTYPE_ETHERNET, PcapngWriter } from '../lib/pcapng';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { connectionsSettled } from './helpers/listen';
 import { CaptureFrame, readCapture } from '../lib/pcapng/read';
 import { PacketFileFilter } from '../lib/probes/packets-file';
 
@@ -28,6 +29,7 @@ describe.skipIf(!enabled)('filter expressions select the packets tcpdump selects
   const p1 = 20000 + Math.floor(Math.random() * 10000);
   const p2 = p1 + 1;
   const closed = p1 + 2;
+  const sentinel = p1 + 3;
 
   beforeAll(async () => {
     tn = createTestNet();
@@ -52,9 +54,16 @@ describe.skipIf(!enabled)('filter expressions select the packets tcpdump selects
     await drive(tn.hostV4, closed, 1, 10); // refused: SYN and RST
     await drive(tn.hostV6, p2, 1, 10);
     for (const s of servers) s.close();
-    // tcpdump -U writes each packet as it comes: wait until the last exchange is in the file.
-    await eventually(() => fs.existsSync(file) && readCapture(fs.readFileSync(file)).filter((f) => f.data.length > 0).length >= 40, 10000, 'the capture');
-    await new Promise((r) => setTimeout(r, 300)); // the final ACKs of the last connection
+    // Every last ACK has reached the host (so tcpdump's ring); then one more refused SYN,
+    // whose RST is the last packet: once tcpdump -U has written it, it has written all.
+    await connectionsSettled(p1);
+    await connectionsSettled(p2);
+    await drive(tn.hostV4, sentinel, 1, 10);
+    const fromSentinel = (f: CaptureFrame): boolean => {
+      const tcp = 14 + (f.data[14]! & 0x0f) * 4;
+      return ipv4(f) && ((f.data[tcp]! << 8) | f.data[tcp + 1]!) === sentinel;
+    };
+    await eventually(() => fs.existsSync(file) && readCapture(fs.readFileSync(file)).some(fromSentinel), 10000, 'the capture');
     dump.kill('SIGINT');
     await once(dump, 'exit');
     frames = readCapture(fs.readFileSync(file));

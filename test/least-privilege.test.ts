@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bpfAvailable, ROOT } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
+import { unusedPort as freePort } from './helpers/listen';
 
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
@@ -32,14 +33,6 @@ function asNobody(caps: string[], args: string[]): [string, string[]] {
 
 const CAPS = ['bpf', 'perfmon', 'net_admin'];
 
-/** A free loopback port. */
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Starts `args` as nobody; resolves once `ready` appears on stderr/stdout. */
 function start(args: string[], ready: RegExp): { done: Promise<{ code: number | null; out: string; err: string }>; ready: Promise<void>; kill(): void } {

@@ -4,58 +4,31 @@
 // by tcpdump, Ctrl-C summary, usage errors, nothing left attached.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFileSync, ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { createTestNet } from './helpers/netns';
+import { connectionsSettled, loopbackExchange } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
+import { CLI, CliRun, ready as started, track as trackCli } from './helpers/cli';
 
 const enabled = bpfAvailable('packets CLI');
-const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 
-interface Run { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> }
+type Run = CliRun;
 
 function run(args: string[]): Run {
-  const child = spawn(process.execPath, [CLI, 'packets', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return track(spawn(process.execPath, [CLI, 'packets', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Keeps the child's output, and kills it after the test if it is still running. */
+function track(child: ChildProcess): Run {
   children.push(child);
-  let out = '', err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, stdout: () => out, stderr: () => err, exit };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function started(r: Run): Promise<void> {
-  const deadline = Date.now() + 10000;
-  while (!/listening on/.test(r.stderr())) {
-    if (Date.now() > deadline || r.child.exitCode !== null) throw new Error(`packets did not start: ${r.stdout()} ${r.stderr()}`);
-    await sleep(20);
-  }
-  await sleep(50);
-}
-
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
+  return trackCli(child);
 }
 
 /** A server on lo and `n` connections writing `bytes` each. */
-async function traffic(port: number, n: number, bytes = 10, host = '127.0.0.1'): Promise<void> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(port, host);
-  await once(server, 'listening');
-  for (let i = 0; i < n; i++) {
-    const c = net.connect(port, host);
-    await once(c, 'connect');
-    c.end(Buffer.alloc(bytes, 0x61));
-    c.resume();
-    await once(c, 'close');
-  }
-  server.close();
-}
+const traffic = (port: number, n: number, bytes = 10, host = '127.0.0.1'): Promise<void> => loopbackExchange(port, n, bytes, host);
 
 /** Ids of the BPF programs a process holds (from /proc/PID/fdinfo), so tests running
  * concurrently elsewhere do not count. */
@@ -163,16 +136,11 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
   it('-w - writes the pcapng to standard output, as tcpdump does (piped into tcpdump -r -)', async () => {
     const port = freePort();
     for (const extra of [[], ['-U']]) {
-      const pipeline = spawn('sh', ['-c', `"$0" "$1" packets -i lo -w - -c 6 ${extra.join(' ')} "port $2" | tcpdump -r - -nn`, process.execPath, CLI, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(pipeline);
-      let out = '', err = '';
-      pipeline.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-      pipeline.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      const deadline = Date.now() + 10000;
-      while (!/listening on/.test(err) && Date.now() < deadline) await sleep(20);
-      await sleep(50);
+      const pipeline = track(spawn('sh', ['-c', `"$0" "$1" packets -i lo -w - -c 6 ${extra.join(' ')} "port $2" | tcpdump -r - -nn`, process.execPath, CLI, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      await started(pipeline);
       await traffic(port, 2, 100);
-      const [code] = await once(pipeline, 'exit');
+      const code = await pipeline.exit;
+      const out = pipeline.stdout(), err = pipeline.stderr();
       expect(code, err).toBe(0);
       const lines = out.trim().split('\n');
       expect(lines, err).toHaveLength(6);
@@ -191,7 +159,7 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
       await started(r);
       const connections = 25;
       await traffic(port, connections, 100);
-      await sleep(100);
+      await connectionsSettled(port);
       r.child.kill('SIGINT');
       expect(await r.exit).toBe(0);
       const summary = /(\d+) packets received, 0 lost\n(\d+) TCP segments seen by the kernel, (\d+) matched the filter/.exec(r.stderr());
@@ -215,7 +183,7 @@ describe.skipIf(!enabled)('tcpscope packets (CLI)', () => {
     const progs = programsOf(r.child.pid!);
     expect(progs).toHaveLength(1);
     await traffic(port, 2);
-    await sleep(100);
+    await connectionsSettled(port);
     r.child.kill('SIGINT');
     expect(await r.exit).toBe(0);
     expect(r.stdout().trim().split('\n').length).toBeGreaterThanOrEqual(10);

@@ -12,7 +12,8 @@ import { PacketPcapngEncoder } from '../lib/capture/pcapng';
 import { wakeupBytesFor } from '../lib/probes/stream';
 import { PcapngWriter, readPcapng } from '../lib/pcapng';
 import { bpfAvailable, eventually } from './helpers/bpf';
-import { loopbackExchange as exchange } from './helpers/listen';
+import { connectionsSettled, loopbackExchange as exchange } from './helpers/listen';
+import { newThreadAsleep, threadIds } from './helpers/threads';
 
 const enabled = bpfAvailable('packets pcapng');
 
@@ -44,8 +45,9 @@ describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
       const runA = (async () => { let n = 0; for await (const k of new PacketPcapngEncoder(direct, writerA).run()) n += k; return n; })();
       const runB = (async () => { for await (const batch of viaBatches.rawBatches()) encoderB.writeBatch(batch); })();
       await exchange(port, 5, 300);
-      await eventually(() => viaBatches.stats().received >= 5 * 8, 5000, 'raw batches read');
-      await new Promise((r) => setTimeout(r, 100));
+      // Every segment, the last ACKs too, is past tc ingress, in both rings; the raw batches are read.
+      await connectionsSettled(port);
+      await eventually(() => viaBatches.stats().received >= 5 * 8 && viaBatches.stats().received === viaBatches.counters().emitted, 5000, 'raw batches read');
       stopDirect.abort();
       const writtenA = await runA;
       writerA.close();
@@ -139,8 +141,9 @@ describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
   it('capture(): close() stops the thread at once', async () => {
     const probe = packets({ interfaces: ['lo'], filter: 'port 9', latencyMs: 10000 });
     const writer = new PcapngWriter(fs.openSync('/dev/null', 'w'), { interfaces: [{ name: 'lo' }] }, true);
+    const before = threadIds();
     const run = new PacketPcapngEncoder(probe, writer).capture();
-    await new Promise((r) => setTimeout(r, 50));
+    await newThreadAsleep(before); // the capture thread, in its 10 s wait
     const started = Date.now();
     probe.close();
     expect(await run).toBe(0);

@@ -10,29 +10,12 @@ import { packets, synCounts, PacketStream, PacketView, TimeFormatter, formatPack
 import { formatAddress } from '../lib/net/addr';
 import { FilterError } from '../lib/filter';
 import { bpfAvailable, eventually } from './helpers/bpf';
-import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { createTestNet, runTraffic, TestNet } from './helpers/netns';
+import { listen } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('packets');
 const SYN = 0x02, ACK = 0x10;
-
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
-
-async function listen(port: number, host: string): Promise<net.Server> {
-  const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); s.on('error', () => {}); });
-  server.listen(port, host);
-  await once(server, 'listening');
-  return server;
-}
-
-async function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): Promise<void> {
-  const child = tn.spawnNode(TRAFFIC_SCRIPT, [host, String(port), String(connections), String(bytes)]);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`traffic failed (exit ${code}): ${stderr}`);
-}
 
 /** Reads events in the background until stopped. */
 function collect(probe: PacketStream): { events: PacketView[]; done: Promise<void> } {
@@ -159,7 +142,8 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
       await runTraffic(tn, tn.hostV4, port, 3);
       await runTraffic(tn, tn.hostV6, port, 2);
       await eventually(() => probe.counters().matched >= 2, 3000, 'matches');
-      await new Promise((r) => setTimeout(r, 100));
+      // The SYNs are through: what the kernel let past the filter is all read.
+      await eventually(() => events.length === probe.counters().emitted, 3000, 'every record the kernel wrote');
     } finally {
       s4.close(); s6.close();
       probe.close();
@@ -180,9 +164,9 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
     try {
       await runTraffic(tn, tn.hostV4, port, 40);
       await eventually(() => probe.counters().matched >= 40, 3000, '40 SYNs');
+      await eventually(() => events.length === probe.counters().emitted, 3000, 'every record the kernel wrote');
     } finally {
       server.close();
-      await new Promise((r) => setTimeout(r, 50));
       probe.close();
       await done;
     }
@@ -209,7 +193,7 @@ describe.skipIf(!enabled)('packets on a veth pair into a test namespace', () => 
       await runTraffic(tn, tn.hostV4, a, 2);
       await runTraffic(tn, tn.hostV4, b, 3);
       await eventually(() => events.length >= 5, 3000, 'port B SYNs');
-      await new Promise((r) => setTimeout(r, 100));
+      await eventually(() => events.length === probe.counters().emitted, 3000, 'every record the kernel wrote');
       expect(probe.object.program('packets_tc').info().id).toBe(progId);
     } finally {
       sa.close(); sb.close();

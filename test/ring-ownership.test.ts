@@ -12,6 +12,7 @@ import { packets } from '../lib/probes';
 import { PacketPcapngEncoder } from '../lib/capture/pcapng';
 import { captureAddon } from '../lib/capture/native';
 import { PcapngWriter, readPcapng } from '../lib/pcapng';
+import { threadInPoll } from './helpers/threads';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { loopbackExchange as exchange } from './helpers/listen';
 
@@ -100,8 +101,8 @@ describe.skipIf(!enabled)('ring ownership', () => {
       }
       await exchange(port, 5, 3000);
       await eventually(() => probe.counters().emitted >= 5 * 8, 3000, 'packets in the ring');
-      // The thread wakes every 10 ms (latencyMs): within a few of them it holds blocks it cannot write.
-      await new Promise((r) => setTimeout(r, 100));
+      // The thread holds blocks it cannot write once it waits in poll() for room in the pipe.
+      await eventually(threadInPoll, 5000, 'the capture thread blocked on the full pipe');
       const started = performance.now();
       probe.close();
       const closeMs = performance.now() - started;

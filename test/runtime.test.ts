@@ -13,8 +13,9 @@ import {
 } from '../lib/bpf';
 import { bpfAvailable, objectPath, eventually, libcPath } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
-import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { createTestNet, runTraffic, TestNet } from './helpers/netns';
 import { listen } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('runtime');
 const HOOK_XDP = 1, HOOK_TC = 2;
@@ -35,19 +36,8 @@ async function connectAndWrite(port: number, bytes: number, host = '127.0.0.1'):
   await once(socket, 'close');
 }
 
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
 
 /** Connects from inside the namespace; async, so servers in this process keep accepting. */
-async function runTraffic(tn: TestNet, host: string, port: number, connections: number, bytes = 0): Promise<void> {
-  const child = tn.spawnNode(TRAFFIC_SCRIPT, [host, String(port), String(connections), String(bytes)]);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`traffic from ${tn.ns} to ${host}:${port} failed (exit ${code}): ${stderr}`);
-}
-
 describe.skipIf(!enabled)('BpfObject: open, globals, programs, maps', () => {
   it('lists programs and maps by name and reports types', () => {
     using obj = BpfObject.open(objectPath('rt_attach'));
@@ -215,7 +205,7 @@ describe.skipIf(!enabled)('ring buffers and perf buffers', () => {
     using obj = BpfObject.load(objectPath('rt_attach'));
     const controller = new AbortController();
     const ring = obj.ringBuffer('state_events', { signal: controller.signal, wakeupMs: 1000 });
-    setTimeout(() => controller.abort(), 50);
+    setTimeout(() => controller.abort(), 50); // the abort comes while the reader waits: the subject
     const started = Date.now();
     let n = 0;
     for await (const _ of ring) n++;
@@ -377,8 +367,8 @@ describe.skipIf(!enabled)('attach over loopback', () => {
       for await (const line of lines) if (line.message?.includes(`tcpscope-test state`) && line.message.includes(`port ${port}`)) return line;
       return undefined;
     })();
+    // `found` opened the trace pipe before its first await; the kernel keeps lines until read.
     const server = await listen(port);
-    await new Promise((r) => setTimeout(r, 100));
     await connectAndWrite(port, 1);
     server.close();
     const timer = setTimeout(() => controller.abort(), 5000);
@@ -558,8 +548,7 @@ describe.skipIf(!enabled)('idle readers', () => {
     const ring = obj.ringBuffer<StateEvent>('state_events', { wakeupMs: 10 });
     const it = ring[Symbol.asyncIterator]();
     const next = it.next();
-    await new Promise((r) => setTimeout(r, 300)); // the reader has gone idle
-    expect(obj.global('state_events_reader_idle')).toBe(1);
+    await eventually(() => obj.global('state_events_reader_idle') === 1, 5000, 'the reader to go idle');
     obj.program('tc_emit_event').testRun({ data: new Uint8Array(64) });
     const submitted = performance.now();
     const { value } = await next;

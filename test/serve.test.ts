@@ -12,6 +12,7 @@ import { validateServeConfig } from '../lib/serve/config';
 import { attachedPrograms } from '../lib/bpf';
 import { bpfAvailable, ROOT, eventually } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { unusedPort as freePort } from './helpers/listen';
 
 const enabled = bpfAvailable('serve');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -29,13 +30,6 @@ describe('serve config', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  s.close();
-  return port;
-}
 
 describe.skipIf(!enabled)('tcpscope serve', () => {
   let tn: TestNet;

@@ -3,45 +3,15 @@
 // real loopback traffic: output, --json, -c N, --duration, Ctrl-C summary, nothing left
 // attached.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawn, execFileSync, ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { connectAndWrite, connectRefused, freePort, sleep, startServer } from './helpers/tcpprobe';
+import { CLI, READY, ready, runCli as run } from './helpers/cli';
 
 const enabled = bpfAvailable('tcp CLI');
-const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
-
-interface Run { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> }
-
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, stdout: () => out, stderr: () => err, exit };
-}
-
-/** The readiness line every streaming command prints on stderr once attached. */
-const READY = /^(listening on|tracing) .*$/m;
-
-/** Resolves when the command has printed its readiness line (the time it was seen). */
-function ready(r: Run, ms = 15000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (READY.test(r.stderr())) { cleanup(); resolve(Date.now()); }
-    };
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`no readiness line: ${r.stdout()} ${r.stderr()}`)); }, ms);
-    const onExit = (): void => { cleanup(); reject(new Error(`exited before ready: ${r.stdout()} ${r.stderr()}`)); };
-    const cleanup = (): void => { clearTimeout(timer); r.child.stderr!.off('data', check); r.child.off('exit', onExit); };
-    r.child.stderr!.on('data', check);
-    r.child.on('exit', onExit);
-    check();
-  });
-}
 
 /**
  * Probe programs that no process holds: what an exited command would have left attached.

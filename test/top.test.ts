@@ -57,7 +57,10 @@ describe.skipIf(!enabled)('tcpscope top', () => {
     await eventually(() => /^listening on /m.test(err), 20000, 'the readiness line');
     const client = tn.spawnNode(TRAFFIC_SCRIPT, [tn.hostV4, String(port), '20', '30000']);
     await once(client, 'exit');
-    await new Promise((r) => setTimeout(r, 2200)); // two more refreshes
+    // Two more refreshes (one JSON line each): the client's last packets are in one of them.
+    const refreshes = (): number => out.split('\n').length - 1;
+    const seen = refreshes();
+    await eventually(() => refreshes() >= seen + 2, 10_000, 'two more refreshes');
     top.kill('SIGINT');
     await once(top, 'exit');
     server.close();

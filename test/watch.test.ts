@@ -14,6 +14,16 @@ function demoOf(stderr: string): { veth: string; holder: number; port: number } 
   return m ? { veth: m[1]!, holder: Number(m[2]), port: Number(m[3]) } : undefined;
 }
 
+/** The complete JSON lines printed so far. */
+function records(stdout: string): Array<Record<string, unknown>> {
+  return stdout.split('\n').slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The demo's connections to its server on `port`, as the server side saw them. */
+function passiveOf(stdout: string, port: number): Array<Record<string, unknown>> {
+  return records(stdout).filter((e) => e['direction'] === 'passive' && e['sport'] === port);
+}
+
 const linkExists = (name: string): boolean => spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
 
 const enabled = bpfAvailable('watch');
@@ -25,12 +35,17 @@ describe.skipIf(!enabled)('tcpscope watch', () => {
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    // Ctrl-C once the demo is done, as a user would.
-    child.stderr.on('data', (d: Buffer) => {
+    const exited = once(child, 'exit');
+    const trafficDone = new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (/traffic done/.test(d.toString())) setTimeout(() => child.kill('SIGINT'), 300);
-    });
-    const [code] = (await once(child, 'exit')) as [number];
+      if (/traffic done/.test(stderr)) resolve();
+    }));
+    // Ctrl-C once the demo is done and its last connection is reported, as a user would.
+    await Promise.race([trafficDone, exited.then(() => { throw new Error(`watch exited before the demo was done: ${stderr}`); })]);
+    const announced = Number(/traffic done \((\d+) connections/.exec(stderr)![1]);
+    await eventually(() => passiveOf(stdout, demoOf(stderr)!.port).filter((e) => e['type'] === 'close').length >= announced, 10_000, 'every demo connection closed');
+    child.kill('SIGINT');
+    const [code] = (await exited) as [number];
     const demo = demoOf(stderr);
     expect(demo, stderr).toBeDefined();
     expect(code).toBe(0);
@@ -40,8 +55,8 @@ describe.skipIf(!enabled)('tcpscope watch', () => {
     const bytes = Number(bytesText);
     // However many connections the demo says it made, each is seen opening and closing.
     expect(driven).toBeGreaterThan(0);
-    const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const passive = events.filter((e) => e['direction'] === 'passive' && e['sport'] === port);
+    const events = records(stdout);
+    const passive = passiveOf(stdout, port);
     expect(passive.filter((e) => e['type'] === 'open').length).toBe(driven);
     expect(passive.filter((e) => e['type'] === 'close').length).toBe(driven);
     expect(passive.every((e) => e['pid'] === child.pid)).toBe(true);

@@ -5,6 +5,7 @@
  */
 import type { Btf } from './parse';
 import { enumIsBig, ShapePlanner, type FieldShape, type RecordShape, type Shape } from './shape';
+import { isQualifier, skipRefs } from './refs';
 import { BtfError, type BtfEnum, type BtfEnum64, type BtfType } from './types';
 
 /** @example genTypes(btf, ['conn_event'], { header: '' }) */
@@ -302,11 +303,7 @@ export class TypeGen {
   }
 
   private stripQualifiers(id: number): number {
-    let t = this.btf.type(id);
-    for (let i = 0; i < 64 && (t.kind === 'const' || t.kind === 'volatile' || t.kind === 'restrict' || t.kind === 'type_tag'); i++) {
-      t = this.btf.type(t.type);
-    }
-    return t.id;
+    return skipRefs((i) => this.btf.type(i), this.btf.type(id), isQualifier, 64).id;
   }
 
   /** Name of a typedef that names the anonymous struct/union/enum `id`, if any. */

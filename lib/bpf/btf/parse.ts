@@ -16,6 +16,7 @@ import {
   type BtfType,
   type BtfTypeOfKind,
 } from './types';
+import { isRef, skipRefs } from './refs';
 import { BtfChecker } from './validate';
 
 /**
@@ -434,21 +435,9 @@ export class Btf {
    * btf.resolve('__u32'); // { kind: 'int', name: 'unsigned int', size: 4, ... }
    */
   resolve(ref: BtfTypeRef): BtfType {
-    let t = this.lookup(ref);
-    for (let depth = 0; ; depth++) {
-      switch (t.kind) {
-        case 'typedef':
-        case 'const':
-        case 'volatile':
-        case 'restrict':
-        case 'type_tag':
-          if (depth > 64) throw new BtfError(`type modifier loop at id ${t.id}`);
-          t = this.type(t.type);
-          break;
-        default:
-          return t;
-      }
-    }
+    const t = skipRefs((id) => this.type(id), this.lookup(ref), isRef, 65);
+    if (isRef(t)) throw new BtfError(`type modifier loop at id ${t.id}`);
+    return t;
   }
 
   /**

@@ -5,6 +5,7 @@
  * TypeScript declarations cannot drift from what the decoders return.
  */
 import type { Btf, BtfTypeRef } from './parse';
+import { isQualifier, isRef, skipRefs } from './refs';
 import { BtfError, type BtfType } from './types';
 
 /**
@@ -165,7 +166,7 @@ export class ShapePlanner {
     let t = this.btf.type(elemId);
     for (let i = 0; i < MAX_DEPTH && t.kind !== 'int'; i++) {
       if (t.kind === 'typedef' && SIGNED_BYTE_TYPEDEFS.has(t.name)) return 'numbers';
-      if (t.kind !== 'typedef' && t.kind !== 'const' && t.kind !== 'volatile' && t.kind !== 'restrict' && t.kind !== 'type_tag') break;
+      if (!isRef(t)) break;
       t = this.btf.type(t.type);
     }
     if (resolved.name === 'char' || resolved.name === 'signed char' || (resolved.char && resolved.signed)) return 'string';
@@ -258,11 +259,7 @@ function expandedNodes(s: Shape, memo: WeakMap<Shape, number>): number {
 // Qualifiers say nothing about the value, so leave them out of messages:
 // `const volatile __u16` is reported as `__u16`.
 function valueTypeName(btf: Btf, id: number): string {
-  let t = btf.type(id);
-  for (let i = 0; i < MAX_DEPTH && (t.kind === 'const' || t.kind === 'volatile' || t.kind === 'restrict' || t.kind === 'type_tag'); i++) {
-    t = btf.type(t.type);
-  }
-  return btf.typeName(t.id);
+  return btf.typeName(skipRefs((i) => btf.type(i), btf.type(id), isQualifier, MAX_DEPTH).id);
 }
 
 function intShape(size: number, signed: boolean, bool: boolean, ctype: string, path: string): Shape {

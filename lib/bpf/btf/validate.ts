@@ -5,6 +5,7 @@
  * through pointers and function prototypes) and bounded nesting. Walkers (sizeof,
  * typeName, codecs, gen-types) and libbpf then only ever see well-formed type graphs.
  */
+import { isRef, skipRefs } from './refs';
 import { BtfError, type BtfKind, type BtfType } from './types';
 
 /** What the checker reads of a Btf (parse.ts's Btf; an interface so the two modules do not import each other). */
@@ -131,6 +132,11 @@ export class BtfChecker {
   // Checks that need only the type itself and the kinds of the ids it names.
   private checkLocal(t: BtfType): void {
     const btf = this.btf;
+    if (t.kind === 'ptr' || isRef(t)) {
+      this.valueRef(t, t.type, 'its target');
+      if (t.kind === 'typedef' && !t.name) throw this.bad(t, 'a typedef without a name');
+      return;
+    }
     switch (t.kind) {
       case 'int':
         if (!INT_SIZES.has(t.size)) throw this.bad(t, `size ${t.size} is not 1, 2, 4, 8 or 16`);
@@ -142,15 +148,6 @@ export class BtfChecker {
       case 'enum':
       case 'enum64':
         if (!ENUM_SIZES.has(t.size)) throw this.bad(t, `size ${t.size} is not 1, 2, 4 or 8`);
-        return;
-      case 'ptr':
-      case 'typedef':
-      case 'const':
-      case 'volatile':
-      case 'restrict':
-      case 'type_tag':
-        this.valueRef(t, t.type, 'its target');
-        if (t.kind === 'typedef' && !t.name) throw this.bad(t, 'a typedef without a name');
         return;
       case 'array':
         this.valueRef(t, t.type, 'its element');
@@ -199,6 +196,7 @@ export class BtfChecker {
   private sizeOf(t: BtfType): number {
     const btf = this.btf;
     const sized = (id: number): number => (id === 0 ? -1 : id < btf.startId ? (btf.base ? btf.base.checkedSize(id) : -1) : this.sizes[id - btf.startId]!);
+    if (isRef(t)) return sized(t.type);
     switch (t.kind) {
       case 'int':
       case 'float':
@@ -207,11 +205,6 @@ export class BtfChecker {
         return t.size;
       case 'ptr':
         return btf.pointerWidth();
-      case 'typedef':
-      case 'const':
-      case 'volatile':
-      case 'restrict':
-      case 'type_tag':
       case 'var':
         return sized(t.type);
       case 'array': {
@@ -261,20 +254,15 @@ export class BtfChecker {
 
 /** The int behind typedefs and qualifiers of a checked type when it has fewer bits than bytes. */
 function narrowInt(btf: CheckedBtf, id: number): { bits: number; bitOffset: number } | undefined {
-  let t = btf.type(id);
-  for (let i = 0; i < MAX_BTF_NESTING && (t.kind === 'typedef' || t.kind === 'const' || t.kind === 'volatile' || t.kind === 'restrict' || t.kind === 'type_tag'); i++) t = btf.type(t.type);
+  const t = skipRefs((i) => btf.type(i), btf.type(id), isRef, MAX_BTF_NESTING);
   if (t.kind !== 'int' || (t.bits === t.size * 8 && t.bitOffset === 0)) return undefined;
   return { bits: t.bits, bitOffset: t.bitOffset };
 }
 
 /** Ids a type holds by value (a cycle among these is a type containing itself). */
 function contained(t: BtfType): number[] {
+  if (isRef(t)) return [t.type];
   switch (t.kind) {
-    case 'typedef':
-    case 'const':
-    case 'volatile':
-    case 'restrict':
-    case 'type_tag':
     case 'var':
     case 'array':
       return [t.type];
