@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Which kernels and files `npm run test:vmtest` (vmtest/matrix.mjs) picks, read from --list
 // (nothing boots): both architectures run the whole suite; FILE arguments without --arch run
 // on arm64 only when the suite lists them; --arch picks the legs; bad input is one line.
