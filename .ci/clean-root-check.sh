@@ -12,7 +12,12 @@
 # --ignore-scripts, as pnpm 10 and bun do), nothing built, the installed size, `tcpscope
 # packets -i lo -c 5` on loopback traffic it makes itself, and a library import that runs the
 # packets and connections probes. Then the hostile case: an exporter without its optional peer.
+#
+# TCPSCOPE_CI_TIME_FACTOR (default 1) multiplies every time limit: an emulated guest runs Node
+# several times slower.
 set -euo pipefail
+factor=${TCPSCOPE_CI_TIME_FACTOR:-1}
+secs() { echo $(($1 * factor)); }
 root=$1 tgz=$2
 shift 2
 versions=("$@")
@@ -67,13 +72,13 @@ for v in "${versions[@]}"; do
 const net = require('node:net');
 const server = net.createServer((s) => s.end('x')).listen($port, '127.0.0.1', () => {
   const timer = setInterval(() => net.connect($port, '127.0.0.1').on('error', () => {}).resume(), 50);
-  setTimeout(() => process.exit(0), 30000);
+  setTimeout(() => process.exit(0), $(secs 30)000);
 });
 EOF
   out=$work/packets$v.out
-  in_root "$v" sh -c "cd $app && exec timeout 30 node_modules/.bin/tcpscope packets -i lo -c 5 port $port" >"$out" 2>"$work/packets$v.err" &
+  in_root "$v" sh -c "cd $app && exec timeout $(secs 30) node_modules/.bin/tcpscope packets -i lo -c 5 port $port" >"$out" 2>"$work/packets$v.err" &
   probe=$!
-  for _ in $(seq 1 300); do grep -q 'listening on' "$work/packets$v.err" 2>/dev/null && break; kill -0 $probe 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 "$(secs 300)"); do grep -q 'listening on' "$work/packets$v.err" 2>/dev/null && break; kill -0 $probe 2>/dev/null || break; sleep 0.1; done
   grep -q 'listening on' "$work/packets$v.err" || { cat "$work/packets$v.err"; fail "Node $v: tcpscope packets did not start"; }
   in_root "$v" node "$app/traffic.js" &
   traffic=$!
@@ -105,17 +110,17 @@ const { packets, connections, formatPacket } = require('tcpscope');
   console.log(`library ok: packet ${formatPacket(p)}; connection ${k.comm} ${k.saddr}:${k.sport} closed after ${k.bytesReceived} bytes received`);
 })().catch((e) => { console.error(e.message); process.exit(1); });
 EOF
-  in_root "$v" sh -c "cd $app && timeout 40 node lib.js $((port + 1))" || fail "Node $v: the library import"
+  in_root "$v" sh -c "cd $app && timeout $(secs 40) node lib.js $((port + 1))" || fail "Node $v: the library import"
   summary+=("node$v=${secs}s/${kib}KiB")
 done
 
 # Hostile case: an exporter whose optional peer is absent says which package to install.
-err=$(in_root "${versions[0]}" sh -c "cd /app${versions[0]} && timeout 20 node_modules/.bin/tcpscope serve --prometheus 0 --duration 1s" 2>&1 >/dev/null || true)
+err=$(in_root "${versions[0]}" sh -c "cd /app${versions[0]} && timeout $(secs 20) node_modules/.bin/tcpscope serve --prometheus 0 --duration 1s" 2>&1 >/dev/null || true)
 echo "$err" | grep -q 'needs the package prom-client: npm install prom-client' || fail "serve without prom-client said: $err"
 [ "$(echo "$err" | grep -c .)" = 1 ] || fail "serve without prom-client printed more than one line: $err"
 say "serve without prom-client: $err"
 printf '{ "exporters": { "otlp": { "url": "http://127.0.0.1:9" } } }\n' >"$root/app${versions[0]}/otlp.json"
-err=$(in_root "${versions[0]}" sh -c "cd /app${versions[0]} && timeout 20 node_modules/.bin/tcpscope serve --config otlp.json --duration 1s" 2>&1 >/dev/null || true)
+err=$(in_root "${versions[0]}" sh -c "cd /app${versions[0]} && timeout $(secs 20) node_modules/.bin/tcpscope serve --config otlp.json --duration 1s" 2>&1 >/dev/null || true)
 echo "$err" | grep -q 'OpenTelemetry export (OTLP http/protobuf) needs the packages @opentelemetry/api, .*@opentelemetry/exporter-metrics-otlp-proto, @opentelemetry/exporter-logs-otlp-proto: npm install @opentelemetry/api ' ||
   fail "serve with otlp and no OpenTelemetry packages said: $err"
 [ "$(echo "$err" | grep -c .)" = 1 ] || fail "serve without OpenTelemetry printed more than one line: $err"
