@@ -56,9 +56,14 @@ struct {
 	__type(value, struct guard_config);
 } guard_config SEC(".maps");
 
+/* The trie keeps a value right after its key's data (lpm_trie_node.data + data_size), which
+ * is 8-aligned only when the data is: with 4 bytes of address the rule's 64-bit counters sat
+ * at 4 mod 8, and arm64's atomics (LDXR/STXR, LSE) fault on them: a kernel oops on the first
+ * matched packet. `pad` (always zero, beyond every prefixlen used) makes the data 8 bytes. */
 struct guard_v4_key {
 	__u32 prefixlen;
 	__u8 addr[4];
+	__u8 pad[4];
 };
 
 struct guard_v6_key {

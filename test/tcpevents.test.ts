@@ -26,6 +26,25 @@ const resetSentWithoutSocket = kernelAtLeast(6, 10);
 // Drop reasons (enum skb_drop_reason, the reason field of skb:kfree_skb) came in 5.17.
 const kernelHasDropReasons = kernelAtLeast(5, 17);
 
+/**
+ * Sends one crafted segment from the namespace with hping3 or nping. hping3 exits 1 when
+ * nothing answers, which is what a bad checksum gets; a tool that could not run (missing, or
+ * another architecture's binary: `ip netns exec` reports "exec of ... failed") or that sent
+ * nothing is an error, not an unanswered segment.
+ */
+function sendUnanswered(tn: TestNet, cmd: string, args: string[]): void {
+  let out: string;
+  try {
+    out = tn.exec(cmd, args);
+  } catch (e) {
+    const { stdout, stderr } = e as { stdout?: unknown; stderr?: unknown };
+    out = `${String(stdout ?? '')}${String(stderr ?? '')}`;
+    const failed = /exec of .* failed.*/.exec(out);
+    if (failed) throw new Error(`${cmd} could not run: ${failed[0]}`);
+  }
+  expect(out, `${cmd} sent one segment`).toMatch(/\b1 packets transmitted|Raw packets sent: 1\b/);
+}
+
 describe.skipIf(!enabled)('TCP event probes: options and kernel support', () => {
   it('validates options before attaching', () => {
     expect(() => resets({ directions: ['sideways' as never] })).toThrow(/bad direction 'sideways'/);
@@ -303,11 +322,8 @@ describe.skipIf(!enabled)('over a veth pair into a namespace', () => {
       const hostAddr = family === 'ipv4' ? tn.hostV4 : tn.hostV6;
       await using probe = drops({ ports: [port] });
       const { events } = collect(probe);
-      // hping3 exits 1 when nothing answers, which is what a bad checksum gets.
-      try {
-        if (family === 'ipv4') tn.exec('hping3', ['-c', '1', '-S', '-p', String(port), '--badcksum', hostAddr]);
-        else tn.exec('nping', ['--tcp', '-6', '-p', String(port), '--flags', 'syn', '--badsum', '-c', '1', hostAddr]);
-      } catch { /* no answer */ }
+      if (family === 'ipv4') sendUnanswered(tn, 'hping3', ['-c', '1', '-S', '-p', String(port), '--badcksum', hostAddr]);
+      else sendUnanswered(tn, 'nping', ['--tcp', '-6', '-p', String(port), '--flags', 'syn', '--badsum', '-c', '1', hostAddr]);
       const drop = await eventually(() => events.find((e) => e.type === 'drop'), 5000, 'TCP_CSUM drop');
       expect(drop.saddr).toBe(family === 'ipv4' ? tn.nsV4 : tn.nsV6);
       expect(drop.daddr).toBe(hostAddr);

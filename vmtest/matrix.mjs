@@ -10,8 +10,8 @@
 //   node vmtest/matrix.mjs [options] --project DIR --run -- COMMAND [ARGS...]
 //
 // Options:
-//   --arch A[,B]          guest architectures: x86_64 (kernels.txt, suite.txt) and arm64
-//                         (kernels-arm64.txt, suite-arm64.txt); default: both
+//   --arch A[,B]          guest architectures: x86_64 (kernels.txt) and arm64 (kernels-arm64.txt),
+//                         both running suite.txt; default: both
 //   --kernel NAME[,NAME]  only these kernels (repeatable; default: all), of each
 //                         architecture that lists them; `7.x` is the newest of a series
 //   --jobs N              VMs at a time (default VMTEST_JOBS or 2; 1 vCPU each)
@@ -24,7 +24,9 @@
 //   --project DIR         the project the command runs in (default: this repository)
 //   --run -- COMMAND...   run COMMAND in the project under each kernel instead of the suite
 //                         (`tcpscope vmtest` uses this); a vitest command reports per file
-// FILE arguments replace the suite list.
+// FILE arguments replace the suite list. Without --arch, a FILE runs on the arm64 kernels only
+// when the suite lists it (a leg left with no file is not started); with --arch, every FILE
+// runs on each architecture named.
 //
 // Cells: pass / fail / skip (every test skipped) / timeout / error (no result:
 // vitest or the VM died) / missing, with the file's duration in the guest.
@@ -115,7 +117,8 @@ const readList = (file) =>
 // Architectures, each with its kernel list and its suite.
 const ARCHES = {
   x86_64: { kernels: process.env.VMTEST_KERNELS_FILE || path.join(VMTEST, 'kernels.txt'), suite: opts.suite, label: '' },
-  arm64: { kernels: path.join(VMTEST, 'kernels-arm64.txt'), suite: path.join(VMTEST, 'suite-arm64.txt'), label: 'arm64 ' },
+  // The same suite: every kernel-dependent file runs on both architectures.
+  arm64: { kernels: path.join(VMTEST, 'kernels-arm64.txt'), suite: opts.suite, label: 'arm64 ' },
 };
 const ARCH_ALIASES = { x86_64: 'x86_64', x64: 'x86_64', amd64: 'x86_64', arm64: 'arm64', aarch64: 'arm64' };
 const arches = [...new Set((opts.arches.length ? opts.arches : Object.keys(ARCHES)).map((a) => ARCH_ALIASES[a.toLowerCase()] ?? die(`unknown architecture '${a}' (x86_64 or arm64)`)))]
@@ -166,10 +169,8 @@ function expand(entry) {
 
 if (opts.command && opts.files.length) die('give either test files or --run -- COMMAND, not both');
 const missing = [];
-/** Test files of an architecture's suite (or the FILE arguments); missing ones are noted. */
-function suiteFiles(arch) {
-  const suite = ARCHES[arch].suite;
-  const entries = opts.command ? [] : opts.files.length ? opts.files : fs.existsSync(suite) ? readList(suite) : [];
+/** Files of a list of entries (files or directories); missing entries are noted. */
+function expandAll(entries) {
   const out = [];
   for (const e of entries) {
     const x = expand(e);
@@ -178,7 +179,30 @@ function suiteFiles(arch) {
   }
   return out;
 }
+/**
+ * Test files of an architecture's leg: its suite, or the FILE arguments. x86-64 runs every
+ * FILE; without an explicit --arch another architecture runs only the FILEs its suite lists,
+ * so that a file meant for x86-64 is not a failure of the arm64 kernels of the same name.
+ */
+function suiteFiles(arch) {
+  if (opts.command) return [];
+  const suite = ARCHES[arch].suite;
+  const listed = fs.existsSync(suite) ? readList(suite) : [];
+  if (!opts.files.length) return expandAll(listed);
+  const given = expandAll(opts.files);
+  if (opts.arches.length || arch === 'x86_64') return given;
+  const inSuite = new Set(expandAll(listed));
+  return given.filter((f) => inSuite.has(f));
+}
 for (const leg of legs) leg.files = suiteFiles(leg.arch);
+// Legs left with nothing to run when FILEs were given (the suite of that architecture lists none).
+if (opts.files.length && !opts.selftest) {
+  const idle = legs.filter((l) => l.files.length === 0 && l.arch !== 'x86_64');
+  if (idle.length && idle.length < legs.length) {
+    log(`not starting ${idle.map((l) => l.label).join(', ')}: its suite lists none of the files (--arch ${idle[0].arch} runs them there)`);
+    legs.splice(0, legs.length, ...legs.filter((l) => !idle.includes(l)));
+  }
+}
 const files = [...new Set(legs.flatMap((l) => l.files))];
 // The selftest has its own vitest config (the project's include does not cover vmtest/).
 if (files.includes(SELFTEST)) {
@@ -195,7 +219,7 @@ if (opts.list) {
     console.log(`command (in ${opts.project}): ${opts.command.join(' ')}`);
     process.exit(0);
   }
-  for (const a of arches) {
+  for (const a of arches.filter((x) => legs.some((l) => l.arch === x))) {
     console.log(`test files for ${a} (${opts.files.length ? 'arguments' : path.relative(ROOT, ARCHES[a].suite)}):`);
     for (const f of legs.find((l) => l.arch === a)?.files ?? []) console.log(`  ${f}`);
   }
