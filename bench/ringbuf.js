@@ -178,7 +178,7 @@ function sumDecoded(batch, decoder) {
 
 /** What packets() does per batch: lazy views over a copy of the batch; then seq of each. */
 function sumLazy(batch, View) {
-  const view = copyView(batch.bytes);
+  const view = copyView(batch);
   const offsets = batch.offsets;
   const n = batch.count;
   const out = new Array(n);

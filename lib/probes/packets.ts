@@ -526,7 +526,7 @@ export class PacketStream extends ProbeStream<PacketEvent, PacketView> {
 
   private decode(batch: RecordBatch): PacketView[] {
     const View = this.View;
-    const view = copyView(batch.bytes);
+    const view = copyView(batch);
     const n = batch.count;
     const offsets = batch.offsets;
     const out = new Array<PacketView>(n);
