@@ -187,7 +187,7 @@ struct Ring {
       // Records are usually all one size: load the next kAhead headers at the places the
       // last record's size predicts, all at once, and use each while the prediction holds.
       // Reading a wrong place is harmless (it is in the mapping, the value is not used).
-      constexpr int kAhead = 8;
+      constexpr int kAhead = 16;
       uint32_t step = 0;
       bool stop = false;
       while (!stop && pos < end && count < capacity) {

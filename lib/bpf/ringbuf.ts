@@ -88,6 +88,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   /** The copy of a perf buffer read; ring buffers are read in place. */
   private readonly buffer: Uint8Array | undefined;
   private readonly batchBytes: number;
+  private readonly readWhat: string;
   private readonly scratch: { offsets: Uint32Array; lengths: Uint32Array };
   /** The last lend: [start in the ring's data area, bytes, records]. */
   private readonly lentAt = new Uint32Array(3);
@@ -124,6 +125,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   }) {
     const options = init.options ?? {};
     this.name = init.name;
+    this.readWhat = `read '${init.name}'`;
     this.source = init.source;
     this.decoder = init.decoder;
     this.lostCounter = init.lostCounter;
@@ -131,9 +133,10 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.onClose = init.onClose;
     this.capacityBytes = init.capacityBytes ?? 64 << 20;
     // 128 KiB keeps a perf buffer's copy in L2, where larger batches make each record's
-    // copy dearer (bench/README.md, "Causes", 5); a ring buffer's batch is lent in place and
-    // holds that much of the ring back from the producer until the reader reads on.
-    const batchBytes = options.batchBytes ?? 128 << 10;
+    // copy dearer (bench/README.md, "Causes", 5). A ring buffer's batch is lent in place, so
+    // only the per-batch cost is left to spread: 256 KiB, which holds that much of the ring
+    // back from the producer until the reader reads on.
+    const batchBytes = options.batchBytes ?? (init.source.lend ? 256 << 10 : 128 << 10);
     if (!Number.isInteger(batchBytes) || batchBytes < 64) throw new RangeError(`batchBytes must be an integer >= 64, got ${batchBytes}`);
     this.batchBytes = batchBytes;
     // Ring buffers are read in place (see lib/bpf/batch.ts); the copying path stays for
@@ -191,8 +194,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     if (this.closed) return 0;
     this.releaseCurrent();
     const source = this.source;
-    if (source.lend) return call(`read '${this.name}'`, () => source.lend!(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes));
-    return call(`read '${this.name}'`, () => source.consume(this.buffer!));
+    if (source.lend) return call(this.readWhat, () => source.lend!(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes));
+    return call(this.readWhat, () => source.consume(this.buffer!));
   }
 
   /** The batch of the last read of `bytes` bytes. */
