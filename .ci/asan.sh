@@ -22,5 +22,5 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if env -u LD_PRELOAD node -e "require('./build/Release/tcpscope.node')" 2>/dev/null; then
   echo "asan: build/Release/tcpscope.node is not the sanitized addon"; exit 1
 fi
-npx vitest run test/runtime.test.ts test/packets-pcapng.test.ts test/native-ownership.test.ts test/fuzz
+npx vitest run test/runtime.test.ts test/packets-pcapng.test.ts test/native-ownership.test.ts test/ring-lent.test.ts test/fuzz
 echo "asan: clean in $(( SECONDS - start )) s"

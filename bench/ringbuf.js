@@ -46,6 +46,8 @@ const opts = c.args({
   pacedDecodedRate: 5e6,
   // which measurements: drain,stream,paced
   only: 'drain,stream,paced',
+  // size of both consumers' rings (the program's own: 4 MiB)
+  ringBytes: 4 << 20,
 });
 const ONLY = new Set(String(opts.only).split(','));
 const SIZE = opts.recordBytes;
@@ -53,7 +55,10 @@ if (SIZE !== 64 && SIZE !== 256) c.fail('--record-bytes must be 64 or 256');
 const RING = `ring${SIZE}`;
 const PROG = `bench_emit${SIZE}`;
 const TYPE = `bench_event${SIZE}`;
-const RING_BYTES = 4 << 20;
+const RING_BYTES = opts.ringBytes;
+if (!(RING_BYTES >= 4096 && (RING_BYTES & (RING_BYTES - 1)) === 0)) c.fail('--ring-bytes must be a power of two of at least 4096');
+// the C helper sizes its rings from this too
+process.env.BENCH_RING_BYTES = String(RING_BYTES);
 const SEQ_OFFSET = 12; // offsetof(struct bench_event*, seq)
 const FRAME = new Uint8Array(64);
 
@@ -62,7 +67,10 @@ const { viewDecoderFor } = require(require('node:path').join(c.ROOT, 'dist', 'li
 const { copyView } = require(require('node:path').join(c.ROOT, 'dist', 'lib', 'bpf', 'ringbuf'));
 
 function load(wakeup) {
-  return rt.BpfObject.load(c.bpfObject('bench_ring'), { globals: { burst: opts.burst, tcpscope_wakeup_bytes: wakeup } });
+  const obj = rt.BpfObject.open(c.bpfObject('bench_ring'), { globals: { burst: opts.burst, tcpscope_wakeup_bytes: wakeup } });
+  obj.setMaxEntries(RING, RING_BYTES);
+  obj.load();
+  return obj;
 }
 
 /** JavaScript consumer reading while another process produces. */
@@ -178,7 +186,7 @@ function sumDecoded(batch, decoder) {
 
 /** What packets() does per batch: lazy views over a copy of the batch; then seq of each. */
 function sumLazy(batch, View) {
-  const view = copyView(batch.bytes);
+  const view = copyView(batch);
   const offsets = batch.offsets;
   const n = batch.count;
   const out = new Array(n);

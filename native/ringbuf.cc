@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // A BPF ring buffer consumer of our own: libbpf's ring_buffer__consume calls a C function
-// per record and cannot stop before a record without consuming it. Here one call copies
-// every committed record that fits, in kernel layout, into a JS-owned buffer with a single
-// memcpy (the kernel maps the data area twice, so a wrapped run is contiguous), then
-// releases them all with one store to the consumer position.
+// per record and cannot stop before a record without consuming it. Here one call indexes
+// every committed record that fits and lends them to JavaScript in place (the kernel maps
+// the data area twice, so a wrapped run is contiguous); the next call releases them all
+// with one store to the consumer position. consume() copies instead, for callers that keep
+// the bytes.
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -77,6 +78,7 @@ struct Ring {
 
   // Callers hold mu (or own the ring alone).
   void Unmap() {
+    if (data != nullptr) Commit();
     if (epoll_fd >= 0) close(epoll_fd);
     epoll_fd = -1;
     if (consumer != nullptr) munmap(consumer, page_size);
@@ -103,7 +105,7 @@ struct Ring {
     return ProducerPos()->load(std::memory_order_acquire) != pos;
   }
 
-  // Where ReadInto indexes the records it copies: payload offset and length of each record
+  // Where LendInto indexes the records it lends: payload offset and length of each record
   // not discarded, up to `capacity` of them.
   struct Index {
     uint32_t* offsets = nullptr;
@@ -113,9 +115,9 @@ struct Ring {
   };
 
   // Copies every committed record that fits into target, releases them; bytes written, or
-  // -1 when the first record alone does not fit (its size in *too_big). With an index, also
-  // records where each payload landed (the walk reads every header anyway).
-  long ReadInto(uint8_t* target, size_t length, uint32_t* too_big, Index* index = nullptr) {
+  // -1 when the first record alone does not fit (its size in *too_big).
+  long ReadInto(uint8_t* target, size_t length, uint32_t* too_big) {
+    Commit();
     size_t total = 0;
     for (;;) {
       unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
@@ -127,17 +129,12 @@ struct Ring {
         if (len & kBusyBit) break;
         uint32_t record = ((len & ~kDiscardBit) + kHeaderSize + 7) & ~7u;
         size_t at = total + (pos - cons);
-        if (at + record > length || (index != nullptr && index->count == index->capacity)) {
+        if (at + record > length) {
           if (total == 0 && pos == cons) {
             *too_big = record;
             return -1;
           }
           break;
-        }
-        if (index != nullptr && (len & kDiscardBit) == 0) {
-          index->offsets[index->count] = static_cast<uint32_t>(at + kHeaderSize);
-          index->lengths[index->count] = len & ~kDiscardBit;
-          index->count++;
         }
         pos += record;
       }
@@ -147,6 +144,94 @@ struct Ring {
       if (!Release(pos, prod)) break;
     }
     return static_cast<long>(total);
+  }
+
+  // Where the zero-copy reader's batch ends: records from the consumer position up to here
+  // are lent to JavaScript and released (the consumer position moved here) by the reader's
+  // next read, Commit() or Unmap(), never while JavaScript may still read them.
+  unsigned long lent_end = 0;
+  bool lent = false;
+
+  // Gives the lent records back to the producer. Callers hold mu.
+  void Commit() {
+    if (!lent) return;
+    lent = false;
+    if (lent_end != ConsumerPos()->load(std::memory_order_relaxed)) ConsumerPos()->store(lent_end, std::memory_order_release);
+  }
+
+  struct Lent {
+    size_t start = 0;  // offset of the batch in the data area (mapped twice: never wraps)
+    size_t bytes = 0;
+  };
+
+  // Commits the previous loan, then indexes the committed records that follow (at most
+  // max_bytes and index->capacity of them) without copying or releasing them: they stay
+  // in the ring, lent to the caller until the next Commit().
+  Lent LendInto(size_t max_bytes, Index* index) {
+    Commit();
+    // Locals, not the ring's and index's fields: the acquire loads below are compiler
+    // barriers that would reload every field on each record otherwise.
+    const uint8_t* const base = data;
+    const size_t wrap = mask;
+    uint32_t* const offsets = index->offsets;
+    uint32_t* const lengths = index->lengths;
+    const size_t capacity = index->capacity;
+    auto header_at = [base, wrap](unsigned long pos) {
+      return __atomic_load_n(reinterpret_cast<const uint32_t*>(base + (pos & wrap)), __ATOMIC_ACQUIRE);
+    };
+    size_t count = 0;
+    for (;;) {
+      unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
+      unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
+      unsigned long end = std::min<unsigned long>(prod, cons + max_bytes);
+      unsigned long pos = cons;
+      // Each header says where the next one is, so a plain walk waits for every load in
+      // turn (a cache miss per record, as long as libbpf's whole consumer per record).
+      // Records are usually all one size: load the next kAhead headers at the places the
+      // last record's size predicts, all at once, and use each while the prediction holds.
+      // Reading a wrong place is harmless (it is in the mapping, the value is not used).
+      constexpr int kAhead = 16;
+      uint32_t step = 0;
+      bool stop = false;
+      while (!stop && pos < end && count < capacity) {
+        uint32_t headers[kAhead];
+        int loaded = 1;
+        headers[0] = header_at(pos);
+        if (step != 0) {
+          for (int k = 1; k < kAhead; k++) headers[k] = header_at(pos + static_cast<unsigned long>(k) * step);
+          loaded = kAhead;
+        }
+        for (int k = 0; k < loaded; k++) {
+          uint32_t len = headers[k];
+          uint32_t record = ((len & ~kDiscardBit) + kHeaderSize + 7) & ~7u;
+          if ((len & kBusyBit) != 0 || pos + record > end || count == capacity) {
+            stop = true;
+            break;
+          }
+          if ((len & kDiscardBit) == 0) {
+            offsets[count] = static_cast<uint32_t>(pos - cons + kHeaderSize);
+            lengths[count] = len;
+            count++;
+          }
+          pos += record;
+          bool predicted = record == step;
+          step = record;
+          if (!predicted || pos >= end) break;
+        }
+      }
+      Lent l;
+      l.start = cons & mask;
+      l.bytes = pos - cons;
+      if (l.bytes > 0) {
+        index->count = count;
+        lent = true;
+        lent_end = pos;
+        return l;
+      }
+      // Nothing lent: as Release() when caught up, clear the wake-ups already reported and
+      // look again if the producer moved meanwhile.
+      if (!Release(cons, prod)) return l;
+    }
   }
 
 };
@@ -178,7 +263,8 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function fn = DefineClass(env, "NativeRingReader",
                                     {InstanceMethod("consume", &RingReader::Consume),
-                                     InstanceMethod("consumeIndexed", &RingReader::ConsumeIndexed),
+                                     InstanceMethod("dataArea", &RingReader::DataArea),
+                                     InstanceMethod("lend", &RingReader::Lend),
                                      InstanceMethod("stopThread", &RingReader::StopThread),
                                      InstanceMethod("close", &RingReader::CloseJs),
                                      InstanceAccessor("threadRunning", &RingReader::ThreadRunningJs, nullptr),
@@ -323,36 +409,52 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     return Napi::Number::New(env, static_cast<double>(total));
   }
 
-  // consumeIndexed(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array,
-  //                counts: Uint32Array) -> bytes: as consume(), and each record's payload
-  // offset and length (discarded ones skipped) into offsets/lengths; counts[0] = records.
-  Napi::Value ConsumeIndexed(const Napi::CallbackInfo& info) {
+  // dataArea() -> ArrayBuffer over the ring's data pages, mapped twice back to back (so a
+  // record that wraps is contiguous), created once per reader. The pages are mapped
+  // read-only (the kernel refuses a writable mapping): a write through any view of this
+  // buffer kills the process, so lib/bpf/batch.ts keeps it private and hands users
+  // read-only accessors (RecordView) or copies. close() detaches it before unmapping, so a
+  // view that outlived the reader throws instead of reading unmapped memory.
+  Napi::Value DataArea(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireJsConsumer(env, "map the ring buffer");
+    if (area_.IsEmpty()) {
+      Napi::ArrayBuffer area = Napi::ArrayBuffer::New(env, ring_->data, 2 * ring_->size);
+      area_ = Napi::Persistent(area);
+    }
+    return area_.Value();
+  }
+
+  // lend(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes) -> bytes:
+  // commits the previous loan, then lends the committed records that follow without
+  // copying them: out = [start in dataArea(), bytes, records]; offsets are relative to
+  // start. They stay in the ring until the next lend(), another consume or close().
+  Napi::Value Lend(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireJsConsumer(env, "read the ring buffer");
-    Bytes target = BytesArg(info[0], "target");
-    if (info.Length() < 4 || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray())
-      throw Napi::TypeError::New(env, "consumeIndexed: expected (target, offsets, lengths, counts)");
-    Napi::Uint32Array offsets = info[1].As<Napi::Uint32Array>();
-    Napi::Uint32Array lengths = info[2].As<Napi::Uint32Array>();
-    Napi::Uint32Array counts = info[3].As<Napi::Uint32Array>();
+    if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsNumber())
+      throw Napi::TypeError::New(env, "lend: expected (offsets, lengths, out, maxBytes)");
+    Napi::Uint32Array offsets = info[0].As<Napi::Uint32Array>();
+    Napi::Uint32Array lengths = info[1].As<Napi::Uint32Array>();
+    Napi::Uint32Array out = info[2].As<Napi::Uint32Array>();
     if (offsets.TypedArrayType() != napi_uint32_array || lengths.TypedArrayType() != napi_uint32_array ||
-        counts.TypedArrayType() != napi_uint32_array || counts.ElementLength() < 1)
-      throw Napi::TypeError::New(env, "consumeIndexed: offsets, lengths and counts must be Uint32Arrays");
+        out.TypedArrayType() != napi_uint32_array || out.ElementLength() < 3)
+      throw Napi::TypeError::New(env, "lend: offsets, lengths and out must be Uint32Arrays");
+    double max_bytes = info[3].As<Napi::Number>().DoubleValue();
+    if (!(max_bytes >= 16)) throw Napi::RangeError::New(env, "lend: maxBytes must be at least 16");
     Ring::Index index;
     index.offsets = offsets.Data();
     index.lengths = lengths.Data();
     index.capacity = std::min(offsets.ElementLength(), lengths.ElementLength());
-    uint32_t too_big = 0;
-    long total;
+    Ring::Lent lent;
     {
       std::lock_guard<std::mutex> lock(ring_->mu);
-      total = ring_->ReadInto(target.data, target.length, &too_big, &index);
+      lent = ring_->LendInto(std::min(static_cast<size_t>(max_bytes), ring_->size), &index);
     }
-    if (total < 0)
-      throw Napi::RangeError::New(env, "a ring buffer record (" + std::to_string(too_big) +
-                                           " bytes) is larger than the batch buffer");
-    counts[0] = static_cast<uint32_t>(index.count);
-    return Napi::Number::New(env, static_cast<double>(total));
+    out[0] = static_cast<uint32_t>(lent.start);
+    out[1] = static_cast<uint32_t>(lent.bytes);
+    out[2] = static_cast<uint32_t>(index.count);
+    return Napi::Number::New(env, static_cast<double>(lent.bytes));
   }
 
   // Ends a ring thread: it consumes what already waits in the ring (at most one ring's
@@ -395,6 +497,10 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   }
 
   Napi::Value CloseJs(const Napi::CallbackInfo& info) {
+    if (!area_.IsEmpty()) {
+      area_.Value().Detach();
+      area_.Reset();
+    }
     Close();
     return info.Env().Undefined();
   }
@@ -407,6 +513,9 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   std::shared_ptr<Ring> ring_;
   std::shared_ptr<ThreadState> thread_;
   Napi::ObjectReference self_while_threaded_;
+  // dataArea()'s buffer. JavaScript reaches it only through objects that also hold this
+  // reader, so when the reader is collected without close() nothing can read it any more.
+  Napi::Reference<Napi::ArrayBuffer> area_;
 };
 
 }  // namespace
@@ -416,6 +525,8 @@ std::mutex& RingMutex(Ring& ring) { return ring.mu; }
 RingSpan RingPending(Ring& ring) {
   RingSpan span;
   if (ring.data == nullptr) return span;
+  // Records lent to JavaScript before a native consumer took over are released first.
+  ring.Commit();
   span.cons = ring.ConsumerPos()->load(std::memory_order_relaxed);
   span.prod = ring.ProducerPos()->load(std::memory_order_acquire);
   span.data = ring.data + (span.cons & ring.mask);

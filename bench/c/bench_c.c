@@ -116,6 +116,16 @@ static struct bpf_object *load(const char *path, uint32_t burst, uint32_t wakeup
 	if (set_ring_globals) {
 		set_rodata_u32(obj, "burst", burst);
 		set_rodata_u32(obj, "tcpscope_wakeup_bytes", wakeup);
+		/* bench/ringbuf.js --ring-bytes: both consumers read rings of the same size */
+		const char *ring_bytes = getenv("BENCH_RING_BYTES");
+		if (ring_bytes) {
+			const char *rings[] = {"ring64", "ring256"};
+			for (int i = 0; i < 2; i++) {
+				struct bpf_map *m = bpf_object__find_map_by_name(obj, rings[i]);
+				if (!m || bpf_map__set_max_entries(m, strtoul(ring_bytes, NULL, 0)) != 0)
+					die("set ring size", m ? errno : ENOENT);
+			}
+		}
 	}
 	err = bpf_object__load(obj);
 	if (err)

@@ -19,7 +19,9 @@
 //                             [--phases none,tcpdump,tc,xdp,lib,lib_live]
 // (lib_base, lib_live_base: the same with the library at TCPSCOPE_BENCH_BASE_LIB, for A/B)
 // lib reads decoded events batched as tcpdump -w batches (1 s); lib_live with the library's
-// defaults (10 ms latency).
+// defaults (10 ms latency). tcpdump -w delivers with up to its 1 s buffer timeout;
+// tcpdump_live (--immediate-mode) is the tcpdump with a latency like lib_live's, judged
+// against lib_live.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -131,8 +133,10 @@ async function traffic(workload) {
 
 async function phase(workload, name, tmp) {
   let cap;
-  const file = path.join(tmp, `${workload}-${name}.pcap${name === 'tcpdump' ? '' : 'ng'}`);
-  if (name === 'tcpdump') cap = start('tcpdump', ['-i', HOST_IF, '-Q', 'in', '-s', '96', '-nn', '-w', file, 'tcp'], /listening on/);
+  const file = path.join(tmp, `${workload}-${name}.pcap${name.startsWith('tcpdump') ? '' : 'ng'}`);
+  if (name === 'tcpdump' || name === 'tcpdump_live') {
+    cap = start('tcpdump', ['-i', HOST_IF, '-Q', 'in', '-s', '96', '-nn', ...(name === 'tcpdump_live' ? ['--immediate-mode'] : []), '-w', file, 'tcp'], /listening on/);
+  }
   else if (name === 'tc' || name === 'xdp') cap = start(process.execPath, [CLI, 'packets', '-i', HOST_IF, '-s', '96', '-w', file, ...(name === 'xdp' ? ['--xdp'] : [])], /listening on/);
   else if (name === 'lib') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'buffered'], /listening on/);
   else if (name === 'lib_live') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live'], /listening on/);
@@ -162,7 +166,7 @@ async function phase(workload, name, tmp) {
     await cap.exit;
     clearTimeout(killer);
     const err = cap.err();
-    if (name === 'tcpdump') {
+    if (name.startsWith('tcpdump')) {
       captured = Number(/(\d+) packets? captured/.exec(err)?.[1] ?? NaN);
       lost = Number(/(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? NaN);
     } else if (name.startsWith('lib')) {
@@ -202,11 +206,13 @@ function judge(results) {
     const of = (name) => results.find((r) => r.workload === workload && r.phase === name);
     const tcpdump = of('tcpdump'), none = of('none');
     if (!tcpdump) continue;
+    const live = of('tcpdump_live');
     for (const name of ['tc', 'xdp', 'lib', 'lib_live', 'lib_base', 'lib_live_base']) {
       const r = of(name);
       if (!r) continue;
       out[`${workload}_${name}`] = {
         cpu_vs_tcpdump: +(r.cpu_s / Math.max(tcpdump.cpu_s, 1e-6)).toFixed(2),
+        ...(live && name.startsWith('lib_live') ? { cpu_vs_tcpdump_live: +(r.cpu_s / Math.max(live.cpu_s, 1e-6)).toFixed(2) } : {}),
         cpu_le_tcpdump: r.cpu_s <= tcpdump.cpu_s,
         ...(none ? { pps_vs_none: +(r.pps / none.pps).toFixed(3), tcpdump_pps_vs_none: +(tcpdump.pps / none.pps).toFixed(3) } : {}),
         nothing_lost: r.lost === 0 && r.captured === r.tcp_sent,

@@ -74,8 +74,17 @@ export interface NativeObject {
 
 export interface NativeRingReader {
   consume(target: Uint8Array): number;
-  /** As consume(), with each record's payload offset and length; counts[0] = records. */
-  consumeIndexed(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
+  /**
+   * The ring's data pages, mapped read-only and twice back to back; created once, detached by
+   * close(). Never hand it (or a typed array over it) to user code: a write kills the process.
+   */
+  dataArea(): ArrayBuffer;
+  /**
+   * Commits the previous loan, then lends the committed records that follow (at most
+   * maxBytes) in place: out = [start in dataArea(), bytes, records]; offsets are relative
+   * to start. They stay in the ring until the next lend(), consume or close().
+   */
+  lend(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
   /**
    * Asks the native thread that holds the ring (started by another part of the addon, such
    * as native/capture.cc, through native/ringbuf.h) to consume what waits and end.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-import { RecordBatch, batchScratch } from './batch';
+import { RecordBatch, batchScratch, lentBytes, readOnlyView, release } from './batch';
+import { decodesIntoCopies } from './btf/codec';
 import { BpfError, call, translateError } from './errors';
 import { native } from './native';
 import type { NativePerfReader, NativeRingReader } from './native';
@@ -27,7 +28,7 @@ export interface ReaderStats {
 }
 
 export interface ReaderOptions {
-  /** Bytes copied from the kernel per read; a record larger than this is an error. Default 128 KiB. */
+  /** Most bytes of one batch (ring buffers: read in place; perf buffers: copied); a perf record larger than this is an error. Default 128 KiB. */
   batchBytes?: number;
   /** Longest sleep before looking at the buffer without a wake-up, in ms. Default 10. */
   wakeupMs?: number;
@@ -61,11 +62,15 @@ const TURN_BUDGET_MS = 10;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface RecordSource {
+  /** Copies what waits into target (perf buffers). */
   consume(target: Uint8Array): number;
-  /** As consume(), filling in each record's offset and length; counts[0] = records. */
-  consumeIndexed?(target: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counts: Uint32Array): number;
+  /** Ring buffers: records lent in place, see NativeRingReader.lend. */
+  lend?(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
+  dataArea?(): ArrayBuffer;
   close(): void;
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * Records of a ring buffer or perf buffer as an async iterator, read in batches.
@@ -80,11 +85,17 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   readonly name: string;
   private readonly source: RecordSource;
   private readonly waiter: ReadableWaiter;
-  private readonly buffer: Uint8Array;
+  /** The copy of a perf buffer read; ring buffers are read in place. */
+  private readonly buffer: Uint8Array | undefined;
+  private readonly batchBytes: number;
+  private readonly readWhat: string;
   private readonly scratch: { offsets: Uint32Array; lengths: Uint32Array };
-  /** Records of the last read when the source indexed them (-1: it did not). */
-  private readonly counts = new Uint32Array(1);
-  private indexed = -1;
+  /** The last lend: [start in the ring's data area, bytes, records]. */
+  private readonly lentAt = new Uint32Array(3);
+  /** The ring's data pages (NativeRingReader.dataArea), once the first batch is lent. */
+  private area: ArrayBuffer | undefined;
+  /** The lent batch JavaScript may still read: released before the ring is read on. */
+  private current: RecordBatch | undefined;
   private readonly wakeupMs: number;
   private readonly decoder: RecordDecoder<T> | undefined;
   private readonly lostCounter: (() => number) | undefined;
@@ -114,17 +125,23 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   }) {
     const options = init.options ?? {};
     this.name = init.name;
+    this.readWhat = `read '${init.name}'`;
     this.source = init.source;
     this.decoder = init.decoder;
     this.lostCounter = init.lostCounter;
     this.setIdle = init.setIdle;
     this.onClose = init.onClose;
     this.capacityBytes = init.capacityBytes ?? 64 << 20;
-    // 128 KiB keeps a batch in L2, where larger batches make each record's copy dearer
-    // (bench/README.md, "Causes", 5).
-    const batchBytes = options.batchBytes ?? 128 << 10;
+    // 128 KiB keeps a perf buffer's copy in L2, where larger batches make each record's
+    // copy dearer (bench/README.md, "Causes", 5). A ring buffer's batch is lent in place, so
+    // only the per-batch cost is left to spread: 256 KiB, which holds that much of the ring
+    // back from the producer until the reader reads on.
+    const batchBytes = options.batchBytes ?? (init.source.lend ? 256 << 10 : 128 << 10);
     if (!Number.isInteger(batchBytes) || batchBytes < 64) throw new RangeError(`batchBytes must be an integer >= 64, got ${batchBytes}`);
-    this.buffer = new Uint8Array(batchBytes);
+    this.batchBytes = batchBytes;
+    // Ring buffers are read in place (see lib/bpf/batch.ts); the copying path stays for
+    // perf buffers, whose per-CPU records are not one contiguous run.
+    this.buffer = init.source.lend ? undefined : new Uint8Array(batchBytes);
     this.scratch = batchScratch(batchBytes);
     this.wakeupMs = options.wakeupMs ?? 10;
     if (!(this.wakeupMs > 0)) throw new RangeError(`wakeupMs must be > 0, got ${this.wakeupMs}`);
@@ -163,26 +180,43 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     return this.closed || (this.signal?.aborted ?? false);
   }
 
-  /** Copies what is waiting now without sleeping into the reader's buffer; 0 when nothing is. */
+  /** Ends the lent batch before anything reads the ring on (which gives its records back). */
+  private releaseCurrent(): void {
+    if (this.current) release(this.current);
+    this.current = undefined;
+  }
+
+  /**
+   * Takes what is waiting now without sleeping: lends it in place (ring buffers) or copies it
+   * into the reader's buffer (perf buffers); 0 when nothing is.
+   */
   private readBytes(): number {
     if (this.closed) return 0;
+    this.releaseCurrent();
     const source = this.source;
-    if (source.consumeIndexed) {
-      const bytes = call(`read '${this.name}'`, () => source.consumeIndexed!(this.buffer, this.scratch.offsets, this.scratch.lengths, this.counts));
-      this.indexed = this.counts[0]!;
-      return bytes;
-    }
-    return call(`read '${this.name}'`, () => source.consume(this.buffer));
+    if (source.lend) return call(this.readWhat, () => source.lend!(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes));
+    return call(this.readWhat, () => source.consume(this.buffer!));
   }
 
   /** The batch of the last read of `bytes` bytes. */
   private batchOf(bytes: number): RecordBatch {
-    const batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch, this.indexed < 0 ? undefined : this.indexed);
+    let batch: RecordBatch;
+    if (this.buffer) {
+      batch = new RecordBatch(this.buffer.subarray(0, bytes), this.scratch);
+    } else {
+      this.area ??= call(`map '${this.name}'`, () => this.source.dataArea!());
+      const view = new DataView(this.area, this.lentAt[0]!, bytes);
+      batch = new RecordBatch(NO_BYTES, this.scratch, this.lentAt[2]!, { view, owner: this });
+      this.current = batch;
+    }
     this.received += batch.count;
     return batch;
   }
 
-  /** Reads what is waiting now without sleeping; undefined when nothing is. */
+  /**
+   * Reads what is waiting now without sleeping; undefined when nothing is. A ring buffer's
+   * batch is valid until the next readAvailable() or close().
+   */
   readAvailable(): RecordBatch | undefined {
     if (this.consumer !== undefined) throw this.busy('readAvailable()');
     const bytes = this.readBytes();
@@ -190,7 +224,10 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     return this.batchOf(bytes);
   }
 
-  /** Raw batches: the fastest path, one object per batch however many records it holds. */
+  /**
+   * Raw batches: the fastest path, one object per batch however many records it holds. A
+   * ring buffer's batch is read in place and valid until the loop asks for the next one.
+   */
   async *batches(): AsyncIterableIterator<RecordBatch> {
     for await (const length of this.reads(this.copyRead, 'batches()')) {
       const batch = this.batchOf(length);
@@ -214,6 +251,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     const ring = this.nativeRing();
     const read = (): number => {
       if (this.closed) return 0;
+      this.releaseCurrent();
       const records = call(`read '${this.name}'`, () => consume(ring));
       this.received += records;
       return records;
@@ -233,6 +271,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       this.close();
       return 0;
     }
+    this.releaseCurrent();
     const release = this.lease('a native reader thread');
     const stop = (): void => ring.stopThread();
     try {
@@ -303,7 +342,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
    * (the producer may go on).
    */
   private *drain(read: () => number): Generator<number> {
-    const reads = Math.ceil(this.capacityBytes / this.buffer.length) + 1;
+    const reads = Math.ceil(this.capacityBytes / this.batchBytes) + 1;
     for (let i = 0; i < reads && !this.closed; i++) {
       const got = read();
       if (got === 0) return;
@@ -317,7 +356,11 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     for await (const batch of this.batches()) {
       const out = new Array<T>(batch.count);
       if (decoder) {
-        const view = decoder.retainsView ? copyView(batch.bytes) : batch.view;
+        // Generated eager decoders copy what they read, so they may read a lent batch in
+        // place; lazy views keep the bytes, and other decoders are user code, which must
+        // never see a writable view of the ring's read-only pages: both get a copy.
+        const inPlace = this.buffer ? !decoder.retainsView : decodesIntoCopies(decoder);
+        const view = inPlace ? readOnlyView(batch) : copyView(batch);
         for (let i = 0; i < batch.count; i++) out[i] = decoder.decode(view, batch.offsets[i]!);
       } else {
         for (let i = 0; i < batch.count; i++) out[i] = batch.record(i).slice() as unknown as T;
@@ -346,6 +389,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       this.finalLost = 0;
     }
     this.closed = true;
+    this.releaseCurrent();
     this.waiter.close();
     this.source.close();
     this.onClose?.();
@@ -356,9 +400,9 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   }
 }
 
-/** A DataView over a copy of `bytes`: what lazy decoders may keep. */
-export function copyView(bytes: Uint8Array): DataView {
-  const copy = bytes.slice();
+/** A DataView over a copy of a batch's (or any) bytes: what lazy decoders may keep. */
+export function copyView(bytes: Uint8Array | RecordBatch): DataView {
+  const copy = (bytes instanceof RecordBatch ? lentBytes(bytes) : bytes).slice();
   return new DataView(copy.buffer, 0, copy.byteLength);
 }
 

@@ -5,6 +5,7 @@
 // plus the JIT compiling that loop when traffic starts, a capture cost several times
 // tcpdump's CPU (bench/capture).
 import type { NativeRingReader } from '../bpf/native';
+import { lentBytes } from '../bpf/batch';
 import type { RecordBatch } from '../bpf/batch';
 import type { PcapngWriter } from '../pcapng';
 import { MAX_CAPTURE, PacketStream } from '../probes/packets';
@@ -103,11 +104,13 @@ export class PacketPcapngEncoder {
   /** Writes the packets of a batch from rawBatches() (at most `maxPackets`); returns how many. */
   writeBatch(batch: RecordBatch, maxPackets = Infinity): number {
     const encode = captureAddon().encodePcapng;
+    // The native encoder only reads: it may read a ring buffer batch in place.
+    const bytes = lentBytes(batch);
     let written = 0;
     let pos = 0;
-    while (pos < batch.bytes.length && written < maxPackets) {
+    while (pos < bytes.length && written < maxPackets) {
       const { buffer, at } = this.writer.reserve(MAX_BLOCK);
-      const n = encode(batch.bytes, pos, buffer, at, maxPackets - written, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, this.positions);
+      const n = encode(bytes, pos, buffer, at, maxPackets - written, this.layout, this.clockOffsetNs, this.ifindexes, this.snaplens, this.positions);
       this.writer.commit(this.positions[1]!, n);
       written += n;
       if (this.positions[0]! === pos) break; // only when nothing is left: a block always fits after reserve()

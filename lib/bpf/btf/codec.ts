@@ -313,6 +313,14 @@ class DecodeGen {
   }
 }
 
+/** Decoders generated here: they read their view, copy what they keep and never write. */
+const copyingDecoders = new WeakSet<object>();
+
+/** @internal True for decoders of decoderFor: safe on a view they must not keep or write to. */
+export function decodesIntoCopies(decoder: object): boolean {
+  return copyingDecoders.has(decoder);
+}
+
 function buildDecoder(typeId: number, ctype: string, shape: Shape, strings: 'utf8' | 'latin1'): AnyDecoder {
   const size = sizeOfShape(shape);
   const gen = new DecodeGen(strings === 'latin1' ? 'H.cstrLatin1' : 'H.cstrUtf8');
@@ -331,7 +339,9 @@ function buildDecoder(typeId: number, ctype: string, shape: Shape, strings: 'utf
     (pre.length ? `  ${pre.join('\n  ')}\n` : '') +
     `  return ${expr};\n};\n`;
   const decode = new Function('H', src)(decodeHelpers) as (view: DataView, byteOffset?: number) => unknown;
-  return { size, typeId, ctype, shape, decode, source: src };
+  const decoder = { size, typeId, ctype, shape, decode, source: src };
+  copyingDecoders.add(decoder);
+  return decoder;
 }
 
 // ---------------------------------------------------------------------------
