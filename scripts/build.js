@@ -117,7 +117,11 @@ function buildAddon() {
   // either way reconfigures, without wiping build/.
   const marker = path.join(root, 'build', 'tcpscope-sanitize');
   const sanitize = steps.has('addon-asan');
-  if (fs.existsSync(path.join(root, 'build', 'Makefile')) && (sanitize || fs.existsSync(marker))) {
+  // binding.gyp newer than the Makefile (a source file added or removed): reconfigure too,
+  // or make would build the old file list.
+  const makefile = path.join(root, 'build', 'Makefile');
+  const stale = fs.existsSync(makefile) && fs.statSync(path.join(root, 'binding.gyp')).mtimeMs > fs.statSync(makefile).mtimeMs;
+  if (fs.existsSync(makefile) && (sanitize || fs.existsSync(marker) || stale)) {
     const configure = [gyp, 'configure'];
     const headers = path.join(path.dirname(process.execPath), '..');
     if (!process.env.npm_config_nodedir && fs.existsSync(path.join(headers, 'include', 'node', 'node_api.h'))) configure.push(`--nodedir=${headers}`);
