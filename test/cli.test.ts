@@ -109,7 +109,7 @@ describe('tcpscope CLI', () => {
       if (c.name !== 'gen-types' && c.name !== 'cleanup') expect(viaHelp.stdout, c.name).toMatch(/examples:\n  tcpscope /);
     }
     expect(tcpscope('help', 'nosuch').status).toBe(2);
-  }, 120_000); // two CLI processes per command: 22 s alone at load 13
+  }, 120_000); // two CLI processes per command, one after another: minutes on a loaded machine
 
   it('parses options as getopt does: values starting with -, bundles, --name=value, counted flags, --', () => {
     const packets = commands.find((c) => c.name === 'packets')!;
