@@ -68,6 +68,17 @@ function waitFor(child, re, ms, what) {
 const inNs = (ns, cmd, args) => execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const counter = (ns, ifname, which) => Number(inNs(ns, 'cat', [`/sys/class/net/${ifname}/statistics/${which}`]));
 
+/**
+ * The whole machine's CPU time from /proc/stat, seconds: softirq (where the veth's SYNs are
+ * answered, by XDP or by the TCP stack) and all busy time (the flooder and curl included,
+ * the same in every mode). USER_HZ is 100 on Linux.
+ */
+function machineCpu() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return { softirq: softirq / 100, busy: (user + nice + system + irq + softirq + (steal ?? 0)) / 100 };
+}
+
 /** The server namespace's TcpExt counters that show listen-queue pressure (/proc/net/netstat read inside it). */
 const PRESSURE = ['ListenOverflows', 'ListenDrops', 'TCPReqQFullDrop', 'TCPReqQFullDoCookies', 'SyncookiesSent', 'SyncookiesRecv', 'SyncookiesFailed'];
 function pressure(ns) {
@@ -154,11 +165,13 @@ async function runRound(ctx, mode) {
   curl.stdout.on('data', (d) => { out += d; });
   const p0 = pressure(srv.ns);
   const tx0 = counter(tn.ns, tn.nsIf, 'tx_packets');
+  const cpu0 = machineCpu();
   const t0 = Date.now();
   const flood = startSynFlood(tn, tn.hostV4, port, opts.seconds);
   children.push(flood.child);
   await flood.done;
   const floodMs = Date.now() - t0;
+  const cpu1 = machineCpu();
   const tx = counter(tn.ns, tn.nsIf, 'tx_packets') - tx0;
   debug('flood over');
   await curlDone;
@@ -183,6 +196,9 @@ async function runRound(ctx, mode) {
     completed: lines.filter((l) => l[0] === '200').length,
     connectMs: connected.map((l) => Number(l[1]) * 1000),
     synPerSec: Math.round(tx / (floodMs / 1000)),
+    // Over the flood: softirq CPU seconds per second, and its cost per SYN sent.
+    softirqShare: (cpu1.softirq - cpu0.softirq) / (floodMs / 1000),
+    softirqNsPerSyn: tx > 0 ? ((cpu1.softirq - cpu0.softirq) * 1e9) / tx : null,
     pressure: Object.fromEntries(PRESSURE.map((k) => [k, p1[k] - p0[k]])),
     protectedAfterMs,
     answeredAfterMs,
@@ -231,7 +247,7 @@ async function main() {
         loads.push(os.loadavg()[0]);
         const q = (x) => (quantile(r.connectMs, x) ?? NaN).toFixed(1);
         console.log(`round ${round + 1} ${mode.padEnd(6)} connected ${r.connected}/${r.attempts} completed ${r.completed} connect p50 ${q(0.5)} ms p99 ${q(0.99)} ms, veth ${r.synPerSec} pkt/s, ` +
-          `listen drops ${r.pressure.ListenDrops}, SYN queue full ${r.pressure.TCPReqQFullDrop + r.pressure.TCPReqQFullDoCookies}, kernel cookies ${r.pressure.SyncookiesSent} (${r.pressure.SyncookiesRecv} ACKs back)` +
+          `softirq ${r.softirqShare.toFixed(2)} CPU (${r.softirqNsPerSyn === null ? '-' : Math.round(r.softirqNsPerSyn)} ns/SYN), listen drops ${r.pressure.ListenDrops}, SYN queue full ${r.pressure.TCPReqQFullDrop + r.pressure.TCPReqQFullDoCookies}, kernel cookies ${r.pressure.SyncookiesSent} (${r.pressure.SyncookiesRecv} ACKs back)` +
           `${r.protectedAfterMs !== null ? `, protected after ${r.protectedAfterMs} ms` : ''}${r.answeredAfterMs !== null ? `, answering after ${r.answeredAfterMs} ms` : ''} (load ${os.loadavg()[0].toFixed(2)})`);
         await sleep(2000); // the flood's half-open requests expire from the listen queue's head
       }
@@ -252,6 +268,8 @@ async function main() {
       connect_ms_p50: round1(median(connect)),
       connect_ms_p99: round1(quantile(connect, 0.99)),
       veth_pkt_per_sec_median: median(rs.map((r) => r.synPerSec)),
+      softirq_cpu_share_median: +median(rs.map((r) => r.softirqShare)).toFixed(3),
+      softirq_ns_per_syn_median: Math.round(median(rs.map((r) => r.softirqNsPerSyn).filter((x) => x !== null))),
       // The server namespace's TcpExt counters over a round, medians of the rounds.
       kernel: Object.fromEntries(PRESSURE.map((k) => [k, median(rs.map((r) => r.pressure[k]))])),
       protected_after_ms: rs.map((r) => r.protectedAfterMs).filter((x) => x !== null),
