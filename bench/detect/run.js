@@ -84,12 +84,13 @@ async function measure(tn, port, variant, treeRoot) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${variant}: detector did not start`);
     await sleep(20);
   }
+  // The interface's counter every 20 ms from before the flood (through the settling ticks:
+  // an alert 0.25 s into the flood claims an interval that began before it), to compare an
+  // alert's rate with the interval it claims.
+  const samples = [{ t: Date.now(), rx: rx(tn.hostIf) }];
+  const sampler = setInterval(() => samples.push({ t: Date.now(), rx: rx(tn.hostIf) }), 20);
   await sleep(1500); // settle: a few ticks before the flood
   const rx0 = rx(tn.hostIf);
-  // The interface's counter every 20 ms from before the flood, to compare an alert's rate
-  // with the interval it claims.
-  const samples = [{ t: Date.now(), rx: rx0 }];
-  const sampler = setInterval(() => samples.push({ t: Date.now(), rx: rx(tn.hostIf) }), 20);
   const flood = spawn('ip', ['netns', 'exec', tn.ns, 'hping3', '-S', '--flood', '--rand-source', '-p', String(port), tn.hostV4], { stdio: 'ignore' });
   const killer = setTimeout(() => flood.kill('SIGKILL'), (SECONDS + 10) * 1000);
   // The flood starts when the interface sees it.
