@@ -103,7 +103,7 @@ describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 
     expect(resets.stdout()).toMatch(new RegExp(`sent\\s+127\\.0\\.0\\.1:${port}\\s.*NO_SOCKET`));
     expect(resets.stdout()).toMatch(/received .*SYN_SENT/);
     const drop = drops.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e['dport'] === port);
-    expect(drop).toMatchObject({ type: 'drop', reason: 'NO_SOCKET', tcpFlags: 'S' });
+    expect(drop).toMatchObject({ type: 'drop', reason: 'NO_SOCKET', flagBits: 0x02 });
     expect(drops.stderr()).toMatch(/events received, 0 lost/);
     await noneLeft();
   });

@@ -3,7 +3,7 @@
 // namespace the test creates (bad checksums crafted there, segments dropped on the veth by
 // a tc program of the test so the host retransmits).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject } from '../lib/bpf';
+import { BpfObject, parseIp } from '../lib/bpf';
 import { connections, drops, resets, retransmits, rtt, tracepointAvailable } from '../lib/probes';
 import { tracepointFields } from '../lib/probes/tcp_common';
 import { log2Buckets } from '../lib/probes/rtt';
@@ -120,7 +120,9 @@ describe.skipIf(!enabled)('resets() and drops() on loopback', () => {
       }
       const drop = await eventually(() => ds.events.find((e) => e.type === 'drop' && e.dport === port), 5000, 'drop');
       expect(drop.portsKnown).toBe(true);
-      expect(drop.tcpFlags).toBe('S');
+      expect(drop.flagBits).toBe(0x02);
+      expect(drop.flags).toMatchObject({ syn: true, ack: false, rst: false });
+      expect(drop.saddrBytes.subarray(0, host.includes(':') ? 16 : 4)).toEqual(parseIp(drop.saddr));
       expect(drop.family).toBe(host === '::1' ? 'ipv6' : 'ipv4');
       if (hasDropReason) expect(drop.reason).toBe('NO_SOCKET');
       else expect(drop.reason).toBeUndefined();

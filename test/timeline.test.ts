@@ -10,18 +10,20 @@ import type { ConnectionEvent } from '../lib/probes/connections';
 import { bpfAvailable } from './helpers/bpf';
 
 const enabled = bpfAvailable('timeline');
+// The builder joins on the text addresses; the bytes only fill the type.
+const BYTES = new Uint8Array(16);
 
 describe('TimelineBuilder', () => {
   const conn = (type: ConnectionEvent['type'], tsNs: bigint, over: Partial<ConnectionEvent> = {}): ConnectionEvent => ({
     type, time: new Date(), tsNs, cookie: 7n, pid: 10, tid: 10, comm: 'srv', owner: 'listener', direction: 'passive', family: 'ipv4',
-    saddr: '10.0.0.1', sport: 80, daddr: '10.0.0.2', dport: 5555, oldstate: 'SYN_RECV', newstate: 'ESTABLISHED', durationNs: 0, bytesReceived: 0, bytesAcked: 0, netns: 1, ...over,
+    saddr: '10.0.0.1', sport: 80, daddr: '10.0.0.2', dport: 5555, saddrBytes: BYTES, daddrBytes: BYTES, oldstate: 'SYN_RECV', newstate: 'ESTABLISHED', durationNs: 0, bytesReceived: 0, bytesAcked: 0, netns: 1, ...over,
   });
 
   it('orders entries by kernel time and joins cookie-less events by endpoints', () => {
     const b = new TimelineBuilder();
     b.addConnection(conn('open', 200n));
-    b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: 150n, cookie: 0n, family: 'ipv4', saddr: '10.0.0.1', sport: 80, daddr: '10.0.0.2', dport: 5555 });
-    b.addTcpEvent('retransmit', { type: 'retransmit', time: new Date(), tsNs: 250n, cookie: 7n, family: 'ipv4', saddr: '10.0.0.1', sport: 80, daddr: '10.0.0.2', dport: 5555 });
+    b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: 150n, cookie: 0n, family: 'ipv4', saddr: '10.0.0.1', sport: 80, daddr: '10.0.0.2', dport: 5555, saddrBytes: BYTES, daddrBytes: BYTES });
+    b.addTcpEvent('retransmit', { type: 'retransmit', time: new Date(), tsNs: 250n, cookie: 7n, family: 'ipv4', saddr: '10.0.0.1', sport: 80, daddr: '10.0.0.2', dport: 5555, saddrBytes: BYTES, daddrBytes: BYTES });
     const done = b.addConnection(conn('close', 300n, { oldstate: 'LAST_ACK', newstate: 'CLOSE' }))!;
     expect(done.closed).toBe(true);
     expect(done.entries.map((e) => `${e.kind}@${e.tsNs}`)).toEqual(['rtt@150', 'state@200', 'retransmit@250', 'state@300']);
@@ -51,7 +53,7 @@ describe('TimelineBuilder', () => {
     const pkt = (tsNs: bigint, sport: number, dport: number) => ({ tsNs, family: 'ipv4', saddr: '127.0.0.1', daddr: '127.0.0.1', sport, dport, flagBits: 0x10, seq: 1, ack: 1, window: 100, payloadLen: 0 });
     b.addPacket(pkt(120n, 5555, 80) as never);
     b.addPacket(pkt(130n, 80, 5555) as never);
-    b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: 140n, cookie: 0n, family: 'ipv4', saddr: '127.0.0.1', sport: 80, daddr: '127.0.0.1', dport: 5555 });
+    b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: 140n, cookie: 0n, family: 'ipv4', saddr: '127.0.0.1', sport: 80, daddr: '127.0.0.1', dport: 5555, saddrBytes: BYTES, daddrBytes: BYTES });
     const s = b.addConnection(conn('close', 200n, { ...server, oldstate: 'LAST_ACK', newstate: 'CLOSE' }))!;
     const c = b.addConnection(conn('close', 210n, { ...client, oldstate: 'FIN_WAIT2', newstate: 'CLOSE' }))!;
     expect(s.cookie).toBe(7n);
@@ -62,7 +64,7 @@ describe('TimelineBuilder', () => {
 
   it('keeps at most maxEntries and counts the rest', () => {
     const b = new TimelineBuilder({ maxEntries: 2 });
-    for (let i = 0; i < 5; i++) b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: BigInt(i), cookie: 9n, family: 'ipv4', saddr: 'a', sport: 1, daddr: 'b', dport: 2 });
+    for (let i = 0; i < 5; i++) b.addTcpEvent('rtt', { type: 'rtt', time: new Date(), tsNs: BigInt(i), cookie: 9n, family: 'ipv4', saddr: 'a', sport: 1, daddr: 'b', dport: 2, saddrBytes: BYTES, daddrBytes: BYTES });
     expect(b.get(9n)?.entries.length).toBe(2);
     expect(b.get(9n)?.truncated).toBe(3);
   });

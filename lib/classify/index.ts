@@ -50,7 +50,7 @@ export interface FlowsOptions extends ProbeOptions {
 
 export interface FlowEvent extends Classification {
   /** When the first data segment arrived. */
-  ts: Date;
+  time: Date;
   /** bpf_ktime_get_ns() of that segment (CLOCK_MONOTONIC). */
   tsNs: bigint;
   /** From the SYN to the first data segment, ns. */
@@ -60,6 +60,9 @@ export interface FlowEvent extends Classification {
   sport: number;
   daddr: string;
   dport: number;
+  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
+  saddrBytes: Uint8Array;
+  daddrBytes: Uint8Array;
   family: 'ipv4' | 'ipv6';
   ifindex: number;
   /** Payload bytes of the segment, and how many were captured. */
@@ -111,13 +114,15 @@ export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
 function toEvent(raw: RawFlow, includePayload: boolean): FlowEvent {
   const c = classifyPayload(raw.payload);
   const event: FlowEvent = {
-    ts: monoToDate(raw.ts_ns),
+    time: monoToDate(raw.ts_ns),
     tsNs: raw.ts_ns,
     firstDataDelayNs: Number(raw.ts_ns - raw.syn_ns),
     saddr: formatAddress(raw.saddr, raw.family),
     sport: raw.sport,
     daddr: formatAddress(raw.daddr, raw.family),
     dport: raw.dport,
+    saddrBytes: raw.saddr,
+    daddrBytes: raw.daddr,
     family: raw.family === AF_INET6 ? 'ipv6' : 'ipv4',
     ifindex: raw.ifindex,
     protocol: c.protocol,

@@ -17,6 +17,7 @@ import { drops } from '../probes/drops';
 import type { Unavailable } from '../probes/tcp_common';
 import type { LinkFollower } from '../net/link-watch';
 import { kernelEnum } from '../kernel/names';
+import { flagLetters } from '../bpf/packet';
 import type { DetectAlert } from './alert';
 import { DETECTORS, DetectionEngine, DetectorName } from './engine';
 import { counterDelta, ListenCounters, readListenCounters } from './netstat';
@@ -283,11 +284,12 @@ export function detect(options: DetectOptions): Detector {
       if (dr) pump('drops', dr, (d) => {
         if (!isLocal(d.daddr)) return;
         const now = d.time.getTime();
-        if (closedFromDrops && d.reason === 'NO_SOCKET' && d.portsKnown && (d.tcpFlags === 'S' || !/[SR.]/.test(d.tcpFlags))) {
+        const letters = flagLetters(d.flagBits);
+        if (closedFromDrops && d.reason === 'NO_SOCKET' && d.portsKnown && (letters === 'S' || !/[SR.]/.test(letters))) {
           engine.portScan?.probe(now, d.saddr, d.dport, 'closed_port', d.daddr);
         }
         if (!on('sequence')) return;
-        const seg = { source: d.saddr, sport: d.sport, dest: d.daddr, dport: d.dport, seq: d.seq, flags: d.tcpFlags };
+        const seg = { source: d.saddr, sport: d.sport, dest: d.daddr, dport: d.dport, seq: d.seq, flags: letters };
         if (d.type === 'bad_csum') engine.badChecksum(now, seg);
         else engine.drop(now, d.reason, seg);
       });

@@ -41,6 +41,9 @@ export interface ConnectionEvent {
   /** Remote side. */
   daddr: string;
   dport: number;
+  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
+  saddrBytes: Uint8Array;
+  daddrBytes: Uint8Array;
   oldstate: string;
   newstate: string;
   /** close: time since connect() / the SYN was received; 0 when the start was not seen. */
@@ -103,6 +106,8 @@ const connectionEvent = lazyEvents<RawConnEvent, ConnectionEvent>('ConnectionEve
   sport: (r) => r.sport,
   daddr: (r) => addr(r.daddr, r.family),
   dport: (r) => r.dport,
+  saddrBytes: (r) => r.saddr,
+  daddrBytes: (r) => r.daddr,
   oldstate: (r) => tcpStateName(r.oldstate),
   newstate: (r) => tcpStateName(r.newstate),
   durationNs: (r) => Number(r.duration_ns),

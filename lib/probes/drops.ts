@@ -5,7 +5,8 @@ import type { BpfObject } from '../bpf/object';
 import { kernelEnum } from '../kernel/names';
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
 import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, portsKnown, reasonOf } from './tcp_events';
-import { flagLetters } from '../bpf/packet';
+import { tcpFlags } from '../bpf/packet';
+import type { TcpFlags } from '../bpf/packet';
 import { lazyEvents } from './stream';
 
 /** Size of the kernel's drop_reasons map (DROP_REASONS_MAX in bpf/tcpevents.bpf.c). */
@@ -24,8 +25,10 @@ export interface DropEvent extends TcpEventBase {
   /** False when the TCP header could not be read (ports are then 0). */
   portsKnown: boolean;
   seq: number;
-  /** tcpdump-style TCP flags ('S', 'S.', 'P.', 'R'...). */
-  tcpFlags: string;
+  /** The segment's TCP flags, decoded (flagLetters(flagBits) gives tcpdump's 'S', 'S.', 'R'...). */
+  flags: TcpFlags;
+  /** The TCP flags byte (TCP_FLAGS). */
+  flagBits: number;
 }
 
 export interface DropsOptions extends TcpFilterOptions, EventCapOptions {
@@ -53,7 +56,8 @@ const dropEvent = lazyEvents<RawTcpEvent, DropEvent>('DropEvent', {
   reasonCode: (r) => (dropReason(r) === undefined ? undefined : r.reason),
   portsKnown: (r) => portsKnown(r),
   seq: (r) => r.seq,
-  tcpFlags: (r) => flagLetters(r.tcp_flags),
+  flags: (r) => tcpFlags(r.tcp_flags),
+  flagBits: (r) => r.tcp_flags,
 });
 
 export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {

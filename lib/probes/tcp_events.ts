@@ -33,6 +33,9 @@ export interface TcpEventBase {
   sport: number;
   daddr: string;
   dport: number;
+  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
+  saddrBytes: Uint8Array;
+  daddrBytes: Uint8Array;
 }
 
 export function baseFields(r: RawTcpEvent): TcpEventBase {
@@ -45,6 +48,8 @@ export function baseFields(r: RawTcpEvent): TcpEventBase {
     sport: r.sport,
     daddr: addr(r.daddr, r.family),
     dport: r.dport,
+    saddrBytes: r.saddr,
+    daddrBytes: r.daddr,
   };
 }
 
@@ -58,6 +63,8 @@ export const BASE_FIELDS: EventFields<RawTcpEvent, TcpEventBase> = {
   sport: (r) => r.sport,
   daddr: (r) => addr(r.daddr, r.family),
   dport: (r) => r.dport,
+  saddrBytes: (r) => r.saddr,
+  daddrBytes: (r) => r.daddr,
 };
 
 export function stateName(state: number): string {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // tcpscope drops: TCP packets the kernel dropped, with the drop reason, and bad checksums.
 import { drops, DropEvent } from '../../probes/drops';
+import { flagLetters } from '../../bpf/packet';
 import type { Command } from '../command';
 import { FILTER_DEPRECATED, FILTER_OPTIONS, FILTER_USAGE, clock, endpoint, filterOptions, openOrUsage, pad, streamEvents } from './tcp_common';
 
@@ -26,7 +27,7 @@ export const dropsCommand: Command = {
     const probe = openOrUsage(() => drops({ ...filterOptions(ctx), badChecksums: !ctx.values['no-csum'], ...(reasons.length ? { reasons } : {}) }));
     const header = `${pad('TIME', 12)} ${pad('TYPE', 8)} ${pad('SOURCE', 28)} ${pad('DESTINATION', 28)} ${pad('FLAGS', 5)} REASON`;
     const text = (e: DropEvent): string =>
-      `${clock(e.time)} ${pad(e.type, 8)} ${pad(endpoint(e.saddr, e.sport), 28)} ${pad(endpoint(e.daddr, e.dport), 28)} ${pad(e.tcpFlags, 5)} ${e.reason ?? (e.type === 'bad_csum' ? 'TCP_CSUM' : '-')}`;
+      `${clock(e.time)} ${pad(e.type, 8)} ${pad(endpoint(e.saddr, e.sport), 28)} ${pad(endpoint(e.daddr, e.dport), 28)} ${pad(flagLetters(e.flagBits), 5)} ${e.reason ?? (e.type === 'bad_csum' ? 'TCP_CSUM' : '-')}`;
     return streamEvents(ctx, probe, { tracing: 'TCP drops (skb:kfree_skb, tcp:tcp_bad_csum)', header, text });
   },
 };

@@ -15,7 +15,7 @@ function text(f: FlowEvent): string {
   else if (f.protocol === 'http2') detail = 'preface';
   else detail = `${f.capturedLen} bytes`;
   const flags = [f.truncated ? 'truncated' : '', f.malformed ? `malformed: ${f.malformed}` : ''].filter(Boolean).join(', ');
-  return `${clock(f.ts)} ${from} -> ${to} ${f.protocol.padEnd(7)} ${detail}${flags ? ` (${flags})` : ''}`;
+  return `${clock(f.time)} ${from} -> ${to} ${f.protocol.padEnd(7)} ${detail}${flags ? ` (${flags})` : ''}`;
 }
 
 export const flowsCommand: Command = {
