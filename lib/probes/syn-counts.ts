@@ -6,6 +6,7 @@ import type { InterfaceRef } from '../bpf/netif';
 import type { XdpMode } from '../bpf/program';
 import type { PacketFilter } from '../filter/compile';
 import { formatAddress } from '../net/addr';
+import { familyName } from './tcp_common';
 import { PacketCounters, PacketHook, PacketProgram, openPacketProgram } from './packets';
 
 export interface SynCountsOptions {
@@ -20,7 +21,7 @@ export interface SynCountsOptions {
 export interface SynSourceRow {
   /** Address or prefix base, as text. */
   address: string;
-  family: 2 | 10;
+  family: 'ipv4' | 'ipv6';
   /** 32/128 for addresses, 24/64 for prefixes. */
   prefixLen: number;
   /** `address/prefixLen` */
@@ -76,7 +77,7 @@ export function readSynTables(program: PacketProgram, limit = Infinity): SynSnap
   const rows = (map: string): SynSourceRow[] => program.object.perCpuMap<AddrKey, CountValue>(map).entries().map(([k, v]) => {
     const { count, lastNs } = sumCpus(v);
     const address = formatAddress(wordsToBytes(k.addr), k.family);
-    return { address, family: k.family as 2 | 10, prefixLen: k.prefix_len, cidr: `${address}/${k.prefix_len}`, count, lastNs };
+    return { address, family: familyName(k.family), prefixLen: k.prefix_len, cidr: `${address}/${k.prefix_len}`, count, lastNs };
   }).sort(byCount).slice(0, limit);
   const ports = program.object.perCpuMap<number, CountValue>('syn_by_port').entries().map(([port, v]) => ({ port, ...sumCpus(v) })).sort(byCount).slice(0, limit);
   return { total: program.counters().syns, sources: rows('syn_by_addr'), prefixes: rows('syn_by_prefix'), ports };
