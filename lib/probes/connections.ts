@@ -6,7 +6,7 @@ import type { BpfObject } from '../bpf/object';
 import { tcpStateName } from '../kernel/names';
 import { listeningSockets } from '../owner/listeners';
 import {
-  TcpFilterOptions, TcpProbe, addr, cidrPass, compileFilter, compilePids, familyName, fillPortFilter,
+  ENDPOINT_FIELDS, EventEndpoints, TcpFilterOptions, TcpProbe, cidrPass, compileFilter, compilePids, fillPortFilter,
   filterGlobals, monoToDate, openTcpProbe, asArray,
 } from './tcp_common';
 import { lazyEvents } from './stream';
@@ -14,7 +14,8 @@ import type { ConnEvent as RawConnEvent } from '../generated/conns';
 
 export type ConnectionEventType = 'open' | 'state' | 'close';
 
-export interface ConnectionEvent {
+/** A connection's state change. saddr/sport are the local side, daddr/dport the remote side. */
+export interface ConnectionEvent extends EventEndpoints {
   /** open: reached ESTABLISHED; state: any transition; close: reached CLOSE (with totals). */
   type: ConnectionEventType;
   time: Date;
@@ -34,16 +35,6 @@ export interface ConnectionEvent {
    * last process that called recv/send on the socket. */
   owner: 'connect' | 'listener' | 'syscall' | 'unknown';
   direction: 'active' | 'passive' | 'unknown';
-  family: 'ipv4' | 'ipv6';
-  /** Local side. */
-  saddr: string;
-  sport: number;
-  /** Remote side. */
-  daddr: string;
-  dport: number;
-  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
-  saddrBytes: Uint8Array;
-  daddrBytes: Uint8Array;
   oldstate: string;
   newstate: string;
   /** close: time since connect() / the SYN was received; 0 when the start was not seen. */
@@ -101,13 +92,7 @@ const connectionEvent = lazyEvents<RawConnEvent, ConnectionEvent>('ConnectionEve
   comm: (r) => r.comm,
   owner: (r) => OWNERS[r.owner_source] ?? 'unknown',
   direction: (r) => DIRECTIONS[r.direction] ?? 'unknown',
-  family: (r) => familyName(r.family),
-  saddr: (r) => addr(r.saddr, r.family),
-  sport: (r) => r.sport,
-  daddr: (r) => addr(r.daddr, r.family),
-  dport: (r) => r.dport,
-  saddrBytes: (r) => r.saddr,
-  daddrBytes: (r) => r.daddr,
+  ...ENDPOINT_FIELDS,
   oldstate: (r) => tcpStateName(r.oldstate),
   newstate: (r) => tcpStateName(r.newstate),
   durationNs: (r) => Number(r.duration_ns),

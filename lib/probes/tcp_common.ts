@@ -11,6 +11,7 @@ import { Btf } from '../bpf/btf/parse';
 import { hasCapability, tracefsStatus } from '../bpf/sys';
 import { AF_INET, AF_INET6, Cidr, cidrContains, formatAddress, parseCidr, parsePort } from '../net/addr';
 import { openProbe, ProbeOptions, ProbeStream, wakeupBytesFor } from './stream';
+import type { EventFields } from './stream';
 import type { ReaderStats } from '../bpf/ringbuf';
 
 /** Filters every TCP probe takes. Validated before anything is loaded or attached. */
@@ -115,6 +116,32 @@ export function addr(bytes: Uint8Array, family: number): string {
 export function familyName(family: number): 'ipv4' | 'ipv6' {
   return family === AF_INET6 ? 'ipv6' : 'ipv4';
 }
+
+/** The endpoints every TCP event carries: addresses as text, their bytes beside them. */
+export interface EventEndpoints {
+  family: 'ipv4' | 'ipv6';
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
+  saddrBytes: Uint8Array;
+  daddrBytes: Uint8Array;
+}
+
+/** A kernel event struct's endpoint fields, as the generated raw types name them. */
+interface RawEndpoints { family: number; saddr: Uint8Array; sport: number; daddr: Uint8Array; dport: number }
+
+/** EventEndpoints computed when read (lazyEvents), shared by every tracepoint-based event. */
+export const ENDPOINT_FIELDS: EventFields<RawEndpoints, EventEndpoints> = {
+  family: (r) => familyName(r.family),
+  saddr: (r) => addr(r.saddr, r.family),
+  sport: (r) => r.sport,
+  daddr: (r) => addr(r.daddr, r.family),
+  dport: (r) => r.dport,
+  saddrBytes: (r) => r.saddr,
+  daddrBytes: (r) => r.daddr,
+};
 
 // ---- tracepoints on the running kernel --------------------------------------------
 

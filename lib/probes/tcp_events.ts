@@ -6,7 +6,7 @@ import type { BpfObject } from '../bpf/object';
 import type { EventFields, ProbeOptions } from './stream';
 import type { TcpEvent } from '../generated/tcpevents';
 import {
-  CompiledFilter, ProgramNeed, TcpProbe, addr, cidrPass, familyName, fillPortFilter, filterGlobals,
+  CompiledFilter, ENDPOINT_FIELDS, EventEndpoints, ProgramNeed, TcpProbe, cidrPass, fillPortFilter, filterGlobals,
   monoToDate, openTcpProbe,
 } from './tcp_common';
 
@@ -23,48 +23,19 @@ export const TCP_EVENT_PROGRAMS = ['tev_retransmit', 'tev_retransmit_synack', 't
 export const COOKIE_PROGRAM: ProgramNeed = { program: 'tev_sockops', provides: 'socket cookies for new connections (cookie stays 0)', cgroup: true, optional: true };
 
 /** Fields every tcpevents-based event has. */
-export interface TcpEventBase {
+export interface TcpEventBase extends EventEndpoints {
   time: Date;
   tsNs: bigint;
   /** Kernel socket cookie; 0n when the socket never had one or there is no socket. */
   cookie: bigint;
-  family: 'ipv4' | 'ipv6';
-  saddr: string;
-  sport: number;
-  daddr: string;
-  dport: number;
-  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
-  saddrBytes: Uint8Array;
-  daddrBytes: Uint8Array;
 }
 
-export function baseFields(r: RawTcpEvent): TcpEventBase {
-  return {
-    time: monoToDate(r.ts_ns),
-    tsNs: r.ts_ns,
-    cookie: r.cookie,
-    family: familyName(r.family),
-    saddr: addr(r.saddr, r.family),
-    sport: r.sport,
-    daddr: addr(r.daddr, r.family),
-    dport: r.dport,
-    saddrBytes: r.saddr,
-    daddrBytes: r.daddr,
-  };
-}
-
-/** baseFields, computed when read (lazyEvents). */
+/** TcpEventBase, computed when read (lazyEvents). */
 export const BASE_FIELDS: EventFields<RawTcpEvent, TcpEventBase> = {
   time: (r) => monoToDate(r.ts_ns),
   tsNs: (r) => r.ts_ns,
   cookie: (r) => r.cookie,
-  family: (r) => familyName(r.family),
-  saddr: (r) => addr(r.saddr, r.family),
-  sport: (r) => r.sport,
-  daddr: (r) => addr(r.daddr, r.family),
-  dport: (r) => r.dport,
-  saddrBytes: (r) => r.saddr,
-  daddrBytes: (r) => r.daddr,
+  ...ENDPOINT_FIELDS,
 };
 
 export function stateName(state: number): string {
