@@ -25,6 +25,7 @@ const UNIT = [
   'test/lazy-events.test.ts',
   'test/pcapng.test.ts',
   'test/shape.test.ts',
+  'test/wait.test.ts',
 ];
 
 export default defineConfig({

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <vector>
 
 #include "common.h"
@@ -17,7 +18,11 @@ namespace tcpscope {
 namespace {
 
 // Watches an fd for readability on the Node event loop: no thread, no busy polling.
-// The owner stops it while it is not waiting, so level-triggered readiness never spins.
+// start(timeoutMs) arms it once: the fd turning readable or the timeout, whichever comes
+// first, stops it and calls back (status < 0: a poll error, 0: readable, 1: timed out).
+// One native timer beside the poll, rather than a setTimeout per wait: a 10 ms reader
+// waits a hundred times a second, and a JS timer's bookkeeping (a Timeout object, Node's
+// timer lists, clearTimeout) is paid on each wake-up, when the process's caches are cold.
 class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -27,7 +32,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     exports.Set("FdWatcher", fn);
   }
 
-  // new FdWatcher(fd, onReadable)
+  // new FdWatcher(fd, onReady)
   explicit FdWatcher(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<FdWatcher>(info), context_(info.Env(), "tcpscope:FdWatcher") {
     Napi::Env env = info.Env();
@@ -42,6 +47,9 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
       throw Napi::Error::New(env, std::string("watch fd: ") + uv_strerror(err));
     }
     handle_->data = this;
+    timer_ = new uv_timer_t();
+    uv_timer_init(loop, timer_);
+    timer_->data = this;
   }
 
   // At environment teardown finalizers run even for referenced objects; their references
@@ -52,16 +60,39 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   static void OnReady(uv_poll_t* handle, int status, int events) {
     (void)events;
     auto* self = static_cast<FdWatcher*>(handle->data);
-    if (self == nullptr) return;
-    Napi::Env env = self->Env();
+    if (self != nullptr) self->Fire(status < 0 ? status : 0);
+  }
+
+  static void OnTimeout(uv_timer_t* timer) {
+    auto* self = static_cast<FdWatcher*>(timer->data);
+    if (self != nullptr) self->Fire(1);
+  }
+
+  void Fire(int status) {
+    Disarm();
+    Napi::Env env = Env();
     Napi::HandleScope scope(env);
     // An exception must not unwind through libuv: hand a JS error to Node's uncaught
     // exception handling, and ignore failures while the environment shuts down.
     try {
-      self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, status)}, self->context_);
+      callback_.MakeCallback(Value(), {Napi::Number::New(env, status)}, context_);
     } catch (const Napi::Error& e) {
       if (!e.Value().IsEmpty()) napi_fatal_exception(env, e.Value());
     }
+    // The JS object may be collected once unreferenced: the callback ran with it in hand.
+    if (unref_after_fire_) {
+      unref_after_fire_ = false;
+      Unref();
+    }
+  }
+
+  // Stops the poll and the timer; the reference that keeps the JS object alive while armed
+  // is dropped after the callback (Fire) or at once (Stop).
+  void Disarm() {
+    if (handle_ != nullptr) uv_poll_stop(handle_);
+    if (timer_ != nullptr) uv_timer_stop(timer_);
+    if (active_) unref_after_fire_ = true;
+    active_ = false;
   }
 
   void Release(bool unref = true) {
@@ -70,23 +101,37 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     handle_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     handle_ = nullptr;
-    if (active_ && unref) Unref();
+    uv_timer_stop(timer_);
+    timer_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    timer_ = nullptr;
+    if ((active_ || unref_after_fire_) && unref) Unref();
     active_ = false;
+    unref_after_fire_ = false;
   }
 
+  // start(timeoutMs?): a positive finite timeout arms the timer too.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     if (handle_ == nullptr) throw Napi::Error::New(info.Env(), "watcher is closed");
     int err = uv_poll_start(handle_, UV_READABLE, &FdWatcher::OnReady);
     if (err != 0) throw Napi::Error::New(info.Env(), std::string("watch fd: ") + uv_strerror(err));
-    if (!active_) Ref();  // the JS object must outlive a pending callback
+    if (info.Length() > 0 && info[0].IsNumber()) {
+      double ms = info[0].As<Napi::Number>().DoubleValue();
+      if (ms > 0 && ms < 1e12) uv_timer_start(timer_, &FdWatcher::OnTimeout, static_cast<uint64_t>(std::ceil(ms)), 0);
+    }
+    if (!active_ && !unref_after_fire_) Ref();  // the JS object must outlive a pending callback
+    unref_after_fire_ = false;
     active_ = true;
     return info.Env().Undefined();
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
-    if (handle_ != nullptr) uv_poll_stop(handle_);
-    if (active_) Unref();
-    active_ = false;
+    bool was_active = active_;
+    Disarm();
+    if (was_active) {
+      unref_after_fire_ = false;
+      Unref();
+    }
     return info.Env().Undefined();
   }
 
@@ -96,7 +141,11 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   }
 
   uv_poll_t* handle_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
   bool active_ = false;
+  // Set by Fire's Disarm: the reference taken by Start is dropped once the callback returned
+  // (unless the callback armed the watcher again, which keeps it).
+  bool unref_after_fire_ = false;
   Napi::FunctionReference callback_;
   Napi::AsyncContext context_;
 };

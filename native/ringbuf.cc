@@ -152,6 +152,18 @@ struct Ring {
   unsigned long lent_end = 0;
   bool lent = false;
 
+  // Before the reader sleeps with records possibly still waiting (it read some and chose
+  // not to look again at once): gives the lent records back, so the producer's wake-ups
+  // resume (it wakes a reader only once the consumer has caught up), and clears the
+  // wake-ups already reported, which are for records the reader knows of: left pending they
+  // would end every sleep at once. Callers hold mu.
+  void CommitForSleep() {
+    Commit();
+    struct epoll_event event;
+    while (epoll_wait(epoll_fd, &event, 1, 0) > 0) {
+    }
+  }
+
   // Gives the lent records back to the producer. Callers hold mu.
   void Commit() {
     if (!lent) return;
@@ -265,6 +277,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
                                     {InstanceMethod("consume", &RingReader::Consume),
                                      InstanceMethod("dataArea", &RingReader::DataArea),
                                      InstanceMethod("lend", &RingReader::Lend),
+                                     InstanceMethod("commitForSleep", &RingReader::CommitForSleepJs),
                                      InstanceMethod("stopThread", &RingReader::StopThread),
                                      InstanceMethod("close", &RingReader::CloseJs),
                                      InstanceAccessor("threadRunning", &RingReader::ThreadRunningJs, nullptr),
@@ -455,6 +468,15 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     out[1] = static_cast<uint32_t>(lent.bytes);
     out[2] = static_cast<uint32_t>(index.count);
     return Napi::Number::New(env, static_cast<double>(lent.bytes));
+  }
+
+  // commitForSleep(): see Ring::CommitForSleep.
+  Napi::Value CommitForSleepJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireJsConsumer(env, "read the ring buffer");
+    std::lock_guard<std::mutex> lock(ring_->mu);
+    ring_->CommitForSleep();
+    return env.Undefined();
   }
 
   // Ends a ring thread: it consumes what already waits in the ring (at most one ring's

@@ -32,7 +32,8 @@ const { once } = require('node:events');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
-const LIB_READER = path.join(__dirname, 'lib-reader.js');
+// TCPSCOPE_BENCH_READER: another reader script taking lib-reader.js's arguments, for experiments.
+const LIB_READER = process.env.TCPSCOPE_BENCH_READER ?? path.join(__dirname, 'lib-reader.js');
 const CONNS = path.join(__dirname, 'conns.js');
 
 function arg(name, fallback) {

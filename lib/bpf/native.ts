@@ -86,6 +86,11 @@ export interface NativeRingReader {
    */
   lend(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
   /**
+   * Before sleeping with records possibly waiting: gives the loan back (the producer wakes a
+   * reader only once it has caught up) and clears the wake-ups already reported.
+   */
+  commitForSleep(): void;
+  /**
    * Asks the native thread that holds the ring (started by another part of the addon, such
    * as native/capture.cc, through native/ringbuf.h) to consume what waits and end.
    */
@@ -106,7 +111,8 @@ export interface NativePerfReader {
 }
 
 export interface NativeFdWatcher {
-  start(): void;
+  /** Arms the watcher once: readable, or `timeoutMs` passed, whichever first; it stops itself before calling back. */
+  start(timeoutMs?: number): void;
   stop(): void;
   close(): void;
 }
@@ -139,7 +145,8 @@ export interface NativeAddon {
   NativeObject: new (source: string | Uint8Array, options: { name?: string; btfCustomPath?: string; kernelLogLevel?: number }) => NativeObject;
   NativeRingReader: new (mapFd: number) => NativeRingReader;
   NativePerfReader: new (mapFd: number, pagesPerCpu: number) => NativePerfReader;
-  FdWatcher: new (fd: number, onReadable: (status: number) => void) => NativeFdWatcher;
+  /** onReady's status: < 0 a poll error, 0 readable, 1 timed out. */
+  FdWatcher: new (fd: number, onReady: (status: number) => void) => NativeFdWatcher;
   mapLookup(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): boolean;
   mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): void;
   mapDelete(fd: number, key: Uint8Array): boolean;

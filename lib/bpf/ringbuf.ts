@@ -66,6 +66,8 @@ interface RecordSource {
   consume(target: Uint8Array): number;
   /** Ring buffers: records lent in place, see NativeRingReader.lend. */
   lend?(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
+  /** Ring buffers: see NativeRingReader.commitForSleep. */
+  commitForSleep?(): void;
   dataArea?(): ArrayBuffer;
   close(): void;
 }
@@ -198,6 +200,18 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     return call(this.readWhat, () => source.consume(this.buffer!));
   }
 
+  /**
+   * Before sleeping right after a read: the consumer has asked for the next batch, so the
+   * lent one is done with; give it back, so that the producer's wake-ups resume, and clear
+   * those already reported (they are for records this read saw or the next will).
+   */
+  private commitForSleep(): void {
+    if (this.closed || !this.source.commitForSleep) return;
+    this.releaseCurrent();
+    const source = this.source;
+    call(this.readWhat, () => source.commitForSleep!());
+  }
+
   /** The batch of the last read of `bytes` bytes. */
   private batchOf(bytes: number): RecordBatch {
     let batch: RecordBatch;
@@ -228,11 +242,18 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
    * Raw batches: the fastest path, one object per batch however many records it holds. A
    * ring buffer's batch is read in place and valid until the loop asks for the next one.
    */
-  async *batches(): AsyncIterableIterator<RecordBatch> {
-    for await (const length of this.reads(this.copyRead, 'batches()')) {
-      const batch = this.batchOf(length);
-      if (batch.count > 0) yield batch;
-    }
+  batches(): AsyncIterableIterator<RecordBatch> {
+    return this.mapBatches('batches()', (batch) => (batch.count > 0 ? batch : undefined));
+  }
+
+  /**
+   * @internal Batches turned into what a probe yields (`map`: undefined skips the batch),
+   * in one generator: every layer of async generators between the ring and the consumer
+   * is another promise hop on every wake-up, which is most of what a 10 ms reader pays.
+   * `onEnd` runs after the reader closes, however the iteration ended.
+   */
+  mapBatches<R>(who: string, map: (batch: RecordBatch) => R | undefined, onEnd?: () => void): AsyncIterableIterator<R> {
+    return this.reads(this.copyRead, who, (bytes) => map(this.batchOf(bytes)), this.source.lend ? this.batchFull : () => true, onEnd);
   }
 
   /** The native ring reader, for a native consumer of the ring (a ring buffer reader only). */
@@ -256,7 +277,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       this.received += records;
       return records;
     };
-    yield* this.reads(read, 'a native consumer');
+    yield* this.reads(read, 'a native consumer', (records) => records, () => true);
   }
 
   /**
@@ -295,78 +316,156 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly copyRead = (): number => this.readBytes();
 
   /**
-   * The reading loop under batches() and consumeWith(): `read` takes what waits (returning 0 when
-   * nothing did); each non-empty read yields its result.
+   * Whether a ring read of `bytes` took about all the reader takes at once, so more is
+   * likely waiting: read on at once. After a smaller read the ring is as good as drained,
+   * and an immediate second look would only find the few records that arrived meanwhile, at
+   * the cost of a whole round through the consumer: sleep instead (the wake-up interval
+   * still bounds their delay; see sleepAfterRead). Perf buffers read on until empty.
    */
-  private async *reads(read: () => number, who: string): AsyncIterableIterator<number> {
-    const release = this.lease(who);
-    let emptyLooks = 0;
-    let turnStart = performance.now();
-    try {
-      while (!this.stopped) {
-        let got = read();
-        if (got === 0 && this.setIdle && this.wakeupMs < IDLE_SAFETY_MS && ++emptyLooks >= 2) {
-          // Quiet ring: tell the producer to wake us on its next record and sleep without
-          // the latency timer (each timer wake-up costs CPU even when nothing arrives).
-          // Look once more after publishing, for a record submitted meanwhile.
-          this.setIdle();
-          got = read();
-          if (got === 0) {
-            await this.waiter.wait(IDLE_SAFETY_MS);
-            continue;
-          }
-        }
-        if (got > 0) {
-          emptyLooks = 0;
-          yield got;
-          // The time since the last turn includes the consumer's work on what was yielded.
-          if (performance.now() - turnStart >= TURN_BUDGET_MS) {
-            await nextTurn();
-            turnStart = performance.now();
-          }
-          continue;
-        }
-        await this.waiter.wait(this.wakeupMs);
-        turnStart = performance.now();
-      }
-      if (this.signal?.aborted) yield* this.drain(read);
-    } finally {
-      release();
-      // A `break` out of the loop ends the reader, as closing a stream would.
-      this.close();
-    }
-  }
+  private readonly batchFull = (bytes: number): boolean => bytes * 2 >= this.batchBytes;
 
   /**
-   * After an abort: what was already waiting, bounded by about one buffer's worth of reads
-   * (the producer may go on).
+   * The reading loop under mapBatches() and consumeWith(): `read` takes what waits
+   * (returning 0 when nothing did); each non-empty read is mapped, and handed out unless
+   * mapped to undefined. `full` says whether to read again before sleeping. The lease is
+   * taken on the first next(); the loop ends (lease given back, reader closed, then
+   * `onEnd`) when the reader stops, on return() (a `break`) or on an error.
+   *
+   * An iterator object, not an async generator: a generator's yield awaits its value and
+   * its resumption is another queued job, and a 10 ms reader pays these on every wake-up
+   * in code that V8 seldom optimises (it runs a hundred times a second, not a million).
    */
-  private *drain(read: () => number): Generator<number> {
-    const reads = Math.ceil(this.capacityBytes / this.batchBytes) + 1;
-    for (let i = 0; i < reads && !this.closed; i++) {
-      const got = read();
-      if (got === 0) return;
-      yield got;
-    }
+  private reads<R>(read: () => number, who: string, map: (got: number) => R | undefined, full: (got: number) => boolean, onEnd?: () => void): AsyncIterableIterator<R> {
+    const DONE: IteratorResult<R> = { value: undefined, done: true };
+    let started = false;
+    let ended = false;
+    let release: (() => void) | undefined;
+    let emptyLooks = 0;
+    /** Read before sleeping: at the start, after a full read, after a wait. */
+    let readNow = true;
+    /** When back-to-back full reads began (0: none since the last sleep or turn). */
+    let turnStart = 0;
+    let drainLeft = -1;
+    /** The loop sleeps after a read rather than after finding the ring empty. */
+    let sleepAfterRead = false;
+    /** Steps asked for and not finished; calls are served one at a time, as a generator serves them. */
+    let pending = 0;
+    let last: Promise<IteratorResult<R>> = Promise.resolve(DONE);
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      release?.();
+      // A `break` out of the loop ends the reader, as closing a stream would.
+      this.close();
+      onEnd?.();
+    };
+    const step = async (): Promise<IteratorResult<R>> => {
+      try {
+        if (ended) return DONE;
+        if (!started) {
+          started = true;
+          release = this.lease(who);
+        }
+        while (drainLeft < 0) {
+          if (this.stopped) {
+            // After an abort, what was already waiting: about one buffer's worth of reads
+            // at most (the producer may go on).
+            drainLeft = this.signal?.aborted ? Math.ceil(this.capacityBytes / this.batchBytes) + 1 : 0;
+            break;
+          }
+          if (!readNow) {
+            if (sleepAfterRead) this.commitForSleep();
+            sleepAfterRead = false;
+            await this.waiter.wait(this.wakeupMs);
+            readNow = true;
+            turnStart = 0;
+            continue;
+          }
+          if (turnStart !== 0 && performance.now() - turnStart >= TURN_BUDGET_MS) {
+            // Back-to-back full reads (a flooded ring) have kept the loop busy for a whole
+            // budget, the consumer's work on them included: let timers and I/O run.
+            await nextTurn();
+            turnStart = 0;
+            continue;
+          }
+          let got = read();
+          if (got === 0 && this.setIdle && this.wakeupMs < IDLE_SAFETY_MS && ++emptyLooks >= 2) {
+            // Quiet ring: tell the producer to wake us on its next record and sleep without
+            // the latency timer (each timer wake-up costs CPU even when nothing arrives).
+            // Look once more after publishing, for a record submitted meanwhile.
+            this.setIdle();
+            got = read();
+            if (got === 0) {
+              await this.waiter.wait(IDLE_SAFETY_MS);
+              continue;
+            }
+          }
+          if (got === 0) {
+            readNow = false;
+            continue;
+          }
+          emptyLooks = 0;
+          readNow = full(got);
+          sleepAfterRead = !readNow;
+          if (readNow && turnStart === 0) turnStart = performance.now();
+          const value = map(got);
+          if (value !== undefined) return { value, done: false };
+        }
+        while (drainLeft > 0 && !this.closed) {
+          drainLeft--;
+          const got = read();
+          if (got === 0) break;
+          const value = map(got);
+          if (value !== undefined) return { value, done: false };
+        }
+        end();
+        return DONE;
+      } catch (e) {
+        if (release !== undefined) end();
+        else ended = true; // refused a lease: the reader belongs to its consumer, leave it
+        throw e;
+      } finally {
+        pending--;
+      }
+    };
+    const iterator: AsyncIterableIterator<R> = {
+      next: () => {
+        last = ++pending === 1 ? step() : last.then(step, step);
+        return last;
+      },
+      return: async () => {
+        end();
+        return DONE;
+      },
+      throw: async (error: unknown) => {
+        end();
+        throw error;
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /** Decoded records, one array per batch. */
-  async *decodedBatches(): AsyncIterableIterator<T[]> {
+  decodedBatches(): AsyncIterableIterator<T[]> {
+    return this.mapBatches('decodedBatches()', (batch) => (batch.count > 0 ? this.decodeBatch(batch) : undefined));
+  }
+
+  /** @internal The records of `batch` decoded (copies when no decoder was given). */
+  decodeBatch(batch: RecordBatch): T[] {
     const decoder = this.decoder;
-    for await (const batch of this.batches()) {
-      const out = new Array<T>(batch.count);
-      if (decoder) {
-        // Generated eager decoders copy what they read, so they may read a lent batch in
-        // place; lazy views keep the bytes, and other decoders are user code, which must
-        // never see a writable view of the ring's read-only pages: both get a copy.
-        const inPlace = this.buffer ? !decoder.retainsView : decodesIntoCopies(decoder);
-        const view = inPlace ? readOnlyView(batch) : copyView(batch);
-        for (let i = 0; i < batch.count; i++) out[i] = decoder.decode(view, batch.offsets[i]!);
-      } else {
-        for (let i = 0; i < batch.count; i++) out[i] = batch.record(i).slice() as unknown as T;
-      }
-      yield out;
+    const out = new Array<T>(batch.count);
+    if (decoder) {
+      // Generated eager decoders copy what they read, so they may read a lent batch in
+      // place; lazy views keep the bytes, and other decoders are user code, which must
+      // never see a writable view of the ring's read-only pages: both get a copy.
+      const inPlace = this.buffer ? !decoder.retainsView : decodesIntoCopies(decoder);
+      const view = inPlace ? readOnlyView(batch) : copyView(batch);
+      for (let i = 0; i < batch.count; i++) out[i] = decoder.decode(view, batch.offsets[i]!);
+    } else {
+      for (let i = 0; i < batch.count; i++) out[i] = batch.record(i).slice() as unknown as T;
     }
+    return out;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {

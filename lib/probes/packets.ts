@@ -85,18 +85,19 @@ export class PacketStream extends ProbeStream<RawPacketEvent, PacketView> {
    * Events, one array per kernel read: lazy views (PacketView) over a copy of the read, so
    * an event costs one small object until its fields are read.
    */
-  override async *batches(): AsyncIterableIterator<PacketView[]> {
-    // Straight over the ring's batches, not through rawBatches(): each generator layer is
-    // another promise hop on every wake-up, which is what a 10 ms reader pays for.
-    this.ring.requireFree('batches()');
-    try {
-      for await (const batch of this.ring.batches()) {
+  override batches(): AsyncIterableIterator<PacketView[]> {
+    // Straight over the ring's reading loop, not through rawBatches(): each generator layer
+    // is another promise hop on every wake-up, which is what a 10 ms reader pays for. A
+    // refused second consumer throws before the loop starts, so onEnd does not close the
+    // probe under the first.
+    return this.ring.mapBatches(
+      'batches()',
+      (batch) => {
         const out = this.decode(batch);
-        if (out.length) yield out;
-      }
-    } finally {
-      this.close();
-    }
+        return out.length ? out : undefined;
+      },
+      () => this.close(),
+    );
   }
 
   /** Events waiting in the ring now, without sleeping (for a program run by testRun). */

@@ -104,20 +104,20 @@ export class ProbeStream<Raw, Event> implements AsyncIterable<Event>, AsyncDispo
   }
 
   /** Events in batches: one array per kernel read (the fast path for high rates). */
-  async *batches(): AsyncIterableIterator<Event[]> {
-    this.reader.requireFree('batches()');
-    try {
-      for await (const raws of this.reader.decodedBatches()) {
+  batches(): AsyncIterableIterator<Event[]> {
+    return this.reader.mapBatches(
+      'batches()',
+      (batch) => {
+        if (batch.count === 0) return undefined;
         const events: Event[] = [];
-        for (const raw of raws) {
+        for (const raw of this.reader.decodeBatch(batch)) {
           const event = this.toEvent(raw);
           if (event !== undefined) events.push(event);
         }
-        if (events.length) yield events;
-      }
-    } finally {
-      this.close();
-    }
+        return events.length ? events : undefined;
+      },
+      () => this.close(),
+    );
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Event> {
