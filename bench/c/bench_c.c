@@ -13,6 +13,11 @@
 //   bench_c produce FD SECONDS RATE [FRAME_HEX]
 //       the producer of the JavaScript runs: test runs of the BPF program whose fd the
 //       parent passed as FD, flat out (RATE 0) or at RATE runs/s, for SECONDS.
+//   bench_c consume FD WAKEUP_MS FLAGS_OFFSET
+//       a C reader of a ring another process loaded (its map fd handed down as FD), with
+//       libbpf's consumer polling at most WAKEUP_MS apart, as the library's reader sleeps; it
+//       reads one byte of each record (at FLAGS_OFFSET, counting those equal to 2, SYNs)
+//       until SIGINT, then prints {received, syns}.
 //   bench_c stalls SECONDS
 //       how often a thread sleeping 0.5 ms wakes more than 1 or 4 ms late (machine noise).
 //   bench_c mapdump OBJ FILL_PROG MAP ENTRIES SECONDS
@@ -20,12 +25,14 @@
 //       bpf_map_lookup_batch (one call per dump as far as the kernel allows).
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -448,6 +455,62 @@ static int produce_main(int argc, char **argv)
 
 /* Sleeps 0.5 ms at a time for SECONDS and counts how late it wakes: a reader that is not
  * scheduled for longer than the ring takes to fill loses records whatever its speed. */
+static volatile sig_atomic_t consume_stop;
+
+static void on_consume_signal(int sig)
+{
+	(void)sig;
+	consume_stop = 1;
+}
+
+struct flag_counter {
+	uint64_t received, syns;
+	size_t offset;
+};
+
+static int count_flags(void *ctx, void *data, size_t size)
+{
+	struct flag_counter *c = ctx;
+	c->received++;
+	if (size > c->offset && ((const uint8_t *)data)[c->offset] == 2)
+		c->syns++;
+	return 0;
+}
+
+static int consume_main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: bench_c consume FD WAKEUP_MS FLAGS_OFFSET\n");
+		return 2;
+	}
+	struct flag_counter counter = { .offset = (size_t)atol(argv[4]) };
+	struct sigaction sa = { .sa_handler = on_consume_signal };
+	sigaction(SIGINT, &sa, NULL);
+	struct ring_buffer *rb = ring_buffer__new(atoi(argv[2]), count_flags, &counter, NULL);
+	if (!rb)
+		die("ring_buffer__new", errno);
+	int wakeup_ms = atoi(argv[3]);
+	/* As the library's reader waits: an edge-triggered epoll of its own reports the
+	 * producer's wake-ups only (libbpf's own epoll is level-triggered: readable whenever a
+	 * record waits, it would read every few records), else the timeout. */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event watch = { .events = EPOLLIN | EPOLLET };
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, atoi(argv[2]), &watch) != 0)
+		die("epoll", errno);
+	fprintf(stderr, "listening on\n");
+	while (!consume_stop) {
+		struct epoll_event event;
+		epoll_wait(ep, &event, 1, wakeup_ms);
+		int n = ring_buffer__consume(rb);
+		if (n < 0)
+			die("ring_buffer__consume", -n);
+	}
+	ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	printf("{\"received\":%llu,\"syns\":%llu}\n", (unsigned long long)counter.received, (unsigned long long)counter.syns);
+	return 0;
+}
+
 static int stalls_main(int argc, char **argv)
 {
 	double seconds = argc > 2 ? atof(argv[2]) : 1;
@@ -480,6 +543,8 @@ int main(int argc, char **argv)
 		return stalls_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "produce") == 0)
 		return produce_main(argc, argv);
-	fprintf(stderr, "usage: bench_c ringbuf|mapdump|produce|stalls ...\n");
+	if (argc > 1 && strcmp(argv[1], "consume") == 0)
+		return consume_main(argc, argv);
+	fprintf(stderr, "usage: bench_c ringbuf|mapdump|produce|consume|stalls ...\n");
 	return 2;
 }

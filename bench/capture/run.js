@@ -17,6 +17,8 @@
 //
 //   node bench/capture/run.js [--syns 50000] [--conns 1500] [--rounds 3]
 //                             [--phases none,tcpdump,tc,xdp,lib,lib_live]
+// (lib_live_c, node_wake: lib_live's floors, see lib-reader.js: the same ring read in C at
+// the same latency, and a Node process waking every 10 ms without reading)
 // (lib_base, lib_live_base: the same with the library at TCPSCOPE_BENCH_BASE_LIB, for A/B)
 // lib reads decoded events batched as tcpdump -w batches (1 s); lib_live with the library's
 // defaults (10 ms latency). tcpdump -w delivers with up to its 1 s buffer timeout;
@@ -88,11 +90,31 @@ function tcpSegmentsSent() {
 function rxPackets() {
   return Number(fs.readFileSync(`/sys/class/net/${HOST_IF}/statistics/rx_packets`, 'utf8'));
 }
-/** CPU seconds of every live thread of `pid` (a thread that exits takes its time along). */
+/** Pids of `pid` and its descendants now. */
+function processTree(pid) {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    let tasks = [];
+    try { tasks = fs.readdirSync(`/proc/${pids[i]}/task`); } catch { continue; }
+    for (const task of tasks) {
+      try { pids.push(...fs.readFileSync(`/proc/${pids[i]}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)); } catch { /* exited */ }
+    }
+  }
+  return pids;
+}
+
+/**
+ * CPU seconds of every live thread of `pid` and of its child processes (the C reader of
+ * lib_live_c runs in one); a thread that exits takes its time along.
+ */
 function cpuSeconds(pid) {
   let ns = 0;
-  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-    try { ns += Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]); } catch { /* exited */ }
+  for (const p of processTree(pid)) {
+    let tasks = [];
+    try { tasks = fs.readdirSync(`/proc/${p}/task`); } catch { continue; }
+    for (const task of tasks) {
+      try { ns += Number(fs.readFileSync(`/proc/${p}/task/${task}/schedstat`, 'utf8').split(' ')[0]); } catch { /* exited */ }
+    }
   }
   return ns / 1e9;
 }
@@ -141,6 +163,10 @@ async function phase(workload, name, tmp) {
   else if (name === 'tc' || name === 'xdp') cap = start(process.execPath, [CLI, 'packets', '-i', HOST_IF, '-s', '96', '-w', file, ...(name === 'xdp' ? ['--xdp'] : [])], /listening on/);
   else if (name === 'lib') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'buffered'], /listening on/);
   else if (name === 'lib_live') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live'], /listening on/);
+  // The floors of lib_live: the same ring read by libbpf's consumer in C at the same
+  // latency, and a Node process that only wakes every 10 ms (see lib-reader.js).
+  else if (name === 'lib_live_c') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live', path.join(ROOT, 'dist', 'lib'), 'c'], /listening on/);
+  else if (name === 'node_wake') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live', path.join(ROOT, 'dist', 'lib'), 'timer'], /listening on/);
   // A/B against another build of the library: TCPSCOPE_BENCH_BASE_LIB=/path/to/dist/lib
   else if (name === 'lib_base' || name === 'lib_live_base') {
     if (!process.env.TCPSCOPE_BENCH_BASE_LIB) throw new Error(`phase ${name} needs TCPSCOPE_BENCH_BASE_LIB (a dist/lib directory)`);
@@ -153,6 +179,7 @@ async function phase(workload, name, tmp) {
   const t0 = now();
   await traffic(workload);
   const elapsed = now() - t0;
+  if (name === 'node_wake') cap.child.kill('SIGUSR2');
   // Let every capture write out what it buffered before its CPU is read: tcpdump -w and
   // tcpscope -w both read their kernel buffer at least once a second.
   await sleep(DRAIN_MS);
@@ -170,7 +197,7 @@ async function phase(workload, name, tmp) {
     if (name.startsWith('tcpdump')) {
       captured = Number(/(\d+) packets? captured/.exec(err)?.[1] ?? NaN);
       lost = Number(/(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? NaN);
-    } else if (name.startsWith('lib')) {
+    } else if (name.startsWith('lib') || name === 'node_wake') {
       const r = JSON.parse(cap.out().trim().split('\n').pop());
       captured = r.received;
       lost = r.lost;
@@ -208,15 +235,20 @@ function judge(results) {
     const tcpdump = of('tcpdump'), none = of('none');
     if (!tcpdump) continue;
     const live = of('tcpdump_live');
-    for (const name of ['tc', 'xdp', 'lib', 'lib_live', 'lib_base', 'lib_live_base']) {
+    const liveC = of('lib_live_c'), wake = of('node_wake');
+    for (const name of ['tc', 'xdp', 'lib', 'lib_live', 'lib_base', 'lib_live_base', 'lib_live_c', 'node_wake']) {
       const r = of(name);
       if (!r) continue;
       out[`${workload}_${name}`] = {
         cpu_vs_tcpdump: +(r.cpu_s / Math.max(tcpdump.cpu_s, 1e-6)).toFixed(2),
+        // lib_live against its floors: C reading the same ring at the same latency, and
+        // Node waking as often without reading anything
+        ...(liveC && name.startsWith('lib_live') && name !== 'lib_live_c' ? { cpu_vs_c_live: +(r.cpu_s / Math.max(liveC.cpu_s, 1e-6)).toFixed(2) } : {}),
+        ...(wake && name.startsWith('lib_live') && name !== 'lib_live_c' ? { cpu_above_node_wake_ms: +((r.cpu_s - wake.cpu_s) * 1000).toFixed(1) } : {}),
         ...(live && name.startsWith('lib_live') ? { cpu_vs_tcpdump_live: +(r.cpu_s / Math.max(live.cpu_s, 1e-6)).toFixed(2) } : {}),
         cpu_le_tcpdump: r.cpu_s <= tcpdump.cpu_s,
         ...(none ? { pps_vs_none: +(r.pps / none.pps).toFixed(3), tcpdump_pps_vs_none: +(tcpdump.pps / none.pps).toFixed(3) } : {}),
-        nothing_lost: r.lost === 0 && r.captured === r.tcp_sent,
+        ...(name === 'node_wake' ? {} : { nothing_lost: r.lost === 0 && r.captured === r.tcp_sent }),
       };
     }
   }
