@@ -12,9 +12,17 @@ const enabled = bpfAvailable('read-loop');
 const SEQ = 12; // offsetof(struct bench_event64, seq)
 const RECORD = 72; // 64-byte payload + 8-byte header
 
-function load(): BpfObject {
-  return BpfObject.load(objectPath('bench_ring'), { globals: { burst: 16 } });
+/** `wakeupBytes`: the producer's tcpscope_wakeup_bytes (0: the kernel's wake-up per record once caught up). */
+function load(wakeupBytes = 0): BpfObject {
+  return BpfObject.load(objectPath('bench_ring'), { globals: { burst: 16, tcpscope_wakeup_bytes: wakeupBytes } });
 }
+
+const settlesWithin = async (p: Promise<unknown>, turns: number): Promise<boolean> => {
+  let settled = false;
+  void p.then(() => { settled = true; });
+  for (let i = 0; i < turns && !settled; i++) await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+};
 
 /** Runs the producer for `records` records (a multiple of the burst of 16). */
 function produce(obj: BpfObject, records: number): void {
@@ -67,45 +75,71 @@ describe.skipIf(!enabled)('the reading loop', () => {
     await first.return!();
   });
 
-  it('after a small read it sleeps (up to wakeupMs) instead of reading again at once; after a full read it reads on', async () => {
-    using obj = load();
-    // A batch takes 64 records: a read of 16 is small, one of 64 full.
-    const ring = obj.ringBuffer('ring64', { raw: true, batchBytes: 64 * RECORD, wakeupMs: 200 });
+  it('with a producer that wakes at a byte threshold, it sleeps right after a small read, and the threshold ends that sleep', async () => {
+    // Wakes once 64 records wait, caught up or not (tcpscope.h).
+    using obj = load(64 * RECORD);
+    // A batch takes 128 records: reads under 64 are small.
+    const ring = obj.ringBuffer('ring64', { raw: true, batchBytes: 128 * RECORD, wakeupMs: 60_000 });
     const it = ring.batches();
-    const settlesWithin = async (p: Promise<unknown>, turns: number): Promise<boolean> => {
-      let settled = false;
-      void p.then(() => { settled = true; });
-      for (let i = 0; i < turns && !settled; i++) await new Promise((resolve) => setImmediate(resolve));
-      return settled;
-    };
-    // Records submitted while the last batch is still lent raise no wake-up (the consumer
-    // has not caught up with them): only a look without sleeping, or the timer, finds them.
+    produce(obj, 16);
+    expect((await it.next()).value!.count).toBe(16);
+    // Small: the next call sleeps (its 60 s timer would time the test out) with the 16
+    // records submitted meanwhile left in the ring...
+    produce(obj, 16);
+    const afterSmall = it.next();
+    expect(await settlesWithin(afterSmall, 20)).toBe(false);
+    // ...until the producer's threshold wakes it.
     produce(obj, 64);
-    expect((await it.next()).value!.count).toBe(64);
+    expect((await afterSmall).value!.count).toBe(80);
+    // A full read is followed by another look at once.
+    produce(obj, 128);
+    expect((await it.next()).value!.count).toBe(128);
     produce(obj, 16);
     const afterFull = it.next();
     expect(await settlesWithin(afterFull, 20)).toBe(true);
     expect((await afterFull).value!.count).toBe(16);
-    produce(obj, 16);
-    const afterSmall = it.next();
-    expect(await settlesWithin(afterSmall, 20)).toBe(false);
-    expect((await afterSmall).value!.count).toBe(16);
     await it.return!();
   });
 
-  it('sleeping after a small read, it still wakes on the producer\'s next record, not on its timer', async () => {
-    using obj = load();
-    const ring = obj.ringBuffer('ring64', { raw: true, batchBytes: 64 * RECORD, wakeupMs: 60_000 });
+  it('with a producer that wakes only a caught-up reader, it reads until the ring is empty before sleeping', async () => {
+    using obj = load(0);
+    const ring = obj.ringBuffer('ring64', { raw: true, batchBytes: 128 * RECORD, wakeupMs: 60_000 });
     const it = ring.batches();
-    const first = it.next();
     produce(obj, 16);
-    expect((await first).value!.count).toBe(16);
-    // The next call gives the lent batch back and sleeps caught up: the producer's next
-    // submit wakes it (a 60 s timer would time the test out).
-    const second = it.next();
+    expect((await it.next()).value!.count).toBe(16);
+    // Submitted while the reader is behind: no wake-up would come for these, so the loop
+    // looks again at once instead of sleeping.
+    produce(obj, 16);
+    const next = it.next();
+    expect(await settlesWithin(next, 20)).toBe(true);
+    expect((await next).value!.count).toBe(16);
+    // Caught up, it sleeps, and the producer's next record wakes it.
+    const third = it.next();
     await new Promise((resolve) => setImmediate(resolve));
     produce(obj, 16);
-    expect((await second).value!.count).toBe(16);
+    expect((await third).value!.count).toBe(16);
+    await it.return!();
+  });
+
+  it('clears the wake-ups already reported and gives the lent batch back before sleeping after a small read', async () => {
+    // Wakes once 32 records wait; a batch takes 128, so reads of 32 are small.
+    using obj = load(32 * RECORD);
+    const ring = obj.ringBuffer('ring64', { raw: true, batchBytes: 128 * RECORD, wakeupMs: 60_000 });
+    const it = ring.batches();
+    const first = it.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    produce(obj, 32);
+    expect((await first).value!.count).toBe(32);
+    // That threshold wake-up stays reported until cleared: left so, it would end every sleep
+    // at once, and each look would find the few records that arrived since (a busy loop in a
+    // flood). 16 arrive while the batch is lent, under the threshold: the loop must sleep.
+    produce(obj, 16);
+    const second = it.next();
+    expect(await settlesWithin(second, 20)).toBe(false);
+    // 16 more reach the threshold counted from the given-back batch's end: the producer wakes
+    // a reader once per consumer position, which moved when the batch was given back.
+    produce(obj, 16);
+    expect((await second).value!.count).toBe(32);
     await it.return!();
   });
 });

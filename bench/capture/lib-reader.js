@@ -9,6 +9,8 @@
 //   reader 'c': the ring is read by `bench_c consume` (libbpf's consumer, C) instead, waking
 //     as the library's reader does (10 ms timer, the producer's 64 KiB wake-ups); this
 //     process only loads the probe and waits (its CPU counts too, see run.js).
+//   reader 'raw': the library's reader without decoding (rawBatches(), counting records):
+//     what the reading loop costs apart from the events.
 //   reader 'timer': nothing reads the ring (received 0); the process only wakes every
 //     10 ms while the traffic lasts (run.js sends SIGUSR2 when it ends, as lib_live's
 //     reader then goes idle): what Node pays to wake at that rate at all.
@@ -48,10 +50,20 @@ async function onlyWake() {
   process.stderr.write('listening on\n');
   let ticks = 0;
   const timer = setInterval(() => { ticks++; }, 10);
+  // A timer that never fires keeps the process alive once the 10 ms one is cleared.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   process.on('SIGUSR2', () => clearInterval(timer));
   await new Promise((resolve) => controller.signal.addEventListener('abort', resolve));
   clearInterval(timer);
+  clearInterval(keepAlive);
   return { received: 0, syns: 0, lost: 0, ticks };
+}
+
+async function readRaw(probe) {
+  process.stderr.write('listening on\n');
+  let n = 0;
+  for await (const batch of probe.rawBatches()) n += batch.count;
+  return { received: n, syns: 0, lost: probe.stats().lost };
 }
 
 async function readInJs(probe) {
@@ -69,7 +81,7 @@ async function readInJs(probe) {
 process.on('SIGINT', () => controller.abort());
 (async () => {
   const probe = packets({ interfaces: [iface], hook, signal: controller.signal, ...batching });
-  const result = reader === 'c' ? await readInC(probe) : reader === 'timer' ? await onlyWake() : await readInJs(probe);
+  const result = reader === 'c' ? await readInC(probe) : reader === 'timer' ? await onlyWake() : reader === 'raw' ? await readRaw(probe) : await readInJs(probe);
   probe.close();
   process.stdout.write(`${JSON.stringify(result)}\n`);
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -18,7 +18,8 @@
 //   node bench/capture/run.js [--syns 50000] [--conns 1500] [--rounds 3]
 //                             [--phases none,tcpdump,tc,xdp,lib,lib_live]
 // (lib_live_c, node_wake: lib_live's floors, see lib-reader.js: the same ring read in C at
-// the same latency, and a Node process waking every 10 ms without reading)
+// the same latency, and a Node process waking every 10 ms without reading; lib_live_raw:
+// lib_live without decoding)
 // (lib_base, lib_live_base: the same with the library at TCPSCOPE_BENCH_BASE_LIB, for A/B)
 // lib reads decoded events batched as tcpdump -w batches (1 s); lib_live with the library's
 // defaults (10 ms latency). tcpdump -w delivers with up to its 1 s buffer timeout;
@@ -166,6 +167,7 @@ async function phase(workload, name, tmp) {
   // The floors of lib_live: the same ring read by libbpf's consumer in C at the same
   // latency, and a Node process that only wakes every 10 ms (see lib-reader.js).
   else if (name === 'lib_live_c') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live', path.join(ROOT, 'dist', 'lib'), 'c'], /listening on/);
+  else if (name === 'lib_live_raw') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live', path.join(ROOT, 'dist', 'lib'), 'raw'], /listening on/);
   else if (name === 'node_wake') cap = start(process.execPath, [LIB_READER, HOST_IF, 'tc', 'live', path.join(ROOT, 'dist', 'lib'), 'timer'], /listening on/);
   // A/B against another build of the library: TCPSCOPE_BENCH_BASE_LIB=/path/to/dist/lib
   else if (name === 'lib_base' || name === 'lib_live_base') {
@@ -236,7 +238,7 @@ function judge(results) {
     if (!tcpdump) continue;
     const live = of('tcpdump_live');
     const liveC = of('lib_live_c'), wake = of('node_wake');
-    for (const name of ['tc', 'xdp', 'lib', 'lib_live', 'lib_base', 'lib_live_base', 'lib_live_c', 'node_wake']) {
+    for (const name of ['tc', 'xdp', 'lib', 'lib_live', 'lib_base', 'lib_live_base', 'lib_live_c', 'lib_live_raw', 'node_wake']) {
       const r = of(name);
       if (!r) continue;
       out[`${workload}_${name}`] = {

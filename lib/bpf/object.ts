@@ -376,6 +376,10 @@ export class BpfObject implements Disposable {
     if (decoder) init.decoder = decoder;
     if (lost) init.lostCounter = () => Number(lost.read());
     if (idle) init.setIdle = () => idle.write(1);
+    // TCPSCOPE_RINGBUF producers with a byte threshold wake the reader once that much waits
+    // (tcpscope.h), even while it has not caught up: only then may it sleep with records left.
+    const threshold = idle ? this.mappedScalar('tcpscope_wakeup_bytes')?.read() : undefined;
+    if (threshold !== undefined && threshold > 0n) init.producerWakesAtBytes = Number(threshold);
     const reader: Reader<T> = openRingReader<T>(name, this.native.mapFd(name), init);
     this.resources.add(reader);
     return reader;

@@ -74,6 +74,9 @@ interface RecordSource {
 
 const NO_BYTES = new Uint8Array(0);
 
+/** The reading loop's `full` for readers that read on until the buffer is empty. */
+const readUntilEmpty = (): boolean => true;
+
 /**
  * Records of a ring buffer or perf buffer as an async iterator, read in batches.
  * JavaScript pulls: nothing is read until the loop asks, so a slow consumer fills the kernel
@@ -102,6 +105,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readonly decoder: RecordDecoder<T> | undefined;
   private readonly lostCounter: (() => number) | undefined;
   private readonly setIdle: (() => void) | undefined;
+  /** Sleep right after a read smaller than half a batch (see batchFull), rather than read until empty. */
+  private readonly sleepsAfterSmallReads: boolean;
   private readonly signal: AbortSignal | undefined;
   private readonly capacityBytes: number;
   private received = 0;
@@ -120,6 +125,13 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     lostCounter?: () => number;
     /** Tells the producer the reader sleeps without a timer (TCPSCOPE_RINGBUF rings). */
     setIdle?: () => void;
+    /**
+     * The producer wakes the reader once this many bytes wait, caught up or not
+     * (TCPSCOPE_RINGBUF rings with tcpscope_wakeup_bytes): the reader may then sleep right
+     * after a small read. Other producers wake it only once it has caught up, so it reads
+     * until the ring is empty before sleeping.
+     */
+    producerWakesAtBytes?: number;
     onClose?: () => void;
     /** Bytes the kernel buffer holds: what a drain after abort reads at most. */
     capacityBytes?: number;
@@ -132,6 +144,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.decoder = init.decoder;
     this.lostCounter = init.lostCounter;
     this.setIdle = init.setIdle;
+    const wakesAt = init.producerWakesAtBytes ?? 0;
     this.onClose = init.onClose;
     this.capacityBytes = init.capacityBytes ?? 64 << 20;
     // 128 KiB keeps a perf buffer's copy in L2, where larger batches make each record's
@@ -141,6 +154,8 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     const batchBytes = options.batchBytes ?? (init.source.lend ? 256 << 10 : 128 << 10);
     if (!Number.isInteger(batchBytes) || batchBytes < 64) throw new RangeError(`batchBytes must be an integer >= 64, got ${batchBytes}`);
     this.batchBytes = batchBytes;
+    // A threshold past half the ring would let it fill while the reader sleeps.
+    this.sleepsAfterSmallReads = init.source.lend !== undefined && wakesAt > 0 && wakesAt <= this.capacityBytes / 2;
     // Ring buffers are read in place (see lib/bpf/batch.ts); the copying path stays for
     // perf buffers, whose per-CPU records are not one contiguous run.
     this.buffer = init.source.lend ? undefined : new Uint8Array(batchBytes);
@@ -195,9 +210,13 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private readBytes(): number {
     if (this.closed) return 0;
     this.releaseCurrent();
-    const source = this.source;
-    if (source.lend) return call(this.readWhat, () => source.lend!(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes));
-    return call(this.readWhat, () => source.consume(this.buffer!));
+    // try/catch here rather than call(): no closure per read on a path taken on every wake-up.
+    try {
+      const source = this.source;
+      return source.lend ? source.lend(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes) : source.consume(this.buffer!);
+    } catch (e) {
+      throw translateError(e, this.readWhat);
+    }
   }
 
   /**
@@ -208,8 +227,11 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
   private commitForSleep(): void {
     if (this.closed || !this.source.commitForSleep) return;
     this.releaseCurrent();
-    const source = this.source;
-    call(this.readWhat, () => source.commitForSleep!());
+    try {
+      this.source.commitForSleep();
+    } catch (e) {
+      throw translateError(e, this.readWhat);
+    }
   }
 
   /** The batch of the last read of `bytes` bytes. */
@@ -253,7 +275,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
    * `onEnd` runs after the reader closes, however the iteration ended.
    */
   mapBatches<R>(who: string, map: (batch: RecordBatch) => R | undefined, onEnd?: () => void): AsyncIterableIterator<R> {
-    return this.reads(this.copyRead, who, (bytes) => map(this.batchOf(bytes)), this.source.lend ? this.batchFull : () => true, onEnd);
+    return this.reads(this.copyRead, who, (bytes) => map(this.batchOf(bytes)), this.sleepsAfterSmallReads ? this.batchFull : readUntilEmpty, onEnd);
   }
 
   /** The native ring reader, for a native consumer of the ring (a ring buffer reader only). */
@@ -277,7 +299,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
       this.received += records;
       return records;
     };
-    yield* this.reads(read, 'a native consumer', (records) => records, () => true);
+    yield* this.reads(read, 'a native consumer', (records) => records, readUntilEmpty);
   }
 
   /**
@@ -319,8 +341,9 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
    * Whether a ring read of `bytes` took about all the reader takes at once, so more is
    * likely waiting: read on at once. After a smaller read the ring is as good as drained,
    * and an immediate second look would only find the few records that arrived meanwhile, at
-   * the cost of a whole round through the consumer: sleep instead (the wake-up interval
-   * still bounds their delay; see sleepAfterRead). Perf buffers read on until empty.
+   * the cost of a whole round through the consumer: sleep instead. The wake-up interval
+   * still bounds their delay, and the producer's byte threshold wakes the reader early if
+   * records pile up (only readers of such producers do this: sleepsAfterSmallReads).
    */
   private readonly batchFull = (bytes: number): boolean => bytes * 2 >= this.batchBytes;
 
@@ -509,7 +532,7 @@ export function copyView(bytes: Uint8Array | RecordBatch): DataView {
 export type NativeThreadDone = (error: Error | null, records: number, bytes: number) => void;
 
 /** @internal */
-export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; setIdle?: () => void; onClose?: () => void; capacityBytes?: number; options?: ReaderOptions }): RecordReader<T> {
+export function openRingReader<T>(name: string, mapFd: number, init: { decoder?: RecordDecoder<T>; lostCounter?: () => number; setIdle?: () => void; producerWakesAtBytes?: number; onClose?: () => void; capacityBytes?: number; options?: ReaderOptions }): RecordReader<T> {
   const ring: NativeRingReader = call(`open ring buffer '${name}'`, () => new (native().NativeRingReader)(mapFd));
   return new RecordReader<T>({ name, source: ring, pollFd: ring.epollFd, ...init });
 }
