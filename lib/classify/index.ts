@@ -8,7 +8,7 @@ import { BpfObject } from '../bpf/object';
 import { NotSupportedError, VerifierError } from '../bpf/errors';
 import type { Link } from '../bpf/link';
 import type { InterfaceRef } from '../bpf/netif';
-import type { RecordDecoder } from '../bpf/ringbuf';
+import type { RecordDecoder, RecordReader } from '../bpf/ringbuf';
 import { builtObjectPath } from '../bpf/paths';
 import { parsePort } from '../net/addr';
 import { DEFAULT_WAKEUP_BYTES, ProbeStream } from '../probes/stream';
@@ -84,13 +84,15 @@ export interface ClassifyKernelStats {
 }
 
 /** The flows probe: events, stats() of the ring, kernelStats() of the program. */
-export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
+export class FlowStream extends ProbeStream<unknown, FlowEvent> {
   /** The loaded program's name: classify_tc, or classify_xadd on kernels before 5.12. */
   readonly program: string;
 
   /** @internal use flows() */
-  constructor(program: string, ...args: ConstructorParameters<typeof ProbeStream<RawFlow, FlowEvent>>) {
-    super(...args);
+  constructor(program: string, object: BpfObject, links: Link[], reader: RecordReader<RawFlow>, toEvent: (raw: RawFlow) => FlowEvent) {
+    // The base is typed over `unknown` records so that the public type names no kernel
+    // struct; this reader yields RawFlow only, which is what toEvent takes.
+    super(object, links, reader, toEvent as (raw: unknown) => FlowEvent);
     this.program = program;
   }
 
