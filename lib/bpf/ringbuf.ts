@@ -61,14 +61,11 @@ const TURN_BUDGET_MS = 10;
 /** Resolves in the next event-loop turn, after timers and I/O callbacks. */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-interface RecordSource {
-  /** Copies what waits into target (perf buffers). */
-  consume(target: Uint8Array): number;
-  /** Ring buffers: records lent in place, see NativeRingReader.lend. */
-  lend?(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
-  dataArea?(): ArrayBuffer;
-  close(): void;
-}
+/** Perf buffers copy what waits into the reader's buffer (consume). */
+interface CopyingSource extends Pick<NativePerfReader, 'consume' | 'close'> { lend?: undefined; dataArea?: undefined }
+/** Ring buffers lend their records in place (see NativeRingReader.lend). */
+interface LendingSource extends Pick<NativeRingReader, 'lend' | 'dataArea' | 'close'> { consume?: undefined }
+type RecordSource = CopyingSource | LendingSource;
 
 const NO_BYTES = new Uint8Array(0);
 
@@ -194,7 +191,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     if (this.closed) return 0;
     this.releaseCurrent();
     const source = this.source;
-    if (source.lend) return call(this.readWhat, () => source.lend!(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes));
+    if (source.lend) return call(this.readWhat, () => source.lend(this.scratch.offsets, this.scratch.lengths, this.lentAt, this.batchBytes));
     return call(this.readWhat, () => source.consume(this.buffer!));
   }
 
