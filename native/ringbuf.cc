@@ -3,8 +3,8 @@
 // per record and cannot stop before a record without consuming it. Here one call indexes
 // every committed record that fits and lends them to JavaScript in place (the kernel maps
 // the data area twice, so a wrapped run is contiguous); the next call releases them all
-// with one store to the consumer position. consume() copies instead, for callers that keep
-// the bytes.
+// with one store to the consumer position. Callers that keep the bytes copy them in JS
+// (RecordBatch.copy()).
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -113,38 +113,6 @@ struct Ring {
     size_t capacity = 0;
     size_t count = 0;
   };
-
-  // Copies every committed record that fits into target, releases them; bytes written, or
-  // -1 when the first record alone does not fit (its size in *too_big).
-  long ReadInto(uint8_t* target, size_t length, uint32_t* too_big) {
-    Commit();
-    size_t total = 0;
-    for (;;) {
-      unsigned long cons = ConsumerPos()->load(std::memory_order_relaxed);
-      unsigned long prod = ProducerPos()->load(std::memory_order_acquire);
-      unsigned long pos = cons;
-      while (pos < prod) {
-        auto* header = reinterpret_cast<std::atomic<uint32_t>*>(data + (pos & mask));
-        uint32_t len = header->load(std::memory_order_acquire);
-        if (len & kBusyBit) break;
-        uint32_t record = ((len & ~kDiscardBit) + kHeaderSize + 7) & ~7u;
-        size_t at = total + (pos - cons);
-        if (at + record > length) {
-          if (total == 0 && pos == cons) {
-            *too_big = record;
-            return -1;
-          }
-          break;
-        }
-        pos += record;
-      }
-      size_t bytes = pos - cons;
-      if (bytes > 0) memcpy(target + total, data + (cons & mask), bytes);
-      total += bytes;
-      if (!Release(pos, prod)) break;
-    }
-    return static_cast<long>(total);
-  }
 
   // Where the zero-copy reader's batch ends: records from the consumer position up to here
   // are lent to JavaScript and released (the consumer position moved here) by the reader's
@@ -274,8 +242,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function fn = DefineClass(env, "NativeRingReader",
-                                    {InstanceMethod("consume", &RingReader::Consume),
-                                     InstanceMethod("dataArea", &RingReader::DataArea),
+                                    {InstanceMethod("dataArea", &RingReader::DataArea),
                                      InstanceMethod("lend", &RingReader::Lend),
                                      InstanceMethod("commitForSleep", &RingReader::CommitForSleepJs),
                                      InstanceMethod("stopThread", &RingReader::StopThread),
@@ -404,24 +371,6 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
 
  private:
 
-  // consume(target: Uint8Array) -> bytes written; records keep the kernel's 8-byte header
-  // (length with busy/discard bits, page offset) and 8-byte alignment.
-  Napi::Value Consume(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    RequireJsConsumer(env, "read the ring buffer");
-    Bytes target = BytesArg(info[0], "target");
-    uint32_t too_big = 0;
-    long total;
-    {
-      std::lock_guard<std::mutex> lock(ring_->mu);
-      total = ring_->ReadInto(target.data, target.length, &too_big);
-    }
-    if (total < 0)
-      throw Napi::RangeError::New(env, "a ring buffer record (" + std::to_string(too_big) +
-                                           " bytes) is larger than the batch buffer");
-    return Napi::Number::New(env, static_cast<double>(total));
-  }
-
   // dataArea() -> ArrayBuffer over the ring's data pages, mapped twice back to back (so a
   // record that wraps is contiguous), created once per reader. The pages are mapped
   // read-only (the kernel refuses a writable mapping): a write through any view of this
@@ -441,7 +390,7 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
   // lend(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes) -> bytes:
   // commits the previous loan, then lends the committed records that follow without
   // copying them: out = [start in dataArea(), bytes, records]; offsets are relative to
-  // start. They stay in the ring until the next lend(), another consume or close().
+  // start. They stay in the ring until the next lend() or close().
   Napi::Value Lend(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireJsConsumer(env, "read the ring buffer");

@@ -94,7 +94,16 @@ function describe(name, symbol, at, indent = '') {
   if (f & ts.SymbolFlags.Class) {
     const inst = checker.getDeclaredTypeOfSymbol(s);
     const ctor = checker.getTypeOfSymbolAtLocation(s, decl);
-    const bases = checker.getBaseTypes(inst).map((b) => typeText(b, decl));
+    const baseTypes = checker.getBaseTypes(inst);
+    for (const b of baseTypes) {
+      for (const arg of checker.getTypeArguments(b)) {
+        const named = arg.aliasSymbol ?? arg.getSymbol();
+        if (named && ours(named) && !exported.has(named)) {
+          problems.push(`class ${name} extends ${typeText(b, decl)}: ${typeText(arg, decl)} is not exported; export it or type the base with exported types`);
+        }
+      }
+    }
+    const bases = baseTypes.map((b) => typeText(b, decl));
     lines.push(`${indent}class ${name}${bases.length ? ` extends ${bases.join(', ')}` : ''} {`);
     for (const c of ctor.getConstructSignatures()) {
       const cdecl = c.getDeclaration();
@@ -142,10 +151,15 @@ function describe(name, symbol, at, indent = '') {
 
 const problems = [];
 const check = process.argv.includes('--check');
+const exportsOfEntry = new Map(ENTRIES.map((entry) => {
+  const moduleSymbol = checker.getSymbolAtLocation(program.getSourceFile(path.resolve(root, entry.file)));
+  return [entry, [...checker.getExportsOfModule(moduleSymbol)].sort((a, b) => a.getName().localeCompare(b.getName()))];
+}));
+/** What the entry points export (the declarations, not the re-exporting aliases). */
+const exported = new Set([...exportsOfEntry.values()].flat().map((sym) => (sym.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(sym) : sym)));
 for (const entry of ENTRIES) {
   const sf = program.getSourceFile(path.resolve(root, entry.file));
-  const moduleSymbol = checker.getSymbolAtLocation(sf);
-  const exportsOf = [...checker.getExportsOfModule(moduleSymbol)].sort((a, b) => a.getName().localeCompare(b.getName()));
+  const exportsOf = exportsOfEntry.get(entry);
   if (/^\s*export\s+\*\s+from/m.test(sf.text)) problems.push(`${path.relative(root, path.resolve(root, entry.file))}: 'export * from' re-exports whatever a module adds; list the public names`);
   const body = [];
   for (const sym of exportsOf) {

@@ -19,7 +19,7 @@ import {
   type EncodableValue,
   type Shape,
 } from '../lib/bpf/btf';
-import { connEventBtf } from '../lib/bpf/btf/bench-decode';
+import { connEventBtf } from '../bench/btf-decode';
 
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURE = path.join(__dirname, 'fixtures', 'btf_fixture.bpf.c');
@@ -633,7 +633,7 @@ describe('codecs on struct ev', () => {
     expect(decoderFor(btf, '.rodata').decode(new DataView(ro.buffer))).toEqual({ target_pid: 99, target_port: 8080, verbose: true });
   });
 
-  // Its speed is a benchmark's (node dist/lib/bpf/btf/bench-decode.js), not a test's: here,
+  // Its speed is a benchmark's (node dist/bench/btf-decode.js), not a test's: here,
   // that the struct it times decodes to the values written.
   it('the decode benchmark\'s struct conn_event decodes field by field', () => {
     const dec = decoderFor(connEventBtf(), 'conn_event');

@@ -84,6 +84,10 @@ describe.skipIf(!enabled)('flows() on loopback', () => {
       await allRead(stream, events);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ protocol: 'http1', method: 'POST', path: '/upload?x=1', host: `127.0.0.1:${port}`, daddr: '127.0.0.1', dport: port, family: 'ipv4', saddr: '127.0.0.1' });
+      // The same endpoint fields as every TCP event: the bytes beside the text, and the client's port.
+      expect([...events[0]!.saddrBytes.subarray(0, 4)]).toEqual([127, 0, 0, 1]);
+      expect([...events[0]!.daddrBytes.subarray(0, 4)]).toEqual([127, 0, 0, 1]);
+      expect(events[0]!.sport).not.toBe(port);
       expect(events[0]!.payload).toBeUndefined();
       expect(stream.stats().received).toBe(1);
       const k = stream.kernelStats();

@@ -34,7 +34,7 @@ describe('npm tarball contents', () => {
 
   it('leaves out tests, benchmarks, CI, examples, source maps and the vmlinux headers (vmtest ships: `tcpscope vmtest` runs it)', () => {
     const unwanted = files.filter((f) => /^(test|bench|\.ci|examples|deploy|lib)\//.test(f) || /^vmtest\/.*\.md$/.test(f) || /^dist\/(test|bench|examples)\//.test(f) ||
-      /\.(js|ts)\.map$/.test(f) || f.includes('vmlinux') || /\btest\/bpf\b|bench_|rt_[a-z]+\.bpf/.test(f));
+      /\.(js|ts)\.map$/.test(f) || f.includes('vmlinux') || /\btest\/bpf\b|bench[_-]|rt_[a-z]+\.bpf/.test(f));
     expect(unwanted).toEqual([]);
   });
 });

@@ -100,6 +100,26 @@ describe('scripts/api-report.js', () => {
     expect(r.out).toContain("'export * from' re-exports whatever a module adds");
     expect(r.out).toContain('index.ts exports seed, which is marked @internal');
   }, 60_000);
+
+  it('fails a public class whose base names a type no entry point exports', () => {
+    const dir = path.join(tmp, 'api-base');
+    fs.mkdirSync(dir, { recursive: true });
+    const entry = path.join(dir, 'index.ts');
+    const report = path.join(dir, 'index.api.md');
+    fs.writeFileSync(path.join(dir, 'impl.ts'), [
+      'export class Stream<Raw, Event> { read(_r: Raw): Event[] { return []; } }',
+      'interface RawRecord { len: number }',
+      'export interface Item { n: number }',
+      'export class ItemStream extends Stream<RawRecord, Item> {}',
+      'export class OpenStream extends Stream<unknown, Item> {}',
+      '',
+    ].join('\n'));
+    fs.writeFileSync(entry, "export { Stream, ItemStream, OpenStream } from './impl';\nexport type { Item } from './impl';\n");
+    const r = run('api-report.js', ['--entry', entry, '--report', report]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('class ItemStream extends Stream<RawRecord, Item>: RawRecord is not exported; export it or type the base with exported types');
+    expect(r.out).not.toContain('OpenStream');
+  }, 60_000);
 });
 
 describe('package entry points', () => {

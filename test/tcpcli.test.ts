@@ -9,23 +9,58 @@ import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { kernelAtLeast } from '../lib/kernel/version';
 import { connectAndWrite, connectRefused, freePort, sleep, startServer } from './helpers/tcpprobe';
-import { CLI, READY, ready, runCli as run } from './helpers/cli';
+import { CLI, READY, ready, runCli } from './helpers/cli';
+import type { CliRun } from './helpers/cli';
 
 const enabled = bpfAvailable('tcp CLI');
 
-/**
- * Probe programs that no process holds: what an exited command would have left attached.
- * (Other test processes on this machine may be running probes of their own: those have a
- * holder.)
- */
-function orphanPrograms(): string[] {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ id: number; name?: string; pids?: unknown[] }>;
-  return progs.filter((p) => /^(conns_|tev_)/.test(p.name ?? '') && !(p.pids && p.pids.length)).map((p) => `${p.id} ${p.name}`);
+/** Ids of the BPF programs a process holds (its program and link fds name them in fdinfo). */
+function programsHeldBy(pid: number): number[] {
+  const ids = new Set<number>();
+  const dir = `/proc/${pid}/fdinfo`;
+  let fds: string[] = [];
+  try { fds = fs.readdirSync(dir); } catch { return []; }
+  for (const fd of fds) {
+    let info = '';
+    try { info = fs.readFileSync(path.join(dir, fd), 'utf8'); } catch { continue; }
+    const m = /^prog_id:\s*(\d+)/m.exec(info);
+    if (m) ids.add(Number(m[1]));
+  }
+  return [...ids];
 }
 
-/** The kernel frees a dead process's programs asynchronously: allow it a moment. */
+/**
+ * The programs the commands of this file loaded, noted at each readiness line (printed once
+ * attached, while the command runs). Other suites load probes on this machine meanwhile, so
+ * only these ids say whether a command that exited left something behind.
+ */
+const loaded = new Set<number>();
+/** Commands that printed their readiness line holding no program: nothing to check them by. */
+const unseen: string[] = [];
+
+function run(args: string[]): CliRun {
+  const r = runCli(args);
+  const atReady = (): void => {
+    if (!READY.test(r.stderr())) return;
+    r.child.stderr!.off('data', atReady);
+    const ids = programsHeldBy(r.child.pid!);
+    if (ids.length === 0) unseen.push(args.join(' '));
+    for (const id of ids) loaded.add(id);
+  };
+  r.child.stderr!.on('data', atReady);
+  return r;
+}
+
+function programsLeft(): number[] {
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ id: number }>;
+  return progs.map((p) => p.id).filter((id) => loaded.has(id));
+}
+
+/** Every program the exited commands loaded is gone; the kernel frees them asynchronously: allow it a moment. */
 async function noneLeft(): Promise<void> {
-  await eventually(() => orphanPrograms().length === 0, 5000, 'probe programs to be released');
+  expect(unseen, 'commands whose programs could not be noted at their readiness line').toEqual([]);
+  await eventually(() => programsLeft().length === 0, 5000, 'the commands\' programs to be released');
+  loaded.clear();
 }
 
 describe.skipIf(!enabled)('tcpscope conns/resets/drops/rtt/retrans', { timeout: 60_000 }, () => {

@@ -73,7 +73,6 @@ export interface NativeObject {
 }
 
 export interface NativeRingReader {
-  consume(target: Uint8Array): number;
   /**
    * The ring's data pages, mapped read-only and twice back to back; created once, detached by
    * close(). Never hand it (or a typed array over it) to user code: a write kills the process.
@@ -82,7 +81,7 @@ export interface NativeRingReader {
   /**
    * Commits the previous loan, then lends the committed records that follow (at most
    * maxBytes) in place: out = [start in dataArea(), bytes, records]; offsets are relative
-   * to start. They stay in the ring until the next lend(), consume or close().
+   * to start. They stay in the ring until the next lend() or close().
    */
   lend(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
   /**
@@ -97,7 +96,7 @@ export interface NativeRingReader {
   stopThread(): void;
   /** Returns within about a second whatever a native thread is doing. */
   close(): void;
-  /** A native thread holds the ring (consume() refuses). */
+  /** A native thread holds the ring (lend() and dataArea() refuse). */
   readonly threadRunning: boolean;
   /** Edge-triggered epoll fd that becomes readable on the producer's wake-ups. */
   readonly epollFd: number;

@@ -61,16 +61,11 @@ const TURN_BUDGET_MS = 10;
 /** Resolves in the next event-loop turn, after timers and I/O callbacks. */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-interface RecordSource {
-  /** Copies what waits into target (perf buffers). */
-  consume(target: Uint8Array): number;
-  /** Ring buffers: records lent in place, see NativeRingReader.lend. */
-  lend?(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
-  /** Ring buffers: see NativeRingReader.commitForSleep. */
-  commitForSleep?(): void;
-  dataArea?(): ArrayBuffer;
-  close(): void;
-}
+/** Perf buffers copy what waits into the reader's buffer (consume). */
+interface CopyingSource extends Pick<NativePerfReader, 'consume' | 'close'> { lend?: undefined; dataArea?: undefined; commitForSleep?: undefined }
+/** Ring buffers lend their records in place (see NativeRingReader.lend). */
+interface LendingSource extends Pick<NativeRingReader, 'lend' | 'dataArea' | 'commitForSleep' | 'close'> { consume?: undefined }
+type RecordSource = CopyingSource | LendingSource;
 
 const NO_BYTES = new Uint8Array(0);
 

@@ -8,11 +8,13 @@ import { BpfObject } from '../bpf/object';
 import { NotSupportedError, VerifierError } from '../bpf/errors';
 import type { Link } from '../bpf/link';
 import type { InterfaceRef } from '../bpf/netif';
-import type { RecordDecoder } from '../bpf/ringbuf';
+import type { RecordDecoder, RecordReader } from '../bpf/ringbuf';
 import { builtObjectPath } from '../bpf/paths';
-import { formatAddress, parsePort, AF_INET6 } from '../net/addr';
+import { parsePort } from '../net/addr';
 import { DEFAULT_WAKEUP_BYTES, ProbeStream } from '../probes/stream';
 import type { ProbeOptions } from '../probes/stream';
+import { eventEndpoints } from '../probes/tcp_common';
+import type { EventEndpoints } from '../probes/tcp_common';
 import { monoToDate } from '../util/clock';
 import { classifyPayload } from './parse';
 import type { Classification } from './parse';
@@ -48,22 +50,14 @@ export interface FlowsOptions extends ProbeOptions {
   mechanism?: 'auto' | 'tcx' | 'clsact';
 }
 
-export interface FlowEvent extends Classification {
+/** One new flow; its source (`saddr`, `sport`) is the sending side, the client. */
+export interface FlowEvent extends Classification, EventEndpoints {
   /** When the first data segment arrived. */
   time: Date;
   /** bpf_ktime_get_ns() of that segment (CLOCK_MONOTONIC). */
   tsNs: bigint;
   /** From the SYN to the first data segment, ns. */
   firstDataDelayNs: number;
-  /** The sending side (the client). */
-  saddr: string;
-  sport: number;
-  daddr: string;
-  dport: number;
-  /** The addresses' 16 bytes (IPv4 in the first 4), as the kernel recorded them. */
-  saddrBytes: Uint8Array;
-  daddrBytes: Uint8Array;
-  family: 'ipv4' | 'ipv6';
   ifindex: number;
   /** Payload bytes of the segment, and how many were captured. */
   payloadLen: number;
@@ -90,13 +84,15 @@ export interface ClassifyKernelStats {
 }
 
 /** The flows probe: events, stats() of the ring, kernelStats() of the program. */
-export class FlowStream extends ProbeStream<RawFlow, FlowEvent> {
+export class FlowStream extends ProbeStream<unknown, FlowEvent> {
   /** The loaded program's name: classify_tc, or classify_xadd on kernels before 5.12. */
   readonly program: string;
 
   /** @internal use flows() */
-  constructor(program: string, ...args: ConstructorParameters<typeof ProbeStream<RawFlow, FlowEvent>>) {
-    super(...args);
+  constructor(program: string, object: BpfObject, links: Link[], reader: RecordReader<RawFlow>, toEvent: (raw: RawFlow) => FlowEvent) {
+    // The base is typed over `unknown` records so that the public type names no kernel
+    // struct; this reader yields RawFlow only, which is what toEvent takes.
+    super(object, links, reader, toEvent as (raw: unknown) => FlowEvent);
     this.program = program;
   }
 
@@ -117,13 +113,7 @@ function toEvent(raw: RawFlow, includePayload: boolean): FlowEvent {
     time: monoToDate(raw.ts_ns),
     tsNs: raw.ts_ns,
     firstDataDelayNs: Number(raw.ts_ns - raw.syn_ns),
-    saddr: formatAddress(raw.saddr, raw.family),
-    sport: raw.sport,
-    daddr: formatAddress(raw.daddr, raw.family),
-    dport: raw.dport,
-    saddrBytes: raw.saddr,
-    daddrBytes: raw.daddr,
-    family: raw.family === AF_INET6 ? 'ipv6' : 'ipv4',
+    ...eventEndpoints(raw),
     ifindex: raw.ifindex,
     protocol: c.protocol,
     payloadLen: raw.payload_len,

@@ -13,7 +13,7 @@ import { UpdateFlags } from '../bpf/map';
 import { bytes as bytesCodec, encodeToBytes } from '../bpf/codec';
 import { BpfError, NotSupportedError, VerifierError } from '../bpf/errors';
 import os from 'node:os';
-import type { Link } from '../bpf/link';
+import { InterfaceLinks, Link } from '../bpf/link';
 import type { Program, XdpMode } from '../bpf/program';
 import type { InterfaceRef } from '../bpf/netif';
 import { interfaceIndex, interfaceName } from '../bpf/netif';
@@ -315,21 +315,18 @@ export class Guard extends EventEmitter implements LinkFollower {
   private closed = false;
   private safety: { at: number; index: SafetyIndex } | undefined;
 
-  /** The XDP link on each interface, by ifindex. */
-  private readonly byInterface: Map<number, Link>;
-  /** How each guarded interface appears in `interfaces`, by ifindex. */
-  private readonly refs = new Map<number, InterfaceRef>();
+  /** The XDP link on each interface, and how it appears in `interfaces`, by ifindex. */
+  private readonly attached: InterfaceLinks<InterfaceRef>;
   private readonly mode: XdpMode;
 
-  private constructor(object: BpfObject, program: Program, byInterface: Map<number, Link>, interfaces: InterfaceRef[], config: RawConfig, mode: XdpMode) {
+  private constructor(object: BpfObject, program: Program, attached: InterfaceLinks<InterfaceRef>, interfaces: InterfaceRef[], config: RawConfig, mode: XdpMode) {
     super();
     this.object = object;
     this.program = program;
-    this.byInterface = byInterface;
-    this.links = [...byInterface.values()];
+    this.attached = attached;
+    this.links = attached.links;
     this.interfaces = interfaces;
     this.mode = mode;
-    for (const ref of interfaces) this.refs.set(typeof ref === 'number' ? ref : interfaceIndex(ref), ref);
     this.config = config;
     this.synCookies = program.name === 'guard_xdp';
     this.synCookiesUnavailable = this.synCookies ? undefined : rejected.get('guard_xdp') ?? 'the SYN-cookie variant did not load';
@@ -381,8 +378,8 @@ export class Guard extends EventEmitter implements LinkFollower {
         obj.map<number, RawConfig>('guard_config').set(0, config);
         const prog = obj.program(name);
         const mode = options.mode ?? 'auto';
-        const attached = new Map<number, Link>();
-        for (const iface of interfaces) attached.set(interfaceIndex(iface), prog.attachXdp(iface, { mode: xdpModeFor(iface, mode) }));
+        const attached = new InterfaceLinks<InterfaceRef>();
+        for (const iface of interfaces) attached.add(interfaceIndex(iface), iface, [prog.attachXdp(iface, { mode: xdpModeFor(iface, mode) })]);
         return new Guard(obj, prog, attached, [...interfaces], config, mode);
       } catch (e) {
         obj.close();
@@ -751,26 +748,18 @@ export class Guard extends EventEmitter implements LinkFollower {
    * same rules. False when it is guarded already; throws when XDP cannot attach there.
    */
   addInterface(ifindex: number, name: string): boolean {
-    if (this.closed || this.byInterface.has(ifindex)) return false;
-    const link = this.program.attachXdp(ifindex, { mode: xdpModeFor(name, this.mode) });
-    this.byInterface.set(ifindex, link);
-    this.links.push(link);
+    if (this.closed || this.attached.has(ifindex)) return false;
+    this.attached.add(ifindex, name, [this.program.attachXdp(ifindex, { mode: xdpModeFor(name, this.mode) })]);
     this.interfaces.push(name);
-    this.refs.set(ifindex, name);
     return true;
   }
 
   /** Lets go of an interface that disappeared (its XDP program went with it). False when it was not guarded. */
   removeInterface(ifindex: number): boolean {
-    const link = this.byInterface.get(ifindex);
-    if (!link) return false;
-    this.byInterface.delete(ifindex);
-    const at = this.links.indexOf(link);
-    if (at >= 0) this.links.splice(at, 1);
-    const named = this.interfaces.indexOf(this.refs.get(ifindex) ?? ifindex);
+    const removed = this.attached.remove(ifindex);
+    if (!removed) return false;
+    const named = this.interfaces.indexOf(removed.name);
     if (named >= 0) this.interfaces.splice(named, 1);
-    this.refs.delete(ifindex);
-    try { link.detach(); } catch { /* already detached by the kernel */ }
     return true;
   }
 

@@ -23,6 +23,15 @@ export function tcpOptions(e: Pick<PacketEvent, 'options'>): string[] {
   return out;
 }
 
+/** What goes inside tcpdump's `options [...]`, built in one pass ('' when there are none). */
+function optionsText(o: TcpOptions): string {
+  const order = o.order;
+  let s = '';
+  for (let i = 0; i < order.length; i++) s += i === 0 ? optionText(order[i]!, o) : `,${optionText(order[i]!, o)}`;
+  if (o.malformed) s += s ? ',[bad opt]' : '[bad opt]';
+  return s;
+}
+
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
@@ -72,8 +81,8 @@ export function formatPacketBody(e: PacketEvent, verbose?: VerboseTcpText): stri
     s += `, options [${verbose.options}]`;
     if (verbose.endsAtOptions) return s;
   } else {
-    const options = tcpOptions(e);
-    if (options.length) s += `, options [${options.join(',')}]`;
+    const options = optionsText(e.options);
+    if (options) s += `, options [${options}]`;
   }
   s += `, length ${payloadLen}`;
   return s;

@@ -2,7 +2,7 @@
 // The loaded packet program (bpf/packets.bpf.c) and its maps: configuration changed while
 // it runs, the filter's two slots, counters. Shared by packets() and synCounts().
 import { BpfObject } from '../bpf/object';
-import type { Link } from '../bpf/link';
+import { InterfaceLinks, Link } from '../bpf/link';
 import type { BpfMap } from '../bpf/map';
 import type { XdpMode } from '../bpf/program';
 import { builtObjectPath } from '../bpf/paths';
@@ -71,9 +71,8 @@ export class PacketProgram implements LinkFollower {
   readonly hook: PacketHook;
   /** Interface names by ifindex. */
   readonly interfaces: ReadonlyMap<number, string>;
-  private readonly names: Map<number, string>;
   /** The links made on each interface (ingress, and egress with egressCounters). */
-  private readonly byInterface: Map<number, Link[]>;
+  private readonly attached: InterfaceLinks<string>;
   private readonly egressCounters: boolean;
   private readonly xdpMode: XdpMode;
   private config: ConfigValue;
@@ -82,14 +81,13 @@ export class PacketProgram implements LinkFollower {
   private readonly filterMap: BpfMap<number, unknown>;
 
   /** @internal */
-  constructor(object: BpfObject, byInterface: Map<number, Link[]>, opts: NormalizedOptions, config: ConfigValue) {
+  constructor(object: BpfObject, attached: InterfaceLinks<string>, opts: NormalizedOptions, config: ConfigValue) {
     this.object = object;
-    this.byInterface = byInterface;
-    this.links = [...byInterface.values()].flat();
+    this.attached = attached;
+    this.links = attached.links;
     this.egressCounters = opts.egressCounters;
     this.hook = opts.hook;
-    this.names = new Map(opts.ifindexes.map((index, i) => [index, opts.ifnames[i]!]));
-    this.interfaces = this.names;
+    this.interfaces = attached.names;
     this.xdpMode = opts.xdpMode;
     this.config = config;
     this.filterText = opts.filter.text;
@@ -124,9 +122,9 @@ export class PacketProgram implements LinkFollower {
       };
       obj.map('packets_filter').set(0, encodeFilter(opts.filter));
       obj.map('packets_config').set(0, config);
-      const byInterface = new Map<number, Link[]>();
-      for (const ifindex of opts.ifindexes) byInterface.set(ifindex, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex));
-      return new PacketProgram(obj, byInterface, opts, config);
+      const attached = new InterfaceLinks<string>();
+      opts.ifindexes.forEach((ifindex, i) => attached.add(ifindex, opts.ifnames[i]!, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex)));
+      return new PacketProgram(obj, attached, opts, config);
     } catch (e) {
       obj.close();
       throw e;
@@ -138,12 +136,8 @@ export class PacketProgram implements LinkFollower {
    * `-i any`); its packets join the same ring. Does nothing for one already attached.
    */
   addInterface(ifindex: number, name: string): boolean {
-    if (this.names.has(ifindex)) return false;
-    const links = attachTo(this.object, this.hook, this.xdpMode, this.egressCounters, ifindex);
-    this.byInterface.set(ifindex, links);
-    this.links.push(...links);
-    this.names.set(ifindex, name);
-    return true;
+    if (this.attached.has(ifindex)) return false;
+    return this.attached.add(ifindex, name, attachTo(this.object, this.hook, this.xdpMode, this.egressCounters, ifindex));
   }
 
   /**
@@ -151,17 +145,7 @@ export class PacketProgram implements LinkFollower {
    * its links are released and its name forgotten. False when it was not attached.
    */
   removeInterface(ifindex: number): boolean {
-    const links = this.byInterface.get(ifindex);
-    if (!links) return false;
-    this.byInterface.delete(ifindex);
-    this.names.delete(ifindex);
-    for (const link of links) {
-      const at = this.links.indexOf(link);
-      if (at >= 0) this.links.splice(at, 1);
-      // The device is gone with its attachment; detaching only closes the link's fd.
-      try { link.detach(); } catch { /* already detached by the kernel */ }
-    }
-    return true;
+    return this.attached.remove(ifindex) !== undefined;
   }
 
   /** The filter now applied (its expression text). */

@@ -56,7 +56,7 @@ function recordLayout(obj: BpfObject): RecordLayout {
  * A running packets probe: async iterable of PacketEvent, plus live reconfiguration,
  * kernel counters, and a raw batch path for writers that need no decoding.
  */
-export class PacketStream extends ProbeStream<RawPacketEvent, PacketView> {
+export class PacketStream extends ProbeStream<unknown, PacketView> {
   readonly program: PacketProgram;
   /** Where fields sit in a raw record (for rawBatches()). */
   readonly layout: RecordLayout;

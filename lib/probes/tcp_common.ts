@@ -143,6 +143,17 @@ export const ENDPOINT_FIELDS: EventFields<RawEndpoints, EventEndpoints> = {
   daddrBytes: (r) => r.daddr,
 };
 
+/** EventEndpoints computed at once, for events built whole (one per flow, not per packet). */
+export function eventEndpoints(r: RawEndpoints): EventEndpoints {
+  const f = ENDPOINT_FIELDS;
+  // One literal, not a loop over the keys: V8 then builds the object with one fixed shape, as
+  // cheap as fields written out by hand; the loop was measurably slower per FlowEvent.
+  return {
+    family: f.family(r), saddr: f.saddr(r), sport: f.sport(r), daddr: f.daddr(r), dport: f.dport(r),
+    saddrBytes: f.saddrBytes(r), daddrBytes: f.daddrBytes(r),
+  };
+}
+
 // ---- tracepoints on the running kernel --------------------------------------------
 
 const TRACEFS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];

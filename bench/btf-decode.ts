@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /**
- * Decode throughput for a typical connection event.
- * Run after `npm run build:ts`: node dist/lib/bpf/btf/bench-decode.js [count]
+ * Decode throughput of the BTF object decoder for a typical connection event (no BPF, no
+ * baseline: a figure to compare between builds). Under bench/ so that it does not ship.
+ * Run after `npm run build:ts`: node dist/bench/btf-decode.js [count]
  */
-import { BtfBuilder } from './build';
-import { decoderFor } from './codec';
-import { Btf } from './parse';
+import { BtfBuilder } from '../lib/bpf/btf/build';
+import { decoderFor } from '../lib/bpf/btf/codec';
+import { Btf } from '../lib/bpf/btf/parse';
 
 /** @example const { sharedViewPerSec } = runDecodeBench(1e6); */
 export interface DecodeBenchResult {
