@@ -10,6 +10,7 @@ import { attachedPrograms } from '../lib/bpf/introspect';
 import { parseMonitorLine } from '../lib/net/link-watch';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { createTestNet, TRAFFIC_SCRIPT } from './helpers/netns';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('-i any');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -33,7 +34,7 @@ describe('rtnetlink link lines', () => {
 });
 
 describe.skipIf(!enabled)('-i any follows interfaces created later', { timeout: 90_000 }, () => {
-  const port = 21000 + Math.floor(Math.random() * 9000);
+  const port = freePort();
   const cases: Array<{ name: string; args: (metricsPort: number) => string[]; seen: (r: Run, hostIf: string, metricsPort: number) => Promise<boolean> }> = [
     { name: 'packets', args: () => ['packets', '-i', 'any', '--json', `tcp port ${port}`], seen: async (r, hostIf) => r.out().split('\n').some((l) => l.includes(`"ifname":"${hostIf}"`)) },
     { name: 'top', args: () => ['top', '-i', 'any', '--json', '--interval', '300ms'], seen: async (r) => /"packets":[1-9]/.test(r.out()) && r.out().includes('10.199.') },
@@ -42,7 +43,7 @@ describe.skipIf(!enabled)('-i any follows interfaces created later', { timeout: 
   ];
   for (const c of cases) {
     it(`${c.name} -i any`, async () => {
-      const metricsPort = 30000 + Math.floor(Math.random() * 10000);
+      const metricsPort = freePort();
       const r = run(c.args(metricsPort));
       let tn: ReturnType<typeof createTestNet> | undefined;
       try {

@@ -12,6 +12,7 @@ import { packets } from '../lib/probes/packets';
 import { ROOT, bpfAvailable, eventually } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 import { listen } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('detect');
 
@@ -223,7 +224,7 @@ describe.skipIf(!enabled)('detect() on real traffic', () => {
     // Below the ephemeral range (32768-60999): the earlier tests' connections leave
     // TIME_WAIT sockets on ephemeral ports of the namespace, and binding one of those
     // fails with EADDRINUSE.
-    const clientPort = 20000 + Math.floor(Math.random() * 10000);
+    const clientPort = freePort();
     // The client's first data segment gives a sequence number and an acceptable ACK.
     const d = detect({ interfaces: [tn.hostIf], tickMs: 200, detectors: { synFlood: false, portScan: false, anomaly: false } });
     const alerts = collect(d);

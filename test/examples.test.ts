@@ -21,10 +21,11 @@ async function connect(port: number, host = '127.0.0.1', holdMs = 0): Promise<vo
 
 describe.skipIf(!enabled)('examples', () => {
   it('syn-counter counts SYNs per source on loopback', async () => {
-    const port = 40000 + Math.floor(Math.random() * 10000);
     const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); });
-    server.listen(port);
+    // Port 0: a random pick can collide with an ephemeral port in use (EADDRINUSE).
+    server.listen(0);
     await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
     const reports: Array<Map<string, bigint>> = [];
     // countSyns loads and attaches before its first await: the SYNs below are all counted.
     const counting = countSyns('lo', 2, port, (c) => reports.push(c));
@@ -38,10 +39,10 @@ describe.skipIf(!enabled)('examples', () => {
   });
 
   it('slow-connections reports only connections above the threshold, with their owner', async () => {
-    const port = 40000 + Math.floor(Math.random() * 10000);
     const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); });
-    server.listen(port, '127.0.0.1');
+    server.listen(0, '127.0.0.1');
     await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
     // The probe is attached before slowConnections' first await.
     const collecting = slowConnections(port, 3, 200);
     await connect(port);

@@ -17,6 +17,7 @@ import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 import { connectionsSettled } from './helpers/listen';
 import { CaptureFrame, readCapture } from '../lib/pcapng/read';
 import { PacketFileFilter } from '../lib/probes/packets-file';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('filter vs tcpdump');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -26,7 +27,7 @@ describe.skipIf(!enabled)('filter expressions select the packets tcpdump selects
   let dir: string;
   let file: string;
   let frames: CaptureFrame[];
-  const p1 = 20000 + Math.floor(Math.random() * 10000);
+  const p1 = freePort();
   const p2 = p1 + 1;
   const closed = p1 + 2;
   const sentinel = p1 + 3;

@@ -14,6 +14,7 @@ import { startSynFlood, FloodNet } from '../lib/net/floodnet';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { floodTarget } from './helpers/flood';
 import { createTestNet, TestNet } from './helpers/netns';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('guard-serve');
 
@@ -86,7 +87,7 @@ describe.skipIf(!enabled)('serve auto-deny: allow list, established peers, cap, 
     const base = tn.nsV4.replace(/\.2$/, '');
     Object.assign(addr, { admin: `${base}.4`, attacker: `${base}.5`, allowed: `${base}.6`, other: `${base}.7` });
     for (const a of Object.values(addr)) execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${a}/24`, 'dev', tn.nsIf]);
-    port = 20000 + Math.floor(Math.random() * 10000);
+    port = freePort();
     server = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
     server.listen(port, tn.hostV4);
     await once(server, 'listening');

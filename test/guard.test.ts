@@ -17,6 +17,7 @@ import { floodTarget } from './helpers/flood';
 import { createTestNet, TestNet } from './helpers/netns';
 import { startSynFlood, FloodNet } from '../lib/net/floodnet';
 import { listen } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('guard');
 const XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3;
@@ -404,7 +405,7 @@ describe.skipIf(!enabled)('guard on a veth into a test namespace (real traffic)'
     second6 = tn.nsV6.replace(/::2$/, '::3');
     execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${second4}/24`, 'dev', tn.nsIf]);
     execFileSync('ip', ['-n', tn.ns, '-6', 'addr', 'add', `${second6}/64`, 'dev', tn.nsIf, 'nodad']);
-    port = 30000 + Math.floor(Math.random() * 20000);
+    port = freePort();
     const refusing = { backlog: 1024, connections: 'destroy' } as const;
     servers.push(await listen(port, tn.hostV4, refusing), await listen(port, tn.hostV6, refusing));
     // Neighbours resolved before any guard is attached.

@@ -14,6 +14,7 @@ import { PcapngWriter, readPcapng } from '../lib/pcapng';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { connectionsSettled, loopbackExchange as exchange } from './helpers/listen';
 import { newThreadAsleep, threadIds } from './helpers/threads';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('packets pcapng');
 
@@ -29,7 +30,7 @@ describe('wake-up threshold option', () => {
 
 describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
   it('writes the same packets from the ring and from raw batches; an abort writes what waited', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const filter = `port ${port}`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-enc-'));
     const stopDirect = new AbortController();
@@ -76,7 +77,7 @@ describe.skipIf(!enabled)('PacketPcapngEncoder', () => {
   });
 
   it('capture(): a native thread writes the file; timer wake-ups, -c, abort and write errors', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const filter = `port ${port}`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-cap-'));
     const stop = new AbortController();

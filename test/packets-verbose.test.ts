@@ -15,6 +15,7 @@ import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { LINKTYPE_ETHERNET, PcapngWriter } from '../lib/pcapng';
 import { parseIp, tcpFrame, TcpFrameOptions } from '../lib/bpf/packet';
 import { internetChecksum } from '../lib/util/checksum';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('packets -v');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -223,7 +224,7 @@ describe.skipIf(!enabled)('packets -v and -vv print what tcpdump -v and -vv prin
   });
 
   it('live -v and -vv lines, and a capture tcpscope wrote, equal tcpdump\'s on the same loopback traffic', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const expr = `tcp port ${port}`;
     const dump128 = path.join(dir, 'td128.pcap');
     const dump0 = path.join(dir, 'td0.pcap');

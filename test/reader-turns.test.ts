@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { packets } from '../lib/probes';
 import { bpfAvailable } from './helpers/bpf';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('reader turns');
 
@@ -18,7 +19,7 @@ function busy(ms: number): void {
 
 describe.skipIf(!enabled)('reader event-loop turns', () => {
   it('a timer scheduled while the ring is flooded fires within budget', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const stop = new AbortController();
     const probe = packets({ interfaces: ['lo'], filter: `dst port ${port} and syn`, latencyMs: 10, signal: stop.signal });
     // 10k SYN/s for at most 4 s, to a closed port on loopback (answered with RSTs).

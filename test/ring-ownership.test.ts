@@ -15,12 +15,13 @@ import { PcapngWriter, readPcapng } from '../lib/pcapng';
 import { threadInPoll } from './helpers/threads';
 import { bpfAvailable, eventually } from './helpers/bpf';
 import { loopbackExchange as exchange } from './helpers/listen';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('ring ownership');
 
 
 const openFds = (): string[] => fs.readdirSync('/proc/self/fd').sort((a, b) => Number(a) - Number(b));
-const randomPort = (): number => 20000 + Math.floor(Math.random() * 20000);
+const randomPort = (): number => freePort();
 
 describe.skipIf(!enabled)('ring ownership', () => {
   it('one consumer per ring: a second reader or iterator is refused, the capture goes on', async () => {

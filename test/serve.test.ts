@@ -52,7 +52,7 @@ describe.skipIf(!enabled)('tcpscope serve', () => {
     agent.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     try {
       await eventually(() => /metrics at/.test(stderr), 20000, 'agent started');
-      const appPort = 20000 + Math.floor(Math.random() * 10000);
+      const appPort = await freePort();
       const server = net.createServer((s) => { s.resume(); s.on('end', () => s.end()); });
       server.listen(appPort, tn.hostV4);
       await once(server, 'listening');

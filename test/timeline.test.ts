@@ -8,6 +8,7 @@ import { TimelineBuilder, describeEntry } from '../lib/timeline';
 import type { ConnectionTimeline } from '../lib/timeline';
 import type { ConnectionEvent } from '../lib/probes/connections';
 import { bpfAvailable } from './helpers/bpf';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('timeline');
 // The builder joins on the text addresses; the bytes only fill the type.
@@ -72,7 +73,7 @@ describe('TimelineBuilder', () => {
 
 describe.skipIf(!enabled)('timelines() on a real connection', () => {
   it('joins the SYN, the state changes and RTT samples of one loopback connection, one timeline per socket', async () => {
-    const port = 30000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const controller = new AbortController();
     let attached!: () => void;
     const ready = new Promise<void>((resolve) => { attached = resolve; });

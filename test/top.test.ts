@@ -8,6 +8,7 @@ import path from 'node:path';
 import { bpfAvailable, eventually, ROOT } from './helpers/bpf';
 import { createTestNet, TestNet, TRAFFIC_SCRIPT } from './helpers/netns';
 import { human, renderTop } from '../lib/top/aggregate';
+import { freePort } from './helpers/tcpprobe';
 
 const enabled = bpfAvailable('top');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -45,7 +46,7 @@ describe.skipIf(!enabled)('tcpscope top', () => {
   afterAll(() => tn?.destroy());
 
   it('ranks the namespace host with its packets, bytes and the owning process', async () => {
-    const port = 21000 + Math.floor(Math.random() * 9000);
+    const port = freePort();
     const server = net.createServer((s) => { s.on('data', () => {}); s.on('end', () => s.end()); });
     server.listen(port, tn.hostV4);
     await once(server, 'listening');

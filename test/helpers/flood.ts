@@ -7,6 +7,7 @@ import type net from 'node:net';
 import { prepareFloodNet, FloodNet } from '../../lib/net/floodnet';
 import { createTestNet, TestNet } from './netns';
 import { listen } from './listen';
+import { freePort } from './tcpprobe';
 
 export interface FloodTarget {
   tn: TestNet;
@@ -22,7 +23,7 @@ export async function floodTarget(): Promise<FloodTarget> {
   const fnet = prepareFloodNet(tn);
   const client = tn.nsV4.replace(/\.2$/, '.3');
   execFileSync('ip', ['-n', tn.ns, 'addr', 'add', `${client}/24`, 'dev', tn.nsIf]);
-  const port = 30000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   const server = await listen(port, tn.hostV4, { backlog: 64, connections: 'destroy' });
   return { tn, fnet, client, port, server };
 }

@@ -16,8 +16,12 @@ export function collect<E>(probe: AsyncIterable<E>): { events: E[]; done: Promis
   return { events, done };
 }
 
+/**
+ * A random port below the kernel's ephemeral range (32768-60999 by default), so that it does
+ * not collide with the local port of a connection some other test holds (EADDRINUSE).
+ */
 export function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
+  return 20000 + Math.floor(Math.random() * 12768);
 }
 
 export interface ServerChild { child: ChildProcess; pid: number; comm: string; stop(): Promise<void> }
