@@ -428,20 +428,23 @@ static __always_inline int drop(struct trace_event_raw_kfree_skb___compat *ctx)
 
 	if (protocol != ETH_P_IP && protocol != ETH_P_IPV6)
 		return 0;
-	if (!parse_skb(ctx->skbaddr, protocol, &ep, &tcp_flags, &seq, &flags))
-		return 0;
-	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
-		return 0;
 	if (bpf_core_field_exists(ctx->reason)) {
 		reason = ctx->reason;
 		flags |= TEV_REASON_KNOWN;
 	}
+	/* The reason first: it is in the tracepoint's arguments, while the headers take
+	 * several probe reads. A flood's drops (every forged SYN's answer, in a namespace's
+	 * blackhole) are of reasons the detectors do not want, and end here. */
 	if (drop_reasons_only) {
 		__u8 *wanted = bpf_map_lookup_elem(&drop_reasons, &reason);
 
 		if (!wanted || !*wanted)
 			return 0;
 	}
+	if (!parse_skb(ctx->skbaddr, protocol, &ep, &tcp_flags, &seq, &flags))
+		return 0;
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
 	e = new_event(EV_DROP);
 	if (!e)
 		return 0;

@@ -13,13 +13,15 @@
 //            (SYN cookies at XDP past a SYN budget)
 //   lean     as auto, with serve's metric probes off (detectors and guard only)
 //   static   the port protected before the flood (`tcpscope guard --protect-port`)
+//   base-watch, base-auto   watch and auto with the tcpscope of --baseline DIR (another
+//            tree, built), for before/after figures in one run
 // serve and guard run inside the server's namespace, as on a real server. Per mode:
 // requests started, connected and completed, connect time (p50, p99), the SYNs/s the veth
 // carried, the server's listen-queue counters, and for auto/lean the delays from the flood's
 // start to the protection and to the first SYN the guard answered. The last line is JSON.
 //
 //   node bench/guard/flood.js [--seconds 8] [--rounds 3] [--modes none,watch,auto]
-//        [--rate 10] [--timeout 3] [--backlog 64] [--syncookies 1] [--bpf-stats 0]
+//        [--rate 10] [--timeout 3] [--backlog 64] [--syncookies 1] [--bpf-stats 0] [--baseline DIR]
 // --bpf-stats 1 also reports, per round with an agent, each of its BPF programs' run count
 // and kernel time over the flood (kernel.bpf_stats_enabled on for the run, restored after)
 // and the agent's own CPU (utime + stime).
@@ -37,7 +39,7 @@ if (!fs.existsSync(CLI)) { console.error(`${CLI} is missing: run \`node scripts/
 const { createTestNet } = require(path.join(ROOT, 'dist', 'lib', 'net', 'testnet'));
 const { prepareFloodNet, startSynFlood } = require(path.join(ROOT, 'dist', 'lib', 'net', 'floodnet'));
 
-const opts = { seconds: 8, rounds: 3, timeout: 3, rate: 10, backlog: 64, syncookies: 1, bpfStats: 0, modes: 'none,watch,auto' };
+const opts = { seconds: 8, rounds: 3, timeout: 3, rate: 10, backlog: 64, syncookies: 1, bpfStats: 0, modes: 'none,watch,auto', baseline: '' };
 const LIMITS = { seconds: [1, 120], rounds: [1, 20], timeout: [1, 30], rate: [1, 50], backlog: [1, 65535], syncookies: [0, 2], bpfStats: [0, 1] };
 const flag = (k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 for (let i = 2; i < process.argv.length; i++) {
@@ -45,14 +47,17 @@ for (let i = 2; i < process.argv.length; i++) {
   if (m) m[1] = m[1].replace(/-(\w)/g, (_, c) => c.toUpperCase());
   if (!m || !(m[1] in opts)) { console.error(`unknown option ${process.argv[i]}; options: ${Object.keys(opts).map(flag).join(' ')}`); process.exit(2); }
   const v = process.argv[++i];
-  if (m[1] === 'modes') { opts.modes = v ?? ''; continue; }
+  if (m[1] === 'modes' || m[1] === 'baseline') { opts[m[1]] = v ?? ''; continue; }
   const n = Number(v);
   const [lo, hi] = LIMITS[m[1]];
   if (!Number.isInteger(n) || n < lo || n > hi) { console.error(`${flag(m[1])}: expected an integer ${lo}..${hi}, got ${v}`); process.exit(2); }
   opts[m[1]] = n;
 }
 const MODES = opts.modes.split(',');
-for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static'].includes(m)) { console.error(`unknown mode '${m}': none, watch, auto, lean, static`); process.exit(2); }
+for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static', 'base-watch', 'base-auto'].includes(m)) { console.error(`unknown mode '${m}': none, watch, auto, lean, static, base-watch, base-auto`); process.exit(2); }
+const BASE_CLI = opts.baseline && path.join(path.resolve(opts.baseline), 'dist', 'lib', 'cli', 'main.js');
+if (MODES.some((m) => m.startsWith('base-')) && !BASE_CLI) { console.error('modes base-watch and base-auto need --baseline DIR (a built tcpscope tree)'); process.exit(2); }
+if (BASE_CLI && !fs.existsSync(BASE_CLI)) { console.error(`--baseline: ${BASE_CLI} is missing: build that tree first (npm ci)`); process.exit(2); }
 
 const debug = (m) => { if (process.env.DEBUG_FLOOD) console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -209,16 +214,18 @@ function serverNamespace(tn) {
  * namespace with a fresh /sys, without the cgroup2 mount the connection probes need (the
  * agent spins at start without it): mounted again there, gone with the command.
  */
-function tcpscopeIn(srv, args) {
-  return spawn('ip', ['netns', 'exec', srv.ns, 'sh', '-c', 'mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"', process.execPath, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+function tcpscopeIn(srv, args, cli = CLI) {
+  return spawn('ip', ['netns', 'exec', srv.ns, 'sh', '-c', 'mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"', process.execPath, cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 let cleanup = () => {};
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
 
 /** One mode's round: the agent (if any) up, curl and hping3 started together, results. */
-async function runRound(ctx, mode) {
+async function runRound(ctx, modeName) {
   const { tn, srv, client, port, dir, children } = ctx;
+  const base = modeName.startsWith('base-');
+  const mode = base ? modeName.slice(5) : modeName;
   let agent;
   let log = '';
   const stamp = (d) => { const now = Date.now(); log += String(d).split('\n').filter(Boolean).map((l) => `${now} ${l}\n`).join(''); };
@@ -227,7 +234,7 @@ async function runRound(ctx, mode) {
     const config = { interfaces: [tn.hostIf], probes, guard: { enabled: mode !== 'watch' }, exporters: { prometheus: { port: 0, host: '127.0.0.1' } } };
     const file = path.join(dir, `${mode}.json`);
     fs.writeFileSync(file, JSON.stringify(config));
-    agent = tcpscopeIn(srv, ['serve', '--config', file]);
+    agent = tcpscopeIn(srv, ['serve', '--config', file], base ? BASE_CLI : CLI);
     agent.stderr.on('data', stamp);
     children.push(agent);
     await waitFor(agent, /metrics at/, 30000, 'serve');

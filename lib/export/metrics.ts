@@ -44,6 +44,19 @@ export interface SynCountsSource {
   snapshot(): SynCountsInput;
 }
 
+/** Cumulative in-kernel packet counts of one interface (serve's packet program counts, sends no events). */
+export interface PacketCountsInput {
+  ifname: string;
+  /** Packets by flag class since the interface was attached. */
+  packets: Readonly<Record<FlagClass, number>>;
+  /** Frame bytes since the interface was attached. */
+  bytes: number;
+}
+
+export interface PacketCountsSource {
+  interfaceCounts(): readonly PacketCountsInput[];
+}
+
 export interface ConnectionInput {
   /** open: reached ESTABLISHED; close: reached CLOSE; other types are ignored. */
   type: string;
@@ -334,6 +347,8 @@ export class TcpscopeMetrics {
 
   private readonly synDeltas = new DeltaTracker();
   private readonly synSources = new Set<SynCountsSource>();
+  private readonly packetDeltas = new DeltaTracker();
+  private readonly packetSources = new Set<PacketCountsSource>();
 
   /** Attached probes, and what detached ones had counted (so a restarted probe's counters keep rising). */
   private readonly ringSampled = new Counter('tcpscope_events_sampled', 'Events the kernel counted instead of sending to user space (1-in-N sampling or the events-per-second cap), by probe.', '{record}', ['probe']);
@@ -395,6 +410,33 @@ export class TcpscopeMetrics {
     return () => {
       if (!this.synSources.delete(source)) return;
       try { this.observeSynCounts(source.snapshot()); } catch { /* closed: keep what was read */ }
+    };
+  }
+
+  /**
+   * Cumulative packet counts per interface from the kernel: each interface's increase
+   * since the last reading is added to tcpscope_packets_total / tcpscope_packet_bytes_total,
+   * as observePacket() would have for each packet. A count that went down (the interface
+   * re-attached) counts from zero again.
+   */
+  observePacketCounts(rows: readonly PacketCountsInput[]): void {
+    for (const row of rows) {
+      const iface = this.iface(row);
+      for (const c of FLAG_CLASSES) {
+        const d = this.packetDeltas.delta(`${row.ifname}\u0000${c}`, row.packets[c] ?? 0);
+        if (d > 0) this.packets.inc([iface, c], d);
+      }
+      const b = this.packetDeltas.delta(`${row.ifname}\u0000bytes`, row.bytes);
+      if (b > 0) this.packetBytes.inc([iface], b);
+    }
+  }
+
+  /** Reads `source.interfaceCounts()` into the packet counters at every collect. Returns a detach function. */
+  attachPacketCounts(source: PacketCountsSource): () => void {
+    this.packetSources.add(source);
+    return () => {
+      if (!this.packetSources.delete(source)) return;
+      try { this.observePacketCounts(source.interfaceCounts()); } catch { /* closed: keep what was read */ }
     };
   }
 
@@ -519,6 +561,9 @@ export class TcpscopeMetrics {
     this.refreshProbeStats();
     for (const source of this.synSources) {
       try { this.observeSynCounts(source.snapshot()); } catch { /* a closed counter: nothing new */ }
+    }
+    for (const source of this.packetSources) {
+      try { this.observePacketCounts(source.interfaceCounts()); } catch { /* a closed program: nothing new */ }
     }
     return [
       this.packets.snapshot(), this.packetBytes.snapshot(), this.syns.snapshot(),

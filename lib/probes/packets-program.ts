@@ -41,6 +41,23 @@ interface ConfigValue {
 
 export const FEATURE_EVENTS = 1;
 export const FEATURE_SYNS = 2;
+/** Packets and bytes per interface and flag class, in the kernel (interfaceCounts()). */
+export const FEATURE_IF_COUNTS = 4;
+/** With FEATURE_SYNS: per destination port only (no per-source tables). */
+export const FEATURE_SYN_PORTS_ONLY = 8;
+
+/** Flag classes of packets_by_if's counters, in the kernel's order (bpf/packets.bpf.c FLAG_CLASS_*). */
+export const IF_COUNT_CLASSES = ['syn', 'synack', 'rst', 'fin', 'ack', 'none'] as const;
+
+/** One interface's packets by flag class and bytes since attach (FEATURE_IF_COUNTS). */
+export interface InterfaceCounts {
+  ifindex: number;
+  ifname: string;
+  packets: Record<typeof IF_COUNT_CLASSES[number], number>;
+  bytes: number;
+}
+
+interface IfCountsValue { packets: bigint[]; bytes: bigint }
 function encodeFilter(filter: CompiledFilter): { len: number; insns: unknown[] } {
   if (filter.insns.length > FILTER_MAX_INSNS) throw new Error('internal: filter too long');
   return { len: filter.insns.length, insns: filter.insns };
@@ -80,6 +97,7 @@ export class PacketProgram implements LinkFollower {
   private filterText: string;
   private readonly configMap: BpfMap<number, ConfigValue>;
   private readonly filterMap: BpfMap<number, unknown>;
+  private readonly ifCounts: boolean;
 
   /** @internal */
   constructor(object: BpfObject, byInterface: Map<number, Link[]>, opts: NormalizedOptions, config: ConfigValue) {
@@ -95,6 +113,7 @@ export class PacketProgram implements LinkFollower {
     this.filterText = opts.filter.text;
     this.configMap = object.map<number, ConfigValue>('packets_config');
     this.filterMap = object.map<number, unknown>('packets_filter');
+    this.ifCounts = (config.features & FEATURE_IF_COUNTS) !== 0;
   }
 
   /** @internal opens, configures, attaches; nothing stays attached on failure. */
@@ -107,10 +126,11 @@ export class PacketProgram implements LinkFollower {
       if (ringBytes !== undefined) obj.setMaxEntries('packets', ringBytes);
       else if (!(features & FEATURE_EVENTS)) obj.setMaxEntries('packets', 4096);
       // The sketches take 1 MiB each: only when sources are admitted through them.
-      if (!(features & FEATURE_SYNS) || opts.synAdmission === 0) {
+      if (!(features & FEATURE_SYNS) || opts.synAdmission === 0 || features & FEATURE_SYN_PORTS_ONLY) {
         obj.setMaxEntries('syn_sketch_addr', 1);
         obj.setMaxEntries('syn_sketch_prefix', 1);
       }
+      if (!(features & FEATURE_IF_COUNTS)) obj.setMaxEntries('packets_by_if', 1);
       obj.load();
       const config: ConfigValue = {
         features,
@@ -125,7 +145,10 @@ export class PacketProgram implements LinkFollower {
       obj.map('packets_filter').set(0, encodeFilter(opts.filter));
       obj.map('packets_config').set(0, config);
       const byInterface = new Map<number, Link[]>();
-      for (const ifindex of opts.ifindexes) byInterface.set(ifindex, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex));
+      for (const ifindex of opts.ifindexes) {
+        if (features & FEATURE_IF_COUNTS) createIfCounts(obj, ifindex);
+        byInterface.set(ifindex, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex));
+      }
       return new PacketProgram(obj, byInterface, opts, config);
     } catch (e) {
       obj.close();
@@ -139,6 +162,7 @@ export class PacketProgram implements LinkFollower {
    */
   addInterface(ifindex: number, name: string): boolean {
     if (this.names.has(ifindex)) return false;
+    if (this.ifCounts) createIfCounts(this.object, ifindex);
     const links = attachTo(this.object, this.hook, this.xdpMode, this.egressCounters, ifindex);
     this.byInterface.set(ifindex, links);
     this.links.push(...links);
@@ -155,6 +179,8 @@ export class PacketProgram implements LinkFollower {
     if (!links) return false;
     this.byInterface.delete(ifindex);
     this.names.delete(ifindex);
+    // Its counts go with it (an ifindex can be given to a new interface later).
+    if (this.ifCounts) this.object.perCpuMap<number, IfCountsValue>('packets_by_if').delete(ifindex);
     for (const link of links) {
       const at = this.links.indexOf(link);
       if (at >= 0) this.links.splice(at, 1);
@@ -223,9 +249,41 @@ export class PacketProgram implements LinkFollower {
     };
   }
 
+  /**
+   * Packets and bytes per attached interface and flag class since it was attached, summed
+   * over CPUs (FEATURE_IF_COUNTS; empty without it).
+   */
+  interfaceCounts(): InterfaceCounts[] {
+    if (!this.ifCounts) return [];
+    const map = this.object.perCpuMap<number, IfCountsValue>('packets_by_if');
+    const out: InterfaceCounts[] = [];
+    for (const [ifindex, perCpu] of map.entries()) {
+      const ifname = this.names.get(ifindex);
+      if (ifname === undefined) continue;
+      const packets = Object.fromEntries(IF_COUNT_CLASSES.map((c, i) => [c, perCpu.reduce((n, v) => n + Number(v.packets[i] ?? 0n), 0)])) as InterfaceCounts['packets'];
+      out.push({ ifindex, ifname, packets, bytes: perCpu.reduce((n, v) => n + Number(v.bytes), 0) });
+    }
+    return out;
+  }
+
   close(): void {
     this.object.close();
   }
+}
+
+/** Creates an interface's zeroed counters before its attachment, so the packet path only looks them up. */
+function createIfCounts(obj: BpfObject, ifindex: number): void {
+  obj.perCpuMap<number, IfCountsValue>('packets_by_if').set(ifindex, { packets: IF_COUNT_CLASSES.map(() => 0n), bytes: 0n });
+}
+
+/**
+ * @internal serve's counters, no events: SYNs per destination port (tcpscope_syns_total) and,
+ * with `perInterface`, packets and bytes per interface and flag class (tcpscope_packets_total).
+ * Nothing per source and nothing per packet leaves the kernel: under a random-source flood
+ * those are what cost (see bench/README, "What watching a flood costs").
+ */
+export function openPacketCounters(interfaces: PacketsOptions['interfaces'], perInterface: boolean, what = 'serve'): PacketProgram {
+  return PacketProgram.open(normalize({ interfaces }, what), FEATURE_SYNS | FEATURE_SYN_PORTS_ONLY | (perInterface ? FEATURE_IF_COUNTS : 0));
 }
 
 /** @internal for synCounts() */

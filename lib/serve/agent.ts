@@ -2,8 +2,8 @@
 // `tcpscope serve`: probes feeding the metrics, detectors raising alerts, an optional guard
 // acting on them, and the exporters, run together until stopped.
 import { connections } from '../probes/connections';
-import { packets } from '../probes/packets';
-import { readSynTables, synCounts } from '../probes/syn-counts';
+import { openPacketCounters } from '../probes/packets';
+import { readSynTables } from '../probes/syn-counts';
 import type { PacketProgram } from '../probes/packets';
 import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
@@ -103,20 +103,19 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       // Nothing to attach a packet program to (config.interfaces is empty, or no interface
       // is up): the probes and detectors that need none still run.
       log(`no interfaces${config.interfaces ? ' (config.interfaces is empty)' : ' up'}: ${p.packets ? 'the packets probe and ' : ''}SYN counts (tcpscope_syns_total) skipped`);
-    } else if (p.packets) {
-      // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
-      // comes from its tables at every scrape, without a second program per interface.
-      const stream = packets({ interfaces, countSyns: true });
-      packetPrograms.push({ name: 'packets', program: stream.program, isClosed: () => stream.isClosed });
-      pump('packets', stream, (e) => metrics.observePacket(e));
-      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(stream.program) }));
     } else {
-      const syns = synCounts({ interfaces });
-      let synsClosed = false;
-      packetPrograms.push({ name: 'synCounts', program: syns.program, isClosed: () => synsClosed });
-      running.push({ close: () => { synsClosed = true; syns.close(); } });
-      names.push('synCounts');
-      detachers.push(metrics.attachSynCounts(syns));
+      // Counters in the kernel, no events: SYNs per port (tcpscope_syns_total) and, with the
+      // packets probe, packets and bytes per interface and flag class (tcpscope_packets_total)
+      // read at every scrape. Under a flood an event per packet and a table row per source
+      // were most of what watching cost the server (bench/README, "What watching a flood costs").
+      const program = openPacketCounters(interfaces, p.packets);
+      const name = p.packets ? 'packets' : 'synCounts';
+      let closed = false;
+      packetPrograms.push({ name, program, isClosed: () => closed });
+      running.push({ close: () => { closed = true; program.close(); } });
+      names.push(name);
+      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(program) }));
+      if (p.packets) detachers.push(metrics.attachPacketCounts(program));
     }
 
     if (config.guard.enabled) {
