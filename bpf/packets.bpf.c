@@ -226,16 +226,16 @@ struct {
  * space shrinks them to one entry when every source is counted (hh_min 0). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, HH_ROWS * HH_WIDTH);
+	__uint(max_entries, HH_LINES);
 	__type(key, __u32);
-	__type(value, struct hh_cell);
+	__type(value, struct hh_line);
 } syn_sketch_addr SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, HH_ROWS * HH_WIDTH);
+	__uint(max_entries, HH_LINES);
 	__type(key, __u32);
-	__type(value, struct hh_cell);
+	__type(value, struct hh_line);
 } syn_sketch_prefix SEC(".maps");
 
 /* Epochs of the sketches: 2^28 ns, about 268 ms. */
