@@ -68,6 +68,18 @@ describe('metrics model', () => {
     expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'syn' })).toBe(9);
   });
 
+  it('adds in-kernel drop counts per reason to tcpscope_drops_total as increases', () => {
+    const m = new TcpscopeMetrics();
+    m.observeDrop({ type: 'drop', reason: 'NO_SOCKET' });
+    let rows: Array<{ reason: string | undefined; count: number }> = [{ reason: 'NO_SOCKET', count: 4 }, { reason: undefined, count: 1 }];
+    m.attachDropCounts({ dropCounts: () => rows });
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'NO_SOCKET' })).toBe(5);
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'unknown' })).toBe(1);
+    rows = [{ reason: 'NO_SOCKET', count: 6 }, { reason: undefined, count: 1 }];
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'NO_SOCKET' })).toBe(7);
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'unknown' })).toBe(1);
+  });
+
   it('caps open-ended labels: ports and interfaces past the limit become "other"', () => {
     const m = new TcpscopeMetrics({ ports: [443], maxPorts: 2, maxInterfaces: 1 });
     for (const sport of [443, 22, 80, 8080, 9000, 443]) m.observeConnection({ type: 'open', direction: 'passive', sport, dport: 50000 + sport });

@@ -72,6 +72,8 @@ describe.skipIf(!enabled)('tcpscope serve', () => {
       const scan = spawnSync('ip', ['netns', 'exec', tn.ns, 'nmap', '-sS', '-Pn', '-n', '-p', '1-200', '--max-rate', '2000', '--max-retries', '0', tn.hostV4], { encoding: 'utf8', timeout: 60000 });
       expect(scan.status).toBe(0);
       await eventually(() => fs.existsSync(alertsFile) && /"port_scan"/.test(fs.readFileSync(alertsFile, 'utf8')), 10000, 'port scan alert');
+      // The scan's SYNs to closed ports are dropped (NO_SOCKET from 5.17): counted in the kernel, read at the scrape.
+      await eventually(async () => value(await scrape(), /^tcpscope_drops_total\{.*type="drop"/) >= 150, 10000, 'the scan\'s drops counted');
       const alert = fs.readFileSync(alertsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; state: string; evidence: { sources?: string[] } }).find((a) => a.kind === 'port_scan' && a.state === 'raised')!;
       expect(alert.evidence.sources).toContain(tn.nsV4);
       await eventually(() => stderr.includes(`guard: denied ${tn.nsV4}`), 5000, 'auto-deny');

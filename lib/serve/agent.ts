@@ -97,7 +97,13 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     if (p.connections) pump('connections', connections({ events: ['open', 'close'] }), (e) => metrics.observeConnection(e));
     if (p.retransmits) pump('retransmits', retransmits(), (e) => metrics.observeRetransmit(e));
     if (p.resets) pump('resets', resets(), (e) => metrics.observeReset(e));
-    if (p.drops) pump('drops', drops(), (e) => metrics.observeDrop(e));
+    if (p.drops) {
+      // Counted per reason in the kernel (a flood's drops come one per packet); bad-checksum
+      // events still arrive as events.
+      const d = drops({ countOnly: true });
+      pump('drops', d, (e) => metrics.observeDrop(e));
+      detachers.push(metrics.attachDropCounts(d));
+    }
     if (p.rtt) pump('rtt', rtt({ histogram: false }), (e) => metrics.observeRtt(e));
     if (interfaces.length === 0) {
       // Nothing to attach a packet program to (config.interfaces is empty, or no interface
