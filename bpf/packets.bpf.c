@@ -129,7 +129,9 @@ struct {
  * so no atomics and no cache line shared between CPUs in the packet path. A hash keyed by
  * ifindex because interfaces come and go with any ifindex; user space creates each
  * interface's entry when it attaches, so the packet path only looks up (an insert takes
- * the bucket lock; it happens here only if that entry is missing).
+ * the bucket lock; it happens here only if that entry is missing). Counted before the
+ * filter: every TCP packet, so a program filtered for its own events (the detector's) can
+ * count for serve's metrics too, and serve needs no program of its own beside it.
  * Classes: the order of FLAG_CLASSES in lib/export/metrics.ts.
  */
 #define FLAG_CLASS_SYN 0
@@ -148,6 +150,9 @@ struct if_counts {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024);
+	/* Memory for the interfaces counted only, not 1024 per CPU in every packet program:
+	 * entries are made by user space (or, rarely, below), never per packet. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct if_counts);
 } packets_by_if SEC(".maps");
@@ -624,11 +629,11 @@ static __always_inline void handle(void *ctx, const int hook, void *data, void *
 	if (!cfg || !st)
 		return;
 	st->tcp++;
+	if (cfg->features & FEATURE_IF_COUNTS)
+		count_if(ifindex, pkt->flags, frame_len);
 	if (!packets_filter_match(cfg->filter_slot, wire_len))
 		return;
 	st->matched++;
-	if (cfg->features & FEATURE_IF_COUNTS)
-		count_if(ifindex, pkt->flags, frame_len);
 
 	__u64 now = bpf_ktime_get_ns();
 	if ((cfg->features & FEATURE_SYNS) && (pkt->flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {

@@ -97,7 +97,7 @@ export class PacketProgram implements LinkFollower {
   private filterText: string;
   private readonly configMap: BpfMap<number, ConfigValue>;
   private readonly filterMap: BpfMap<number, unknown>;
-  private readonly ifCounts: boolean;
+  private ifCounts: boolean;
 
   /** @internal */
   constructor(object: BpfObject, byInterface: Map<number, Link[]>, opts: NormalizedOptions, config: ConfigValue) {
@@ -130,7 +130,6 @@ export class PacketProgram implements LinkFollower {
         obj.setMaxEntries('syn_sketch_addr', 1);
         obj.setMaxEntries('syn_sketch_prefix', 1);
       }
-      if (!(features & FEATURE_IF_COUNTS)) obj.setMaxEntries('packets_by_if', 1);
       obj.load();
       const config: ConfigValue = {
         features,
@@ -247,6 +246,18 @@ export class PacketProgram implements LinkFollower {
       tcp: sum('tcp'), matched: sum('matched'), sampledOut: sum('sampled_out'), emitted: sum('emitted'), syns: sum('syns'),
       synacksOut: sum('synacks_out'), rstsOut: sum('rsts_out'),
     };
+  }
+
+  /**
+   * Starts counting packets and bytes per interface and flag class (FEATURE_IF_COUNTS) in a
+   * running program, e.g. the detector's, so that serve's metrics need no program of their
+   * own. Every TCP packet counts, whatever the filter. Counts start now.
+   */
+  enableInterfaceCounts(): void {
+    if (this.ifCounts) return;
+    for (const ifindex of this.names.keys()) createIfCounts(this.object, ifindex);
+    this.ifCounts = true;
+    this.writeConfig({ features: this.config.features | FEATURE_IF_COUNTS });
   }
 
   /**

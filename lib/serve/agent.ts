@@ -109,19 +109,6 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       // Nothing to attach a packet program to (config.interfaces is empty, or no interface
       // is up): the probes and detectors that need none still run.
       log(`no interfaces${config.interfaces ? ' (config.interfaces is empty)' : ' up'}: ${p.packets ? 'the packets probe and ' : ''}SYN counts (tcpscope_syns_total) skipped`);
-    } else {
-      // Counters in the kernel, no events: SYNs per port (tcpscope_syns_total) and, with the
-      // packets probe, packets and bytes per interface and flag class (tcpscope_packets_total)
-      // read at every scrape. Under a flood an event per packet and a table row per source
-      // were most of what watching cost the server (bench/README, "What watching a flood costs").
-      const program = openPacketCounters(interfaces, p.packets);
-      const name = p.packets ? 'packets' : 'synCounts';
-      let closed = false;
-      packetPrograms.push({ name, program, isClosed: () => closed });
-      running.push({ close: () => { closed = true; program.close(); } });
-      names.push(name);
-      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(program) }));
-      if (p.packets) detachers.push(metrics.attachPacketCounts(program));
     }
 
     if (config.guard.enabled) {
@@ -159,6 +146,29 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       // Alerts are consumed through onAlert; the iterator is drained so its queue stays empty.
       const d = detector;
       pumps.push((async () => { for await (const _ of d) { /* delivered by onAlert */ } })().catch((e: Error) => log(`detect stopped: ${e.message}`)));
+    }
+    if (interfaces.length > 0) {
+      // Counters in the kernel, no events: SYNs per port (tcpscope_syns_total) and, with the
+      // packets probe, packets and bytes per interface and flag class (tcpscope_packets_total)
+      // read at every scrape. Under a flood an event per packet and a table row per source
+      // were most of what watching cost the server (bench/README, "What watching a flood
+      // costs"). The detector's packet program counts them when it runs (one program per
+      // interface, not two; it follows interfaces itself); else a program of serve's own.
+      const shared = detector?.packetProgram;
+      let program: PacketProgram;
+      if (shared) {
+        program = shared;
+        if (p.packets) shared.enableInterfaceCounts();
+      } else {
+        const own = openPacketCounters(interfaces, p.packets);
+        program = own;
+        let closed = false;
+        packetPrograms.push({ name: p.packets ? 'packets' : 'synCounts', program: own, isClosed: () => closed });
+        running.push({ close: () => { closed = true; own.close(); } });
+      }
+      names.push(p.packets ? 'packets' : 'synCounts');
+      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(program) }));
+      if (p.packets) detachers.push(metrics.attachPacketCounts(program));
     }
   } catch (e) {
     if (guardTimer) clearInterval(guardTimer);
