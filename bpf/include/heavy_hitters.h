@@ -4,8 +4,9 @@
  * sketch of HH_ROWS rows x HH_WIDTH cells counts every key over short epochs; a key whose
  * estimate reaches the admission threshold within one epoch gets a real entry in an
  * LRU table (exact counting from then on). A random-source flood, where every key is new,
- * then costs HH_ROWS atomic adds in one cache line per packet and no table churn, and user space reads a
- * table holding only the heavy keys instead of thousands of one-packet entries.
+ * then costs HH_ROWS atomic adds in one cache line per packet and no table churn, and user
+ * space reads a table holding only the heavy keys instead of thousands of one-packet
+ * entries.
  *
  * Cells carry the epoch they count, so a stale cell restarts at 0 when touched; no sweep
  * is needed. Racing CPUs may lose an increment when a cell changes epoch: the estimate is
