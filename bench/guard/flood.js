@@ -57,6 +57,9 @@ const MODES = opts.modes.split(',');
 for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static', 'base-watch', 'base-auto'].includes(m)) { console.error(`unknown mode '${m}': none, watch, auto, lean, static, base-watch, base-auto`); process.exit(2); }
 const BASE_CLI = opts.baseline && path.join(path.resolve(opts.baseline), 'dist', 'lib', 'cli', 'main.js');
 if (MODES.some((m) => m.startsWith('base-')) && !BASE_CLI) { console.error('modes base-watch and base-auto need --baseline DIR (a built tcpscope tree)'); process.exit(2); }
+if (opts.bpfStats) {
+  try { execFileSync('bpftool', ['version'], { stdio: 'ignore' }); } catch { console.error('--bpf-stats 1 needs bpftool: apt-get install bpftool'); process.exit(2); }
+}
 if (BASE_CLI && !fs.existsSync(BASE_CLI)) { console.error(`--baseline: ${BASE_CLI} is missing: build that tree first (npm ci)`); process.exit(2); }
 
 const debug = (m) => { if (process.env.DEBUG_FLOOD) console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`); };
