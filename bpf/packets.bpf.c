@@ -3,7 +3,9 @@
 // kernel by a small jump program (see struct filter_prog), sampled 1-in-N, sent as one
 // ring record per packet (fixed header + optional frame or payload bytes). The same
 // program keeps SYN counts per source address, source prefix and destination port in
-// LRU maps when asked. All configuration lives in maps and can change while attached.
+// LRU maps when asked, and packets per interface and flag class (counters only, for
+// metrics: no record per packet). All configuration lives in maps and can change while
+// attached.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -23,6 +25,8 @@
 
 #define FEATURE_EVENTS 0x1   /* emit ring records */
 #define FEATURE_SYNS 0x2     /* count SYNs in the syn_by_* maps */
+#define FEATURE_IF_COUNTS 0x4 /* count packets and bytes per interface and flag class (packets_by_if) */
+#define FEATURE_SYN_PORTS_ONLY 0x8 /* with FEATURE_SYNS: per destination port only, no source tables */
 
 struct packets_config {
 	__u32 features;      /* FEATURE_* */
@@ -117,6 +121,77 @@ struct {
 	__type(value, struct packets_stats);
 } packets_stats SEC(".maps");
 
+/*
+ * Packets and bytes per interface and flag class, for metrics that need every packet
+ * counted but no packet itself (serve). Why this shape: a record per packet costs a ring
+ * reservation, the option parse and user-space decoding for each one, which under a SYN
+ * flood is most of the program's time; a counter costs one lookup and two adds. Per CPU,
+ * so no atomics and no cache line shared between CPUs in the packet path. A hash keyed by
+ * ifindex because interfaces come and go with any ifindex; user space creates each
+ * interface's entry when it attaches, so the packet path only looks up (an insert takes
+ * the bucket lock; it happens here only if that entry is missing). Counted before the
+ * filter: every TCP packet, so a program filtered for its own events (the detector's) can
+ * count for serve's metrics too, and serve needs no program of its own beside it.
+ * Classes: the order of FLAG_CLASSES in lib/export/metrics.ts.
+ */
+#define FLAG_CLASS_SYN 0
+#define FLAG_CLASS_SYNACK 1
+#define FLAG_CLASS_RST 2
+#define FLAG_CLASS_FIN 3
+#define FLAG_CLASS_ACK 4
+#define FLAG_CLASS_NONE 5
+#define FLAG_CLASSES 6
+
+struct if_counts {
+	__u64 packets[FLAG_CLASSES];
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	/* Memory for the interfaces counted only, not 1024 per CPU in every packet program:
+	 * entries are made by user space (or, rarely, below), never per packet. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct if_counts);
+} packets_by_if SEC(".maps");
+
+static __always_inline __u32 flag_class(__u8 f)
+{
+	if (f & TCP_FLAG_RST)
+		return FLAG_CLASS_RST;
+	if (f & TCP_FLAG_SYN)
+		return (f & TCP_FLAG_ACK) ? FLAG_CLASS_SYNACK : FLAG_CLASS_SYN;
+	if (f & TCP_FLAG_FIN)
+		return FLAG_CLASS_FIN;
+	if (f & TCP_FLAG_ACK)
+		return FLAG_CLASS_ACK;
+	return FLAG_CLASS_NONE;
+}
+
+static __always_inline void count_if(__u32 ifindex, __u8 flags, __u32 frame_len)
+{
+	__u32 c = flag_class(flags);
+	struct if_counts *v = bpf_map_lookup_elem(&packets_by_if, &ifindex);
+
+	if (c >= FLAG_CLASSES)
+		return;
+	if (!v) {
+		struct if_counts init = {};
+
+		init.packets[c] = 1;
+		init.bytes = frame_len;
+		if (bpf_map_update_elem(&packets_by_if, &ifindex, &init, BPF_NOEXIST) == 0)
+			return;
+		v = bpf_map_lookup_elem(&packets_by_if, &ifindex); /* made meanwhile */
+		if (!v)
+			return;
+	}
+	v->packets[c]++;
+	v->bytes += frame_len;
+}
+
 /* ---- SYN accounting ---- */
 
 struct syn_addr_key {
@@ -156,16 +231,16 @@ struct {
  * space shrinks them to one entry when every source is counted (hh_min 0). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, HH_ROWS * HH_WIDTH);
+	__uint(max_entries, HH_LINES);
 	__type(key, __u32);
-	__type(value, struct hh_cell);
+	__type(value, struct hh_line);
 } syn_sketch_addr SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, HH_ROWS * HH_WIDTH);
+	__uint(max_entries, HH_LINES);
 	__type(key, __u32);
-	__type(value, struct hh_cell);
+	__type(value, struct hh_line);
 } syn_sketch_prefix SEC(".maps");
 
 /* Epochs of the sketches: 2^28 ns, about 268 ms. */
@@ -367,11 +442,18 @@ static __always_inline void syn_bump_heavy(void *table, void *sketch, const stru
 	}
 }
 
-static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now, __u32 hh_min)
+static __always_inline void count_syn(const struct tcp_packet *pkt, __u64 now, __u32 hh_min, int ports_only)
 {
 	struct syn_addr_key key = {};
 	__u32 port = pkt->dport;
 
+	/* Per port only (serve's tcpscope_syns_total): a random-source flood makes every SYN a
+	 * new source, and an LRU insert per SYN (bucket lock, eviction) is the dearest thing
+	 * this program could do; skipped when nobody reads the source tables. */
+	if (ports_only) {
+		syn_bump(&syn_by_port, &port, now);
+		return;
+	}
 	key.family = pkt->family;
 	key.addr[0] = pkt->saddr[0];
 	if (pkt->family == AF_INET6) {
@@ -547,13 +629,15 @@ static __always_inline void handle(void *ctx, const int hook, void *data, void *
 	if (!cfg || !st)
 		return;
 	st->tcp++;
+	if (cfg->features & FEATURE_IF_COUNTS)
+		count_if(ifindex, pkt->flags, frame_len);
 	if (!packets_filter_match(cfg->filter_slot, wire_len))
 		return;
 	st->matched++;
 
 	__u64 now = bpf_ktime_get_ns();
 	if ((cfg->features & FEATURE_SYNS) && (pkt->flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
-		count_syn(pkt, now, cfg->hh_min);
+		count_syn(pkt, now, cfg->hh_min, cfg->features & FEATURE_SYN_PORTS_ONLY);
 		st->syns++;
 	}
 	if (!(cfg->features & FEATURE_EVENTS))

@@ -418,6 +418,19 @@ struct {
 	__type(value, __u8);
 } drop_reasons SEC(".maps");
 
+/* drops({ countOnly }): TCP drops counted per reason here (slot 0: reason unknown or out of
+ * range), no event. For metrics (serve), which only count: an event per drop costs a ring
+ * record and user-space decoding, and a flood's drops come one per packet. A per-CPU
+ * array indexed by the reason: no lock, no atomic, no entry to create. Set before load. */
+const volatile __u8 drop_counts_only = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_REASONS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop_counts SEC(".maps");
+
 static __always_inline int drop(struct trace_event_raw_kfree_skb___compat *ctx)
 {
 	__u16 protocol = ctx->protocol;
@@ -428,19 +441,30 @@ static __always_inline int drop(struct trace_event_raw_kfree_skb___compat *ctx)
 
 	if (protocol != ETH_P_IP && protocol != ETH_P_IPV6)
 		return 0;
-	if (!parse_skb(ctx->skbaddr, protocol, &ep, &tcp_flags, &seq, &flags))
-		return 0;
-	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
-		return 0;
 	if (bpf_core_field_exists(ctx->reason)) {
 		reason = ctx->reason;
 		flags |= TEV_REASON_KNOWN;
 	}
+	/* The reason first: it is in the tracepoint's arguments, while the headers take
+	 * several probe reads. A flood's drops (every forged SYN's answer, in a namespace's
+	 * blackhole) are of reasons the detectors do not want, and end here. */
 	if (drop_reasons_only) {
 		__u8 *wanted = bpf_map_lookup_elem(&drop_reasons, &reason);
 
 		if (!wanted || !*wanted)
 			return 0;
+	}
+	if (!parse_skb(ctx->skbaddr, protocol, &ep, &tcp_flags, &seq, &flags))
+		return 0;
+	if (!port_filter_pass(ep.family, ep.sport, ep.dport))
+		return 0;
+	if (drop_counts_only) {
+		__u32 slot = reason < DROP_REASONS_MAX ? reason : 0;
+		__u64 *n = bpf_map_lookup_elem(&drop_counts, &slot);
+
+		if (n)
+			(*n)++;
+		return 0;
 	}
 	e = new_event(EV_DROP);
 	if (!e)

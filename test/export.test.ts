@@ -48,6 +48,38 @@ describe('metrics model', () => {
     expect(value(m, 'tcpscope_packet_bytes', { interface: 'eth0' })).toBe(148);
   });
 
+  it('adds in-kernel packet counts per interface as increases since the last reading, and starts over when they go down', () => {
+    const m = new TcpscopeMetrics();
+    const zero = { syn: 0, synack: 0, rst: 0, fin: 0, ack: 0, none: 0 };
+    let rows = [{ ifname: 'eth0', packets: { ...zero, syn: 5, ack: 2 }, bytes: 500 }];
+    const detach = m.attachPacketCounts({ interfaceCounts: () => rows });
+    expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'syn' })).toBe(5);
+    rows = [{ ifname: 'eth0', packets: { ...zero, syn: 8, ack: 2 }, bytes: 800 }];
+    expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'syn' })).toBe(8);
+    expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'ack' })).toBe(2);
+    expect(value(m, 'tcpscope_packet_bytes', { interface: 'eth0' })).toBe(800);
+    // Re-attached interface: its kernel counts start at 0 again; the series keeps rising.
+    rows = [{ ifname: 'eth0', packets: { ...zero, syn: 1 }, bytes: 60 }];
+    detach();
+    expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'syn' })).toBe(9);
+    expect(value(m, 'tcpscope_packet_bytes', { interface: 'eth0' })).toBe(860);
+    // Detached: no more readings.
+    rows = [{ ifname: 'eth0', packets: { ...zero, syn: 50 }, bytes: 6000 }];
+    expect(value(m, 'tcpscope_packets', { interface: 'eth0', flags: 'syn' })).toBe(9);
+  });
+
+  it('adds in-kernel drop counts per reason to tcpscope_drops_total as increases', () => {
+    const m = new TcpscopeMetrics();
+    m.observeDrop({ type: 'drop', reason: 'NO_SOCKET' });
+    let rows: Array<{ reason: string | undefined; count: number }> = [{ reason: 'NO_SOCKET', count: 4 }, { reason: undefined, count: 1 }];
+    m.attachDropCounts({ dropCounts: () => rows });
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'NO_SOCKET' })).toBe(5);
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'unknown' })).toBe(1);
+    rows = [{ reason: 'NO_SOCKET', count: 6 }, { reason: undefined, count: 1 }];
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'NO_SOCKET' })).toBe(7);
+    expect(value(m, 'tcpscope_drops', { type: 'drop', reason: 'unknown' })).toBe(1);
+  });
+
   it('caps open-ended labels: ports and interfaces past the limit become "other"', () => {
     const m = new TcpscopeMetrics({ ports: [443], maxPorts: 2, maxInterfaces: 1 });
     for (const sport of [443, 22, 80, 8080, 9000, 443]) m.observeConnection({ type: 'open', direction: 'passive', sport, dport: 50000 + sport });

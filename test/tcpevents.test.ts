@@ -93,6 +93,33 @@ describe.skipIf(!enabled)('TCP event probes: options and kernel support', () => 
 });
 
 describe.skipIf(!enabled)('resets() and drops() on loopback', () => {
+  it('drops({ countOnly }) counts per reason in the kernel, as many as the events tell, and sends no drop event', async () => {
+    expect(() => drops({ countOnly: 'yes' as never })).toThrow(/^drops\(\): countOnly must be a boolean$/);
+    expect(() => drops({ countOnly: true, cidrs: ['10.0.0.0/8'] })).toThrow(/countOnly counts in the kernel, which filters by port only: leave out the address filter/);
+    const port = freePort();
+    await using counted = drops({ ports: [port], countOnly: true });
+    await using events = drops({ ports: [port] });
+    const got = collect(counted);
+    const ev = collect(events);
+    for (let i = 0; i < 3; i++) await connectRefused('127.0.0.1', port);
+    await eventually(() => ev.events.filter((e) => e.type === 'drop' && e.dport === port).length >= 3, 5000, 'three drop events');
+    const byReason = (rows: Array<{ reason: string | undefined; count: number }>): Record<string, number> => Object.fromEntries(rows.map((r) => [r.reason ?? 'unknown', r.count]));
+    const text = (m: Record<string, number>): string => JSON.stringify(Object.entries(m).sort());
+    const fromEvents = (): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const e of ev.events.filter((x) => x.type === 'drop')) out[e.reason ?? 'unknown'] = (out[e.reason ?? 'unknown'] ?? 0) + 1;
+      return out;
+    };
+    // The counts are in the kernel when the tracepoint fires; the events follow through the ring.
+    await eventually(() => text(byReason(counted.dropCounts())) === text(fromEvents()), 5000, 'kernel counts equal to the events');
+    expect(byReason(counted.dropCounts())).toEqual(fromEvents());
+    if (hasDropReason) expect(fromEvents()['NO_SOCKET']).toBeGreaterThanOrEqual(3);
+    expect(got.events.filter((e) => e.type === 'drop')).toEqual([]);
+    await counted.close();
+    expect(counted.dropCounts()).toEqual([]);
+    expect(events.dropCounts()).toEqual([]);
+  });
+
   for (const host of ['127.0.0.1', '::1']) {
     it(`${host}: a SYN to a closed port gives a reset sent (NO_SOCKET; 6.10+), one received, and a NO_SOCKET drop`, async () => {
       const port = freePort();

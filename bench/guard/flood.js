@@ -13,13 +13,18 @@
 //            (SYN cookies at XDP past a SYN budget)
 //   lean     as auto, with serve's metric probes off (detectors and guard only)
 //   static   the port protected before the flood (`tcpscope guard --protect-port`)
+//   base-watch, base-auto   watch and auto with the tcpscope of --baseline DIR (another
+//            tree, built), for before/after figures in one run
 // serve and guard run inside the server's namespace, as on a real server. Per mode:
 // requests started, connected and completed, connect time (p50, p99), the SYNs/s the veth
 // carried, the server's listen-queue counters, and for auto/lean the delays from the flood's
 // start to the protection and to the first SYN the guard answered. The last line is JSON.
 //
 //   node bench/guard/flood.js [--seconds 8] [--rounds 3] [--modes none,watch,auto]
-//        [--rate 10] [--timeout 3] [--backlog 64] [--syncookies 1]
+//        [--rate 10] [--timeout 3] [--backlog 64] [--syncookies 1] [--bpf-stats 0] [--baseline DIR]
+// --bpf-stats 1 also reports, per round with an agent, each of its BPF programs' run count
+// and kernel time over the flood (kernel.bpf_stats_enabled on for the run, restored after)
+// and the agent's own CPU (utime + stime).
 // DEBUG_FLOOD=1 prints progress and the agent's guard log lines to stderr.
 'use strict';
 const fs = require('node:fs');
@@ -34,20 +39,28 @@ if (!fs.existsSync(CLI)) { console.error(`${CLI} is missing: run \`node scripts/
 const { createTestNet } = require(path.join(ROOT, 'dist', 'lib', 'net', 'testnet'));
 const { prepareFloodNet, startSynFlood } = require(path.join(ROOT, 'dist', 'lib', 'net', 'floodnet'));
 
-const opts = { seconds: 8, rounds: 3, timeout: 3, rate: 10, backlog: 64, syncookies: 1, modes: 'none,watch,auto' };
-const LIMITS = { seconds: [1, 120], rounds: [1, 20], timeout: [1, 30], rate: [1, 50], backlog: [1, 65535], syncookies: [0, 2] };
+const opts = { seconds: 8, rounds: 3, timeout: 3, rate: 10, backlog: 64, syncookies: 1, bpfStats: 0, modes: 'none,watch,auto', baseline: '' };
+const LIMITS = { seconds: [1, 120], rounds: [1, 20], timeout: [1, 30], rate: [1, 50], backlog: [1, 65535], syncookies: [0, 2], bpfStats: [0, 1] };
+const flag = (k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 for (let i = 2; i < process.argv.length; i++) {
-  const m = /^--(\w+)$/.exec(process.argv[i]);
-  if (!m || !(m[1] in opts)) { console.error(`unknown option ${process.argv[i]}; options: ${Object.keys(opts).map((k) => `--${k}`).join(' ')}`); process.exit(2); }
+  const m = /^--([\w-]+)$/.exec(process.argv[i]);
+  if (m) m[1] = m[1].replace(/-(\w)/g, (_, c) => c.toUpperCase());
+  if (!m || !(m[1] in opts)) { console.error(`unknown option ${process.argv[i]}; options: ${Object.keys(opts).map(flag).join(' ')}`); process.exit(2); }
   const v = process.argv[++i];
-  if (m[1] === 'modes') { opts.modes = v ?? ''; continue; }
+  if (m[1] === 'modes' || m[1] === 'baseline') { opts[m[1]] = v ?? ''; continue; }
   const n = Number(v);
   const [lo, hi] = LIMITS[m[1]];
-  if (!Number.isInteger(n) || n < lo || n > hi) { console.error(`--${m[1]}: expected an integer ${lo}..${hi}, got ${v}`); process.exit(2); }
+  if (!Number.isInteger(n) || n < lo || n > hi) { console.error(`${flag(m[1])}: expected an integer ${lo}..${hi}, got ${v}`); process.exit(2); }
   opts[m[1]] = n;
 }
 const MODES = opts.modes.split(',');
-for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static'].includes(m)) { console.error(`unknown mode '${m}': none, watch, auto, lean, static`); process.exit(2); }
+for (const m of MODES) if (!['none', 'watch', 'auto', 'lean', 'static', 'base-watch', 'base-auto'].includes(m)) { console.error(`unknown mode '${m}': none, watch, auto, lean, static, base-watch, base-auto`); process.exit(2); }
+const BASE_CLI = opts.baseline && path.join(path.resolve(opts.baseline), 'dist', 'lib', 'cli', 'main.js');
+if (MODES.some((m) => m.startsWith('base-')) && !BASE_CLI) { console.error('modes base-watch and base-auto need --baseline DIR (a built tcpscope tree)'); process.exit(2); }
+if (opts.bpfStats) {
+  try { execFileSync('bpftool', ['version'], { stdio: 'ignore' }); } catch { console.error('--bpf-stats 1 needs bpftool: apt-get install bpftool'); process.exit(2); }
+}
+if (BASE_CLI && !fs.existsSync(BASE_CLI)) { console.error(`--baseline: ${BASE_CLI} is missing: build that tree first (npm ci)`); process.exit(2); }
 
 const debug = (m) => { if (process.env.DEBUG_FLOOD) console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -77,6 +90,87 @@ function machineCpu() {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, , , irq, softirq, steal] = f;
   return { softirq: softirq / 100, busy: (user + nice + system + irq + softirq + (steal ?? 0)) / 100 };
+}
+
+/** A process's CPU seconds (utime + stime, /proc/PID/stat; USER_HZ 100), null once it is gone. */
+function processCpu(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** `pid` and every process below it. */
+function descendants(pid) {
+  const parent = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* gone */ }
+  }
+  const out = new Set([pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, pp] of parent) if (!out.has(p) && out.has(pp)) { out.add(p); grew = true; }
+  }
+  return out;
+}
+
+/** Ids of the BPF programs the processes in `pids` hold open (their fds' fdinfo). */
+function heldProgramIds(pids) {
+  const ids = new Set();
+  for (const pid of pids) {
+    let fds = [];
+    try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
+        const m = /^prog_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (m) ids.add(Number(m[1]));
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return ids;
+}
+
+/**
+ * The BPF programs the processes in `pids` hold, by id: name, type, run count and kernel
+ * run time (kernel.bpf_stats_enabled must be 1 for the last two to move).
+ */
+function bpfPrograms(pids) {
+  const ids = heldProgramIds(pids);
+  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+  const out = new Map();
+  for (const p of all) {
+    if (ids.has(p.id)) out.set(p.id, { name: p.name, type: p.type, runCnt: p.run_cnt ?? 0, runTimeNs: p.run_time_ns ?? 0 });
+  }
+  return out;
+}
+
+/**
+ * Per program (type/name, and #2, #3... for the second and later loads of the same program
+ * in id order, e.g. serve's own packets program and then the detector's): runs and kernel
+ * ns over the interval.
+ */
+function programDelta(before, after) {
+  const out = {};
+  const seen = new Map();
+  for (const [id, a] of [...after].sort((x, y) => x[0] - y[0])) {
+    const b = before.get(id) ?? { runCnt: 0, runTimeNs: 0 };
+    const base = `${a.type}/${a.name}`;
+    const n = (seen.get(base) ?? 0) + 1;
+    seen.set(base, n);
+    const key = n > 1 ? `${base}#${n}` : base;
+    const o = (out[key] ??= { runs: 0, ns: 0 });
+    o.runs += a.runCnt - b.runCnt;
+    o.ns += a.runTimeNs - b.runTimeNs;
+  }
+  return out;
 }
 
 /** The server namespace's TcpExt counters that show listen-queue pressure (/proc/net/netstat read inside it). */
@@ -123,16 +217,18 @@ function serverNamespace(tn) {
  * namespace with a fresh /sys, without the cgroup2 mount the connection probes need (the
  * agent spins at start without it): mounted again there, gone with the command.
  */
-function tcpscopeIn(srv, args) {
-  return spawn('ip', ['netns', 'exec', srv.ns, 'sh', '-c', 'mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"', process.execPath, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+function tcpscopeIn(srv, args, cli = CLI) {
+  return spawn('ip', ['netns', 'exec', srv.ns, 'sh', '-c', 'mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"', process.execPath, cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 let cleanup = () => {};
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
 
 /** One mode's round: the agent (if any) up, curl and hping3 started together, results. */
-async function runRound(ctx, mode) {
+async function runRound(ctx, modeName) {
   const { tn, srv, client, port, dir, children } = ctx;
+  const base = modeName.startsWith('base-');
+  const mode = base ? modeName.slice(5) : modeName;
   let agent;
   let log = '';
   const stamp = (d) => { const now = Date.now(); log += String(d).split('\n').filter(Boolean).map((l) => `${now} ${l}\n`).join(''); };
@@ -141,7 +237,7 @@ async function runRound(ctx, mode) {
     const config = { interfaces: [tn.hostIf], probes, guard: { enabled: mode !== 'watch' }, exporters: { prometheus: { port: 0, host: '127.0.0.1' } } };
     const file = path.join(dir, `${mode}.json`);
     fs.writeFileSync(file, JSON.stringify(config));
-    agent = tcpscopeIn(srv, ['serve', '--config', file]);
+    agent = tcpscopeIn(srv, ['serve', '--config', file], base ? BASE_CLI : CLI);
     agent.stderr.on('data', stamp);
     children.push(agent);
     await waitFor(agent, /metrics at/, 30000, 'serve');
@@ -164,6 +260,9 @@ async function runRound(ctx, mode) {
   let out = '';
   curl.stdout.on('data', (d) => { out += d; });
   const p0 = pressure(srv.ns);
+  const owners = agent && opts.bpfStats ? descendants(agent.pid) : null;
+  const progs0 = owners ? bpfPrograms(owners) : null;
+  const agentCpu0 = agent ? processCpu(agent.pid) : null;
   const tx0 = counter(tn.ns, tn.nsIf, 'tx_packets');
   const cpu0 = machineCpu();
   const t0 = Date.now();
@@ -172,6 +271,8 @@ async function runRound(ctx, mode) {
   await flood.done;
   const floodMs = Date.now() - t0;
   const cpu1 = machineCpu();
+  const agentCpu1 = agent ? processCpu(agent.pid) : null;
+  const programs = owners ? programDelta(progs0, bpfPrograms(owners)) : null;
   const tx = counter(tn.ns, tn.nsIf, 'tx_packets') - tx0;
   debug('flood over');
   await curlDone;
@@ -202,7 +303,25 @@ async function runRound(ctx, mode) {
     pressure: Object.fromEntries(PRESSURE.map((k) => [k, p1[k] - p0[k]])),
     protectedAfterMs,
     answeredAfterMs,
+    // The agent's user + system CPU over the flood, CPU seconds per second (ip netns exec
+    // and sh exec into it: the same pid).
+    agentCpuShare: agentCpu0 !== null && agentCpu1 !== null ? (agentCpu1 - agentCpu0) / (floodMs / 1000) : null,
+    // Its BPF programs over the flood: runs, and kernel ns per run and per SYN sent.
+    programs: programs && Object.fromEntries(Object.entries(programs).filter(([, v]) => v.runs > 0).map(([k, v]) => [k, {
+      runs: v.runs, nsPerRun: Math.round(v.ns / v.runs), nsPerSyn: tx > 0 ? Math.round(v.ns / tx) : null,
+    }])),
   };
+}
+
+/** Per program, medians over the rounds of its ns per run and ns per SYN. */
+function programMedians(rs) {
+  const names = new Set(rs.flatMap((r) => Object.keys(r.programs ?? {})));
+  const out = {};
+  for (const k of names) {
+    const vs = rs.map((r) => r.programs?.[k]).filter(Boolean);
+    out[k] = { ns_per_run: median(vs.map((v) => v.nsPerRun)), ns_per_syn: median(vs.map((v) => v.nsPerSyn)), runs: median(vs.map((v) => v.runs)) };
+  }
+  return out;
 }
 
 async function main() {
@@ -211,7 +330,13 @@ async function main() {
   let fnet;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpscope-flood-'));
   const children = [];
+  const STATS = '/proc/sys/kernel/bpf_stats_enabled';
+  let statsWas;
   cleanup = () => {
+    if (statsWas !== undefined) {
+      try { fs.writeFileSync(STATS, statsWas); } catch { /* left as it was set */ }
+      statsWas = undefined;
+    }
     // hping3 and the curl loop run under `timeout`, which makes a process group of its own:
     // killed as a group, or they outlive it.
     for (const c of children) {
@@ -226,6 +351,10 @@ async function main() {
   const results = Object.fromEntries(MODES.map((m) => [m, []]));
   const loads = [];
   try {
+    if (opts.bpfStats) {
+      statsWas = fs.readFileSync(STATS, 'utf8').trim();
+      fs.writeFileSync(STATS, '1');
+    }
     srv = serverNamespace(tn);
     // The server answers forged sources through the veth only (checked with ip route get).
     fnet = prepareFloodNet(tn, { netns: srv.ns });
@@ -249,6 +378,10 @@ async function main() {
         console.log(`round ${round + 1} ${mode.padEnd(6)} connected ${r.connected}/${r.attempts} completed ${r.completed} connect p50 ${q(0.5)} ms p99 ${q(0.99)} ms, veth ${r.synPerSec} pkt/s, ` +
           `softirq ${r.softirqShare.toFixed(2)} CPU (${r.softirqNsPerSyn === null ? '-' : Math.round(r.softirqNsPerSyn)} ns/SYN), listen drops ${r.pressure.ListenDrops}, SYN queue full ${r.pressure.TCPReqQFullDrop + r.pressure.TCPReqQFullDoCookies}, kernel cookies ${r.pressure.SyncookiesSent} (${r.pressure.SyncookiesRecv} ACKs back)` +
           `${r.protectedAfterMs !== null ? `, protected after ${r.protectedAfterMs} ms` : ''}${r.answeredAfterMs !== null ? `, answering after ${r.answeredAfterMs} ms` : ''} (load ${os.loadavg()[0].toFixed(2)})`);
+        if (r.agentCpuShare !== null) console.log(`  agent CPU ${r.agentCpuShare.toFixed(2)}`);
+        for (const [k, v] of Object.entries(r.programs ?? {}).sort((a, b) => b[1].nsPerSyn - a[1].nsPerSyn)) {
+          console.log(`  ${k.padEnd(40)} ${String(v.runs).padStart(9)} runs ${String(v.nsPerRun).padStart(6)} ns/run ${String(v.nsPerSyn).padStart(6)} ns/SYN`);
+        }
         await sleep(2000); // the flood's half-open requests expire from the listen queue's head
       }
     }
@@ -274,6 +407,8 @@ async function main() {
       kernel: Object.fromEntries(PRESSURE.map((k) => [k, median(rs.map((r) => r.pressure[k]))])),
       protected_after_ms: rs.map((r) => r.protectedAfterMs).filter((x) => x !== null),
       answered_after_ms: rs.map((r) => r.answeredAfterMs).filter((x) => x !== null),
+      ...(rs[0]?.agentCpuShare != null ? { agent_cpu_share_median: +median(rs.map((r) => r.agentCpuShare)).toFixed(3) } : {}),
+      ...(rs[0]?.programs ? { bpf_ns_per_syn_median: programMedians(rs) } : {}),
     };
   }
   console.log(JSON.stringify({

@@ -9,6 +9,7 @@ import type { InterfaceRef } from '../bpf/netif';
 import { interfaceName } from '../bpf/netif';
 import type { XdpMode } from '../bpf/program';
 import { packets, PacketStream, PacketEvent } from '../probes/packets';
+import type { PacketProgram } from '../probes/packets';
 import { readSynTables } from '../probes/syn-counts';
 import { connections } from '../probes/connections';
 import { resets } from '../probes/resets';
@@ -100,6 +101,12 @@ export interface Detector extends AsyncIterable<DetectAlert>, AsyncDisposable, L
   removeInterface(ifindex: number): boolean;
   /** The engine (for tests and advanced use: feed synthetic signals, read baselines). */
   readonly engine: DetectionEngine;
+  /**
+   * The packet program the detectors read (undefined when none runs: no synFlood, portScan
+   * or anomaly detector). Its SYN counters and interface counts can serve others (serve's
+   * metrics) without a second program per interface. Closed with the detector.
+   */
+  readonly packetProgram: PacketProgram | undefined;
 }
 
 /** SYN-sketch epoch, ms (HH_EPOCH_SHIFT in bpf/packets.bpf.c) and cells per row (HH_WIDTH in bpf/include/heavy_hitters.h). */
@@ -372,6 +379,7 @@ export function detect(options: DetectOptions): Detector {
   const detector: Detector = {
     thresholds,
     engine,
+    packetProgram: packetStream?.program,
     unavailable: Object.freeze(unavailable),
     active: () => engine.activeAlerts(),
     stats() {

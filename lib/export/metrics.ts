@@ -44,6 +44,29 @@ export interface SynCountsSource {
   snapshot(): SynCountsInput;
 }
 
+/** Cumulative in-kernel packet counts of one interface (serve's packet program counts, sends no events). */
+export interface PacketCountsInput {
+  ifname: string;
+  /** Packets by flag class since the interface was attached. */
+  packets: Readonly<Record<FlagClass, number>>;
+  /** Frame bytes since the interface was attached. */
+  bytes: number;
+}
+
+export interface PacketCountsSource {
+  interfaceCounts(): readonly PacketCountsInput[];
+}
+
+/** Cumulative in-kernel drop counts of one reason (drops({ countOnly: true }).dropCounts()). */
+export interface DropCountsInput {
+  reason: string | undefined;
+  count: number;
+}
+
+export interface DropCountsSource {
+  dropCounts(): readonly DropCountsInput[];
+}
+
 export interface ConnectionInput {
   /** open: reached ESTABLISHED; close: reached CLOSE; other types are ignored. */
   type: string;
@@ -333,7 +356,10 @@ export class TcpscopeMetrics {
   private readonly ringLost = new Counter('tcpscope_ringbuf_lost', 'Ring-buffer records the kernel could not deliver (buffer full), by probe.', '{record}', ['probe']);
 
   private readonly synDeltas = new DeltaTracker();
-  private readonly synSources = new Set<SynCountsSource>();
+  private readonly packetDeltas = new DeltaTracker();
+  private readonly dropDeltas = new DeltaTracker();
+  /** Readers of attached cumulative kernel counts (SYNs, packets, drops), run at every collect. */
+  private readonly readers = new Set<() => void>();
 
   /** Attached probes, and what detached ones had counted (so a restarted probe's counters keep rising). */
   private readonly ringSampled = new Counter('tcpscope_events_sampled', 'Events the kernel counted instead of sending to user space (1-in-N sampling or the events-per-second cap), by probe.', '{record}', ['probe']);
@@ -391,11 +417,39 @@ export class TcpscopeMetrics {
 
   /** Reads `source.snapshot()` into tcpscope_syns_total at every collect. Returns a detach function. */
   attachSynCounts(source: SynCountsSource): () => void {
-    this.synSources.add(source);
+    return this.attachReader(() => this.observeSynCounts(source.snapshot()));
+  }
+
+  /** Runs `read` at every collect, and once more at detach (the last counts). A reader that throws (its source closed) adds nothing. */
+  private attachReader(read: () => void): () => void {
+    this.readers.add(read);
     return () => {
-      if (!this.synSources.delete(source)) return;
-      try { this.observeSynCounts(source.snapshot()); } catch { /* closed: keep what was read */ }
+      if (!this.readers.delete(read)) return;
+      try { read(); } catch { /* closed: keep what was read */ }
     };
+  }
+
+  /**
+   * Cumulative packet counts per interface from the kernel: each interface's increase
+   * since the last reading is added to tcpscope_packets_total / tcpscope_packet_bytes_total,
+   * as observePacket() would have for each packet. A count that went down (the interface
+   * re-attached) counts from zero again.
+   */
+  observePacketCounts(rows: readonly PacketCountsInput[]): void {
+    for (const row of rows) {
+      const iface = this.iface(row);
+      for (const c of FLAG_CLASSES) {
+        const d = this.packetDeltas.delta(`${row.ifname}\u0000${c}`, row.packets[c] ?? 0);
+        if (d > 0) this.packets.inc([iface, c], d);
+      }
+      const b = this.packetDeltas.delta(`${row.ifname}\u0000bytes`, row.bytes);
+      if (b > 0) this.packetBytes.inc([iface], b);
+    }
+  }
+
+  /** Reads `source.interfaceCounts()` into the packet counters at every collect. Returns a detach function. */
+  attachPacketCounts(source: PacketCountsSource): () => void {
+    return this.attachReader(() => this.observePacketCounts(source.interfaceCounts()));
   }
 
   observeConnection(ev: ConnectionInput): void {
@@ -421,6 +475,23 @@ export class TcpscopeMetrics {
   observeDrop(ev: DropInput): void {
     const type = ev.type === 'bad_csum' ? 'bad_csum' : 'drop';
     this.drops.inc([type, ev.reason ? this.reasons.get(ev.reason) : 'unknown']);
+  }
+
+  /**
+   * Cumulative drop counts per reason from the kernel: each reason's increase since the
+   * last reading is added to tcpscope_drops_total{type="drop"}, as observeDrop() would have
+   * for each drop.
+   */
+  observeDropCounts(rows: readonly DropCountsInput[]): void {
+    for (const row of rows) {
+      const d = this.dropDeltas.delta(row.reason ?? '\u0000unknown', row.count);
+      if (d > 0) this.drops.inc(['drop', row.reason ? this.reasons.get(row.reason) : 'unknown'], d);
+    }
+  }
+
+  /** Reads `source.dropCounts()` into tcpscope_drops_total at every collect. Returns a detach function. */
+  attachDropCounts(source: DropCountsSource): () => void {
+    return this.attachReader(() => this.observeDropCounts(source.dropCounts()));
   }
 
   observeRtt(ev: RttInput): void {
@@ -517,8 +588,8 @@ export class TcpscopeMetrics {
   /** Every family, in a fixed order; attached probes' stats are read first. */
   collect(): MetricSnapshot[] {
     this.refreshProbeStats();
-    for (const source of this.synSources) {
-      try { this.observeSynCounts(source.snapshot()); } catch { /* a closed counter: nothing new */ }
+    for (const read of this.readers) {
+      try { read(); } catch { /* a closed counter: nothing new */ }
     }
     return [
       this.packets.snapshot(), this.packetBytes.snapshot(), this.syns.snapshot(),

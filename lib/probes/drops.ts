@@ -2,7 +2,7 @@
 // Dropped TCP packets with the kernel's drop reason (skb:kfree_skb, filtered to TCP in the
 // kernel, headers parsed with CO-RE) and bad checksums (tcp:tcp_bad_csum).
 import type { BpfObject } from '../bpf/object';
-import { kernelEnum } from '../kernel/names';
+import { dropReasonName, kernelEnum } from '../kernel/names';
 import { compileFilter, TcpFilterOptions, EventCapOptions, TcpProbe, asArray } from './tcp_common';
 import { BASE_FIELDS, EV, RawTcpEvent, TcpEventBase, openTcpEvents, portsKnown, reasonOf } from './tcp_events';
 import { tcpFlags } from '../bpf/packet';
@@ -39,6 +39,25 @@ export interface DropsOptions extends TcpFilterOptions, EventCapOptions {
    * NO_SOCKET). Kernels before 5.17 have no drop reasons: there, any reasons option throws.
    */
   reasons?: string[];
+  /**
+   * Count drops per reason in the kernel instead of sending an event for each (read them
+   * with dropCounts()); bad-checksum events are still sent. For metrics under load: a
+   * flood's drops come one per packet. Port filters apply; address filters (applied in
+   * user space to events) cannot, and are refused. Default false.
+   */
+  countOnly?: boolean;
+}
+
+/** Drops of one reason counted in the kernel since the probe started (drops({ countOnly: true })). */
+export interface DropCount {
+  /** The kernel's name (NO_SOCKET, ...); undefined when the kernel gives no reason (before 5.17). */
+  reason: string | undefined;
+  count: number;
+}
+
+export interface DropCounter {
+  /** Drops per reason counted in the kernel (countOnly); empty without countOnly and after close(). */
+  dropCounts(): DropCount[];
 }
 
 /**
@@ -60,9 +79,12 @@ const dropEvent = lazyEvents<RawTcpEvent, DropEvent>('DropEvent', {
   flagBits: (r) => r.tcp_flags,
 });
 
-export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
-  const filter = compileFilter(options, 'drops', ['maxEventsPerSec', 'badChecksums', 'reasons']);
+export function drops(options: DropsOptions = {}): TcpProbe<DropEvent, DropCounter> {
+  const filter = compileFilter(options, 'drops', ['maxEventsPerSec', 'badChecksums', 'reasons', 'countOnly']);
   if (options.badChecksums !== undefined && typeof options.badChecksums !== 'boolean') throw new TypeError('drops(): badChecksums must be a boolean');
+  if (options.countOnly !== undefined && typeof options.countOnly !== 'boolean') throw new TypeError('drops(): countOnly must be a boolean');
+  const countOnly = options.countOnly ?? false;
+  if (countOnly && filter.cidrs.length) throw new TypeError('drops(): countOnly counts in the kernel, which filters by port only: leave out the address filter, or count the events yourself');
   let reasons: Set<string> | undefined;
   if (options.reasons !== undefined) {
     const known = new Set(kernelEnum('skb_drop_reason', 'SKB_DROP_REASON_').values());
@@ -84,12 +106,12 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
       if (reasons.has(name) && value >= 0 && value < DROP_REASONS_MAX) codes.push(value);
     }
   }
-  return openTcpEvents<DropEvent>({
+  const probe = openTcpEvents<DropEvent>({
     probe: 'drops',
     filter,
     programs,
+    globals: { ...(reasons ? { drop_reasons_only: 1 } : {}), ...(countOnly ? { drop_counts_only: 1 } : {}) },
     ...(reasons ? {
-      globals: { drop_reasons_only: 1 },
       setup: (obj: BpfObject) => { const m = obj.map<number, number>('drop_reasons'); for (const c of codes) m.set(c, 1); },
     } : {}),
     toEvent: (r) => {
@@ -99,4 +121,17 @@ export function drops(options: DropsOptions = {}): TcpProbe<DropEvent> {
       return dropEvent(r);
     },
   }, options);
+  return Object.assign(probe, {
+    dropCounts: (): DropCount[] => (countOnly && !probe.isClosed ? readDropCounts(probe.object) : []),
+  });
+}
+
+/** The drop_counts array summed over CPUs, non-zero slots only, named (slot 0: no reason known). */
+function readDropCounts(obj: BpfObject): DropCount[] {
+  const out: DropCount[] = [];
+  for (const [slot, perCpu] of obj.perCpuMap<number, bigint>('drop_counts').entries()) {
+    const count = perCpu.reduce((n, v) => n + Number(v), 0);
+    if (count > 0) out.push({ reason: slot === 0 ? undefined : dropReasonName(slot), count });
+  }
+  return out;
 }

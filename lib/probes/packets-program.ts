@@ -41,6 +41,23 @@ interface ConfigValue {
 
 export const FEATURE_EVENTS = 1;
 export const FEATURE_SYNS = 2;
+/** Packets and bytes per interface and flag class, in the kernel (interfaceCounts()). */
+export const FEATURE_IF_COUNTS = 4;
+/** With FEATURE_SYNS: per destination port only (no per-source tables). */
+export const FEATURE_SYN_PORTS_ONLY = 8;
+
+/** Flag classes of packets_by_if's counters, in the kernel's order (bpf/packets.bpf.c FLAG_CLASS_*). */
+export const IF_COUNT_CLASSES = ['syn', 'synack', 'rst', 'fin', 'ack', 'none'] as const;
+
+/** One interface's packets by flag class and bytes since attach (FEATURE_IF_COUNTS). */
+export interface InterfaceCounts {
+  ifindex: number;
+  ifname: string;
+  packets: Record<typeof IF_COUNT_CLASSES[number], number>;
+  bytes: number;
+}
+
+interface IfCountsValue { packets: bigint[]; bytes: bigint }
 function encodeFilter(filter: CompiledFilter): { len: number; insns: unknown[] } {
   if (filter.insns.length > FILTER_MAX_INSNS) throw new Error('internal: filter too long');
   return { len: filter.insns.length, insns: filter.insns };
@@ -79,6 +96,7 @@ export class PacketProgram implements LinkFollower {
   private filterText: string;
   private readonly configMap: BpfMap<number, ConfigValue>;
   private readonly filterMap: BpfMap<number, unknown>;
+  private ifCounts: boolean;
 
   /** @internal */
   constructor(object: BpfObject, attached: InterfaceLinks<string>, opts: NormalizedOptions, config: ConfigValue) {
@@ -93,6 +111,7 @@ export class PacketProgram implements LinkFollower {
     this.filterText = opts.filter.text;
     this.configMap = object.map<number, ConfigValue>('packets_config');
     this.filterMap = object.map<number, unknown>('packets_filter');
+    this.ifCounts = (config.features & FEATURE_IF_COUNTS) !== 0;
   }
 
   /** @internal opens, configures, attaches; nothing stays attached on failure. */
@@ -105,7 +124,7 @@ export class PacketProgram implements LinkFollower {
       if (ringBytes !== undefined) obj.setMaxEntries('packets', ringBytes);
       else if (!(features & FEATURE_EVENTS)) obj.setMaxEntries('packets', 4096);
       // The sketches take 1 MiB each: only when sources are admitted through them.
-      if (!(features & FEATURE_SYNS) || opts.synAdmission === 0) {
+      if (!(features & FEATURE_SYNS) || opts.synAdmission === 0 || features & FEATURE_SYN_PORTS_ONLY) {
         obj.setMaxEntries('syn_sketch_addr', 1);
         obj.setMaxEntries('syn_sketch_prefix', 1);
       }
@@ -123,7 +142,10 @@ export class PacketProgram implements LinkFollower {
       obj.map('packets_filter').set(0, encodeFilter(opts.filter));
       obj.map('packets_config').set(0, config);
       const attached = new InterfaceLinks<string>();
-      opts.ifindexes.forEach((ifindex, i) => attached.add(ifindex, opts.ifnames[i]!, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex)));
+      opts.ifindexes.forEach((ifindex, i) => {
+        if (features & FEATURE_IF_COUNTS) createIfCounts(obj, ifindex);
+        attached.add(ifindex, opts.ifnames[i]!, attachTo(obj, opts.hook, opts.xdpMode, opts.egressCounters, ifindex));
+      });
       return new PacketProgram(obj, attached, opts, config);
     } catch (e) {
       obj.close();
@@ -137,6 +159,7 @@ export class PacketProgram implements LinkFollower {
    */
   addInterface(ifindex: number, name: string): boolean {
     if (this.attached.has(ifindex)) return false;
+    if (this.ifCounts) createIfCounts(this.object, ifindex);
     return this.attached.add(ifindex, name, attachTo(this.object, this.hook, this.xdpMode, this.egressCounters, ifindex));
   }
 
@@ -145,7 +168,10 @@ export class PacketProgram implements LinkFollower {
    * its links are released and its name forgotten. False when it was not attached.
    */
   removeInterface(ifindex: number): boolean {
-    return this.attached.remove(ifindex) !== undefined;
+    if (this.attached.remove(ifindex) === undefined) return false;
+    // Its counts go with it (an ifindex can be given to a new interface later).
+    if (this.ifCounts) this.object.perCpuMap<number, IfCountsValue>('packets_by_if').delete(ifindex);
+    return true;
   }
 
   /** The filter now applied (its expression text). */
@@ -207,9 +233,53 @@ export class PacketProgram implements LinkFollower {
     };
   }
 
+  /**
+   * Starts counting packets and bytes per interface and flag class (FEATURE_IF_COUNTS) in a
+   * running program, e.g. the detector's, so that serve's metrics need no program of their
+   * own. Every TCP packet counts, whatever the filter. Counts start now.
+   */
+  enableInterfaceCounts(): void {
+    if (this.ifCounts) return;
+    for (const ifindex of this.attached.names.keys()) createIfCounts(this.object, ifindex);
+    this.ifCounts = true;
+    this.writeConfig({ features: this.config.features | FEATURE_IF_COUNTS });
+  }
+
+  /**
+   * Packets and bytes per attached interface and flag class since it was attached, summed
+   * over CPUs (FEATURE_IF_COUNTS; empty without it).
+   */
+  interfaceCounts(): InterfaceCounts[] {
+    if (!this.ifCounts) return [];
+    const map = this.object.perCpuMap<number, IfCountsValue>('packets_by_if');
+    const out: InterfaceCounts[] = [];
+    for (const [ifindex, perCpu] of map.entries()) {
+      const ifname = this.attached.names.get(ifindex);
+      if (ifname === undefined) continue;
+      const packets = Object.fromEntries(IF_COUNT_CLASSES.map((c, i) => [c, perCpu.reduce((n, v) => n + Number(v.packets[i] ?? 0n), 0)])) as InterfaceCounts['packets'];
+      out.push({ ifindex, ifname, packets, bytes: perCpu.reduce((n, v) => n + Number(v.bytes), 0) });
+    }
+    return out;
+  }
+
   close(): void {
     this.object.close();
   }
+}
+
+/** Creates an interface's zeroed counters before its attachment, so the packet path only looks them up. */
+function createIfCounts(obj: BpfObject, ifindex: number): void {
+  obj.perCpuMap<number, IfCountsValue>('packets_by_if').set(ifindex, { packets: IF_COUNT_CLASSES.map(() => 0n), bytes: 0n });
+}
+
+/**
+ * @internal serve's counters, no events: SYNs per destination port (tcpscope_syns_total) and,
+ * with `perInterface`, packets and bytes per interface and flag class (tcpscope_packets_total).
+ * Nothing per source and nothing per packet leaves the kernel: under a random-source flood
+ * those are what cost (see bench/README, "What watching a flood costs").
+ */
+export function openPacketCounters(interfaces: PacketsOptions['interfaces'], perInterface: boolean, what = 'serve'): PacketProgram {
+  return PacketProgram.open(normalize({ interfaces }, what), FEATURE_SYNS | FEATURE_SYN_PORTS_ONLY | (perInterface ? FEATURE_IF_COUNTS : 0));
 }
 
 /** @internal for synCounts() */

@@ -20,8 +20,8 @@ import { PacketView, packetViewClass } from './packets-event';
 export type { PacketHook, PacketsOptions } from './packets-options';
 export { MAX_CAPTURE } from './packets-options';
 export type { PacketEvent, PacketView, TcpOptionKind, TcpOptions } from './packets-event';
-export { PacketProgram, openPacketProgram } from './packets-program';
-export type { PacketCounters } from './packets-program';
+export { PacketProgram, openPacketProgram, openPacketCounters } from './packets-program';
+export type { PacketCounters, InterfaceCounts } from './packets-program';
 export { TimeFormatter, formatPacket, formatPacketBody, packetToJson, tcpOptions } from './packets-format';
 export type { VerboseTcpText } from './packets-format';
 

@@ -2,8 +2,8 @@
 // `tcpscope serve`: probes feeding the metrics, detectors raising alerts, an optional guard
 // acting on them, and the exporters, run together until stopped.
 import { connections } from '../probes/connections';
-import { packets } from '../probes/packets';
-import { readSynTables, synCounts } from '../probes/syn-counts';
+import { openPacketCounters } from '../probes/packets';
+import { readSynTables } from '../probes/syn-counts';
 import type { PacketProgram } from '../probes/packets';
 import { retransmits } from '../probes/retransmits';
 import { resets } from '../probes/resets';
@@ -97,26 +97,18 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
     if (p.connections) pump('connections', connections({ events: ['open', 'close'] }), (e) => metrics.observeConnection(e));
     if (p.retransmits) pump('retransmits', retransmits(), (e) => metrics.observeRetransmit(e));
     if (p.resets) pump('resets', resets(), (e) => metrics.observeReset(e));
-    if (p.drops) pump('drops', drops(), (e) => metrics.observeDrop(e));
+    if (p.drops) {
+      // Counted per reason in the kernel (a flood's drops come one per packet); bad-checksum
+      // events still arrive as events.
+      const d = drops({ countOnly: true });
+      pump('drops', d, (e) => metrics.observeDrop(e));
+      detachers.push(metrics.attachDropCounts(d));
+    }
     if (p.rtt) pump('rtt', rtt({ histogram: false }), (e) => metrics.observeRtt(e));
     if (interfaces.length === 0) {
       // Nothing to attach a packet program to (config.interfaces is empty, or no interface
       // is up): the probes and detectors that need none still run.
       log(`no interfaces${config.interfaces ? ' (config.interfaces is empty)' : ' up'}: ${p.packets ? 'the packets probe and ' : ''}SYN counts (tcpscope_syns_total) skipped`);
-    } else if (p.packets) {
-      // The packets program counts SYNs in the kernel too (countSyns): tcpscope_syns_total
-      // comes from its tables at every scrape, without a second program per interface.
-      const stream = packets({ interfaces, countSyns: true });
-      packetPrograms.push({ name: 'packets', program: stream.program, isClosed: () => stream.isClosed });
-      pump('packets', stream, (e) => metrics.observePacket(e));
-      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(stream.program) }));
-    } else {
-      const syns = synCounts({ interfaces });
-      let synsClosed = false;
-      packetPrograms.push({ name: 'synCounts', program: syns.program, isClosed: () => synsClosed });
-      running.push({ close: () => { synsClosed = true; syns.close(); } });
-      names.push('synCounts');
-      detachers.push(metrics.attachSynCounts(syns));
     }
 
     if (config.guard.enabled) {
@@ -154,6 +146,29 @@ export async function startAgent(config: ResolvedServeConfig, log: (message: str
       // Alerts are consumed through onAlert; the iterator is drained so its queue stays empty.
       const d = detector;
       pumps.push((async () => { for await (const _ of d) { /* delivered by onAlert */ } })().catch((e: Error) => log(`detect stopped: ${e.message}`)));
+    }
+    if (interfaces.length > 0) {
+      // Counters in the kernel, no events: SYNs per port (tcpscope_syns_total) and, with the
+      // packets probe, packets and bytes per interface and flag class (tcpscope_packets_total)
+      // read at every scrape. Under a flood an event per packet and a table row per source
+      // were most of what watching cost the server (bench/README, "What watching a flood
+      // costs"). The detector's packet program counts them when it runs (one program per
+      // interface, not two; it follows interfaces itself); else a program of serve's own.
+      const shared = detector?.packetProgram;
+      let program: PacketProgram;
+      if (shared) {
+        program = shared;
+        if (p.packets) shared.enableInterfaceCounts();
+      } else {
+        const own = openPacketCounters(interfaces, p.packets);
+        program = own;
+        let closed = false;
+        packetPrograms.push({ name: p.packets ? 'packets' : 'synCounts', program: own, isClosed: () => closed });
+        running.push({ close: () => { closed = true; own.close(); } });
+      }
+      names.push(p.packets ? 'packets' : 'synCounts');
+      detachers.push(metrics.attachSynCounts({ snapshot: () => readSynTables(program) }));
+      if (p.packets) detachers.push(metrics.attachPacketCounts(program));
     }
   } catch (e) {
     if (guardTimer) clearInterval(guardTimer);
