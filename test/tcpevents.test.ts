@@ -339,7 +339,9 @@ describe.skipIf(!enabled)('over a veth pair into a namespace', () => {
         expect(sum()).toBe(kernelSegs);
         // The case this guards: skbs of several segments, which an event count misses.
         expect(mine().some((e) => e.segs > 1)).toBe(true);
-        expect(mine().length).toBeLessThan(kernelSegs);
+        // Attempts the kernel abandoned (the skb still in the host queue: EBUSY, common under
+        // load) are events with segs 0 and no segment sent: count the ones that sent.
+        expect(mine().filter((e) => e.segs > 0).length).toBeLessThan(kernelSegs);
       } finally {
         await new Promise((resolve) => server.close(resolve));
         fs.rmSync(script, { force: true });
