@@ -81,7 +81,7 @@ export interface NativeRingReader {
   /**
    * Commits the previous loan, then lends the committed records that follow (at most
    * maxBytes) in place: out = [start in dataArea(), bytes, records]; offsets are relative
-   * to start. They stay in the ring until the next lend() or close().
+   * to start. They stay in the ring until the next lend(), commitForSleep() or close().
    */
   lend(offsets: Uint32Array, lengths: Uint32Array, out: Uint32Array, maxBytes: number): number;
   /**

@@ -139,7 +139,6 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     this.decoder = init.decoder;
     this.lostCounter = init.lostCounter;
     this.setIdle = init.setIdle;
-    const wakesAt = init.producerWakesAtBytes ?? 0;
     this.onClose = init.onClose;
     this.capacityBytes = init.capacityBytes ?? 64 << 20;
     // 128 KiB keeps a perf buffer's copy in L2, where larger batches make each record's
@@ -150,6 +149,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     if (!Number.isInteger(batchBytes) || batchBytes < 64) throw new RangeError(`batchBytes must be an integer >= 64, got ${batchBytes}`);
     this.batchBytes = batchBytes;
     // A threshold past half the ring would let it fill while the reader sleeps.
+    const wakesAt = init.producerWakesAtBytes ?? 0;
     this.sleepsAfterSmallReads = init.source.lend !== undefined && wakesAt > 0 && wakesAt <= this.capacityBytes / 2;
     // Ring buffers are read in place (see lib/bpf/batch.ts); the copying path stays for
     // perf buffers, whose per-CPU records are not one contiguous run.
@@ -265,12 +265,12 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
 
   /**
    * @internal Batches turned into what a probe yields (`map`: undefined skips the batch),
-   * in one generator: every layer of async generators between the ring and the consumer
-   * is another promise hop on every wake-up, which is most of what a 10 ms reader pays.
+   * inside the reading loop: a layer of its own between the ring and the consumer would be
+   * another promise hop on every wake-up, which is most of what a 10 ms reader pays.
    * `onEnd` runs after the reader closes, however the iteration ended.
    */
   mapBatches<R>(who: string, map: (batch: RecordBatch) => R | undefined, onEnd?: () => void): AsyncIterableIterator<R> {
-    return this.reads(this.copyRead, who, (bytes) => map(this.batchOf(bytes)), this.sleepsAfterSmallReads ? this.batchFull : readUntilEmpty, onEnd);
+    return this.reads(this.readWaiting, who, (bytes) => map(this.batchOf(bytes)), this.sleepsAfterSmallReads ? this.batchFull : readUntilEmpty, onEnd);
   }
 
   /** The native ring reader, for a native consumer of the ring (a ring buffer reader only). */
@@ -330,7 +330,7 @@ export class RecordReader<T = Uint8Array> implements AsyncIterable<T>, AsyncDisp
     }
   }
 
-  private readonly copyRead = (): number => this.readBytes();
+  private readonly readWaiting = (): number => this.readBytes();
 
   /**
    * Whether a ring read of `bytes` took about all the reader takes at once, so more is
